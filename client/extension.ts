@@ -1,0 +1,225 @@
+/**
+ * The Unmask extension's entry point. It starts the language server (which hosts the model), shows its state in
+ * the status bar and its log in the "Unmask" output channel, and registers the commands from package.json. Inline
+ * completions come from the server through the LSP provider that vscode-languageclient registers; the client-side
+ * policy for them (on/off, debounce, cache, ...) is in inlineMiddleware.ts.
+ */
+import * as vscode from 'vscode';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import { StatusNotification, type StatusParams } from '../server/protocol/messages';
+import { CompletionCache } from './cache';
+import { languageEnabled, readConfig, type UnmaskConfig } from './config';
+import { EditTracker } from './editTracker';
+import { Enablement } from './enablement';
+import { FillSelection } from './fillSelection';
+import { inlineCompletionMiddleware } from './inlineMiddleware';
+import { createLanguageClient, messageOf } from './languageServer';
+import { RestartPolicy } from './restartPolicy';
+import { StatusBar } from './statusBar';
+
+const SNOOZE_MINUTES = 5;
+/** Settings whose change does not make cached completions stale. */
+const SETTINGS_KEEPING_CACHE = ['enable', 'languages', 'debounceMs'];
+
+let client: LanguageClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const log = vscode.window.createOutputChannel('Unmask', { log: true });
+  context.subscriptions.push(log);
+
+  let config: UnmaskConfig = readConfig((key) => vscode.workspace.getConfiguration('unmask').get(key));
+  const enablement = new Enablement();
+  const edits = new EditTracker();
+  const cache = new CompletionCache();
+  const restarts = new RestartPolicy();
+  const statusBar = new StatusBar('unmask.showMenu');
+  const fill = new FillSelection(() => client, log);
+  context.subscriptions.push(statusBar, fill);
+
+  const showError = (message: string): void => {
+    void vscode.window.showErrorMessage(message, 'Show Log').then((pick) => {
+      if (pick) log.show(true);
+    });
+  };
+
+  /** Re-renders the client half of the status bar (on/off for the active editor, snooze time left). */
+  const refreshClientStatus = (clientError?: string): void => {
+    const languageId = vscode.window.activeTextEditor?.document.languageId;
+    const now = Date.now();
+    statusBar.setClient({
+      off: enablement.offReason(config, languageId, now),
+      snoozeMinutesLeft: Math.ceil(enablement.snoozeLeftMs(now) / 60_000),
+      languageId,
+      clientError,
+    });
+  };
+
+  // One timer keeps the snooze countdown current and ends the snooze on time.
+  const tick = setInterval(() => refreshClientStatus(), 30_000);
+  context.subscriptions.push({ dispose: () => clearInterval(tick) });
+
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (!event.affectsConfiguration('unmask')) return;
+      config = readConfig((key) => vscode.workspace.getConfiguration('unmask').get(key));
+      const modelSettingChanged = Object.keys(config).some(
+        (key) => !SETTINGS_KEEPING_CACHE.includes(key) && event.affectsConfiguration(`unmask.${key}`),
+      );
+      if (modelSettingChanged) cache.clear();
+      refreshClientStatus();
+    }),
+    vscode.workspace.onDidChangeTextDocument((event) =>
+      edits.record(event.document.uri.toString(), event.document.version, event.contentChanges),
+    ),
+    vscode.workspace.onDidCloseTextDocument((document) => {
+      edits.forget(document.uri.toString());
+      cache.clear(document.uri.toString());
+    }),
+    vscode.window.onDidChangeActiveTextEditor(() => refreshClientStatus()),
+  );
+
+  const hideGhostText = (): Thenable<unknown> => vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+
+  const toggle = async (): Promise<void> => {
+    const settings = vscode.workspace.getConfiguration('unmask');
+    const inspected = settings.inspect<boolean>('enable');
+    const target =
+      inspected?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    const enable = !config.enable;
+    await settings.update('enable', enable, target);
+    if (enable) enablement.resume();
+    else await hideGhostText();
+    void vscode.window.setStatusBarMessage(`Unmask inline completions ${enable ? 'on' : 'off'}`, 3000);
+  };
+
+  const snooze = async (): Promise<void> => {
+    enablement.snooze(SNOOZE_MINUTES, Date.now());
+    await hideGhostText();
+    refreshClientStatus();
+  };
+
+  const toggleLanguage = async (languageId: string): Promise<void> => {
+    const settings = vscode.workspace.getConfiguration('unmask');
+    const languages = { ...config.languages, [languageId]: !languageEnabled(config, languageId) };
+    await settings.update('languages', languages, vscode.ConfigurationTarget.Global);
+  };
+
+  const restartServer = async (): Promise<void> => {
+    restarts.reset();
+    if (!client) {
+      await startClient();
+      return;
+    }
+    try {
+      statusBar.setServer(undefined);
+      await client.restart();
+      log.info('Server restarted on request.');
+    } catch (error) {
+      refreshClientStatus(messageOf(error));
+      showError(`Unmask: restarting the language server failed: ${messageOf(error)}`);
+    }
+  };
+
+  const showMenu = async (): Promise<void> => {
+    const languageId = vscode.window.activeTextEditor?.document.languageId;
+    const snoozed = enablement.snoozeLeftMs(Date.now()) > 0;
+    type Action = vscode.QuickPickItem & { run: () => unknown };
+    const actions: Action[] = [
+      {
+        label: config.enable ? '$(circle-slash) Turn inline completions off' : '$(check) Turn inline completions on',
+        run: toggle,
+      },
+      snoozed
+        ? { label: '$(play) Resume inline completions', run: () => (enablement.resume(), refreshClientStatus()) }
+        : { label: `$(clock) Snooze inline completions for ${SNOOZE_MINUTES} minutes`, run: snooze },
+    ];
+    if (languageId) {
+      const on = languageEnabled(config, languageId);
+      actions.push({
+        label: `${on ? '$(circle-slash) Turn off' : '$(check) Turn on'} for ${languageId} files`,
+        run: () => toggleLanguage(languageId),
+      });
+    }
+    actions.push(
+      { label: '$(output) Show server log', run: () => log.show(true) },
+      { label: '$(debug-restart) Restart server', run: restartServer },
+      { label: '$(gear) Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', 'unmask.') },
+    );
+    const status = statusBar.serverStatus;
+    const pick = await vscode.window.showQuickPick(actions, {
+      title: 'Unmask',
+      placeHolder: status ? `Server ${status.state}${status.device ? ` on ${status.device}` : ''}` : 'Server starting',
+    });
+    await pick?.run();
+  };
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('unmask.fillSelection', () => fill.run()),
+    vscode.commands.registerCommand('unmask.acceptFill', () => fill.decide('accept')),
+    vscode.commands.registerCommand('unmask.rejectFill', () => fill.decide('reject')),
+    vscode.commands.registerCommand('unmask.toggle', toggle),
+    vscode.commands.registerCommand('unmask.snooze', snooze),
+    vscode.commands.registerCommand('unmask.showLog', () => log.show(true)),
+    vscode.commands.registerCommand('unmask.restartServer', restartServer),
+    vscode.commands.registerCommand('unmask.showMenu', showMenu),
+  );
+
+  let lastErrorShown: string | undefined;
+  const onStatus = (status: StatusParams): void => {
+    statusBar.setServer(status);
+    if (status.state === 'error' && status.message && status.message !== lastErrorShown) {
+      lastErrorShown = status.message;
+      log.error(`Server error: ${status.message}`);
+      void vscode.window.showErrorMessage(`Unmask: ${status.message}`, 'Show Log', 'Open Settings').then((pick) => {
+        if (pick === 'Show Log') log.show(true);
+        if (pick === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'unmask.');
+      });
+    }
+    if (status.state === 'ready') lastErrorShown = undefined;
+    if (status.state === 'loading') cache.clear(); // A (re)loaded model makes cached completions stale.
+  };
+
+  async function startClient(): Promise<void> {
+    try {
+      client = createLanguageClient({
+        context,
+        log,
+        config: () => config,
+        restarts,
+        provideInlineCompletionItems: inlineCompletionMiddleware({ config: () => config, enablement, edits, cache, log }),
+        onFatal: (message) => {
+          refreshClientStatus(message);
+          showError(message);
+        },
+        onRestarted: () => {
+          statusBar.setServer(undefined);
+          cache.clear();
+          void vscode.window.showWarningMessage(
+            'Unmask: the language server stopped unexpectedly and was restarted.',
+            'Show Log',
+          ).then((pick) => {
+            if (pick) log.show(true);
+          });
+        },
+      });
+      context.subscriptions.push(client.onNotification(StatusNotification, onStatus));
+      await client.start();
+      refreshClientStatus();
+      log.info('Unmask language server started.');
+    } catch (error) {
+      const message = `Unmask could not start its language server: ${messageOf(error)}`;
+      log.error(message);
+      refreshClientStatus(messageOf(error));
+      showError(message);
+    }
+  }
+
+  refreshClientStatus();
+  await startClient();
+}
+
+export async function deactivate(): Promise<void> {
+  const running = client;
+  client = undefined;
+  if (running?.isRunning()) await running.stop();
+}

@@ -1,0 +1,129 @@
+/**
+ * The inline completion middleware: vscode-languageclient 11 registers the LSP inline completion provider itself
+ * and calls this before every `textDocument/inlineCompletion` request. Each concern lives in its own pure module;
+ * this file only connects them to the `vscode` API, in the order that avoids work:
+ * on/off and language -> no trigger right after a deletion -> cache (exact or typed-along) -> debounce -> server.
+ */
+import * as vscode from 'vscode';
+import type { Middleware } from 'vscode-languageclient/node';
+import { CompletionCache, type CacheQuery, type Completion } from './cache';
+import {
+  extendSelection,
+  isUseful,
+  toCompletion,
+  toCompletionWithSelection,
+  toShownItem,
+  type PlainItem,
+  type SelectedSuggestion,
+  type ShownItem,
+} from './completionShape';
+import type { UnmaskConfig } from './config';
+import { quietPeriod } from './debounce';
+import type { EditTracker } from './editTracker';
+import type { Enablement } from './enablement';
+
+export interface InlineDependencies {
+  readonly config: () => UnmaskConfig;
+  readonly enablement: Enablement;
+  readonly edits: EditTracker;
+  readonly cache: CompletionCache;
+  readonly log: vscode.LogOutputChannel;
+}
+
+/** Characters of text around the cursor that identify a cache entry. */
+const CACHE_CONTEXT_CHARS = 2000;
+
+type Provide = NonNullable<Middleware['provideInlineCompletionItems']>;
+
+export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
+  return async (document, position, context, token, next) => {
+    const config = deps.config();
+    if (deps.enablement.offReason(config, document.languageId, Date.now()) !== undefined) return null;
+    const automatic = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
+    const uri = document.uri.toString();
+    if (automatic && deps.edits.lastEditWasDeletion(uri, document.version)) return null;
+
+    const lineText = document.lineAt(position.line).text;
+    const selected = plainSelection(context.selectedCompletionInfo);
+    // While the suggest widget shows a selected item the server completes as if it were accepted; such results
+    // depend on the item, so they bypass the cache.
+    const query = selected ? undefined : cacheQuery(document, position);
+    const cached = query && deps.cache.get(query);
+    if (cached) return shown(cached, lineText, position, undefined);
+
+    if (automatic && !(await quietPeriod(config.debounceMs, token))) return null;
+    const result = await next(document, position, context, token);
+    if (token.isCancellationRequested || !result) return null;
+
+    const items = Array.isArray(result) ? result : result.items;
+    const completions: Completion[] = [];
+    for (const item of items) {
+      const plain = plainItem(item);
+      const completion =
+        plain &&
+        (selected ? toCompletionWithSelection(plain, position, lineText, selected) : toCompletion(plain, position, lineText));
+      if (completion && isUseful(completion)) completions.push(completion);
+      else if (!completion) deps.log.debug(`Inline item not expressible at the cursor; dropped: ${JSON.stringify(plain)}`);
+    }
+    // Empty answers are not cached: they may only mean that the model was still loading.
+    if (query && completions.length > 0) deps.cache.set(query, completions);
+    return shown(completions, lineText, position, selected);
+  };
+}
+
+function cacheQuery(document: vscode.TextDocument, position: vscode.Position): CacheQuery {
+  const offset = document.offsetAt(position);
+  const before = document.positionAt(Math.max(0, offset - CACHE_CONTEXT_CHARS));
+  const after = document.positionAt(offset + CACHE_CONTEXT_CHARS);
+  return {
+    uri: document.uri.toString(),
+    offset,
+    prefix: document.getText(new vscode.Range(before, position)),
+    suffix: document.getText(new vscode.Range(position, after)),
+  };
+}
+
+function plainItem(item: vscode.InlineCompletionItem): PlainItem | undefined {
+  // Snippets would need VS Code's snippet engine to compare against the document; the server sends plain text.
+  if (typeof item.insertText !== 'string') return undefined;
+  if (!item.range) return { insertText: item.insertText };
+  const { start, end } = item.range;
+  return {
+    insertText: item.insertText,
+    range: {
+      start: { line: start.line, character: start.character },
+      end: { line: end.line, character: end.character },
+    },
+  };
+}
+
+function plainSelection(info: vscode.SelectedCompletionInfo | undefined): SelectedSuggestion | undefined {
+  if (!info) return undefined;
+  const { start, end } = info.range;
+  return {
+    text: info.text,
+    range: {
+      start: { line: start.line, character: start.character },
+      end: { line: end.line, character: end.character },
+    },
+  };
+}
+
+function shown(
+  completions: readonly Completion[],
+  lineText: string,
+  position: vscode.Position,
+  selected: SelectedSuggestion | undefined,
+): vscode.InlineCompletionItem[] {
+  const linePrefix = lineText.slice(0, position.character);
+  const items: vscode.InlineCompletionItem[] = [];
+  for (const completion of completions) {
+    const item: ShownItem | undefined = selected
+      ? extendSelection(completion, selected)
+      : toShownItem(completion, linePrefix, position.character);
+    if (!item) continue;
+    const range = new vscode.Range(position.line, item.startCharacter, position.line, item.endCharacter);
+    items.push(new vscode.InlineCompletionItem(item.insertText, range));
+  }
+  return items;
+}

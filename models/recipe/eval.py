@@ -1,0 +1,693 @@
+"""Evaluates a masked-diffusion checkpoint (and the AR baseline) on infill tasks cut from the held-out test packages.
+
+Run (the default sweep, about 10 minutes on one CPU thread for the default 4-layer model; see MODEL_CARD.md):
+    python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm/ckpt.pt --ar-ckpt models/recipe/runs/cpu-ar/ckpt.pt \
+        --card models/unmask-coder-base/MODEL_CARD.md
+Quick look at one setting:
+    python models/recipe/eval.py --ckpt runs/cpu-mdm/ckpt.pt --tasks 12 --steps 8 --strategies confidence --nll-batches 0
+
+What it measures, per decoding setting (strategy x steps) of the denoiser and for the AR baseline on the same tasks:
+- exact match: the completion equals the target after trailing whitespace is trimmed from both;
+- edit similarity: 1 - Levenshtein(completion, target) / max(len), characters, both trimmed the same way;
+- syntax valid: the whole file with the completion in the hole parses (Python: `ast`; TypeScript/JavaScript: the
+  `typescript` parser through syntax_check.mjs, one Node process for the whole eval); only tasks whose original file
+  parses count;
+- AR-ness@k (k = 1..8), local and global (methods.md section 3), of the span's decoding order;
+- NFE: model forward passes per task.
+Plus masked-token NLL on the test split: the denoiser's ELBO in bits/token (Monte Carlo over t with a fixed seed,
+on whole-window and on infill canvases drawn exactly as in training) and the AR baseline's NLL on the same windows.
+
+Tasks come from tasks.py (`--tasks-file`, created with `--per-cell` if missing). The span is given the oracle length
+bucket by default (the smallest training bucket that holds the target; the model still chooses the exact length by
+writing end-of-span tokens); `--bucket N` gives every task N masks instead, as the editor does.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from collections import defaultdict
+from typing import Optional
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import sample  # noqa: E402  (the recipe is a folder of flat scripts)
+import tasks as tasks_mod  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(HERE))
+SYNTAX_CHECKER = os.path.join(HERE, "syntax_check.mjs")
+DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
+DEFAULT_BUCKETS = (8, 16, 32, 64, 128)
+ARNESS_K = 8
+LN2 = math.log(2.0)
+GROUP_OF = {lang: group for group, langs in tasks_mod.GROUPS.items() for lang in langs}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text metrics
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Character edit distance. One numpy row per character of the longer string: the insertion recurrence
+    cur[j] = min(cur[j-1] + 1, tmp[j]) is solved for the whole row at once as j + cummin(tmp[k] - k)."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return len(a)
+    bb = np.array([ord(c) for c in b], dtype=np.int64)
+    idx = np.arange(len(b) + 1, dtype=np.int64)
+    prev = idx.copy()
+    tmp = np.empty_like(prev)
+    for i, ch in enumerate(a, start=1):
+        tmp[0] = i
+        np.minimum(prev[:-1] + (bb != ord(ch)), prev[1:] + 1, out=tmp[1:])
+        prev = np.minimum.accumulate(tmp - idx) + idx
+    return int(prev[-1])
+
+
+def exact_match(completion: str, target: str) -> bool:
+    return completion.rstrip() == target.rstrip()
+
+
+def edit_similarity(completion: str, target: str) -> float:
+    a, b = completion.rstrip(), target.rstrip()
+    if not a and not b:
+        return 1.0
+    return 1.0 - levenshtein(a, b) / max(len(a), len(b))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AR-ness (methods.md section 3; the TypeScript engine implements the same definitions)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def flatten_order(order: list[list[int]]) -> list[int]:
+    """Decoding order as a list of steps (each the span offsets committed in that step, preferred first) -> one
+    sequence p_1..p_T: AR-ness is defined for one commit per step, so a step with several commits counts as several
+    consecutive steps in the order the sampler preferred them."""
+    return [p for step in order for p in step]
+
+
+def local_arness(order: list[int], k: int) -> float:
+    """Share of steps t whose position continues a consecutive increasing run of length k over the k previous
+    commits: p_t - i == p_{t-i} for i = 1..k. Steps with fewer than k previous commits are not scored, so strict
+    left-to-right decoding scores 1. Returns nan when no step can be scored (order of length <= k)."""
+    scored = len(order) - k
+    if scored <= 0:
+        return float("nan")
+    hits = sum(1 for t in range(k, len(order)) if all(order[t] - i == order[t - i] for i in range(1, k + 1)))
+    return hits / scored
+
+
+def global_arness(order: list[int], k: int) -> float:
+    """Share of steps whose position is among the k left-most positions still masked at that step (the positions
+    are 0..len(order)-1, each committed once). Left-to-right decoding scores 1."""
+    if not order:
+        return float("nan")
+    remaining = sorted(order)
+    hits = 0
+    for p in order:
+        if p in remaining[:k]:
+            hits += 1
+        remaining.remove(p)
+    return hits / len(order)
+
+
+def arness_profile(order: list[list[int]], k_max: int = ARNESS_K) -> dict:
+    flat = flatten_order(order)
+    return {"local": [local_arness(flat, k) for k in range(1, k_max + 1)],
+            "global": [global_arness(flat, k) for k in range(1, k_max + 1)]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Syntax validity
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def python_parses(source: str) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Invalid escape sequences and the like warn; they still parse.
+        try:
+            ast.parse(source)
+            return True
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+
+
+class SyntaxBatch:
+    """Collects syntax checks; Python ones run in-process, TypeScript/JavaScript ones in one Node process at the end
+    (starting Node and loading typescript costs far more than a parse)."""
+
+    def __init__(self, node: str = "node"):
+        self.node = node
+        self.requests: list[dict] = []
+        self.results: dict[int, bool] = {}
+
+    def add(self, language: str, path: Optional[str], source: str) -> int:
+        key = len(self.requests)
+        if GROUP_OF.get(language) == "python":
+            self.results[key] = python_parses(source)
+            self.requests.append({})
+        else:
+            self.requests.append({"id": key, "text": source, "path": path or "", "language": language})
+        return key
+
+    def run(self) -> dict[int, bool]:
+        pending = [r for r in self.requests if r]
+        if pending:
+            payload = "".join(json.dumps(r) + "\n" for r in pending)
+            proc = subprocess.run([self.node, SYNTAX_CHECKER], input=payload, capture_output=True, text=True,
+                                  cwd=REPO)
+            if proc.returncode != 0:
+                raise RuntimeError(f"syntax_check.mjs failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            answers = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+            if len(answers) != len(pending):
+                raise RuntimeError(f"syntax_check.mjs answered {len(answers)} of {len(pending)} requests")
+            for answer in answers:
+                if answer.get("errors") == -1:
+                    raise RuntimeError(f"syntax_check.mjs could not check request {answer.get('id')}: {answer['first']}")
+                self.results[int(answer["id"])] = bool(answer["ok"])
+        return self.results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def special_id(special: dict, name: str) -> int:
+    """Special ids by short name ("mask") or by token string ("<|mask|>"): checkpoints store the short names."""
+    if name in special:
+        return int(special[name])
+    return int(special[f"<|{name}|>"])
+
+
+class Loaded:
+    """A checkpoint with what decoding needs: the model, its kind, special ids, buckets, max length, tokenizer."""
+
+    def __init__(self, path: str, device: torch.device, tokenizer_path: Optional[str] = None):
+        import common  # The training engineer's loader: builds the model from the checkpoint's config.
+
+        self.path = path
+        self.model, self.ckpt = common.load_checkpoint(path, device)
+        self.device = device
+        self.config = self.ckpt["config"]
+        self.kind = self.config["kind"]
+        self.special = self.ckpt["special"]
+        self.mask_id = special_id(self.special, "mask")
+        self.eos_id = special_id(self.special, "eos")
+        self.pad_id = special_id(self.special, "pad")
+        self.max_seq_len = int(self.config["max_seq_len"])
+        self.buckets = tuple(self.config.get("span_buckets", common.SPAN_BUCKETS))
+        self.context_only = self.config.get("attention", "full") == "context_only"
+        tok_path = tokenizer_path or self.ckpt.get("tokenizer") or os.path.join(HERE, "data", "tokenizer",
+                                                                                 "tokenizer.json")
+        if not os.path.isabs(tok_path) and not os.path.exists(tok_path):
+            tok_path = os.path.join(HERE, tok_path)
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(tok_path)
+        self.tokenizer_path = tok_path
+
+    def lang_id(self, language: str) -> int:
+        key = f"lang:{language}"
+        if key in self.special or f"<|{key}|>" in self.special:
+            return special_id(self.special, key)
+        return special_id(self.special, "lang:other")
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def summary(self) -> dict:
+        c = self.ckpt
+        return {"path": os.path.relpath(self.path, REPO), "kind": self.kind, "step": c.get("step"),
+                "train_tokens": c.get("train_tokens"), "train_seconds": c.get("train_seconds"),
+                "params": sum(p.numel() for p in self.model.parameters()), "metrics": c.get("metrics"),
+                "config": {k: self.config[k] for k in ("n_layer", "d_model", "n_head", "d_ff", "vocab_size",
+                                                       "max_seq_len", "attention") if k in self.config}}
+
+    @torch.no_grad()
+    def denoiser_fn(self, ids: torch.Tensor, positions: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        # ids: [B, T]; positions: [B, P]; span: [B, T] bool -> logits [B, P, V]
+        return self.model(ids, positions, span_mask=span if self.context_only else None)
+
+    @torch.no_grad()
+    def causal_fn(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(ids)  # [B, T] -> [B, T, V]
+
+
+def bucket_for(n_tokens: int, buckets: tuple[int, ...], fixed: Optional[int]) -> int:
+    if fixed is not None:
+        return fixed
+    for b in buckets:
+        if b >= max(n_tokens, 1):
+            return b
+    return buckets[-1]
+
+
+def denoiser_canvas(m: Loaded, task: dict, bucket: int) -> tuple[list[int], int]:
+    """[lang tag] prefix [MASK]*bucket suffix (models/README.md) -> (ids, index of the span's first token)."""
+    head = [m.lang_id(task["language"])] + m.encode(task["prefix"])
+    ids = head + [m.mask_id] * bucket + m.encode(task["suffix"])
+    if len(ids) > m.max_seq_len:
+        raise ValueError(f"task {task['id']}: canvas of {len(ids)} tokens exceeds max_seq_len {m.max_seq_len}; "
+                         f"cut the tasks with tasks.py --max-seq-len {m.max_seq_len}")
+    return ids, len(head)
+
+
+def ar_prompt(m: Loaded, task: dict) -> list[int]:
+    """PSM fill-in-the-middle prompt as pretrain.py trains it: [lang] <|fim_prefix|> pre <|fim_suffix|> suf
+    <|fim_middle|>; the model then writes the middle and <|eos|>."""
+    return ([m.lang_id(task["language"]), special_id(m.special, "fim_prefix")] + m.encode(task["prefix"])
+            + [special_id(m.special, "fim_suffix")] + m.encode(task["suffix"]) + [special_id(m.special, "fim_middle")])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Decoding runs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def batches_by_length(items: list[tuple[int, list[int]]], batch_size: int):
+    """Groups (task index, ids) by length (rows of a batch must share T), then chunks them."""
+    by_len: dict[int, list] = defaultdict(list)
+    for item in items:
+        by_len[len(item[1])].append(item)
+    for length in sorted(by_len):
+        group = by_len[length]
+        for i in range(0, len(group), batch_size):
+            yield group[i:i + batch_size]
+
+
+def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOptions, fixed_bucket: Optional[int],
+                 batch_size: int, seed: int) -> list[dict]:
+    """Fills every task with the denoiser; returns per task {completion, order, nfe}."""
+    generator = torch.Generator().manual_seed(seed)
+    items, meta = [], {}
+    for i, task in enumerate(task_list):
+        bucket = bucket_for(task["target_tokens"], m.buckets, fixed_bucket)
+        ids, start = denoiser_canvas(m, task, bucket)
+        items.append((i, ids))
+        meta[i] = (start, bucket)
+    out: list[Optional[dict]] = [None] * len(task_list)
+    for batch in batches_by_length(items, batch_size):
+        canvas = torch.tensor([ids for _, ids in batch], dtype=torch.long, device=m.device)  # [B, T]
+        result = sample.denoise(m.denoiser_fn, canvas, m.mask_id, options, generator)
+        for row, (i, _) in enumerate(batch):
+            start, bucket = meta[i]
+            span_ids = result.canvas[row, start:start + bucket].tolist()
+            order = sample.decoding_order(result.step[row, start:start + bucket].tolist(),
+                                          result.rank[row, start:start + bucket].tolist())
+            completion_ids = sample.trim_at_eos(span_ids, m.eos_id)
+            out[i] = {"completion": m.decode(completion_ids), "tokens": len(completion_ids), "order": order,
+                      "nfe": result.model_calls}
+    return out  # type: ignore[return-value]
+
+
+def run_ar(m: Loaded, task_list: list[dict], fixed_bucket: Optional[int], buckets: tuple[int, ...],
+           batch_size: int) -> list[dict]:
+    """Greedy FIM decoding, at most as many tokens as the denoiser's span bucket for the same task."""
+    items = [(i, ar_prompt(m, task)) for i, task in enumerate(task_list)]
+    out: list[Optional[dict]] = [None] * len(task_list)
+    banned = (m.mask_id, m.pad_id)
+    for batch in batches_by_length(items, batch_size):
+        prompts = torch.tensor([ids for _, ids in batch], dtype=torch.long, device=m.device)
+        limit = max(bucket_for(task_list[i]["target_tokens"], buckets, fixed_bucket) for i, _ in batch)
+        limit = min(limit, m.max_seq_len - prompts.shape[1])
+        generated, calls = sample.greedy_ar(m.causal_fn, prompts, m.eos_id, limit, banned)
+        for row, (i, _) in enumerate(batch):
+            own_limit = bucket_for(task_list[i]["target_tokens"], buckets, fixed_bucket)
+            ids = generated[row][:own_limit]
+            nfe = min(len(generated[row]) + 1, own_limit)  # tokens written, counting the eos that ended the row
+            out[i] = {"completion": m.decode(ids), "tokens": len(ids), "order": [[j] for j in range(len(ids))],
+                      "nfe": nfe}
+    return out  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def nanmean(values) -> Optional[float]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def cell_of(task: dict) -> str:
+    return f"{GROUP_OF.get(task['language'], task['language'])}/{task['kind']}"
+
+
+def score_run(name: str, task_list: list[dict], outputs: list[dict], syntax: SyntaxBatch, original_ok: list[int],
+              seconds: float, extra: dict) -> dict:
+    """Per-task metrics (syntax results filled in later by finish_syntax) and the run's record."""
+    rows = []
+    for task, output, orig_key in zip(task_list, outputs, original_ok):
+        filled = task["file"][:task["start"]] + output["completion"] + task["file"][task["end"]:]
+        rows.append({
+            "id": task["id"], "cell": cell_of(task),
+            "exact": exact_match(output["completion"], task["target"]),
+            "edit_sim": edit_similarity(output["completion"], task["target"]),
+            "syntax_key": syntax.add(task["language"], task.get("path"), filled), "original_key": orig_key,
+            "arness": arness_profile(output["order"]), "nfe": output["nfe"], "completion": output["completion"],
+        })
+    return {"name": name, **extra, "seconds": round(seconds, 2), "rows": rows}
+
+
+def summarise(rows: list[dict], syntax_results: dict[int, bool]) -> dict:
+    counted = [r for r in rows if syntax_results[r["original_key"]]]
+    out = {
+        "tasks": len(rows),
+        "exact_match": nanmean([float(r["exact"]) for r in rows]),
+        "edit_similarity": nanmean([r["edit_sim"] for r in rows]),
+        "syntax_valid": nanmean([float(syntax_results[r["syntax_key"]]) for r in counted]),
+        "syntax_counted": len(counted),
+        "nfe": nanmean([r["nfe"] for r in rows]),
+        "arness_local": [nanmean([r["arness"]["local"][k] for r in rows]) for k in range(ARNESS_K)],
+        "arness_global": [nanmean([r["arness"]["global"][k] for r in rows]) for k in range(ARNESS_K)],
+    }
+    return out
+
+
+def finish(run: dict, syntax_results: dict[int, bool], keep_rows: bool) -> dict:
+    rows = run.pop("rows")
+    run.update(summarise(rows, syntax_results))
+    by_cell: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_cell[r["cell"]].append(r)
+    run["by_cell"] = {cell: {k: v for k, v in summarise(rs, syntax_results).items()
+                             if k in ("tasks", "exact_match", "edit_similarity", "syntax_valid", "syntax_counted")}
+                      for cell, rs in sorted(by_cell.items())}
+    if keep_rows:
+        run["per_task"] = [{"id": r["id"], "exact": r["exact"], "edit_sim": round(r["edit_sim"], 4),
+                            "syntax_ok": syntax_results[r["syntax_key"]], "completion": r["completion"]} for r in rows]
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Masked-token NLL on the test split (drawn exactly like pretrain.py's validation canvases)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_nll(m: Loaded, batches: int, batch_size: int, seed: int, corpus_dir: Optional[str]) -> dict:
+    """Denoiser: ELBO bits/token on whole-window and on infill canvases (MC over stratified t, fixed seed).
+    AR: bits/token left to right and on FIM middles. Both read the test split's token stream."""
+    import common
+    import pretrain
+
+    stream = common.token_stream("test", corpus_dir or common.CORPUS_DIR, m.tokenizer_path)
+    special = {k: special_id(m.special, k) for k in common.SPECIAL_TOKENS}
+    newline = common.newline_table(m.tokenizer_path, int(m.config["vocab_size"]))
+    T, n = m.max_seq_len, batches * batch_size
+    out = {"canvases": n}
+    if m.kind == "mdm":
+        objective = pretrain.MDMObjective(m.model)
+        for label, p_whole in (("test_elbo_bits", 1.0), ("test_elbo_infill_bits", 0.0)):
+            rng = np.random.default_rng(seed)
+            ex = pretrain.Examples(stream, special, newline, T, rng, p_whole, 0.5, 0.05, 0.0)
+            eps = 1e-3
+            ts = eps + (1 - eps) * rng.permutation((np.arange(n) + rng.random()) / n)  # stratified t over canvases
+            total = tokens = 0.0
+            for i in range(batches):
+                t = ts[i * batch_size:(i + 1) * batch_size]
+                b = pretrain.to_device(pretrain.mdm_batch(ex, len(t), eps, rng, special["pad"], special["mask"], t=t),
+                                       m.device)
+                per_example = objective(b["xt"], b["x0"], b["masked"], b["span"], b["keypad"], 1.0 / b["t"].float())
+                total += per_example.sum().item()
+                tokens += b["span"].sum().item()
+            out[label] = total / tokens / LN2
+    else:
+        objective = pretrain.ARObjective(m.model)
+        for label, fim_rate in (("test_bits", 0.0), ("test_fim_middle_bits", 1.0)):
+            rng = np.random.default_rng(seed)
+            ex = pretrain.Examples(stream, special, newline, T, rng, 0.0, 0.5, 0.05, fim_rate)
+            total = tokens = 0.0
+            for _ in range(batches):
+                b = pretrain.to_device(pretrain.ar_batch(ex, batch_size, special["pad"]), m.device)
+                ce = objective(b["inp"], b["tgt"])  # [B, T]
+                keep = (b["tgt"] != -100) & (b["mid"] if fim_rate > 0 else torch.ones_like(b["mid"]))
+                total += ce[keep].sum().item()
+                tokens += keep.sum().item()
+            out[label] = total / tokens / LN2
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def pct(x: Optional[float]) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def num(x: Optional[float], digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(report: dict) -> str:
+    lines = []
+    t = report["tasks"]
+    cells = ", ".join(f"{c} {n}" for c, n in t["by_cell"].items())
+    lines.append(f"Tasks: {t['count']} infill tasks from the held-out test packages ({cells}); "
+                 f"span length: {t['bucket']}; {report['sampler']}.")
+    lines.append("")
+    lines.append("| model | strategy | steps | NFE | exact match % | edit sim % | syntax valid % | local AR@1 | "
+                 "global AR@1 | s/task |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in report["runs"]:
+        lines.append(f"| {r['model']} | {r.get('strategy', '-')} | {r.get('steps', '-')} | {num(r['nfe'], 1)} | "
+                     f"{pct(r['exact_match'])} | {pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} | "
+                     f"{num(r['arness_local'][0])} | {num(r['arness_global'][0])} | "
+                     f"{num(r['seconds'] / max(r['tasks'], 1), 3)} |")
+    lines.append("")
+    lines.append(f"Syntax valid counts the {report['runs'][0]['syntax_counted'] if report['runs'] else 0} tasks whose "
+                 "original file parses. AR-ness is defined for one commit per step; with fewer steps than span tokens "
+                 "the commits of a step are ordered by the sampler's preference.")
+    focus = [r for r in report["runs"] if r["model"] != "mdm" or
+             (r.get("strategy") == report["focus"]["strategy"] and r.get("steps") == report["focus"]["steps"])]
+    if focus:
+        cells_all = sorted({c for r in focus for c in r["by_cell"]})
+        lines.append("")
+        lines.append("Exact match / syntax valid % by language and kind:")
+        lines.append("")
+        lines.append("| model | " + " | ".join(cells_all) + " |")
+        lines.append("|---|" + "---:|" * len(cells_all))
+        for r in focus:
+            label = r["model"] if r["model"] != "mdm" else f"mdm {r['strategy']} {r['steps']} steps"
+            vals = [f"{pct(r['by_cell'][c]['exact_match'])} / {pct(r['by_cell'][c]['syntax_valid'])}"
+                    if c in r["by_cell"] else "-" for c in cells_all]
+            lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    mdm_runs = [r for r in report["runs"] if r["model"] == "mdm"]
+    one_per_step = [r for r in mdm_runs if r.get("steps", 0) >= 64]
+    if one_per_step:
+        lines.append("")
+        lines.append("AR-ness@k at >= 64 steps (about one commit per step), k = 1..8 (local / global):")
+        lines.append("")
+        lines.append("| strategy | steps | " + " | ".join(f"k={k}" for k in range(1, ARNESS_K + 1)) + " |")
+        lines.append("|---|---:|" + "---:|" * ARNESS_K)
+        for r in one_per_step:
+            vals = [f"{num(lo)} / {num(gl)}" for lo, gl in zip(r["arness_local"], r["arness_global"])]
+            lines.append(f"| {r['strategy']} | {r['steps']} | " + " | ".join(vals) + " |")
+    nll = report.get("nll") or {}
+    if nll:
+        lines.append("")
+        parts = []
+        for model, values in nll.items():
+            parts.append(model + ": " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "canvases")
+                         + f" ({values['canvases']} canvases)")
+        lines.append("Test-split NLL (bits/token; the denoiser's is an ELBO upper bound): " + "; ".join(parts) + ".")
+    lines.append("")
+    lines.append(f"Command (`{report['device']}`, {report['wall_seconds']:.0f} s):")
+    lines.append("")
+    lines.append("```")
+    lines.append(report["command"])
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def write_card_section(card_path: str, body: str) -> None:
+    """Replaces the "## Evaluation" section (up to the next "## " heading) of the model card, or appends it."""
+    text = open(card_path, encoding="utf-8").read() if os.path.exists(card_path) else ""
+    section = "## Evaluation\n\n" + body
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip() == "## Evaluation"), None)
+    if start is None:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        rest = "\n".join(lines[end:])
+        text = "\n".join(lines[:start]) + ("\n" if start else "") + section + ("\n" + rest if rest else "")
+    os.makedirs(os.path.dirname(os.path.abspath(card_path)), exist_ok=True)
+    with open(card_path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def select_tasks(all_tasks: list[dict], limit: int) -> list[dict]:
+    """The first `limit` tasks taken round-robin over (language group, kind) cells, so small runs stay balanced."""
+    by_cell: dict[str, list] = defaultdict(list)
+    for task in all_tasks:
+        by_cell[cell_of(task)].append(task)
+    picked, queues = [], [list(v) for _, v in sorted(by_cell.items())]
+    while len(picked) < limit and any(queues):
+        for q in queues:
+            if q and len(picked) < limit:
+                picked.append(q.pop(0))
+    return picked
+
+
+def parse_list(text: str, cast):
+    return [cast(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--ckpt", required=True, help="masked-diffusion checkpoint (runs/<name>/ckpt.pt)")
+    a("--ar-ckpt", default=None, help="AR baseline checkpoint scored on the same tasks (optional)")
+    a("--tasks-file", default=tasks_mod.DEFAULT_OUT, help="tasks JSONL from tasks.py (made if missing)")
+    a("--per-cell", type=int, default=20, help="when the tasks file is made here: tasks per (language group, kind)")
+    a("--test", default=tasks_mod.DEFAULT_TEST, help="test split, when the tasks file is made here")
+    a("--tasks", type=int, default=36, help="use this many tasks, round-robin over (language group, kind)")
+    a("--steps", default=",".join(map(str, DEFAULT_STEPS)), help="comma-separated step counts to sweep")
+    a("--strategies", default=",".join(sample.STRATEGIES), help="comma-separated unmasking strategies to sweep")
+    a("--temperature", type=float, default=0.0, help="sampling temperature (0: argmax)")
+    a("--top-p", type=float, default=1.0, help="nucleus mass when the temperature is above 0")
+    a("--threshold", type=float, default=0.0, help="also commit tokens at least this probable (0: off)")
+    a("--bucket", default="oracle", help="span length: 'oracle' (smallest training bucket that holds the target) "
+                                        "or a number of masks for every task")
+    a("--seed", type=int, default=0, help="seed of the sampler (random strategy, temperature) and of the NLL draws")
+    a("--batch-size", type=int, default=16, help="canvases per forward pass")
+    a("--nll-batches", type=int, default=8, help="batches of test canvases for the NLL (0: skip)")
+    a("--focus", default="confidence:64", help="strategy:steps shown per language and kind next to the AR baseline")
+    a("--corpus-dir", default=None, help="folder with test.jsonl.gz for the NLL (default: the recipe's data/corpus)")
+    a("--tokenizer", default=None, help="tokenizer.json (default: the checkpoint's)")
+    a("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run the models")
+    a("--threads", type=int, default=1, help="torch CPU threads (the machine is shared: 1 by default)")
+    a("--out", default=os.path.join(HERE, "data", "eval", "results.json"), help="JSON results")
+    a("--markdown", default=os.path.join(HERE, "data", "eval", "results.md"), help="markdown table")
+    a("--card", default=None, help="model card whose '## Evaluation' section is rewritten with the table")
+    a("--per-task", action="store_true", help="keep every task's completion and scores in the JSON")
+    a("--node", default="node", help="Node.js binary for the TypeScript syntax check")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    command = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(os.path.abspath(sys.argv[0]), REPO)]
+                                   + (sys.argv[1:] if argv is None else list(argv)))
+    wall0 = time.time()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if (args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()))
+                          else "cpu")
+    fixed_bucket = None if args.bucket == "oracle" else int(args.bucket)
+    steps_list = parse_list(args.steps, int)
+    strategies = parse_list(args.strategies, str)
+    for s in strategies:
+        if s not in sample.STRATEGIES:
+            raise SystemExit(f"eval: unknown strategy {s!r}; choose from {', '.join(sample.STRATEGIES)}")
+    focus_strategy, focus_steps = args.focus.split(":")
+
+    mdm = Loaded(args.ckpt, device, args.tokenizer)
+    if mdm.kind != "mdm":
+        raise SystemExit(f"eval: {args.ckpt} is a {mdm.kind!r} checkpoint; --ckpt takes the denoiser")
+    ar = Loaded(args.ar_ckpt, device, args.tokenizer) if args.ar_ckpt else None
+    if ar is not None and ar.kind != "ar":
+        raise SystemExit(f"eval: {args.ar_ckpt} is a {ar.kind!r} checkpoint; --ar-ckpt takes the AR baseline")
+
+    if not os.path.exists(args.tasks_file):
+        tasks_mod.main(["--test", args.test, "--tokenizer", mdm.tokenizer_path, "--out", args.tasks_file,
+                        "--per-cell", str(args.per_cell), "--max-seq-len", str(mdm.max_seq_len)])
+    with open(args.tasks_file, encoding="utf-8") as f:
+        all_tasks = [json.loads(line) for line in f if line.strip()]
+    task_list = select_tasks(all_tasks, args.tasks)
+    if not task_list:
+        raise SystemExit(f"eval: no tasks in {args.tasks_file}")
+    print(f"eval: {len(task_list)} tasks, {len(strategies)} strategies x {len(steps_list)} step counts on {device}",
+          file=sys.stderr)
+
+    syntax = SyntaxBatch(args.node)
+    original_ok = [syntax.add(t["language"], t.get("path"), t["file"]) for t in task_list]
+    runs = []
+    for strategy in strategies:
+        for steps in steps_list:
+            options = sample.SamplerOptions(steps=steps, strategy=strategy, temperature=args.temperature,
+                                            top_p=args.top_p, threshold=args.threshold)
+            t0 = time.time()
+            outputs = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed)
+            seconds = time.time() - t0
+            runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
+                                  {"model": "mdm", "strategy": strategy, "steps": steps}))
+            print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
+    if ar is not None:
+        t0 = time.time()
+        outputs = run_ar(ar, task_list, fixed_bucket, mdm.buckets, args.batch_size)
+        seconds = time.time() - t0
+        runs.append(score_run("ar", task_list, outputs, syntax, original_ok, seconds, {"model": "ar"}))
+        print(f"eval: ar greedy: {seconds:.1f} s", file=sys.stderr)
+    syntax_results = syntax.run()
+    runs = [finish(r, syntax_results, args.per_task) for r in runs]
+
+    nll = {}
+    if args.nll_batches > 0:
+        t0 = time.time()
+        nll["mdm"] = test_nll(mdm, args.nll_batches, args.batch_size, args.seed, args.corpus_dir)
+        if ar is not None:
+            nll["ar"] = test_nll(ar, args.nll_batches, args.batch_size, args.seed, args.corpus_dir)
+        print(f"eval: test NLL: {time.time() - t0:.1f} s", file=sys.stderr)
+
+    by_cell: dict[str, int] = defaultdict(int)
+    for task in task_list:
+        by_cell[cell_of(task)] += 1
+    sampler = (f"temperature {args.temperature}" + (f", top-p {args.top_p}" if args.temperature > 0 else "")
+               + (f", threshold {args.threshold}" if args.threshold > 0 else "") + f", seed {args.seed}")
+    report = {
+        "command": command,
+        "device": f"{device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "wall_seconds": time.time() - wall0,
+        "mdm": mdm.summary(),
+        "ar": ar.summary() if ar else None,
+        "tasks": {"file": os.path.relpath(os.path.abspath(args.tasks_file), REPO), "count": len(task_list),
+                  "by_cell": dict(sorted(by_cell.items())),
+                  "bucket": "oracle bucket" if fixed_bucket is None else f"{fixed_bucket} masks"},
+        "sampler": sampler,
+        "focus": {"strategy": focus_strategy, "steps": int(focus_steps)},
+        "runs": runs,
+        "nll": nll,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    body = markdown(report)
+    with open(args.markdown, "w", encoding="utf-8") as f:
+        f.write(body)
+    if args.card:
+        write_card_section(args.card, body)
+    print(body)
+    return report
+
+
+if __name__ == "__main__":
+    main()

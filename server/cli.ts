@@ -1,0 +1,356 @@
+/**
+ * The command line: the server's engine on a model, without an editor (bundled as dist/cli.js).
+ *
+ *   npm start -- src/app.py --line 12 --col 5            complete at line 12, column 5 (both 1-based)
+ *   npm start -- src/app.py --line 12 --col 5 --json     the same as JSON (completion, candidates, trace, timings)
+ *   npm start -- --batch tasks.jsonl --out results.jsonl   fill {prefix, suffix, language} tasks, one JSON per line
+ *
+ * Prints the completion and the unmasking order (which tokens were committed at which step). Run with --help for
+ * every flag. Exit codes: 0 done, 1 a model or I/O failure, 2 bad arguments.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import type { Trace } from './engine/infill';
+import { resolveSamplerOptions } from './engine/options';
+import type { SamplerOptions } from './engine/types';
+import { type CompletionOutcome, complete } from './protocol/completion';
+import { defaultConfig } from './protocol/config';
+import { DEFAULT_MODEL_DIR } from './protocol/model-host';
+import { unsuitableReason, windowAround } from './protocol/window';
+import { type LoadedModel, loadModel } from './runtime/model';
+import { DEVICE_SETTINGS, type DeviceSetting } from './runtime/providers';
+
+const HELP = `Usage:
+  unmask <file> --line L --col C [options]        complete at a position (1-based line and column)
+  unmask --batch tasks.jsonl --out results.jsonl   fill JSONL tasks {id?, prefix, suffix, language, max_tokens?}
+
+Options:
+  --line N             line of the cursor, 1-based
+  --col N              column of the cursor, 1-based (UTF-16 code units, as editors count)
+  --language ID        VS Code language id (default: from the file extension; "other" tag when unknown)
+  --model DIR          model folder with manifest.json (default: the shipped ${DEFAULT_MODEL_DIR})
+  --precision P        auto | int8 | fp32 (default auto: int8 when shipped)
+  --device D           ${DEVICE_SETTINGS.join(' | ')} (default auto)
+  --threads N          CPU threads for inference (default: onnxruntime's choice)
+  --max-tokens N       span length to fill (default ${defaultConfig().maxSpanTokens}; rounded up to a span bucket)
+  --steps N            denoising steps (default ${defaultConfig().steps})
+  --strategy S         confidence | margin | entropy | random (default ${defaultConfig().strategy})
+  --threshold X        also commit tokens above this confidence (default ${defaultConfig().confidenceThreshold})
+  --temperature X      sampling temperature (default ${defaultConfig().temperature})
+  --top-p X            nucleus mass (default ${defaultConfig().topP})
+  --candidates N       alternatives in one batch, 1-16 (default 1)
+  --seed N             random seed (default 0)
+  --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
+  --json               print JSON instead of text
+  --batch FILE         JSONL tasks to fill ("-" reads stdin)
+  --out FILE           where batch results go ("-" or absent: stdout)
+  --help               this text`;
+
+class UsageError extends Error {}
+
+const EXTENSION_LANGUAGES: Readonly<Record<string, string>> = {
+  '.py': 'python',
+  '.pyi': 'python',
+  '.ts': 'typescript',
+  '.mts': 'typescript',
+  '.cts': 'typescript',
+  '.tsx': 'typescriptreact',
+  '.js': 'javascript',
+  '.mjs': 'javascript',
+  '.cjs': 'javascript',
+  '.jsx': 'javascriptreact',
+};
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        line: { type: 'string' },
+        col: { type: 'string' },
+        language: { type: 'string' },
+        model: { type: 'string' },
+        precision: { type: 'string' },
+        device: { type: 'string' },
+        threads: { type: 'string' },
+        'max-tokens': { type: 'string' },
+        steps: { type: 'string' },
+        strategy: { type: 'string' },
+        threshold: { type: 'string' },
+        temperature: { type: 'string' },
+        'top-p': { type: 'string' },
+        candidates: { type: 'string' },
+        seed: { type: 'string' },
+        'context-tokens': { type: 'string' },
+        json: { type: 'boolean' },
+        batch: { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+type Args = ReturnType<typeof parse>['values'];
+
+function integer(args: Args, name: keyof Args, min: number, max: number): number | undefined {
+  const raw = args[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim()) || value < min || value > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+  }
+  return value;
+}
+
+function decimal(args: Args, name: keyof Args): number | undefined {
+  const raw = args[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(value)) throw new UsageError(`--${name} must be a number (got ${JSON.stringify(raw)})`);
+  return value;
+}
+
+function samplerOptions(args: Args): SamplerOptions {
+  const d = defaultConfig();
+  const strategy = args.strategy ?? d.strategy;
+  try {
+    return resolveSamplerOptions({
+      steps: integer(args, 'steps', 1, 1024) ?? d.steps,
+      strategy: strategy as SamplerOptions['strategy'],
+      confidenceThreshold: decimal(args, 'threshold') ?? d.confidenceThreshold,
+      temperature: decimal(args, 'temperature') ?? d.temperature,
+      topP: decimal(args, 'top-p') ?? d.topP,
+      candidates: integer(args, 'candidates', 1, 16) ?? 1,
+      seed: integer(args, 'seed', 0, 0xffffffff) ?? 0,
+      contextTokens: integer(args, 'context-tokens', 0, 1 << 20) ?? d.contextTokens,
+    });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function openModel(args: Args, quiet: boolean): Promise<LoadedModel> {
+  const root = path.resolve(__dirname, '..');
+  const dir = args.model ? path.resolve(args.model) : path.join(root, DEFAULT_MODEL_DIR);
+  const device = (args.device ?? 'auto') as DeviceSetting;
+  if (!DEVICE_SETTINGS.includes(device)) throw new UsageError(`--device must be one of ${DEVICE_SETTINGS.join(', ')}`);
+  const precision = args.precision ?? 'auto';
+  if (precision !== 'auto' && precision !== 'int8' && precision !== 'fp32') throw new UsageError('--precision must be auto, int8 or fp32');
+  return loadModel(dir, {
+    device,
+    precision,
+    threads: integer(args, 'threads', 0, 256) ?? 0,
+    log: quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
+  });
+}
+
+/** UTF-16 offset of a 1-based line and column, or a UsageError naming what is out of range. */
+function offsetOf(text: string, line: number, col: number): number {
+  let start = 0;
+  for (let l = 1; l < line; l++) {
+    const next = text.indexOf('\n', start);
+    if (next < 0) throw new UsageError(`--line ${line} is past the end of the file (it has ${l} lines)`);
+    start = next + 1;
+  }
+  const end = text.indexOf('\n', start);
+  const length = (end < 0 ? text.length : end) - start - (text[end - 1] === '\r' ? 1 : 0);
+  if (col > length + 1) throw new UsageError(`--col ${col} is past the end of line ${line} (it has ${length} characters)`);
+  return start + col - 1;
+}
+
+/** Per step, the hole-relative indices and texts of the tokens committed then. */
+function unmaskingOrder(trace: Trace): { step: number; tokens: { hole: number; index: number; text: string; confidence: number; eos: boolean }[] }[] {
+  const steps = new Map<number, { hole: number; index: number; text: string; confidence: number; eos: boolean }[]>();
+  for (const t of trace.tokens) {
+    if (t.filled) continue;
+    const list = steps.get(t.step) ?? [];
+    list.push({ hole: t.hole, index: t.index, text: t.text, confidence: t.confidence, eos: t.eos });
+    steps.set(t.step, list);
+  }
+  return [...steps.entries()].sort((a, b) => a[0] - b[0]).map(([step, tokens]) => ({ step, tokens }));
+}
+
+function timings(outcome: CompletionOutcome, totalMs: number) {
+  const r = outcome.result;
+  return {
+    latency_ms: round(totalMs),
+    engine_ms: round(r.totalMs),
+    model_ms: round(r.modelMs),
+    model_calls: r.modelCalls,
+    canvas_tokens: r.canvasTokens,
+  };
+}
+
+const round = (x: number): number => Math.round(x * 10) / 10;
+
+async function single(args: Args, file: string): Promise<void> {
+  if (args.line === undefined || args.col === undefined) throw new UsageError('give the cursor with --line and --col (1-based)');
+  const line = integer(args, 'line', 1, Number.MAX_SAFE_INTEGER)!;
+  const col = integer(args, 'col', 1, Number.MAX_SAFE_INTEGER)!;
+  if (!fs.existsSync(file)) throw new UsageError(`file not found: ${file}`);
+  const buffer = fs.readFileSync(file);
+  const text = buffer.toString('utf8');
+  const offset = offsetOf(text, line, col);
+  const options = samplerOptions(args);
+  const maxTokens = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
+  const languageId = args.language ?? EXTENSION_LANGUAGES[path.extname(file).toLowerCase()] ?? 'plaintext';
+  const window = windowAround(text, offset);
+  const unsuitable = unsuitableReason(window);
+  if (unsuitable) throw new UsageError(`will not complete ${file} at ${line}:${col}: ${unsuitable}`);
+
+  const model = await openModel(args, Boolean(args.json));
+  try {
+    const started = performance.now();
+    const outcome = await complete(model, { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens }, options);
+    const totalMs = performance.now() - started;
+    const order = unmaskingOrder(outcome.result.trace);
+    if (args.json) {
+      const result = {
+        file,
+        line,
+        col,
+        language: languageId,
+        model: model.manifest.id,
+        device: model.device,
+        load_ms: round(model.loadMs),
+        completion: outcome.texts[0] ?? '',
+        candidates: outcome.texts.map((text, i) => {
+          const c = outcome.result.candidates[outcome.candidateIndex[i]];
+          return { text, log_prob: c.logProb, mean_confidence: c.meanConfidence };
+        }),
+        order,
+        local_arness: outcome.result.trace.localArness,
+        global_arness: outcome.result.trace.globalArness,
+        ...timings(outcome, totalMs),
+      };
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return;
+    }
+    const r = outcome.result;
+    const out: string[] = [];
+    out.push(`model ${model.manifest.id} (${path.basename(model.modelFile)}) on ${model.device}, loaded in ${model.loadMs.toFixed(0)} ms`);
+    out.push(
+      `${languageId} at ${line}:${col}: ${r.trace.holeLengths[0]}-token span, ${r.modelCalls} model calls, ` +
+        `${totalMs.toFixed(0)} ms (${r.modelMs.toFixed(0)} ms in the model), canvas ${r.canvasTokens} tokens`,
+    );
+    if (outcome.texts.length === 0) out.push('', '(no completion: the model ended the span at once)');
+    outcome.texts.forEach((text, i) => {
+      out.push('', outcome.texts.length > 1 ? `--- candidate ${i + 1} ---` : '--- completion ---', text);
+    });
+    out.push('', '--- unmasking order (step: token@index confidence) ---');
+    for (const { step, tokens } of order) {
+      const shown = tokens.map((t) => `${t.eos ? '<eos>' : JSON.stringify(t.text)}@${t.index} ${t.confidence.toFixed(2)}`);
+      out.push(`step ${String(step + 1).padStart(2)}: ${shown.join('  ')}`);
+    }
+    const fmt = (xs: readonly number[]): string => xs.map((x) => (Number.isFinite(x) ? x.toFixed(2) : '-')).join(' ');
+    out.push(`AR-ness@1..8 local: ${fmt(r.trace.localArness)}   global: ${fmt(r.trace.globalArness)}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    await model.dispose();
+  }
+}
+
+interface Task {
+  id?: unknown;
+  prefix?: unknown;
+  suffix?: unknown;
+  language?: unknown;
+  max_tokens?: unknown;
+}
+
+async function batch(args: Args): Promise<void> {
+  const source = args.batch!;
+  if (source !== '-' && !fs.existsSync(source)) throw new UsageError(`batch file not found: ${source}`);
+  const options = samplerOptions(args);
+  const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
+  const model = await openModel(args, false);
+  const out = args.out && args.out !== '-' ? fs.createWriteStream(args.out) : process.stdout;
+  const write = (record: object): Promise<void> =>
+    new Promise((resolve, reject) => out.write(`${JSON.stringify(record)}\n`, (err) => (err ? reject(err) : resolve())));
+  const input = readline.createInterface({ input: source === '-' ? process.stdin : fs.createReadStream(source), crlfDelay: Infinity });
+  let lineNo = 0;
+  let done = 0;
+  let failed = 0;
+  try {
+    for await (const raw of input) {
+      lineNo += 1;
+      if (raw.trim() === '') continue;
+      let task: Task;
+      try {
+        task = JSON.parse(raw) as Task;
+      } catch (err) {
+        failed += 1;
+        await write({ line: lineNo, error: `not JSON: ${(err as Error).message}` });
+        continue;
+      }
+      const id = task.id ?? lineNo;
+      const problems: string[] = [];
+      if (typeof task.prefix !== 'string') problems.push('"prefix" must be a string');
+      if (typeof task.suffix !== 'string') problems.push('"suffix" must be a string');
+      if (task.language !== undefined && typeof task.language !== 'string') problems.push('"language" must be a string');
+      const maxTokens = task.max_tokens ?? defaultMax;
+      if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) problems.push('"max_tokens" must be a positive integer');
+      if (problems.length) {
+        failed += 1;
+        await write({ id, line: lineNo, error: problems.join('; ') });
+        continue;
+      }
+      try {
+        const started = performance.now();
+        const outcome = await complete(
+          model,
+          { prefix: task.prefix as string, suffix: task.suffix as string, languageId: (task.language as string) ?? 'other', maxTokens: maxTokens as number },
+          options,
+        );
+        const totalMs = performance.now() - started;
+        await write({
+          id,
+          completion: outcome.texts[0] ?? '',
+          ...(options.candidates > 1 ? { candidates: outcome.texts } : {}),
+          // Per step, the positions (within the span) committed then: the decoding order for AR-ness.
+          order: unmaskingOrder(outcome.result.trace).map((s) => s.tokens.map((t) => t.index)),
+          ...timings(outcome, totalMs),
+        });
+        done += 1;
+      } catch (err) {
+        failed += 1;
+        await write({ id, line: lineNo, error: (err as Error).message });
+      }
+    }
+  } finally {
+    await model.dispose();
+    if (out !== process.stdout) await new Promise<void>((resolve) => (out as fs.WriteStream).end(resolve));
+  }
+  process.stderr.write(`batch: ${done} tasks filled, ${failed} failed${args.out && args.out !== '-' ? `, results in ${args.out}` : ''}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    const { values: args, positionals } = parse(argv);
+    if (args.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
+    if (args.batch !== undefined) {
+      if (positionals.length) throw new UsageError('--batch takes no file argument');
+      await batch(args);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? 'give one file' : 'give a file and --line/--col, or --batch (see --help)');
+    await single(args, positionals[0]);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`unmask: ${(err as Error).message}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,162 @@
+/**
+ * The engine's entry point, called by the protocol layer, the CLI and the benchmarks: fill every hole of a request
+ * with N candidates in one batched denoising run, turn them into text, and rank them.
+ *
+ *   request -> canvas (canvas.ts) -> batched sampler (sampler.ts) -> text per hole (postprocess.ts)
+ *           -> ranked, near-duplicates merged (rerank.ts) + trace of the best candidate (trace.ts)
+ *
+ * Pure: the model and the tokenizer are handed in, nothing here does I/O.
+ */
+import { buildCanvas } from './canvas';
+import { OptionsError } from './errors';
+import { rowTemperatures, validateSamplerOptions } from './options';
+import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
+import { rerankScore } from './rerank';
+import { sampleCanvas, type Commit } from './sampler';
+import { bannedTokenIds } from './special-tokens';
+import { TraceBuilder, type Trace } from './trace';
+import type { InfillRequest, ModelFacts, ModelFn, SamplerOptions, TextCodec } from './types';
+
+export type { InfillRequest, SamplerOptions } from './types';
+export type { Trace, TraceToken } from './trace';
+
+export interface InfillHooks {
+  readonly signal?: AbortSignal;
+  /** The trace so far (batch row 0), after each step. */
+  readonly onStep?: (trace: Trace) => void;
+  /**
+   * Ranks the candidates, higher first (see rerank.ts to add a reward or a syntax check). Default: the model's mean
+   * log-probability per token.
+   */
+  readonly score?: (candidate: Candidate) => number;
+}
+
+export interface Candidate {
+  /** The text for each hole, ready to insert ("" for a hole the model left empty). */
+  readonly holes: readonly string[];
+  /** Per hole, the model's tokens up to the first end-of-span (before the text was tidied). */
+  readonly tokenIds: readonly (readonly number[])[];
+  /** Sum of the natural log-probabilities of the tokens the model chose, up to and including each hole's first end-of-span. */
+  readonly logProb: number;
+  /** How many tokens logProb sums over. */
+  readonly scoredTokens: number;
+  /** Mean probability of those tokens when they were committed. */
+  readonly meanConfidence: number;
+  /** The batch row it came from. */
+  readonly row: number;
+  /** The ranking score. */
+  readonly score: number;
+}
+
+export interface InfillResult {
+  /** Best first; near-duplicates merged; candidates that are only whitespace dropped (so possibly empty). */
+  readonly candidates: readonly Candidate[];
+  /** The trace of the best candidate (of row 0 when every candidate was dropped). */
+  readonly trace: Trace;
+  readonly modelCalls: number;
+  /** Time spent awaiting the model; totalMs - modelMs is the engine's own cost. */
+  readonly modelMs: number;
+  readonly totalMs: number;
+  /** Length of the canvas: tag, text and masks. */
+  readonly canvasTokens: number;
+}
+
+export async function infill(
+  model: ModelFn,
+  codec: TextCodec,
+  facts: ModelFacts,
+  request: InfillRequest,
+  options: SamplerOptions,
+  hooks: InfillHooks = {},
+): Promise<InfillResult> {
+  const started = performance.now();
+  const settings = validateSamplerOptions(options);
+  if (!Number.isInteger(facts.vocabSize) || facts.vocabSize < 1) {
+    throw new OptionsError([`the model's vocabulary size must be a positive integer (got ${facts.vocabSize})`]);
+  }
+  const canvas = buildCanvas(codec, facts, request, settings.contextTokens);
+  const traces = new TraceBuilder(
+    codec,
+    facts,
+    canvas.holes.map((hole) => hole.length),
+    settings.steps,
+  );
+  const onStep = hooks.onStep;
+  const sampled = await sampleCanvas(
+    model,
+    canvas,
+    {
+      steps: settings.steps,
+      strategy: settings.strategy,
+      confidenceThreshold: settings.confidenceThreshold,
+      topP: settings.topP,
+      temperatures: rowTemperatures(settings),
+      seed: settings.seed,
+      vocabSize: facts.vocabSize,
+      eosId: facts.eosId,
+      eosFill: settings.eosFill ?? true,
+      bannedIds: bannedTokenIds(facts),
+    },
+    {
+      signal: hooks.signal,
+      onStep: onStep && ((progress) => onStep(traces.build(0, progress.commits[0], progress.step + 1))),
+    },
+  );
+
+  const candidates: Candidate[] = [];
+  sampled.rows.forEach((ids, row) => {
+    const holes = canvas.holes.map((hole, h) => {
+      const tokens = holeTokensToText(ids.subarray(hole.start, hole.start + hole.length), codec, facts);
+      return { ...tokens, text: finishHoleText(tokens.text, request.segments[h], request.segments[h + 1]) };
+    });
+    if (holes.every((hole) => hole.text === '')) return;
+    const firstEos = canvas.holes.map((hole) => {
+      const at = ids.subarray(hole.start, hole.start + hole.length).indexOf(facts.eosId);
+      return at === -1 ? hole.length : at;
+    });
+    const stats = likelihoodOf(sampled.commits[row], firstEos);
+    const unscored = {
+      holes: holes.map((hole) => hole.text),
+      tokenIds: holes.map((hole) => hole.tokenIds),
+      ...stats,
+      row,
+      score: 0,
+    };
+    const score = hooks.score ? hooks.score(unscored) : rerankScore({ logProb: stats.logProb, tokens: stats.scoredTokens });
+    candidates.push({ ...unscored, score });
+  });
+  const ranked = mergeNearDuplicates(
+    rankBy(candidates, (candidate) => candidate.score),
+    (candidate) => candidate.holes,
+  );
+  const tracedRow = ranked.length > 0 ? ranked[0].row : 0;
+  return {
+    candidates: ranked,
+    trace: traces.build(tracedRow, sampled.commits[tracedRow], sampled.modelCalls),
+    modelCalls: sampled.modelCalls,
+    modelMs: sampled.modelMs,
+    totalMs: performance.now() - started,
+    canvasTokens: canvas.ids.length,
+  };
+}
+
+/**
+ * Log-probability and mean confidence of the tokens the model chose that make up the text: in each hole the tokens
+ * before its first end-of-span and that end-of-span itself (it decided the length). End-of-span fill is not a model
+ * choice and is left out.
+ */
+function likelihoodOf(
+  commits: readonly Commit[],
+  firstEosPerHole: readonly number[],
+): { logProb: number; scoredTokens: number; meanConfidence: number } {
+  let logProb = 0;
+  let confidence = 0;
+  let scoredTokens = 0;
+  for (const commit of commits) {
+    if (commit.filled || commit.index > firstEosPerHole[commit.hole]) continue;
+    logProb += commit.logProb;
+    confidence += commit.confidence;
+    scoredTokens++;
+  }
+  return { logProb, scoredTokens, meanConfidence: scoredTokens > 0 ? confidence / scoredTokens : 0 };
+}

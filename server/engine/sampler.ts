@@ -1,0 +1,278 @@
+/**
+ * The denoising sampler: a pure async function of (model function, canvas, configuration, seed). All masks of all
+ * holes start masked; each step makes exactly one model call for the whole batch, asks for logits only at the
+ * positions still masked, and commits some of them. A committed token is never re-masked.
+ *
+ * Candidates are the batch dimension: every row starts from the same canvas and differs only by its random stream
+ * (and, possibly, its temperature), so N candidates cost N rows of one call per step, not N generations.
+ *
+ * Per row and step:
+ *   1. choose a token at every masked position and score it by the strategy (choose-token.ts);
+ *   2. commit the `tokensToCommit` best-scored positions (schedule.ts); with a confidence threshold, commit every
+ *      position whose probability is above it as well (Fast-dLLM), so a step never commits fewer than scheduled;
+ *   3. with `eosFill`, once a row commits end-of-span at position j of a hole, the still-masked positions after j in
+ *      that hole are committed as end-of-span too: the completion is trimmed at the first end-of-span anyway, so
+ *      predicting them would only spend steps (and the model was trained to pad spans with end-of-span).
+ *
+ * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
+ * otherwise at most that, fewer only because every mask got resolved early. Cancellation is checked before and after
+ * every model call, i.e. between steps.
+ */
+import { emptyChoice, TokenChooser } from './choose-token';
+import { AbortError, ModelOutputError, OptionsError } from './errors';
+import { createRng, type Rng } from './rng';
+import { tokensToCommit } from './schedule';
+import type { ModelFn, UnmaskStrategy } from './types';
+
+export interface SamplerConfig {
+  readonly steps: number;
+  readonly strategy: UnmaskStrategy;
+  /** Commit every token whose probability is above this as well; 0 turns it off. */
+  readonly confidenceThreshold: number;
+  readonly topP: number;
+  /** One temperature per batch row; its length is the batch size. */
+  readonly temperatures: readonly number[];
+  /** Row r draws from stream r of this seed. */
+  readonly seed: number;
+  readonly vocabSize: number;
+  readonly eosId: number;
+  readonly eosFill: boolean;
+  /** Ids never to commit (mask, padding, language tags, ...). */
+  readonly bannedIds: readonly number[];
+}
+
+/** The part of a canvas the sampler needs: one row of ids and where the holes are. */
+export interface SamplerCanvas {
+  readonly ids: Int32Array;
+  readonly holes: readonly { readonly start: number; readonly length: number }[];
+}
+
+/** One committed token of one row. */
+export interface Commit {
+  /** Index in the canvas. */
+  readonly position: number;
+  readonly hole: number;
+  /** Index within the hole. */
+  readonly index: number;
+  /** 0-based step (= model call) that committed it. */
+  readonly step: number;
+  readonly tokenId: number;
+  /** Probability of the token under the sampling distribution when it was committed. */
+  readonly confidence: number;
+  /** Its log-probability under the model's untempered distribution; 0 for end-of-span fill. */
+  readonly logProb: number;
+  /** True when end-of-span fill committed it rather than the model (its confidence is the triggering token's). */
+  readonly filled: boolean;
+}
+
+export interface SamplerProgress {
+  /** The 0-based step just finished. */
+  readonly step: number;
+  /** Per row, every commit so far in commit order (within a step left to right). Live arrays: copy to keep. */
+  readonly commits: readonly (readonly Commit[])[];
+}
+
+export interface SamplerHooks {
+  readonly signal?: AbortSignal;
+  readonly onStep?: (progress: SamplerProgress) => void;
+}
+
+export interface SamplerResult {
+  /** Per row, the final canvas with every mask resolved. */
+  readonly rows: readonly Int32Array[];
+  /** Per row, every commit in commit order (within a step left to right). */
+  readonly commits: readonly (readonly Commit[])[];
+  readonly modelCalls: number;
+  /** Wall time spent awaiting the model function. */
+  readonly modelMs: number;
+}
+
+const NOT_SELECTED = 0;
+const BY_MODEL = 1;
+const BY_EOS_FILL = 2;
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError();
+}
+
+function configProblems(canvas: SamplerCanvas, config: SamplerConfig): string[] {
+  const problems: string[] = [];
+  if (!Number.isInteger(config.steps) || config.steps < 1) problems.push(`steps must be a positive integer (got ${config.steps})`);
+  if (config.temperatures.length < 1) problems.push('the batch needs at least one row (one temperature)');
+  if (config.temperatures.some((t) => !(t >= 0) || !Number.isFinite(t))) problems.push('temperatures must be finite and not negative');
+  if (!(config.topP > 0 && config.topP <= 1)) problems.push(`topP must be above 0 and at most 1 (got ${config.topP})`);
+  let end = 0;
+  for (const hole of canvas.holes) {
+    if (hole.start < end || hole.length < 1 || hole.start + hole.length > canvas.ids.length) {
+      problems.push(`hole at ${hole.start} of length ${hole.length} does not fit a canvas of ${canvas.ids.length} tokens in order`);
+    }
+    end = hole.start + hole.length;
+  }
+  return problems;
+}
+
+export async function sampleCanvas(
+  model: ModelFn,
+  canvas: SamplerCanvas,
+  config: SamplerConfig,
+  hooks: SamplerHooks = {},
+): Promise<SamplerResult> {
+  const problems = configProblems(canvas, config);
+  if (problems.length > 0) throw new OptionsError(problems);
+  const { steps, strategy, topP, temperatures, vocabSize: V, eosId } = config;
+  const batch = temperatures.length;
+  const seqLen = canvas.ids.length;
+
+  // Which hole each canvas position belongs to (-1 for text), and each hole's first position.
+  const holeOf = new Int32Array(seqLen).fill(-1);
+  canvas.holes.forEach((hole, h) => holeOf.fill(h, hole.start, hole.start + hole.length));
+  const holeStart = canvas.holes.map((hole) => hole.start);
+  const capacity = canvas.holes.reduce((sum, hole) => sum + hole.length, 0);
+
+  // Per row: its still-masked positions in ascending order, its random stream and its commits.
+  const ids = new Int32Array(batch * seqLen);
+  const masked: Int32Array[] = [];
+  const maskedCount = new Int32Array(batch);
+  const rngs: Rng[] = [];
+  const commits: Commit[][] = [];
+  for (let r = 0; r < batch; r++) {
+    ids.set(canvas.ids, r * seqLen);
+    const positions = new Int32Array(capacity);
+    let m = 0;
+    for (const hole of canvas.holes) for (let p = hole.start; p < hole.start + hole.length; p++) positions[m++] = p;
+    masked.push(positions);
+    maskedCount[r] = m;
+    rngs.push(createRng(config.seed, r));
+    commits.push([]);
+  }
+
+  // Scratch reused by every row and step.
+  const chooser = new TokenChooser(V, config.bannedIds);
+  const choice = emptyChoice();
+  const tokens = new Int32Array(capacity);
+  const probabilities = new Float64Array(capacity);
+  const scores = new Float64Array(capacity);
+  const logProbs = new Float64Array(capacity);
+  const selected = new Uint8Array(capacity);
+  const order = new Int32Array(capacity);
+  const byScoreDescending = (a: number, b: number): number => scores[b] - scores[a] || a - b;
+
+  let modelCalls = 0;
+  let modelMs = 0;
+  for (let step = 0; step < steps; step++) {
+    let numPositions = 0;
+    for (let r = 0; r < batch; r++) numPositions = Math.max(numPositions, maskedCount[r]);
+    if (numPositions === 0) break;
+    throwIfAborted(hooks.signal);
+
+    // Rows with fewer masked positions repeat their last one (a finished row repeats any hole position); the
+    // logits at those padding slots are ignored.
+    const positions = new Int32Array(batch * numPositions);
+    for (let r = 0; r < batch; r++) {
+      const m = maskedCount[r];
+      const row = positions.subarray(r * numPositions, (r + 1) * numPositions);
+      row.set(masked[r].subarray(0, m));
+      row.fill(m > 0 ? masked[r][m - 1] : holeStart[0], m);
+    }
+    // Fresh arrays each call: the model function may keep them or transfer them to a worker.
+    const started = performance.now();
+    const logits = await model({ ids: ids.slice(), batch, seqLen, positions, numPositions });
+    modelMs += performance.now() - started;
+    modelCalls++;
+    throwIfAborted(hooks.signal);
+    const expected = batch * numPositions * V;
+    if (!(logits instanceof Float32Array) || logits.length !== expected) {
+      throw new ModelOutputError(
+        `The model returned ${logits instanceof Float32Array ? `${logits.length} logits` : 'something other than a Float32Array'}; ` +
+          `expected batch ${batch} x positions ${numPositions} x vocabulary ${V} = ${expected} float32 values.`,
+      );
+    }
+
+    for (let r = 0; r < batch; r++) {
+      const m = maskedCount[r];
+      if (m === 0) continue;
+      const rowMasked = masked[r];
+      for (let j = 0; j < m; j++) {
+        const offset = (r * numPositions + j) * V;
+        chooser.choose(logits, offset, temperatures[r], topP, strategy, rngs[r], choice, `row ${r}, position ${rowMasked[j]}`);
+        tokens[j] = choice.token;
+        probabilities[j] = choice.probability;
+        scores[j] = choice.score;
+        logProbs[j] = choice.logProb;
+      }
+      selectPositions(m, tokensToCommit(m, step, steps), config.confidenceThreshold);
+      if (config.eosFill) markEosFill(rowMasked, m);
+
+      // Commit left to right, and keep the still-masked positions in ascending order.
+      const rowOffset = r * seqLen;
+      let kept = 0;
+      let fillConfidence = 0;
+      for (let j = 0; j < m; j++) {
+        const position = rowMasked[j];
+        const how = selected[j];
+        if (how === NOT_SELECTED) {
+          rowMasked[kept++] = position;
+          continue;
+        }
+        const hole = holeOf[position];
+        const byModel = how === BY_MODEL;
+        const tokenId = byModel ? tokens[j] : eosId;
+        if (byModel && tokenId === eosId) fillConfidence = probabilities[j];
+        ids[rowOffset + position] = tokenId;
+        commits[r].push({
+          position,
+          hole,
+          index: position - holeStart[hole],
+          step,
+          tokenId,
+          confidence: byModel ? probabilities[j] : fillConfidence,
+          logProb: byModel ? logProbs[j] : 0,
+          filled: !byModel,
+        });
+      }
+      maskedCount[r] = kept;
+    }
+    hooks.onStep?.({ step, commits });
+  }
+  if (maskedCount.some((m) => m > 0)) {
+    throw new Error('The sampler finished with masks left; the schedule must resolve every mask by the last step.');
+  }
+  const rows = Array.from({ length: batch }, (_, r) => ids.slice(r * seqLen, (r + 1) * seqLen));
+  return { rows, commits, modelCalls, modelMs };
+
+  /** Marks the positions the model commits this step: everything above the threshold, then the best-scored. */
+  function selectPositions(m: number, scheduled: number, threshold: number): void {
+    selected.fill(NOT_SELECTED, 0, m);
+    let count = 0;
+    if (threshold > 0) {
+      for (let j = 0; j < m; j++) {
+        if (probabilities[j] > threshold) {
+          selected[j] = BY_MODEL;
+          count++;
+        }
+      }
+    }
+    if (count >= scheduled) return;
+    for (let j = 0; j < m; j++) order[j] = j;
+    const ranked = order.subarray(0, m).sort(byScoreDescending);
+    for (let k = 0; k < m && count < scheduled; k++) {
+      if (selected[ranked[k]] === NOT_SELECTED) {
+        selected[ranked[k]] = BY_MODEL;
+        count++;
+      }
+    }
+  }
+
+  /** Marks the still-masked positions after an end-of-span committed this step, within the same hole. */
+  function markEosFill(rowMasked: Int32Array, m: number): void {
+    let fillHole = -1;
+    for (let j = 0; j < m; j++) {
+      const hole = holeOf[rowMasked[j]];
+      if (selected[j] === BY_MODEL) {
+        if (tokens[j] === eosId && fillHole !== hole) fillHole = hole;
+      } else if (hole === fillHole) {
+        selected[j] = BY_EOS_FILL;
+      }
+    }
+  }
+}

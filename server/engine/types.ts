@@ -1,0 +1,82 @@
+/**
+ * Plain data shared by the engine, the runtime and the protocol layer. The engine never does I/O: the model is a
+ * function handed to it, and everything it returns is data that can be logged, serialised or replayed.
+ */
+
+/** Facts about a model that the engine needs; the runtime reads them from ONNX metadata and validates them. */
+export interface ModelFacts {
+  readonly vocabSize: number;
+  readonly maxSeqLen: number;
+  /** Id that marks a position still to be filled. */
+  readonly maskId: number;
+  /** End-of-span id: fills the unused tail of a span; the completion is trimmed at the first one. */
+  readonly eosId: number;
+  readonly padId: number;
+  readonly fileSepId: number;
+  /** Language tag ids by VS Code language id ("python", "typescript", ...); "other" is the fallback. */
+  readonly langIds: Readonly<Record<string, number>>;
+  /** Span lengths the model was trained to fill; a requested span is rounded up to one of them. */
+  readonly spanBuckets: readonly number[];
+}
+
+/**
+ * One forward pass of the denoiser. `ids` is row-major [batch, seqLen]; `positions` is [batch, numPositions]
+ * (indices into seqLen). Returns row-major logits [batch, numPositions, vocabSize].
+ */
+export interface ModelInput {
+  readonly ids: Int32Array;
+  readonly batch: number;
+  readonly seqLen: number;
+  readonly positions: Int32Array;
+  readonly numPositions: number;
+}
+export type ModelFn = (input: ModelInput) => Promise<Float32Array>;
+
+/** Encodes and decodes text; injected so that the engine stays free of I/O and of any tokenizer library. */
+export interface TextCodec {
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+}
+
+/** How the sampler chooses which masked positions to commit first in a step (methods.md section 1). */
+export type UnmaskStrategy = 'confidence' | 'margin' | 'entropy' | 'random';
+
+/**
+ * The knobs of one generation. Settings flow one way: package.json schema -> typed config -> a frozen object of
+ * this type (see engine/options.ts for the defaults and the validation).
+ */
+export interface SamplerOptions {
+  /** Denoising steps; also the most model calls a generation makes. */
+  readonly steps: number;
+  readonly strategy: UnmaskStrategy;
+  /** Also commit every token whose probability is above this in a step (Fast-dLLM); 0 turns it off. */
+  readonly confidenceThreshold: number;
+  /** 0 picks the most probable token (greedy and deterministic). */
+  readonly temperature: number;
+  /** Nucleus mass when sampling (temperature above 0). */
+  readonly topP: number;
+  /** Alternatives generated together as one batch (rows of the same canvas). */
+  readonly candidates: number;
+  readonly seed: number;
+  /** Tokens of text around the holes that the canvas may hold (the model's maximum length also caps it). */
+  readonly contextTokens: number;
+  /**
+   * Once a row commits end-of-span in a hole, commit the still-masked rest of that hole as end-of-span at once
+   * (saves steps; the text is cut there anyway). Default true.
+   */
+  readonly eosFill?: boolean;
+}
+
+/** One place to fill: a run of masks whose length is rounded up to one of the model's span buckets. */
+export interface HoleRequest {
+  readonly maxTokens: number;
+}
+
+/** What to fill: the text around and between the holes, in document order. */
+export interface InfillRequest {
+  /** segments.length === holes.length + 1: segments[0] is the prefix, the last one the suffix. */
+  readonly segments: readonly string[];
+  readonly holes: readonly HoleRequest[];
+  /** VS Code language id ("python", "typescriptreact", ...); unknown ones use the "other" tag. */
+  readonly languageId: string;
+}

@@ -1,0 +1,78 @@
+/**
+ * One completion from plain text around a position to finished strings, shared by the language server and the CLI:
+ * infill on the loaded model (which ranks candidates and trims them against the text after the cursor), then the
+ * removal of whole lines that repeat the lines below the cursor, and of candidates that became empty or identical.
+ * No LSP types here.
+ */
+import { infill, type InfillHooks, type InfillResult } from '../engine/infill';
+import type { SamplerOptions } from '../engine/types';
+import type { LoadedModel } from '../runtime/model';
+
+export interface CompletionQuery {
+  readonly prefix: string;
+  readonly suffix: string;
+  readonly languageId: string;
+  /** Most tokens to generate; the engine rounds up to a span bucket. */
+  readonly maxTokens: number;
+}
+
+export interface CompletionOutcome {
+  /** Cleaned candidate texts in the engine's order, without empty ones or duplicates. */
+  readonly texts: readonly string[];
+  /** Index into result.candidates of each text. */
+  readonly candidateIndex: readonly number[];
+  readonly result: InfillResult;
+}
+
+/** The model pieces a completion needs (a LoadedModel, or a test double with the same shape). */
+export type CompletionModel = Pick<LoadedModel, 'run' | 'codec' | 'facts'>;
+
+/**
+ * Drops trailing lines of a completion that the lines after the cursor already start with (a model that sees the
+ * suffix often writes out the rest of a block that is already there). The engine has already trimmed whitespace and
+ * repeated closing brackets on the cursor's line; this looks at whole lines below it. Applies only when nothing
+ * follows the cursor on its line, since otherwise the completion's lines end up before that text.
+ */
+export function dropRepeatedLines(text: string, suffix: string): string {
+  const restOfLine = suffix.split('\n', 1)[0];
+  const lines = text.split('\n');
+  if (restOfLine.trim() !== '' || lines.length < 2) return text;
+  const following = suffix
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  for (let n = Math.min(lines.length - 1, following.length); n > 0; n--) {
+    const tail = lines.slice(lines.length - n).map((l) => l.trim());
+    if (tail.every((l, i) => l === following[i]) && tail.some((l) => l !== '')) {
+      return lines.slice(0, lines.length - n).join('\n').replace(/\s+$/u, '');
+    }
+  }
+  return text;
+}
+
+/** Runs one infill for a single hole at the cursor and returns the cleaned candidates. */
+export async function complete(
+  model: CompletionModel,
+  query: CompletionQuery,
+  options: SamplerOptions,
+  hooks: InfillHooks = {},
+): Promise<CompletionOutcome> {
+  const result = await infill(
+    model.run,
+    model.codec,
+    model.facts,
+    { segments: [query.prefix, query.suffix], holes: [{ maxTokens: query.maxTokens }], languageId: query.languageId },
+    options,
+    hooks,
+  );
+  const texts: string[] = [];
+  const candidateIndex: number[] = [];
+  result.candidates.forEach((candidate, i) => {
+    const text = dropRepeatedLines(candidate.holes[0] ?? '', query.suffix);
+    if (text.trim() === '' || texts.includes(text)) return;
+    texts.push(text);
+    candidateIndex.push(i);
+  });
+  return { texts, candidateIndex, result };
+}

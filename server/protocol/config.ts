@@ -1,0 +1,118 @@
+/**
+ * The server's typed view of the "unmask" settings, pulled with workspace/configuration. package.json's
+ * `contributes.configuration` is the one schema: defaults, ranges and enums are read from it (bundled by esbuild), so
+ * a setting added or re-ranged there cannot drift from what the server accepts. Values that break the schema fall
+ * back to the default and are reported, never used.
+ */
+import packageJson from '../../package.json';
+import type { DeviceSetting } from '../runtime/providers';
+import type { SamplerOptions, UnmaskStrategy } from '../engine/types';
+
+/** The settings the server uses (the rest, like debounce and per-language enablement, are the client's). */
+export interface ServerConfig {
+  readonly steps: number;
+  readonly maxSpanTokens: number;
+  readonly strategy: UnmaskStrategy;
+  readonly confidenceThreshold: number;
+  readonly temperature: number;
+  readonly topP: number;
+  readonly contextTokens: number;
+  readonly modelPath: string;
+  readonly device: DeviceSetting;
+  readonly threads: number;
+}
+
+interface PropertySchema {
+  type: string;
+  default: unknown;
+  minimum?: number;
+  maximum?: number;
+  enum?: unknown[];
+}
+
+const SCHEMA = packageJson.contributes.configuration.properties as unknown as Record<string, PropertySchema>;
+
+/** Settings whose schema type is "number" but that only make sense as integers. */
+const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads']);
+
+const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
+  'steps',
+  'maxSpanTokens',
+  'strategy',
+  'confidenceThreshold',
+  'temperature',
+  'topP',
+  'contextTokens',
+  'modelPath',
+  'device',
+  'threads',
+];
+
+function schemaOf(key: string): PropertySchema {
+  const schema = SCHEMA[`unmask.${key}`];
+  if (!schema) throw new Error(`package.json declares no setting unmask.${key}`);
+  return schema;
+}
+
+/** Why `value` breaks the schema of `unmask.<key>`, or undefined when it fits. */
+function problemWith(key: string, value: unknown): string | undefined {
+  const schema = schemaOf(key);
+  const shown = JSON.stringify(value);
+  if (schema.type === 'number') {
+    if (typeof value !== 'number' || !Number.isFinite(value)) return `unmask.${key} must be a number (got ${shown})`;
+    if (INTEGER_KEYS.has(key) && !Number.isInteger(value)) return `unmask.${key} must be a whole number (got ${shown})`;
+    if (schema.minimum !== undefined && value < schema.minimum) return `unmask.${key} must be at least ${schema.minimum} (got ${shown})`;
+    if (schema.maximum !== undefined && value > schema.maximum) return `unmask.${key} must be at most ${schema.maximum} (got ${shown})`;
+  } else if (schema.type === 'string') {
+    if (typeof value !== 'string') return `unmask.${key} must be a string (got ${shown})`;
+    if (schema.enum && !schema.enum.includes(value)) return `unmask.${key} must be one of ${schema.enum.join(', ')} (got ${shown})`;
+  }
+  return undefined;
+}
+
+export interface ParsedConfig {
+  readonly config: ServerConfig;
+  /** One sentence per setting that was ignored, for the log. */
+  readonly problems: readonly string[];
+}
+
+/** The defaults from package.json. */
+export function defaultConfig(): ServerConfig {
+  return parseConfig(undefined).config;
+}
+
+/**
+ * Builds the frozen server config from the raw "unmask" section (an object, or null/undefined when the client sends
+ * nothing). Unset keys take the default; keys that break the schema take the default and are listed in `problems`.
+ */
+export function parseConfig(raw: unknown): ParsedConfig {
+  const section = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const problems: string[] = [];
+  const config: Record<string, unknown> = {};
+  for (const key of SERVER_KEYS) {
+    const value = section[key];
+    const problem = value === undefined || value === null ? undefined : problemWith(key, value);
+    if (problem) problems.push(`${problem}; using the default ${JSON.stringify(schemaOf(key).default)}`);
+    config[key] = value === undefined || value === null || problem ? schemaOf(key).default : value;
+  }
+  return { config: Object.freeze(config) as unknown as ServerConfig, problems: Object.freeze(problems) };
+}
+
+/** The engine's options for a generation under this config. */
+export function samplerOverrides(config: ServerConfig, extra: { candidates?: number; seed?: number } = {}): Partial<SamplerOptions> {
+  return {
+    steps: config.steps,
+    strategy: config.strategy,
+    confidenceThreshold: config.confidenceThreshold,
+    temperature: config.temperature,
+    topP: config.topP,
+    contextTokens: config.contextTokens,
+    candidates: extra.candidates ?? 1,
+    seed: extra.seed ?? 0,
+  };
+}
+
+/** Whether a change from `before` to `after` needs the model reloaded. */
+export function needsReload(before: ServerConfig, after: ServerConfig): boolean {
+  return before.modelPath !== after.modelPath || before.device !== after.device || before.threads !== after.threads;
+}

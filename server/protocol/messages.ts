@@ -1,0 +1,134 @@
+/**
+ * Every custom message between the Unmask client and server, declared once. Each says who sends it.
+ * Standard LSP messages (textDocument/inlineCompletion, workspace/configuration, ...) are not repeated here.
+ * This file imports nothing but types so that the client can share it without pulling in server code.
+ */
+
+/** A position or range in a document, as LSP sends them (0-based line, UTF-16 character). */
+export interface Pos {
+  line: number;
+  character: number;
+}
+export interface Span {
+  start: Pos;
+  end: Pos;
+}
+
+/** The server's lifecycle and last measurement, shown in the status bar. */
+export type ServerState = 'loading' | 'ready' | 'busy' | 'error' | 'disabled';
+export interface StatusParams {
+  state: ServerState;
+  /** Model id from the manifest, once loaded. */
+  modelId?: string;
+  /** Execution provider in use ("cpu", "cuda", ...), once loaded. */
+  device?: string;
+  /** Why the device is not the one asked for (for example a GPU provider that failed to load). */
+  deviceNote?: string;
+  /** Wall time of the last completed generation, in milliseconds. */
+  lastLatencyMs?: number;
+  /** Human-readable error when state is "error". */
+  message?: string;
+}
+/** Sent by the server whenever its state changes. */
+export const StatusNotification = 'unmask/status';
+
+export interface FillRangeParams {
+  textDocument: { uri: string };
+  /** The region to replace with generated code (usually the selection). */
+  range: Span;
+  /** Upper bound on generated tokens; the server rounds up to a span bucket the model knows. */
+  maxTokens?: number;
+}
+export interface FillRangeResult {
+  /** The generated text for the range; empty when nothing could be generated. */
+  text: string;
+  latencyMs: number;
+  /** Why the result is empty, when it is. */
+  error?: string;
+}
+/** Sent by the client ("Unmask: Fill Selection"); the client previews the result and edits only on accept. */
+export const FillRangeRequest = 'unmask/fillRange';
+
+/** One committed token in a generation trace. */
+export interface TraceToken {
+  /** Index of the token within its hole. */
+  index: number;
+  hole: number;
+  /** 0-based step that committed it. */
+  step: number;
+  /** The token's text ("" for end-of-span). */
+  text: string;
+  /** Probability of the token when it was committed. */
+  confidence: number;
+  /** End-of-span: the completion ends at the first one in a hole. */
+  eos: boolean;
+  /** Committed by end-of-span fill rather than by the model (left out of the AR-ness). */
+  filled: boolean;
+}
+export interface TraceParams {
+  /** Document the generation was for ("" for the CLI). */
+  uri: string;
+  /** Which request produced it: an inline completion, a range fill, a joint hole fill or a candidates run. */
+  kind: 'inline' | 'fillRange' | 'fillHoles' | 'candidates';
+  /** Steps done so far (model calls). */
+  steps: number;
+  /** Steps asked for; a generation may end earlier when every mask is resolved. */
+  plannedSteps: number;
+  /** Number of masks in each hole. */
+  holeLengths: number[];
+  /** Committed tokens in commit order. */
+  tokens: TraceToken[];
+  /** AR-ness@k for k = 1..8 of this decoding order (methods.md section 3); null where undefined. */
+  localArness: (number | null)[];
+  globalArness: (number | null)[];
+  /** True while the generation is still running (live updates), false for the final trace. */
+  partial: boolean;
+  /** Wall time of the whole generation in milliseconds (final traces only). */
+  latencyMs?: number;
+}
+/** Sent by the client to fetch the trace of the last generation (the visualizer's initial state); null if none yet. */
+export const LastTraceRequest = 'unmask/lastTrace';
+/** Sent by the server after each denoising step and at the end of each generation, for live visualisation. */
+export const TraceNotification = 'unmask/trace';
+
+export interface FillHolesParams {
+  textDocument: { uri: string };
+  /** The hole markers' ranges in document order; each is replaced by its generated text. */
+  holes: { range: Span; maxTokens?: number }[];
+}
+export interface FillHolesResult {
+  /** Generated text per hole, in the order of `holes`; empty array when nothing could be generated. */
+  texts: string[];
+  latencyMs: number;
+  error?: string;
+}
+/**
+ * Sent by the client ("Unmask: Fill All Holes"): every hole is filled in one joint denoising run, so holes see each
+ * other's tokens as they are committed. The client previews and applies the result as one undoable edit.
+ */
+export const FillHolesRequest = 'unmask/fillHoles';
+
+export interface CandidatesParams {
+  textDocument: { uri: string };
+  position: Pos;
+  /** How many alternatives to generate as one batch (1..16; default 4). */
+  count?: number;
+  /** Upper bound on generated tokens (default: the unmask.maxSpanTokens setting). */
+  maxTokens?: number;
+}
+export interface CandidateItem {
+  /** Text to insert at the position (already trimmed against the text after it). */
+  text: string;
+  /** Sum of the model's log-probabilities of the committed tokens. */
+  logProb: number;
+  /** Mean probability of the committed tokens when they were committed. */
+  meanConfidence: number;
+}
+export interface CandidatesResult {
+  /** Distinct alternatives in the engine's ranking, best first; empty when nothing could be generated. */
+  candidates: CandidateItem[];
+  latencyMs: number;
+  error?: string;
+}
+/** Sent by the client ("Unmask: Regenerate with N Candidates"): N alternatives from one batched generation. */
+export const CandidatesRequest = 'unmask/candidates';

@@ -1,0 +1,331 @@
+/**
+ * The language server: wires LSP to the runtime and the engine. It syncs documents incrementally, pulls the "unmask"
+ * settings with workspace/configuration, answers textDocument/inlineCompletion and the custom requests of
+ * messages.ts, and reports status and traces. Every request ends in a result: errors become a status, a log line and
+ * an empty answer, and the server keeps running.
+ *
+ * Cancellation: the LSP token and cancel-previous (a new inline request aborts the one before it, so typing never
+ * queues more than one generation) both abort one AbortSignal, which the engine checks between denoising steps.
+ */
+import {
+  type CancellationToken,
+  type Connection,
+  DidChangeConfigurationNotification,
+  type InitializeResult,
+  type InlineCompletionItem,
+  InlineCompletionTriggerKind,
+  TextDocuments,
+  TextDocumentSyncKind,
+} from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { isAbortError } from '../engine/errors';
+import { type InfillHooks, infill } from '../engine/infill';
+import { resolveSamplerOptions } from '../engine/options';
+import type { Trace } from '../engine/trace';
+import type { LoadedModel } from '../runtime/model';
+import { complete, dropRepeatedLines } from './completion';
+import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
+import { inlineItems, inlineSource } from './inline';
+import {
+  CandidatesRequest,
+  type CandidatesParams,
+  type CandidatesResult,
+  FillHolesRequest,
+  type FillHolesParams,
+  type FillHolesResult,
+  FillRangeRequest,
+  type FillRangeParams,
+  type FillRangeResult,
+  LastTraceRequest,
+  StatusNotification,
+  TraceNotification,
+  type TraceParams,
+} from './messages';
+import { ModelHost } from './model-host';
+import { traceParams } from './trace';
+import { unsuitableReason, windowAround } from './window';
+
+/** Alternatives generated for an explicit (Invoke) inline request, cycled with Alt+] / Alt+[. */
+export const INVOKE_CANDIDATES = 4;
+/** Default alternatives for the candidates request (issue 5). */
+export const DEFAULT_CANDIDATES = 4;
+export const MAX_CANDIDATES = 16;
+
+export interface ServerOptions {
+  /** The extension's folder: the default model lives in models/unmask-coder-base under it. */
+  readonly extensionRoot: string;
+}
+
+type RequestKind = TraceParams['kind'];
+
+export function startServer(connection: Connection, options: ServerOptions): void {
+  const documents = new TextDocuments(TextDocument);
+  const log = (line: string): void => connection.console.log(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
+  const host = new ModelHost(options.extensionRoot, log, (status) => void connection.sendNotification(StatusNotification, status));
+  let config: ServerConfig = parseConfig(undefined).config;
+  let pullsConfiguration = false;
+  let inlineInFlight: AbortController | undefined;
+  let lastTrace: TraceParams | null = null;
+
+  /** Pulls the "unmask" section; falls back to `pushed` (didChangeConfiguration settings) when pull is unsupported. */
+  async function readConfig(pushed?: unknown): Promise<ServerConfig> {
+    let raw: unknown = pushed;
+    if (pullsConfiguration) {
+      try {
+        raw = await connection.workspace.getConfiguration('unmask');
+      } catch (err) {
+        log(`settings: workspace/configuration failed (${(err as Error).message}); keeping the current settings`);
+        return config;
+      }
+    }
+    const parsed = parseConfig(raw);
+    for (const problem of parsed.problems) log(`settings: ${problem}`);
+    return parsed.config;
+  }
+
+  connection.onInitialize((params): InitializeResult => {
+    pullsConfiguration = params.capabilities.workspace?.configuration === true;
+    const init = params.initializationOptions as { settings?: unknown } | undefined;
+    if (init?.settings !== undefined) config = parseConfig(init.settings).config;
+    return {
+      capabilities: {
+        textDocumentSync: TextDocumentSyncKind.Incremental,
+        inlineCompletionProvider: true,
+      },
+      serverInfo: { name: 'unmask', version: '0.1.0' },
+    };
+  });
+
+  connection.onInitialized(() => {
+    void (async () => {
+      if (pullsConfiguration) {
+        config = await readConfig();
+        // Ask to be told about changes; the client may also send them unasked (vscode-languageclient's synchronize).
+        connection.client.register(DidChangeConfigurationNotification.type, { section: 'unmask' }).catch(() => undefined);
+      }
+      await host.load(config);
+    })();
+  });
+
+  connection.onDidChangeConfiguration((change) => {
+    void (async () => {
+      const pushed = (change.settings as { unmask?: unknown } | null | undefined)?.unmask;
+      const next = await readConfig(pushed);
+      const reload = needsReload(config, next);
+      config = next;
+      if (reload) await host.load(config);
+    })();
+  });
+
+  /** An AbortSignal tied to the LSP token and, for inline requests, to the next inline request (cancel-previous). */
+  function signalFor(kind: RequestKind, token: CancellationToken): AbortController {
+    const controller = new AbortController();
+    if (kind === 'inline') {
+      inlineInFlight?.abort();
+      inlineInFlight = controller;
+    }
+    if (token.isCancellationRequested) controller.abort();
+    token.onCancellationRequested(() => controller.abort());
+    return controller;
+  }
+
+  function traceHooks(uri: string, kind: RequestKind, signal: AbortSignal): InfillHooks {
+    return {
+      signal,
+      onStep: (trace: Trace) => void connection.sendNotification(TraceNotification, traceParams(trace, uri, kind, true)),
+    };
+  }
+
+  function finishTrace(trace: Trace, uri: string, kind: RequestKind, latencyMs: number): void {
+    lastTrace = traceParams(trace, uri, kind, false, latencyMs);
+    void connection.sendNotification(TraceNotification, lastTrace);
+  }
+
+  /**
+   * Runs `work` on the loaded model with status, timing and error handling: cancellation gives `cancelled`, any
+   * other error a status, a log line and `failed(message)`.
+   */
+  async function generate<T>(
+    kind: RequestKind,
+    token: CancellationToken,
+    work: (model: LoadedModel, signal: AbortSignal) => Promise<T>,
+    failed: (message: string) => T,
+    cancelled: T,
+  ): Promise<T> {
+    const controller = signalFor(kind, token);
+    const model = await host.current();
+    if (!model) return failed(host.lastStatus.message ?? 'the model is not loaded');
+    if (controller.signal.aborted) return cancelled;
+    const end = host.beginWork();
+    const started = performance.now();
+    try {
+      const result = await work(model, controller.signal);
+      end({ latencyMs: performance.now() - started });
+      return result;
+    } catch (err) {
+      if (isAbortError(err) || controller.signal.aborted) {
+        end({});
+        return cancelled;
+      }
+      const message = (err as Error).message ?? String(err);
+      log(`error: ${kind} failed: ${message}`);
+      end({ error: message });
+      return failed(message);
+    } finally {
+      if (inlineInFlight === controller) inlineInFlight = undefined;
+    }
+  }
+
+  connection.languages.inlineCompletion.on(async (params, token): Promise<InlineCompletionItem[] | null> => {
+    const document = documents.get(params.textDocument.uri);
+    if (!document) return [];
+    const source = inlineSource(document, params.position, params.context);
+    const unsuitable = unsuitableReason(source.window);
+    if (unsuitable) {
+      log(`inline: no completion for ${params.textDocument.uri}: ${unsuitable}`);
+      return [];
+    }
+    const candidates = params.context.triggerKind === InlineCompletionTriggerKind.Invoked ? INVOKE_CANDIDATES : 1;
+    const uri = params.textDocument.uri;
+    return generate(
+      'inline',
+      token,
+      async (model, signal) => {
+        const started = performance.now();
+        const outcome = await complete(
+          model,
+          { prefix: source.window.prefix, suffix: source.window.suffix, languageId: document.languageId, maxTokens: config.maxSpanTokens },
+          resolveSamplerOptions(samplerOverrides(config, { candidates })),
+          traceHooks(uri, 'inline', signal),
+        );
+        finishTrace(outcome.result.trace, uri, 'inline', performance.now() - started);
+        return inlineItems(outcome.texts, source, params.position);
+      },
+      () => [],
+      null,
+    );
+  });
+
+  connection.onRequest(FillRangeRequest, async (params: FillRangeParams, token): Promise<FillRangeResult> => {
+    const started = performance.now();
+    const empty = (error: string): FillRangeResult => ({ text: '', latencyMs: performance.now() - started, error });
+    const document = documents.get(params.textDocument.uri);
+    if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    const text = document.getText();
+    const start = document.offsetAt(params.range.start);
+    const end = Math.max(start, document.offsetAt(params.range.end));
+    const before = windowAround(text, start);
+    const after = windowAround(text, end);
+    const window = { prefix: before.prefix, suffix: after.suffix, cutBefore: before.cutBefore, cutAfter: after.cutAfter };
+    const unsuitable = unsuitableReason(window);
+    if (unsuitable) return empty(`cannot fill here: ${unsuitable}`);
+    return generate(
+      'fillRange',
+      token,
+      async (model, signal) => {
+        const selected = text.slice(start, end);
+        const maxTokens = params.maxTokens ?? fillLength(model, selected, config);
+        const outcome = await complete(
+          model,
+          { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens },
+          resolveSamplerOptions(samplerOverrides(config)),
+          traceHooks(params.textDocument.uri, 'fillRange', signal),
+        );
+        const latencyMs = performance.now() - started;
+        finishTrace(outcome.result.trace, params.textDocument.uri, 'fillRange', latencyMs);
+        return outcome.texts.length ? { text: outcome.texts[0], latencyMs } : { text: '', latencyMs, error: 'the model generated only whitespace' };
+      },
+      (message) => empty(message),
+      empty('cancelled'),
+    );
+  });
+
+  connection.onRequest(FillHolesRequest, async (params: FillHolesParams, token): Promise<FillHolesResult> => {
+    const started = performance.now();
+    const empty = (error: string): FillHolesResult => ({ texts: [], latencyMs: performance.now() - started, error });
+    const document = documents.get(params.textDocument.uri);
+    if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    if (!Array.isArray(params.holes) || params.holes.length === 0) return empty('no holes to fill');
+    const text = document.getText();
+    if (text.includes('\u0000')) return empty('the document contains NUL bytes (binary content)');
+    const ranges = params.holes.map((h) => [document.offsetAt(h.range.start), document.offsetAt(h.range.end)]);
+    if (ranges.some(([s, e], i) => e < s || (i > 0 && s < ranges[i - 1][1]))) return empty('holes must be in document order and must not overlap');
+    const segments = ranges.map(([s], i) => text.slice(i === 0 ? 0 : ranges[i - 1][1], s));
+    segments.push(text.slice(ranges[ranges.length - 1][1]));
+    return generate(
+      'fillHoles',
+      token,
+      async (model, signal) => {
+        const result = await infill(
+          model.run,
+          model.codec,
+          model.facts,
+          { segments, holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })), languageId: document.languageId },
+          resolveSamplerOptions(samplerOverrides(config)),
+          traceHooks(params.textDocument.uri, 'fillHoles', signal),
+        );
+        const latencyMs = performance.now() - started;
+        finishTrace(result.trace, params.textDocument.uri, 'fillHoles', latencyMs);
+        const best = result.candidates[0];
+        return best
+          ? { texts: best.holes.map((t, i) => dropRepeatedLines(t, segments[i + 1])), latencyMs }
+          : { texts: [], latencyMs, error: 'the model left every hole empty' };
+      },
+      (message) => empty(message),
+      empty('cancelled'),
+    );
+  });
+
+  connection.onRequest(CandidatesRequest, async (params: CandidatesParams, token): Promise<CandidatesResult> => {
+    const started = performance.now();
+    const empty = (error: string): CandidatesResult => ({ candidates: [], latencyMs: performance.now() - started, error });
+    const document = documents.get(params.textDocument.uri);
+    if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    const count = params.count ?? DEFAULT_CANDIDATES;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_CANDIDATES) return empty(`count must be a whole number from 1 to ${MAX_CANDIDATES}`);
+    const window = windowAround(document.getText(), document.offsetAt(params.position));
+    const unsuitable = unsuitableReason(window);
+    if (unsuitable) return empty(`cannot complete here: ${unsuitable}`);
+    return generate(
+      'candidates',
+      token,
+      async (model, signal) => {
+        const outcome = await complete(
+          model,
+          { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens: params.maxTokens ?? config.maxSpanTokens },
+          resolveSamplerOptions(samplerOverrides(config, { candidates: count, seed: Math.floor(Math.random() * 0xffffffff) })),
+          traceHooks(params.textDocument.uri, 'candidates', signal),
+        );
+        const latencyMs = performance.now() - started;
+        finishTrace(outcome.result.trace, params.textDocument.uri, 'candidates', latencyMs);
+        const candidates = outcome.texts.map((text, i) => {
+          const c = outcome.result.candidates[outcome.candidateIndex[i]];
+          return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
+        });
+        return { candidates, latencyMs };
+      },
+      (message) => empty(message),
+      empty('cancelled'),
+    );
+  });
+
+  connection.onRequest(LastTraceRequest, () => lastTrace);
+
+  connection.onShutdown(async () => {
+    inlineInFlight?.abort();
+    await host.dispose();
+  });
+
+  documents.listen(connection);
+  connection.listen();
+}
+
+/**
+ * Tokens to generate for a range fill: about as many as the selection holds (rewrites are rarely much longer), at
+ * least the inline span setting, at most the model's largest span.
+ */
+function fillLength(model: LoadedModel, selected: string, config: ServerConfig): number {
+  const largest = model.facts.spanBuckets[model.facts.spanBuckets.length - 1];
+  const selectedTokens = selected.length > 0 ? model.codec.encode(selected.slice(0, largest * 32)).length : 0;
+  return Math.min(largest, Math.max(config.maxSpanTokens, Math.ceil(selectedTokens * 1.25)));
+}

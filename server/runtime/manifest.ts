@@ -1,0 +1,163 @@
+/**
+ * Loads and validates `models/<id>/manifest.json`, the index of a model folder (models/README.md).
+ *
+ * Shape accepted (unknown keys are ignored so the recipe can add facts without breaking older runtimes):
+ * ```json
+ * {
+ *   "format": 1,                       // optional; the manifest format, 1 is the only one
+ *   "id": "unmask-coder-base",
+ *   "kind": "mdm",                     // mdm | disc | ar
+ *   "files": {"model.int8.onnx": {"sha256": "…", "bytes": 123}, "tokenizer.json": "…sha256…"},
+ *                                      // or [{"path": "model.int8.onnx", "sha256": "…"}, …]
+ *   "metadata": {"unmask.vocab_size": "8192", …},  // optional copy of the ONNX metadata_props
+ *   "special_tokens": {"mask": "<|mask|>", "eos": "…", "pad": "…", "file": "…", "lang:python": "…"},  // optional
+ *   "sources": [{"name": "…", "license": "…"}]
+ * }
+ * ```
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type ModelKind = 'mdm' | 'disc' | 'ar';
+
+export interface ManifestFile {
+  /** Path relative to the model folder. */
+  readonly path: string;
+  readonly sha256?: string;
+  readonly bytes?: number;
+}
+
+export interface Manifest {
+  readonly dir: string;
+  readonly id: string;
+  readonly kind: ModelKind;
+  readonly files: readonly ManifestFile[];
+  /** The ONNX metadata_props as the recipe copied them (may be empty when the manifest does not repeat them). */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Special token strings by role (mask, eos, pad, file, lang:python, ...), when the manifest names them. */
+  readonly specialTokens: Readonly<Record<string, string>>;
+}
+
+/** File names a denoiser may ship as, most preferred first for each precision. */
+const DENOISER_FILES = { int8: 'model.int8.onnx', fp32: 'model.onnx' } as const;
+export type Precision = 'auto' | keyof typeof DENOISER_FILES;
+
+function fail(manifestPath: string, what: string): never {
+  throw new Error(`Invalid model manifest ${manifestPath}: ${what}`);
+}
+
+function parseFiles(manifestPath: string, raw: unknown): ManifestFile[] {
+  const entries: ManifestFile[] = [];
+  const add = (name: unknown, spec: unknown): void => {
+    if (typeof name !== 'string' || name === '') fail(manifestPath, `a file entry has no path`);
+    if (path.isAbsolute(name) || name.split(/[\\/]/).includes('..')) {
+      fail(manifestPath, `file "${name}" must be a path inside the model folder`);
+    }
+    let sha256: unknown;
+    let bytes: unknown;
+    if (typeof spec === 'string') sha256 = spec;
+    else if (spec && typeof spec === 'object') ({ sha256, bytes } = spec as { sha256?: unknown; bytes?: unknown });
+    if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(sha256))) {
+      fail(manifestPath, `file "${name}" has a sha256 that is not 64 hex digits`);
+    }
+    if (bytes !== undefined && (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0)) {
+      fail(manifestPath, `file "${name}" has a byte count that is not a non-negative integer`);
+    }
+    entries.push({ path: name, sha256: sha256?.toLowerCase(), bytes: bytes as number | undefined });
+  };
+  if (Array.isArray(raw)) {
+    for (const item of raw) {
+      const o = (item ?? {}) as { path?: unknown; name?: unknown };
+      add(o.path ?? o.name, item);
+    }
+  } else if (raw && typeof raw === 'object') {
+    for (const [name, spec] of Object.entries(raw)) add(name, spec);
+  } else {
+    fail(manifestPath, `"files" must list the folder's files (an object or an array)`);
+  }
+  return entries;
+}
+
+function stringRecord(manifestPath: string, key: string, raw: unknown): Record<string, string> {
+  if (raw === undefined) return {};
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(manifestPath, `"${key}" must be an object`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    // The recipe may write numbers and JSON values unquoted; compare them as ONNX metadata strings.
+    out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+/** Reads `<dir>/manifest.json`; throws an Error that names the folder and the first problem. */
+export function loadManifest(dir: string): Manifest {
+  const manifestPath = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(dir)) throw new Error(`Model folder not found: ${dir}`);
+  if (!fs.existsSync(manifestPath)) throw new Error(`Model folder ${dir} has no manifest.json`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`Invalid model manifest ${manifestPath}: not JSON (${(err as Error).message})`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(manifestPath, 'expected a JSON object');
+  if (raw.format !== undefined && raw.format !== 1 && raw.format !== '1') {
+    fail(manifestPath, `manifest format ${JSON.stringify(raw.format)} is not supported (expected 1)`);
+  }
+  if (typeof raw.id !== 'string' || raw.id.trim() === '') fail(manifestPath, '"id" must be a non-empty string');
+  const kind = raw.kind ?? 'mdm';
+  if (kind !== 'mdm' && kind !== 'disc' && kind !== 'ar') {
+    fail(manifestPath, `"kind" is ${JSON.stringify(kind)}; expected "mdm", "disc" or "ar"`);
+  }
+  return Object.freeze({
+    dir,
+    id: raw.id,
+    kind,
+    files: Object.freeze(parseFiles(manifestPath, raw.files)),
+    metadata: Object.freeze(stringRecord(manifestPath, 'metadata', raw.metadata)),
+    specialTokens: Object.freeze(stringRecord(manifestPath, 'special_tokens', raw.special_tokens)),
+  });
+}
+
+/**
+ * The denoiser file to load: int8 by default (the shipped format), fp32 when asked or when it is the only one.
+ * A file counts when the manifest lists it and it exists on disk.
+ */
+export function denoiserFile(manifest: Manifest, precision: Precision = 'auto'): string {
+  const listed = new Set(manifest.files.map((f) => f.path));
+  const order = precision === 'auto' ? [DENOISER_FILES.int8, DENOISER_FILES.fp32] : [DENOISER_FILES[precision]];
+  for (const name of order) {
+    if (listed.has(name) && fs.existsSync(path.join(manifest.dir, name))) return path.join(manifest.dir, name);
+  }
+  const missing = order.map((n) => (listed.has(n) ? `${n} (listed but missing on disk)` : `${n} (not listed)`));
+  throw new Error(`Model ${manifest.id} in ${manifest.dir} has no denoiser: ${missing.join(', ')}`);
+}
+
+/** Path of a listed file, or an Error naming it when it is missing. */
+export function requireFile(manifest: Manifest, name: string): string {
+  const file = path.join(manifest.dir, name);
+  if (!fs.existsSync(file)) throw new Error(`Model ${manifest.id} in ${manifest.dir} is missing ${name}`);
+  return file;
+}
+
+/**
+ * Checks the size (always; cheap) and the sha256 (when `hash` is set; ~50 ms per 20 MB) of every listed file that
+ * carries them. Throws on the first mismatch, naming the file.
+ */
+export function verifyFiles(manifest: Manifest, hash: boolean): void {
+  for (const entry of manifest.files) {
+    const file = path.join(manifest.dir, entry.path);
+    if (!fs.existsSync(file)) throw new Error(`Model ${manifest.id}: listed file ${entry.path} is missing`);
+    const size = fs.statSync(file).size;
+    if (entry.bytes !== undefined && entry.bytes !== size) {
+      throw new Error(`Model ${manifest.id}: ${entry.path} is ${size} bytes, the manifest says ${entry.bytes} (corrupt or partial copy)`);
+    }
+    if (hash && entry.sha256) {
+      const actual = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+      if (actual !== entry.sha256) {
+        throw new Error(`Model ${manifest.id}: ${entry.path} has sha256 ${actual.slice(0, 12)}…, the manifest says ${entry.sha256.slice(0, 12)}… (corrupt or replaced file)`);
+      }
+    }
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Turns a denoiser's ONNX metadata into ModelFacts and checks the model against the contract in models/README.md:
+ * the metadata keys and their values, agreement with the manifest's copy, and the names, dtypes and shapes of the
+ * graph's inputs and outputs as onnxruntime reports them. Every error names what mismatches.
+ */
+import type { ModelFacts } from '../engine/types';
+
+/** The contract version this runtime implements (`unmask.format`). */
+export const SUPPORTED_FORMAT = '1';
+
+/** What onnxruntime reports about one graph input or output (a subset of InferenceSession.ValueMetadata). */
+export interface IoInfo {
+  readonly name: string;
+  readonly isTensor: boolean;
+  /** Element type as onnxruntime-node names it ("int64", "float32", ...). */
+  readonly type?: string;
+  /** Each dimension a number (fixed) or a string (symbolic); empty when unknown. */
+  readonly shape?: readonly (number | string)[];
+}
+
+/** One expected tensor of the contract: rank and which dimensions are fixed (by a fact) or dynamic. */
+interface ExpectedTensor {
+  readonly name: string;
+  readonly type: string;
+  readonly dims: readonly string[];
+  /** Dimension values fixed by the facts (by dimension index). */
+  readonly fixed?: Readonly<Record<number, number>>;
+}
+
+function describe(t: IoInfo): string {
+  const shape = t.shape && t.shape.length ? `[${t.shape.join(', ')}]` : 'unknown shape';
+  return `"${t.name}" (${t.type ?? 'non-tensor'}, ${shape})`;
+}
+
+function requireKey(meta: Readonly<Record<string, string>>, key: string, where: string): string {
+  const value = meta[key];
+  if (value === undefined) throw new Error(`${where} lacks metadata "${key}"`);
+  return value;
+}
+
+function intKey(meta: Readonly<Record<string, string>>, key: string, where: string, min: number): number {
+  const raw = requireKey(meta, key, where);
+  const value = Number(raw);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new Error(`${where} metadata "${key}" is ${JSON.stringify(raw)}; expected an integer >= ${min}`);
+  }
+  return value;
+}
+
+function jsonKey(meta: Readonly<Record<string, string>>, key: string, where: string): unknown {
+  const raw = requireKey(meta, key, where);
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new Error(`${where} metadata "${key}" is not JSON: ${raw.slice(0, 80)}`);
+  }
+}
+
+/**
+ * Reads ModelFacts from a denoiser's metadata_props. `where` names the file in errors.
+ * Refuses other contract versions, other kinds, and ids outside the vocabulary.
+ */
+export function factsFromMetadata(meta: Readonly<Record<string, string>>, where: string): ModelFacts {
+  const format = requireKey(meta, 'unmask.format', where);
+  if (format !== SUPPORTED_FORMAT) {
+    throw new Error(`${where} has contract version unmask.format=${format}; this runtime reads version ${SUPPORTED_FORMAT}`);
+  }
+  const kind = requireKey(meta, 'unmask.kind', where);
+  if (kind !== 'mdm') throw new Error(`${where} is a "${kind}" model; inline completion needs a denoiser ("mdm")`);
+  const attention = meta['unmask.attention'];
+  if (attention !== undefined && attention !== 'full') {
+    throw new Error(`${where} has attention "${attention}"; the sampler needs "full" (bidirectional) attention`);
+  }
+  const vocabSize = intKey(meta, 'unmask.vocab_size', where, 2);
+  const maxSeqLen = intKey(meta, 'unmask.max_seq_len', where, 8);
+  const id = (key: string): number => {
+    const value = intKey(meta, key, where, 0);
+    if (value >= vocabSize) throw new Error(`${where} metadata "${key}" = ${value} is outside the vocabulary (size ${vocabSize})`);
+    return value;
+  };
+  const maskId = id('unmask.mask_id');
+  const eosId = id('unmask.eos_id');
+  const padId = id('unmask.pad_id');
+  const fileSepId = id('unmask.file_sep_id');
+  if (maskId === eosId) throw new Error(`${where} uses the same id ${maskId} for mask and end-of-span`);
+
+  const langRaw = jsonKey(meta, 'unmask.lang_ids', where);
+  if (!langRaw || typeof langRaw !== 'object' || Array.isArray(langRaw)) {
+    throw new Error(`${where} metadata "unmask.lang_ids" must be a JSON object of language -> token id`);
+  }
+  const langIds: Record<string, number> = {};
+  for (const [lang, value] of Object.entries(langRaw)) {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= vocabSize) {
+      throw new Error(`${where} metadata "unmask.lang_ids" gives "${lang}" the id ${JSON.stringify(value)}, not a token id below ${vocabSize}`);
+    }
+    langIds[lang] = value;
+  }
+  if (langIds.other === undefined) throw new Error(`${where} metadata "unmask.lang_ids" has no "other" fallback tag`);
+
+  const buckets = jsonKey(meta, 'unmask.span_buckets', where);
+  if (
+    !Array.isArray(buckets) ||
+    buckets.length === 0 ||
+    !buckets.every((b, i) => Number.isInteger(b) && b > 0 && (i === 0 || b > buckets[i - 1]))
+  ) {
+    throw new Error(`${where} metadata "unmask.span_buckets" must be increasing positive integers, got ${JSON.stringify(buckets)}`);
+  }
+  return Object.freeze({
+    vocabSize,
+    maxSeqLen,
+    maskId,
+    eosId,
+    padId,
+    fileSepId,
+    langIds: Object.freeze(langIds),
+    spanBuckets: Object.freeze([...(buckets as number[])]),
+  });
+}
+
+/**
+ * Checks that the manifest's copy of the metadata agrees with the ONNX file on every key both carry.
+ * A manifest may omit keys; it may not contradict the model.
+ */
+export function checkManifestAgrees(
+  onnxMeta: Readonly<Record<string, string>>,
+  manifestMeta: Readonly<Record<string, string>>,
+  where: string,
+): void {
+  for (const [key, value] of Object.entries(manifestMeta)) {
+    if (!key.startsWith('unmask.') || key === 'unmask.config') continue;
+    const actual = onnxMeta[key];
+    if (actual === undefined) continue;
+    if (!sameValue(actual, value)) {
+      throw new Error(`manifest.json and ${where} disagree on "${key}": manifest ${value}, model ${actual}`);
+    }
+  }
+}
+
+/** Metadata values compare as JSON when both parse (so "[8, 16]" equals "[8,16]"), else as strings. */
+function sameValue(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
+
+/** The denoiser's I/O per models/README.md: input_ids [B,T] int64, positions [B,P] int64, logits [B,P,V] float32. */
+function denoiserContract(facts: ModelFacts): { inputs: ExpectedTensor[]; outputs: ExpectedTensor[] } {
+  return {
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['B', 'T'] },
+      { name: 'positions', type: 'int64', dims: ['B', 'P'] },
+    ],
+    outputs: [{ name: 'logits', type: 'float32', dims: ['B', 'P', 'V'], fixed: { 2: facts.vocabSize } }],
+  };
+}
+
+function checkTensor(actual: IoInfo | undefined, expected: ExpectedTensor, role: string, where: string, all: readonly IoInfo[]): void {
+  const want = `${expected.type} [${expected.dims.join(', ')}]`;
+  if (!actual) {
+    const have = all.map(describe).join(', ') || 'none';
+    throw new Error(`${where} has no ${role} "${expected.name}" (${want}); its ${role}s are ${have}`);
+  }
+  if (!actual.isTensor || actual.type !== expected.type) {
+    throw new Error(`${where} ${role} ${describe(actual)} must have dtype ${expected.type} (expected ${want})`);
+  }
+  const shape = actual.shape ?? [];
+  if (shape.length === 0) return; // Shape not recorded in the graph: nothing more to check before running it.
+  if (shape.length !== expected.dims.length) {
+    throw new Error(`${where} ${role} ${describe(actual)} has rank ${shape.length}; expected ${want}`);
+  }
+  shape.forEach((dim, i) => {
+    const fixed = expected.fixed?.[i];
+    if (typeof dim !== 'number' || dim <= 0) return; // Symbolic or unnamed dynamic dimension.
+    if (fixed === undefined || dim !== fixed) {
+      const why = fixed !== undefined ? `dimension ${expected.dims[i]} must be ${fixed}` : `dimension ${expected.dims[i]} must be dynamic`;
+      throw new Error(`${where} ${role} ${describe(actual)}: ${why} (expected ${want})`);
+    }
+  });
+}
+
+/** Checks a denoiser session's inputs and outputs against the contract; throws naming the first mismatch. */
+export function checkDenoiserIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], facts: ModelFacts, where: string): void {
+  const contract = denoiserContract(facts);
+  for (const expected of contract.inputs) {
+    checkTensor(inputs.find((t) => t.name === expected.name), expected, 'input', where, inputs);
+  }
+  const extra = inputs.filter((t) => !contract.inputs.some((e) => e.name === t.name));
+  if (extra.length) throw new Error(`${where} has inputs the runtime does not feed: ${extra.map(describe).join(', ')}`);
+  for (const expected of contract.outputs) {
+    checkTensor(outputs.find((t) => t.name === expected.name), expected, 'output', where, outputs);
+  }
+}

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+const root = join(__dirname, '../..');
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const extensionSource = readFileSync(join(root, 'client/extension.ts'), 'utf8');
+
+describe('the extension manifest', () => {
+  for (const { command } of manifest.contributes.commands as { command: string }[]) {
+    it(`has a handler for ${command}`, () => {
+      assert.ok(extensionSource.includes(`registerCommand('${command}'`), `client/extension.ts registers ${command}`);
+    });
+  }
+
+  it('binds keys and menus only to contributed commands', () => {
+    const known = new Set(manifest.contributes.commands.map((c: { command: string }) => c.command));
+    const used = [
+      ...manifest.contributes.keybindings,
+      ...Object.values(manifest.contributes.menus as Record<string, { command: string }[]>).flat(),
+    ].map((entry: { command: string }) => entry.command);
+    for (const command of used) assert.ok(known.has(command), `${command} is contributed`);
+  });
+
+  it('runs the bundled client', () => {
+    assert.equal(manifest.main, './dist/client.js');
+  });
+});
