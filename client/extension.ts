@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { StatusNotification, type StatusParams } from '../server/protocol/messages';
 import { CompletionCache } from './cache';
-import { languageEnabled, readConfig, type UnmaskConfig } from './config';
+import { languageEnabled, readConfigReport, type UnmaskConfig } from './config';
 import { EditTracker } from './editTracker';
 import { Enablement } from './enablement';
 import { FillSelection } from './fillSelection';
@@ -23,11 +23,24 @@ const SETTINGS_KEEPING_CACHE = ['enable', 'languages', 'debounceMs'];
 
 let client: LanguageClient | undefined;
 
-export async function activate(context: vscode.ExtensionContext): Promise<void> {
+/** What activate() returns: read-only state for other extensions and for the extension-host test suite. */
+export interface UnmaskApi {
+  /** The server's last `unmask/status`, or undefined while it starts. */
+  serverStatus(): StatusParams | undefined;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<UnmaskApi> {
   const log = vscode.window.createOutputChannel('Unmask', { log: true });
   context.subscriptions.push(log);
 
-  let config: UnmaskConfig = readConfig((key) => vscode.workspace.getConfiguration('unmask').get(key));
+  /** Reads the settings and logs every value that could not be used as written. */
+  const loadConfig = (): UnmaskConfig => {
+    const settings = vscode.workspace.getConfiguration('unmask');
+    const report = readConfigReport((key) => settings.get(key));
+    for (const problem of report.problems) log.warn(`Setting ignored or adjusted: ${problem}`);
+    return report.config;
+  };
+  let config = loadConfig();
   const enablement = new Enablement();
   const edits = new EditTracker();
   const cache = new CompletionCache();
@@ -61,7 +74,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!event.affectsConfiguration('unmask')) return;
-      config = readConfig((key) => vscode.workspace.getConfiguration('unmask').get(key));
+      config = loadConfig();
       const modelSettingChanged = Object.keys(config).some(
         (key) => !SETTINGS_KEEPING_CACHE.includes(key) && event.affectsConfiguration(`unmask.${key}`),
       );
@@ -216,6 +229,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   refreshClientStatus();
   await startClient();
+  return { serverStatus: () => statusBar.serverStatus };
 }
 
 export async function deactivate(): Promise<void> {

@@ -38,10 +38,18 @@ type Provide = NonNullable<Middleware['provideInlineCompletionItems']>;
 export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
   return async (document, position, context, token, next) => {
     const config = deps.config();
-    if (deps.enablement.offReason(config, document.languageId, Date.now()) !== undefined) return null;
     const automatic = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
+    const where = `${document.uri.path.split('/').pop()}:${position.line + 1}:${position.character + 1} v${document.version}`;
+    const off = deps.enablement.offReason(config, document.languageId, Date.now());
+    if (off !== undefined) {
+      deps.log.trace(`inline ${where}: off (${off})`);
+      return null;
+    }
     const uri = document.uri.toString();
-    if (automatic && deps.edits.lastEditWasDeletion(uri, document.version)) return null;
+    if (automatic && deps.edits.lastEditWasDeletion(uri, document.version)) {
+      deps.log.trace(`inline ${where}: skipped after a deletion`);
+      return null;
+    }
 
     const lineText = document.lineAt(position.line).text;
     const selected = plainSelection(context.selectedCompletionInfo);
@@ -49,11 +57,20 @@ export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
     // depend on the item, so they bypass the cache.
     const query = selected ? undefined : cacheQuery(document, position);
     const cached = query && deps.cache.get(query);
-    if (cached) return shown(cached, lineText, position, undefined);
+    if (cached) {
+      deps.log.trace(`inline ${where}: ${cached.length} from the cache`);
+      return shown(cached, lineText, position, undefined);
+    }
 
-    if (automatic && !(await quietPeriod(config.debounceMs, token))) return null;
+    if (automatic && !(await quietPeriod(config.debounceMs, token))) {
+      deps.log.trace(`inline ${where}: superseded while debouncing`);
+      return null;
+    }
     const result = await next(document, position, context, token);
-    if (token.isCancellationRequested || !result) return null;
+    if (token.isCancellationRequested || !result) {
+      deps.log.trace(`inline ${where}: ${token.isCancellationRequested ? 'cancelled' : 'no result'}`);
+      return null;
+    }
 
     const items = Array.isArray(result) ? result : result.items;
     const completions: Completion[] = [];
@@ -67,6 +84,7 @@ export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
     }
     // Empty answers are not cached: they may only mean that the model was still loading.
     if (query && completions.length > 0) deps.cache.set(query, completions);
+    deps.log.trace(`inline ${where}: ${completions.length} of ${items.length} item(s) from the server`);
     return shown(completions, lineText, position, selected);
   };
 }

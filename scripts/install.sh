@@ -17,7 +17,7 @@ done
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
-[ "$want_python" = 1 ] && packages+=(python3-torch python3-onnx python3-numpy python3-venv python3-pip)
+[ "$want_python" = 1 ] && packages+=(python3-torch python3-onnx python3-numpy python3-venv python3-pip libopenblas0-openmp)
 [ "$want_e2e" = 1 ] && packages+=(chromium libkrb5-dev ripgrep)
 if [ ${#packages[@]} -gt 0 ]; then
   missing=()
@@ -34,7 +34,8 @@ ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 if [ "$want_python" = 1 ] && [ ! -x .venv/bin/python ]; then
   # Debian's torch 1.13 (CPU), onnx and numpy, plus the Hugging Face tokenizers wheel from pip's configured index.
   /usr/bin/python3 -m venv --system-site-packages .venv
-  .venv/bin/pip install -q tokenizers
+  # --retries 0: pip tries pypi.org first where only its local index is reachable; do not wait on retries.
+  .venv/bin/pip install -q --retries 0 tokenizers
 fi
 
 if [ "$want_e2e" = 1 ]; then

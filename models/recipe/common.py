@@ -226,11 +226,24 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def torch_load(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """torch.load of a checkpoint this recipe wrote (a dict of tensors and plain values) on torch 1.13 and 2.x."""
+    import inspect
+
+    if "weights_only" in inspect.signature(torch.load).parameters:
+        return torch.load(path, map_location=device, weights_only=False)
+    return torch.load(path, map_location=device)
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """Returns (model in eval mode, checkpoint dict) for a checkpoint written by pretrain.py."""
     from model import build_model
 
-    ckpt = torch.load(path, map_location=device)
+    ckpt = torch_load(path, device)
+    # pretrain.py keeps a copy of the tokenizer next to the checkpoint: prefer it, so a moved run folder still works.
+    beside = Path(path).with_name("tokenizer.json")
+    if beside.exists():
+        ckpt["tokenizer"] = str(beside)
     model = build_model(ckpt["config"])
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()

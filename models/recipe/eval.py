@@ -1,10 +1,13 @@
 """Evaluates a masked-diffusion checkpoint (and the AR baseline) on infill tasks cut from the held-out test packages.
 
-Run (the default sweep, about 10 minutes on one CPU thread for the default 4-layer model; see MODEL_CARD.md):
-    python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm/ckpt.pt --ar-ckpt models/recipe/runs/cpu-ar/ckpt.pt \
-        --card models/unmask-coder-base/MODEL_CARD.md
+Run (the default sweep: 36 tasks, 4 strategies x 8 step counts, the AR baseline and the NLL; 349 s measured on one
+free CPU core for the CPU-trained 4 x 256 model, up to about 10 minutes for a model that writes longer spans):
+    python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt \
+        --ar-ckpt models/recipe/runs/cpu-ar-base/ckpt.pt --card models/unmask-coder-base/MODEL_CARD.md
 Quick look at one setting:
-    python models/recipe/eval.py --ckpt runs/cpu-mdm/ckpt.pt --tasks 12 --steps 8 --strategies confidence --nll-batches 0
+    python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt --tasks 12 --steps 8 \
+        --strategies confidence --nll-batches 0
+On a GPU, all 120 tasks of the default tasks file: add --tasks 120 --device cuda.
 
 What it measures, per decoding setting (strategy x steps) of the denoiser and for the AR baseline on the same tasks:
 - exact match: the completion equals the target after trailing whitespace is trimmed from both;
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import time
 import warnings
+import zlib
 from collections import defaultdict
 from typing import Optional
 
@@ -49,7 +53,6 @@ import tasks as tasks_mod  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(HERE))
 SYNTAX_CHECKER = os.path.join(HERE, "syntax_check.mjs")
 DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
-DEFAULT_BUCKETS = (8, 16, 32, 64, 128)
 ARNESS_K = 8
 LN2 = math.log(2.0)
 GROUP_OF = {lang: group for group, langs in tasks_mod.GROUPS.items() for lang in langs}
@@ -94,13 +97,6 @@ def edit_similarity(completion: str, target: str) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def flatten_order(order: list[list[int]]) -> list[int]:
-    """Decoding order as a list of steps (each the span offsets committed in that step, preferred first) -> one
-    sequence p_1..p_T: AR-ness is defined for one commit per step, so a step with several commits counts as several
-    consecutive steps in the order the sampler preferred them."""
-    return [p for step in order for p in step]
-
-
 def local_arness(order: list[int], k: int) -> float:
     """Share of steps t whose position continues a consecutive increasing run of length k over the k previous
     commits: p_t - i == p_{t-i} for i = 1..k. Steps with fewer than k previous commits are not scored, so strict
@@ -113,8 +109,9 @@ def local_arness(order: list[int], k: int) -> float:
 
 
 def global_arness(order: list[int], k: int) -> float:
-    """Share of steps whose position is among the k left-most positions still masked at that step (the positions
-    are 0..len(order)-1, each committed once). Left-to-right decoding scores 1."""
+    """Share of steps whose position is among the k left-most positions still masked just before that step, "still
+    masked" counting only positions in the order (those committed at or after it). Left-to-right decoding scores 1.
+    Returns nan for an empty order."""
     if not order:
         return float("nan")
     remaining = sorted(order)
@@ -126,10 +123,13 @@ def global_arness(order: list[int], k: int) -> float:
     return hits / len(order)
 
 
-def arness_profile(order: list[list[int]], k_max: int = ARNESS_K) -> dict:
-    flat = flatten_order(order)
-    return {"local": [local_arness(flat, k) for k in range(1, k_max + 1)],
-            "global": [global_arness(flat, k) for k in range(1, k_max + 1)]}
+def arness_profile(order: list[int], k_max: int = ARNESS_K) -> dict:
+    """order: span offsets in decoding order (sample.decoding_order: by step, left to right within a step, so a step
+    that commits a consecutive run counts as that run written left to right; end-of-span fill left out)."""
+    if len(set(order)) != len(order):
+        raise ValueError("a decoding order must not list a position twice")
+    return {"local": [local_arness(order, k) for k in range(1, k_max + 1)],
+            "global": [global_arness(order, k) for k in range(1, k_max + 1)]}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,7 +178,8 @@ class SyntaxBatch:
                 raise RuntimeError(f"syntax_check.mjs answered {len(answers)} of {len(pending)} requests")
             for answer in answers:
                 if answer.get("errors") == -1:
-                    raise RuntimeError(f"syntax_check.mjs could not check request {answer.get('id')}: {answer['first']}")
+                    raise RuntimeError(f"syntax_check.mjs could not check request {answer.get('id')}: "
+                                       f"{answer['first']}")
                 self.results[int(answer["id"])] = bool(answer["ok"])
         return self.results
 
@@ -213,14 +214,22 @@ class Loaded:
         self.max_seq_len = int(self.config["max_seq_len"])
         self.buckets = tuple(self.config.get("span_buckets", common.SPAN_BUCKETS))
         self.context_only = self.config.get("attention", "full") == "context_only"
-        tok_path = tokenizer_path or self.ckpt.get("tokenizer") or os.path.join(HERE, "data", "tokenizer",
-                                                                                 "tokenizer.json")
-        if not os.path.isabs(tok_path) and not os.path.exists(tok_path):
-            tok_path = os.path.join(HERE, tok_path)
+        # The engine's banned ids: every special token but end-of-span (mask, padding, file separator, language
+        # tags) never reaches a completion.
+        names = {k.strip("<|>"): int(v) for k, v in self.special.items()}
+        self.banned_ids = tuple(sorted(v for k, v in names.items()
+                                       if k in ("mask", "pad", "file") or k.startswith("lang:")))
+        # The tokenizer: the one asked for, else the checkpoint's (its path may come from another machine), else the
+        # recipe's default.
+        candidates = [tokenizer_path] if tokenizer_path else [self.ckpt.get("tokenizer"), str(common.TOKENIZER_PATH)]
+        tok_path = next((p for p in candidates if p and os.path.exists(p)), None)
+        if tok_path is None:
+            raise SystemExit(f"eval: no tokenizer found for {path} (tried {candidates}); pass --tokenizer")
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(tok_path)
         self.tokenizer_path = tok_path
+        self.special_ids = frozenset(int(v) for v in self.special.values())
 
     def lang_id(self, language: str) -> int:
         key = f"lang:{language}"
@@ -229,7 +238,9 @@ class Loaded:
         return special_id(self.special, "lang:other")
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        """Text to ids without special tokens: a file that contains "<|mask|>" must not put a real mask into the
+        canvas (the engine's canvas.ts drops them the same way)."""
+        return [i for i in self.tokenizer.encode(text, add_special_tokens=False).ids if i not in self.special_ids]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -248,8 +259,11 @@ class Loaded:
         return self.model(ids, positions, span_mask=span if self.context_only else None)
 
     @torch.no_grad()
-    def causal_fn(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model(ids)  # [B, T] -> [B, T, V]
+    def causal_next_fn(self, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """ids [B, T], last [B] -> logits of the token after position last[b], [B, V]: only those positions go
+        through the vocabulary projection (the whole [B, T, V] would dominate the cost of a small model)."""
+        h = self.model.hidden(ids)  # [B, T, D]
+        return self.model.project(h[torch.arange(ids.shape[0], device=ids.device), last])
 
 
 def bucket_for(n_tokens: int, buckets: tuple[int, ...], fixed: Optional[int]) -> int:
@@ -294,49 +308,108 @@ def batches_by_length(items: list[tuple[int, list[int]]], batch_size: int):
             yield group[i:i + batch_size]
 
 
+def task_seed(seed: int, task_id: str) -> int:
+    """The random stream of one task: fixed by the seed and the task, whatever batch the task lands in."""
+    return zlib.crc32(f"{seed}:{task_id}".encode())
+
+
 def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOptions, fixed_bucket: Optional[int],
-                 batch_size: int, seed: int) -> list[dict]:
-    """Fills every task with the denoiser; returns per task {completion, order, nfe}."""
-    generator = torch.Generator().manual_seed(seed)
+                 batch_size: int, seed: int, cache: dict) -> tuple[list[dict], float]:
+    """Fills every task with the denoiser; returns (per task {completion, order, nfe}, seconds).
+
+    More steps than a span has masks decode exactly like as many steps as masks (one commit per step either way, and
+    each task has its own random stream), so such a task reuses the result cached under min(steps, span) and its
+    time: the seconds are what the setting costs, whether computed now or before."""
+    out: list[Optional[dict]] = [None] * len(task_list)
+    seconds = [0.0] * len(task_list)
     items, meta = [], {}
     for i, task in enumerate(task_list):
         bucket = bucket_for(task["target_tokens"], m.buckets, fixed_bucket)
+        key = (i, options.strategy, min(options.steps, bucket), options.temperature, options.top_p,
+               options.threshold, options.eos_fill)
+        if key in cache:
+            out[i], seconds[i] = cache[key]
+            continue
         ids, start = denoiser_canvas(m, task, bucket)
         items.append((i, ids))
-        meta[i] = (start, bucket)
-    out: list[Optional[dict]] = [None] * len(task_list)
+        meta[i] = (start, bucket, key)
     for batch in batches_by_length(items, batch_size):
         canvas = torch.tensor([ids for _, ids in batch], dtype=torch.long, device=m.device)  # [B, T]
-        result = sample.denoise(m.denoiser_fn, canvas, m.mask_id, options, generator)
+        generators = [torch.Generator().manual_seed(task_seed(seed, task_list[i]["id"])) for i, _ in batch]
+        t0 = time.time()
+        result = sample.denoise(m.denoiser_fn, canvas, m.mask_id, m.eos_id, options, generators, m.banned_ids)
+        share = (time.time() - t0) / len(batch)
         for row, (i, _) in enumerate(batch):
-            start, bucket = meta[i]
+            start, bucket, key = meta[i]
             span_ids = result.canvas[row, start:start + bucket].tolist()
             order = sample.decoding_order(result.step[row, start:start + bucket].tolist(),
-                                          result.rank[row, start:start + bucket].tolist())
+                                          result.filled[row, start:start + bucket].tolist())
             completion_ids = sample.trim_at_eos(span_ids, m.eos_id)
+            # This row's model calls: the steps until its last commit (rows of a batch may finish at different steps).
+            nfe = int(result.step[row, start:start + bucket].max()) + 1
             out[i] = {"completion": m.decode(completion_ids), "tokens": len(completion_ids), "order": order,
-                      "nfe": result.model_calls}
-    return out  # type: ignore[return-value]
+                      "nfe": nfe}
+            seconds[i] = share
+            cache[key] = (out[i], share)
+    return out, sum(seconds)  # type: ignore[return-value]
 
 
 def run_ar(m: Loaded, task_list: list[dict], fixed_bucket: Optional[int], buckets: tuple[int, ...],
-           batch_size: int) -> list[dict]:
-    """Greedy FIM decoding, at most as many tokens as the denoiser's span bucket for the same task."""
-    items = [(i, ar_prompt(m, task)) for i, task in enumerate(task_list)]
-    out: list[Optional[dict]] = [None] * len(task_list)
-    banned = (m.mask_id, m.pad_id)
-    for batch in batches_by_length(items, batch_size):
-        prompts = torch.tensor([ids for _, ids in batch], dtype=torch.long, device=m.device)
-        limit = max(bucket_for(task_list[i]["target_tokens"], buckets, fixed_bucket) for i, _ in batch)
-        limit = min(limit, m.max_seq_len - prompts.shape[1])
-        generated, calls = sample.greedy_ar(m.causal_fn, prompts, m.eos_id, limit, banned)
-        for row, (i, _) in enumerate(batch):
-            own_limit = bucket_for(task_list[i]["target_tokens"], buckets, fixed_bucket)
-            ids = generated[row][:own_limit]
-            nfe = min(len(generated[row]) + 1, own_limit)  # tokens written, counting the eos that ended the row
-            out[i] = {"completion": m.decode(ids), "tokens": len(ids), "order": [[j] for j in range(len(ids))],
-                      "nfe": nfe}
-    return out  # type: ignore[return-value]
+           batch_size: int) -> tuple[list[dict], float]:
+    """Greedy FIM decoding, at most as many tokens as the denoiser's span bucket for the same task. Returns (outputs,
+    seconds)."""
+    out: list[dict] = []
+    t0 = time.time()
+    for first in range(0, len(task_list), batch_size):
+        chunk = task_list[first:first + batch_size]
+        prompts = [ar_prompt(m, task) for task in chunk]
+        limits = [min(bucket_for(task["target_tokens"], buckets, fixed_bucket), m.max_seq_len - len(p))
+                  for task, p in zip(chunk, prompts)]
+        generated, calls = sample.greedy_ar(m.causal_next_fn, prompts, m.eos_id, limits, m.pad_id, m.banned_ids,
+                                            m.device)
+        for ids, nfe in zip(generated, calls):
+            out.append({"completion": m.decode(ids), "tokens": len(ids), "order": list(range(len(ids))),
+                        "nfe": nfe})
+    return out, time.time() - t0
+
+
+def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerOptions, fixed_bucket: Optional[int],
+                 buckets: tuple[int, ...], args) -> tuple[list[dict], float]:
+    """Fills every task with the shipped ONNX model through the TypeScript CLI's batch mode (one Node process per
+    setting): the extension's own engine, runtime and post-processing. Returns (outputs, seconds spent in the CLI)."""
+    import tempfile
+
+    cli = os.path.join(REPO, args.cli)
+    if not os.path.exists(cli):
+        raise SystemExit(f"eval: {cli} not found; build it with `node esbuild.mjs`")
+    with tempfile.TemporaryDirectory() as tmp:
+        requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
+        with open(requests, "w", encoding="utf-8") as f:
+            for i, task in enumerate(task_list):
+                f.write(json.dumps({"id": i, "prefix": task["prefix"], "suffix": task["suffix"],
+                                    "language": task["language"],
+                                    "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket)}) + "\n")
+        command = [args.node, cli, "--batch", requests, "--out", results, "--model", model_dir,
+                   "--precision", args.onnx_precision, "--threads", str(max(args.threads, 1)),
+                   "--steps", str(options.steps), "--strategy", options.strategy,
+                   "--threshold", str(options.threshold), "--temperature", str(options.temperature),
+                   "--top-p", str(options.top_p), "--seed", str(args.seed)]
+        t0 = time.time()
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        seconds = time.time() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"the CLI failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        with open(results, encoding="utf-8") as f:
+            answers = {a["id"]: a for a in (json.loads(line) for line in f if line.strip()) if "id" in a}
+    out = []
+    for i, task in enumerate(task_list):
+        answer = answers.get(i)
+        if answer is None or "error" in answer:
+            raise RuntimeError(f"the CLI could not fill task {task['id']}: {answer and answer.get('error')}")
+        order = [p for step in answer["order"] for p in step]  # Per step, left to right; fill already left out.
+        out.append({"completion": answer["completion"], "tokens": None, "order": order,
+                    "nfe": answer["model_calls"]})
+    return out, seconds
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -362,6 +435,7 @@ def score_run(name: str, task_list: list[dict], outputs: list[dict], syntax: Syn
         rows.append({
             "id": task["id"], "cell": cell_of(task),
             "exact": exact_match(output["completion"], task["target"]),
+            "empty": not output["completion"].strip(),
             "edit_sim": edit_similarity(output["completion"], task["target"]),
             "syntax_key": syntax.add(task["language"], task.get("path"), filled), "original_key": orig_key,
             "arness": arness_profile(output["order"]), "nfe": output["nfe"], "completion": output["completion"],
@@ -377,6 +451,7 @@ def summarise(rows: list[dict], syntax_results: dict[int, bool]) -> dict:
         "edit_similarity": nanmean([r["edit_sim"] for r in rows]),
         "syntax_valid": nanmean([float(syntax_results[r["syntax_key"]]) for r in counted]),
         "syntax_counted": len(counted),
+        "empty": nanmean([float(r["empty"]) for r in rows]),
         "nfe": nanmean([r["nfe"] for r in rows]),
         "arness_local": [nanmean([r["arness"]["local"][k] for r in rows]) for k in range(ARNESS_K)],
         "arness_global": [nanmean([r["arness"]["global"][k] for r in rows]) for k in range(ARNESS_K)],
@@ -391,7 +466,8 @@ def finish(run: dict, syntax_results: dict[int, bool], keep_rows: bool) -> dict:
     for r in rows:
         by_cell[r["cell"]].append(r)
     run["by_cell"] = {cell: {k: v for k, v in summarise(rs, syntax_results).items()
-                             if k in ("tasks", "exact_match", "edit_similarity", "syntax_valid", "syntax_counted")}
+                             if k in ("tasks", "exact_match", "edit_similarity", "syntax_valid", "syntax_counted",
+                                      "empty")}
                       for cell, rs in sorted(by_cell.items())}
     if keep_rows:
         run["per_task"] = [{"id": r["id"], "exact": r["exact"], "edit_sim": round(r["edit_sim"], 4),
@@ -415,13 +491,14 @@ def test_nll(m: Loaded, batches: int, batch_size: int, seed: int, corpus_dir: Op
     special = {k: special_id(m.special, k) for k in common.SPECIAL_TOKENS}
     newline = common.newline_table(m.tokenizer_path, int(m.config["vocab_size"]))
     T, n = m.max_seq_len, batches * batch_size
+    trained = m.ckpt.get("args") or {}  # Span shapes as in training, so the numbers match its validation log.
+    p_line, p_empty, eps = trained.get("p_line", 0.5), trained.get("p_empty", 0.05), trained.get("eps", 1e-3)
     out = {"canvases": n}
     if m.kind == "mdm":
         objective = pretrain.MDMObjective(m.model)
         for label, p_whole in (("test_elbo_bits", 1.0), ("test_elbo_infill_bits", 0.0)):
             rng = np.random.default_rng(seed)
-            ex = pretrain.Examples(stream, special, newline, T, rng, p_whole, 0.5, 0.05, 0.0)
-            eps = 1e-3
+            ex = pretrain.Examples(stream, special, newline, T, rng, p_whole, p_line, p_empty, 0.0)
             ts = eps + (1 - eps) * rng.permutation((np.arange(n) + rng.random()) / n)  # stratified t over canvases
             total = tokens = 0.0
             for i in range(batches):
@@ -436,7 +513,7 @@ def test_nll(m: Loaded, batches: int, batch_size: int, seed: int, corpus_dir: Op
         objective = pretrain.ARObjective(m.model)
         for label, fim_rate in (("test_bits", 0.0), ("test_fim_middle_bits", 1.0)):
             rng = np.random.default_rng(seed)
-            ex = pretrain.Examples(stream, special, newline, T, rng, 0.0, 0.5, 0.05, fim_rate)
+            ex = pretrain.Examples(stream, special, newline, T, rng, 0.0, p_line, p_empty, fim_rate)
             total = tokens = 0.0
             for _ in range(batches):
                 b = pretrain.to_device(pretrain.ar_batch(ex, batch_size, special["pad"]), m.device)
@@ -461,6 +538,33 @@ def num(x: Optional[float], digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def headline(report: dict) -> list[str]:
+    """The issue's target in words: does the denoiser at the focus setting beat the AR baseline on exact match and
+    syntax validity? Said either way."""
+    focus = report["focus"]
+    mdm = next((r for r in report["runs"] if r["model"] == "mdm" and r.get("strategy") == focus["strategy"]
+                and r.get("steps") == focus["steps"]), None)
+    ar = next((r for r in report["runs"] if r["model"] == "ar"), None)
+    if mdm is None or ar is None:
+        return []
+    parts = []
+    for key, label in (("exact_match", "exact match"), ("syntax_valid", "syntax validity")):
+        a, b = mdm[key], ar[key]
+        if a is None or b is None:
+            continue
+        verdict = "beats" if a > b else ("ties" if a == b else "does not beat")
+        parts.append(f"{verdict} the AR baseline on {label} ({pct(a)}% vs {pct(b)}%)")
+    if not parts:
+        return []
+    text = (f"**{focus['strategy']}, {focus['steps']} steps:** the denoiser " + "; it ".join(parts) +
+            f", on {mdm['tasks']} tasks.")
+    if mdm["empty"] is not None and ar["empty"] is not None and mdm["empty"] > ar["empty"]:
+        # An empty hole often leaves a file that parses, so syntax validity alone flatters a model that writes nothing.
+        text += (f" But {pct(mdm['empty'])}% of the denoiser's completions are empty (AR: {pct(ar['empty'])}%), and "
+                 "an empty hole often leaves a file that parses: its syntax validity says little until it writes code.")
+    return [text, ""]
+
+
 def markdown(report: dict) -> str:
     lines = []
     t = report["tasks"]
@@ -468,19 +572,36 @@ def markdown(report: dict) -> str:
     lines.append(f"Tasks: {t['count']} infill tasks from the held-out test packages ({cells}); "
                  f"span length: {t['bucket']}; {report['sampler']}.")
     lines.append("")
-    lines.append("| model | strategy | steps | NFE | exact match % | edit sim % | syntax valid % | local AR@1 | "
-                 "global AR@1 | s/task |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("The tasks (`models/recipe/tasks.py`, seeded) are cut from packages that no training split has seen: "
+                 "single-line (one whole line), multi-line (2-8 lines) and random spans (1-64 tokens), in Python and "
+                 "TypeScript/JavaScript, with up to 184 tokens of context around the hole (prefix:suffix 3:1). "
+                 "Exact match is compared after trimming trailing whitespace; edit similarity is 1 - character "
+                 "Levenshtein / longer length; syntax valid means the whole file with the completion parses "
+                 "(Python `ast`, the TypeScript parser), over the tasks whose original file parses. Completions are "
+                 "scored raw, before the editor's indentation tidying. The denoiser runs the Python twin of the "
+                 "engine's sampler (`models/recipe/sample.py`); the AR baseline decodes greedily from a PSM "
+                 "fill-in-the-middle prompt with the same token cap as the denoiser's span.")
+    lines.append("")
+    lines.extend(headline(report))
+    if report.get("note"):
+        lines.extend([report["note"], ""])
+    lines.append("| model | strategy | steps | NFE | exact match % | edit sim % | syntax valid % | empty % | "
+                 "local AR@1 | global AR@1 | s/task |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["runs"]:
         lines.append(f"| {r['model']} | {r.get('strategy', '-')} | {r.get('steps', '-')} | {num(r['nfe'], 1)} | "
                      f"{pct(r['exact_match'])} | {pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} | "
+                     f"{pct(r['empty'])} | "
                      f"{num(r['arness_local'][0])} | {num(r['arness_global'][0])} | "
                      f"{num(r['seconds'] / max(r['tasks'], 1), 3)} |")
     lines.append("")
     lines.append(f"Syntax valid counts the {report['runs'][0]['syntax_counted'] if report['runs'] else 0} tasks whose "
-                 "original file parses. AR-ness is defined for one commit per step; with fewer steps than span tokens "
-                 "the commits of a step are ordered by the sampler's preference.")
-    focus = [r for r in report["runs"] if r["model"] != "mdm" or
+                 "original file parses. Empty: completions with no visible text. NFE: model calls per task "
+                 "(end-of-span fill ends a span early). s/task: CPU or GPU seconds per task of the setting "
+                 "(batched). AR-ness is defined for one commit per step; "
+                 "with fewer steps than span tokens the commits of a step are read left to right, and end-of-span "
+                 "fill is left out.")
+    focus = [r for r in report["runs"] if r["model"] == "ar" or
              (r.get("strategy") == report["focus"]["strategy"] and r.get("steps") == report["focus"]["steps"])]
     if focus:
         cells_all = sorted({c for r in focus for c in r["by_cell"]})
@@ -490,7 +611,7 @@ def markdown(report: dict) -> str:
         lines.append("| model | " + " | ".join(cells_all) + " |")
         lines.append("|---|" + "---:|" * len(cells_all))
         for r in focus:
-            label = r["model"] if r["model"] != "mdm" else f"mdm {r['strategy']} {r['steps']} steps"
+            label = r["model"] if r["model"] == "ar" else f"{r['model']} {r['strategy']} {r['steps']} steps"
             vals = [f"{pct(r['by_cell'][c]['exact_match'])} / {pct(r['by_cell'][c]['syntax_valid'])}"
                     if c in r["by_cell"] else "-" for c in cells_all]
             lines.append(f"| {label} | " + " | ".join(vals) + " |")
@@ -524,7 +645,10 @@ def markdown(report: dict) -> str:
 
 def write_card_section(card_path: str, body: str) -> None:
     """Replaces the "## Evaluation" section (up to the next "## " heading) of the model card, or appends it."""
-    text = open(card_path, encoding="utf-8").read() if os.path.exists(card_path) else ""
+    text = ""
+    if os.path.exists(card_path):
+        with open(card_path, encoding="utf-8") as f:
+            text = f.read()
     section = "## Evaluation\n\n" + body
     lines = text.split("\n")
     start = next((i for i, line in enumerate(lines) if line.strip() == "## Evaluation"), None)
@@ -575,6 +699,9 @@ def parse_args(argv=None):
     a("--temperature", type=float, default=0.0, help="sampling temperature (0: argmax)")
     a("--top-p", type=float, default=1.0, help="nucleus mass when the temperature is above 0")
     a("--threshold", type=float, default=0.0, help="also commit tokens at least this probable (0: off)")
+    a("--eos-fill", action=argparse.BooleanOptionalAction, default=True,
+      help="after an end-of-span commit, fill the rest of the span with end-of-span in the same step (the engine's "
+           "default)")
     a("--bucket", default="oracle", help="span length: 'oracle' (smallest training bucket that holds the target) "
                                         "or a number of masks for every task")
     a("--seed", type=int, default=0, help="seed of the sampler (random strategy, temperature) and of the NLL draws")
@@ -588,15 +715,29 @@ def parse_args(argv=None):
     a("--out", default=os.path.join(HERE, "data", "eval", "results.json"), help="JSON results")
     a("--markdown", default=os.path.join(HERE, "data", "eval", "results.md"), help="markdown table")
     a("--card", default=None, help="model card whose '## Evaluation' section is rewritten with the table")
+    a("--note", default=None, help="a paragraph to print under the headline (what the numbers mean for this "
+                                  "checkpoint); kept out of the recorded command")
     a("--per-task", action="store_true", help="keep every task's completion and scores in the JSON")
-    a("--node", default="node", help="Node.js binary for the TypeScript syntax check")
+    a("--node", default="node", help="Node.js binary for the TypeScript syntax check and the CLI")
+    a("--onnx-cli", default=None, metavar="MODEL_DIR",
+      help="also score this shipped model folder (manifest + ONNX) through the TypeScript CLI's batch mode at every "
+           "swept setting (rows labelled 'onnx'; the CLI's text post-processing applies)")
+    a("--onnx-precision", default="auto", choices=["auto", "int8", "fp32"], help="ONNX weights the CLI loads")
+    a("--cli", default=os.path.join("dist", "cli.js"), help="the built CLI, relative to the repository root")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    command = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(os.path.abspath(sys.argv[0]), REPO)]
-                                   + (sys.argv[1:] if argv is None else list(argv)))
+    # The command as typed; when it was not run from the repository root, the folder it was run from comes first.
+    given = sys.argv[1:] if argv is None else list(argv)
+    given = [x for i, x in enumerate(given)
+             if x != "--note" and not x.startswith("--note=") and (i == 0 or given[i - 1] != "--note")]
+    script = os.path.relpath(os.path.abspath(__file__), os.getcwd())
+    command = " ".join(["python", script] + [shlex.quote(x) for x in given])
+    where = os.path.relpath(os.getcwd(), REPO)
+    if where != ".":
+        command = (f"cd {shlex.quote(where)} && " if not where.startswith("..") else f"cd {os.getcwd()} && ") + command
     wall0 = time.time()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -631,20 +772,23 @@ def main(argv=None) -> dict:
     syntax = SyntaxBatch(args.node)
     original_ok = [syntax.add(t["language"], t.get("path"), t["file"]) for t in task_list]
     runs = []
+    decoded: dict = {}  # Results by (task, strategy, effective steps, ...), shared across step counts.
     for strategy in strategies:
         for steps in steps_list:
             options = sample.SamplerOptions(steps=steps, strategy=strategy, temperature=args.temperature,
-                                            top_p=args.top_p, threshold=args.threshold)
-            t0 = time.time()
-            outputs = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed)
-            seconds = time.time() - t0
+                                            top_p=args.top_p, threshold=args.threshold, eos_fill=args.eos_fill)
+            outputs, seconds = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed,
+                                            decoded)
             runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
                                   {"model": "mdm", "strategy": strategy, "steps": steps}))
             print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
+            if args.onnx_cli:
+                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, mdm.buckets, args)
+                runs.append(score_run("onnx", task_list, outputs, syntax, original_ok, seconds,
+                                      {"model": "onnx", "strategy": strategy, "steps": steps}))
+                print(f"eval: onnx {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
     if ar is not None:
-        t0 = time.time()
-        outputs = run_ar(ar, task_list, fixed_bucket, mdm.buckets, args.batch_size)
-        seconds = time.time() - t0
+        outputs, seconds = run_ar(ar, task_list, fixed_bucket, mdm.buckets, args.batch_size)
         runs.append(score_run("ar", task_list, outputs, syntax, original_ok, seconds, {"model": "ar"}))
         print(f"eval: ar greedy: {seconds:.1f} s", file=sys.stderr)
     syntax_results = syntax.run()
@@ -662,7 +806,8 @@ def main(argv=None) -> dict:
     for task in task_list:
         by_cell[cell_of(task)] += 1
     sampler = (f"temperature {args.temperature}" + (f", top-p {args.top_p}" if args.temperature > 0 else "")
-               + (f", threshold {args.threshold}" if args.threshold > 0 else "") + f", seed {args.seed}")
+               + (f", threshold {args.threshold}" if args.threshold > 0 else "")
+               + (", end-of-span fill" if args.eos_fill else ", no end-of-span fill") + f", seed {args.seed}")
     report = {
         "command": command,
         "device": f"{device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads",
@@ -674,6 +819,7 @@ def main(argv=None) -> dict:
                   "bucket": "oracle bucket" if fixed_bucket is None else f"{fixed_bucket} masks"},
         "sampler": sampler,
         "focus": {"strategy": focus_strategy, "steps": int(focus_steps)},
+        "note": args.note,
         "runs": runs,
         "nll": nll,
     }

@@ -12,9 +12,10 @@ MDM examples (shapes: T = --max-seq-len):
   random run of tokens, sometimes empty) followed by `<|eos|>` tokens up to a length bucket (8,16,32,64,128), so the
   model learns how long a span is. Context tokens stay clean.
 - whole window (--p-whole): everything after the tag is span; a file that ends early is filled with `<|eos|>`.
-Per example t ~ U(eps, 1) (stratified across the batch); each span token is masked with probability t; the loss is
-sum over masked tokens of CE / t, divided by the number of span tokens: an unbiased estimate of the masked-diffusion
-ELBO per span token (reported in bits/token). Canvases shorter than T are right-padded with `<|pad|>` that no token
+Per example t ~ U(eps, 1) (stratified across the batch) and k = ceil(t * n) of its n span tokens are masked, so the
+realised mask rate is k/n; the loss is sum over masked tokens of CE * n/k (the 1/t weight at the realised rate),
+divided by the number of span tokens: an unbiased estimate of the masked-diffusion ELBO per span token (reported in
+bits/token; with k uniform on 1..n it is the any-order bound of MDLM/LLaDA). Canvases shorter than T are right-padded with `<|pad|>` that no token
 attends to, so they behave exactly like the shorter canvas on its own.
 
 AR examples: the same windows, fill-in-the-middle PSM `[lang] <|fim_prefix|> pre <|fim_suffix|> suf <|fim_middle|>
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
+import shutil
 import time
 from pathlib import Path
 
@@ -53,16 +54,15 @@ class Examples:
                  rng: np.random.Generator, p_whole: float, p_line: float, p_empty: float, fim_rate: float):
         self.s, self.sp, self.nl, self.T, self.rng = stream, special, newline, seq_len, rng
         self.p_whole, self.p_line, self.p_empty, self.fim_rate = p_whole, p_line, p_empty, fim_rate
-        n_files = len(stream.starts)
-        self.file_p = stream.lengths / stream.lengths.sum()
-        if n_files == 0:
+        if len(stream.starts) == 0:
             raise ValueError("empty token stream")
+        self.file_cdf = np.cumsum(stream.lengths)  # files are drawn in proportion to their length
 
     def window(self, n: int) -> tuple[int, np.ndarray]:
         """(language tag id, up to n tokens of one file [n'] int64). Starts at a random token, sometimes at the start
         of a file, sometimes so that the window ends at the end of a file (cursor at end of file)."""
         rng, s = self.rng, self.s
-        f = int(rng.choice(len(s.starts), p=self.file_p))
+        f = min(int(np.searchsorted(self.file_cdf, rng.random() * self.file_cdf[-1], side="right")), len(s.starts) - 1)
         first, end = int(s.starts[f]) + 1, int(s.starts[f] + s.lengths[f])  # skip the <|file|> token
         r = rng.random()
         if r < 0.1 or end - first <= n:
@@ -155,11 +155,17 @@ def mdm_batch(ex: Examples, B: int, eps: float, rng: np.random.Generator, pad_id
     if t is None:  # stratified t: one draw per stratum lowers the variance of the batch loss
         t = (rng.random() + np.arange(B)) / B
         t = eps + (1 - eps) * rng.permutation(t)
-    masked = span & (rng.random((B, T)) < t[:, None])
-    for i in np.flatnonzero(~masked.any(1)):  # at least one masked token per canvas
-        masked[i, rng.choice(np.flatnonzero(span[i]))] = True
+    # Mask exactly k = ceil(t * n) of the n span tokens (uniformly chosen): k is uniform on 1..n when t is uniform,
+    # and the weight 1/t becomes n/k, the realised mask rate's inverse. This is the same ELBO as independent masking
+    # at rate t, without canvases where nothing (or one token at weight 1000) is masked.
+    n_span = span.sum(1)  # [B]
+    k = np.maximum(1, np.ceil(t * n_span)).astype(np.int64)  # [B]
+    keys = np.where(span, rng.random((B, T)), 2.0)  # non-span positions sort last
+    ranks = keys.argsort(1).argsort(1)  # [B,T] rank of each position among the span positions
+    masked = ranks < k[:, None]
     xt = np.where(masked, mask_id, x0)
-    return {"x0": x0, "xt": xt, "span": span, "masked": masked, "keypad": keypad, "t": t, "whole": whole}
+    t_real = k / n_span
+    return {"x0": x0, "xt": xt, "span": span, "masked": masked, "keypad": keypad, "t": t_real, "whole": whole}
 
 
 def ar_batch(ex: Examples, B: int, pad_id: int) -> dict:
@@ -209,7 +215,29 @@ class ARObjective(nn.Module):
 
 
 def to_device(batch: dict, device) -> dict:
-    return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
+    """numpy arrays or tensors -> tensors on `device`."""
+    return {k: (v if torch.is_tensor(v) else torch.from_numpy(v)).to(device, non_blocking=True)
+            for k, v in batch.items()}
+
+
+class Batches(torch.utils.data.IterableDataset):
+    """An endless stream of training batches. With DataLoader workers (--workers, for GPUs) batches are built in
+    parallel with the training step; each worker draws from its own RNG seeded by (seed, rank, worker)."""
+
+    def __init__(self, args, stream, special, newline, rank: int):
+        super().__init__()
+        self.args, self.stream, self.special, self.newline, self.rank = args, stream, special, newline, rank
+
+    def __iter__(self):
+        a, sp = self.args, self.special
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([a.seed, self.rank, info.id if info else 0])
+        ex = Examples(self.stream, sp, self.newline, a.max_seq_len, rng, a.p_whole, a.p_line, a.p_empty, a.fim_rate)
+        while True:
+            if a.objective == "mdm":
+                yield mdm_batch(ex, a.batch_size, a.eps, rng, sp["pad"], sp["mask"])
+            else:
+                yield ar_batch(ex, a.batch_size, sp["pad"])
 
 
 def mdm_step(obj, batch, dev):
@@ -332,6 +360,7 @@ def parse_args(argv=None):
     a("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     a("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")
     a("--compile", action="store_true", help="torch.compile the backbone (torch 2.x)")
+    a("--workers", type=int, default=0, help="DataLoader processes building batches (0: in the training process)")
     a("--init-from", default=None, help="start from the weights of this checkpoint (same config)")
     return p.parse_args(argv)
 
@@ -349,15 +378,22 @@ def main(argv=None):
 
     config = {"kind": args.objective, "n_layer": args.n_layer, "d_model": args.d_model, "n_head": args.n_head,
               "d_ff": args.d_ff, "vocab_size": vocab_size, "max_seq_len": args.max_seq_len,
-              "attention": args.attention if args.objective == "mdm" else "full", "dropout": args.dropout}
+              "attention": args.attention if args.objective == "mdm" else "full", "dropout": args.dropout,
+              "span_buckets": list(common.SPAN_BUCKETS)}
     model = build_model(config).to(dev)
     config = dict(model.config)
     if args.init_from:
-        init = torch.load(args.init_from, map_location=dev)
+        init = common.torch_load(args.init_from, dev)
         model.load_state_dict(init["model"])
     out_dir = Path(args.runs_dir) / args.run_name
+    tokenizer_copy = (out_dir / "tokenizer.json").resolve()  # the run keeps the tokenizer it was trained with
+    tokenizer_sha = common.file_sha256(args.tokenizer)
     if env.main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.tokenizer, tokenizer_copy)
+        tok_config = Path(args.tokenizer).with_name("tokenizer_config.json")
+        if tok_config.exists():
+            shutil.copyfile(tok_config, out_dir / tok_config.name)
         print(f"model: {count_params(model) / 1e6:.2f}M params ({count_params(model, True) / 1e6:.2f}M non-embedding), "
               f"train stream {len(train.tokens) / 1e6:.1f}M tokens, device {dev}, world {env.world}", flush=True)
 
@@ -373,17 +409,20 @@ def main(argv=None):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2), eps=1e-8)
 
-    rng = np.random.default_rng(args.seed + 1000 * env.rank)
-    ex = Examples(train, special, newline, args.max_seq_len, rng, args.p_whole, args.p_line, args.p_empty,
-                  args.fim_rate)
+    loader = torch.utils.data.DataLoader(Batches(args, train, special, newline, env.rank), batch_size=None,
+                                         num_workers=args.workers, pin_memory=dev.type == "cuda",
+                                         **({"prefetch_factor": 4} if args.workers > 0 else {}))
+    batches = iter(loader)
     valid_batches = make_valid(args, valid, special, newline) if env.main else []
     log = open(out_dir / "log.jsonl", "a") if env.main else None
     best = float("inf")
     key = "valid_elbo_bits" if args.objective == "mdm" else "valid_bits"
 
     def save(step, tokens, seconds, metrics):
-        torch.save({"model": model.state_dict(), "config": config, "special": special, "tokenizer": str(args.tokenizer),
+        torch.save({"model": model.state_dict(), "config": config, "special": special, "tokenizer": str(tokenizer_copy),
+                    "tokenizer_source": str(args.tokenizer), "tokenizer_sha256": tokenizer_sha,
                     "step": step, "train_tokens": tokens, "train_seconds": seconds, "metrics": metrics,
+                    "cpu_seconds": round(time.process_time() - cpu0, 1),
                     "args": vars(args), "torch": torch.__version__, "device": str(dev), "world": env.world},
                    out_dir / "ckpt.pt")
 
@@ -400,7 +439,7 @@ def main(argv=None):
         log.flush()
         print(json.dumps(line), flush=True)
 
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()  # wall clock, and this process's CPU time (the machine is shared)
     eval_s = 0.0  # wall time spent evaluating, excluded from train_seconds
     step = tokens = 0
     window_loss = window_bits = window_tokens = 0.0
@@ -423,16 +462,14 @@ def main(argv=None):
             ctx = train_obj.no_sync() if (env.world > 1 and not sync) else _null()
             with ctx:
                 if args.objective == "mdm":
-                    batch = mdm_batch(ex, args.batch_size, args.eps, rng, special["pad"], special["mask"])
+                    b = to_device(next(batches), dev)
                     with common.autocast(dev):
-                        b = to_device(batch, dev)
                         per_ex = train_obj(b["xt"], b["x0"], b["masked"], b["span"], b["keypad"], 1.0 / b["t"].float())
                     n_span = b["span"].sum()
                     loss = per_ex.sum() / n_span  # ELBO estimate per span token (nats)
                     real = int((~b["keypad"]).sum())
                 else:
-                    batch = ar_batch(ex, args.batch_size, special["pad"])
-                    b = to_device(batch, dev)
+                    b = to_device(next(batches), dev)
                     with common.autocast(dev):
                         ce = train_obj(b["inp"], b["tgt"])
                     real_mask = b["tgt"] != -100
@@ -450,7 +487,8 @@ def main(argv=None):
         if env.main and step % args.log_every == 0:
             dt = time.time() - window_t0
             mean = window_loss / (args.log_every * args.grad_accum)
-            line = {"step": step, "train_tokens": tokens, "elapsed_s": round(time.time() - t0, 1), "lr": lr,
+            line = {"step": step, "train_tokens": tokens, "elapsed_s": round(time.time() - t0, 1),
+                    "cpu_s": round(time.process_time() - cpu0, 1), "lr": lr,
                     "loss": mean, "loss_bits": mean / LN2, "tok_per_s": round(window_tokens / dt, 1)}
             log.write(json.dumps(line) + "\n")
             log.flush()
@@ -463,8 +501,10 @@ def main(argv=None):
             eval_s += time.time() - e0
             window_t0 += time.time() - e0
     if env.main:
-        do_eval(step, tokens, time.time() - t0 - eval_s)
+        if step % args.eval_every:
+            do_eval(step, tokens, time.time() - t0 - eval_s)
         summary = {"done": True, "step": step, "train_tokens": tokens, "wall_seconds": round(time.time() - t0, 1),
+                   "cpu_seconds": round(time.process_time() - cpu0, 1),
                    "eval_seconds": round(eval_s, 1), "best": best, "params": count_params(model)}
         log.write(json.dumps(summary) + "\n")
         log.close()

@@ -1,8 +1,9 @@
 """Decoding for the eval harness: the masked-diffusion sampler (same semantics as the TypeScript engine) and greedy
 fill-in-the-middle decoding for the autoregressive baseline.
 
-Not a stage of its own: eval.py imports it. The one command that exercises it end to end is
-    python models/recipe/eval.py --tasks 12 --steps 8 --strategies confidence
+Not a stage of its own: eval.py imports it, and test_eval.py checks it against a mock model. A quick run:
+    python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt --tasks 12 --steps 8 \
+        --strategies confidence --nll-batches 0
 
 Diffusion sampler, one canvas row at a time (rows of a batch share T and are decoded independently):
 - N steps over t = linspace(1, 0, N+1). At step i (t -> s) a row with m masked positions commits
@@ -11,11 +12,13 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
 - Each step predicts every masked position once. Temperature 0 takes the argmax; above 0 the logits are divided by
   the temperature, cut to the top-p nucleus and sampled. The commit order score is the chosen token's probability
   ("confidence"), top-1 minus top-2 probability ("margin"), negative entropy ("entropy"), all of the tempered,
-  nucleus-cut distribution, or a uniform random draw ("random"). The n best are committed; with a confidence threshold
-  every position whose token probability is at least the threshold is committed as well (Fast-dLLM).
-- Committed tokens are never re-masked. The mask token itself is never predicted.
+  nucleus-cut distribution, or a uniform random draw ("random"). With a confidence threshold every position whose
+  token probability is above it is committed (Fast-dLLM); then the best-scored others up to n.
+- With end-of-span fill (the engine's default), once a step commits end-of-span in a hole, the hole's masks to its
+  right are committed as end-of-span in the same step: the completion ends there anyway.
+- Committed tokens are never re-masked. Banned ids (every special token but end-of-span) are never predicted.
 - The completion is the span's tokens up to the first end-of-span token.
-The decoding order (step index and rank within the step for every span position) comes back for AR-ness.
+The step of every commit comes back for AR-ness (decoding order: by step, left to right within a step).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class SamplerOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     threshold: float = 0.0  # 0 turns the threshold off.
+    eos_fill: bool = True  # After an end-of-span commit, the hole's later masks become end-of-span too.
 
     def __post_init__(self):
         if self.steps < 1:
@@ -47,8 +51,8 @@ class SamplerOptions:
 @dataclass
 class DenoiseResult:
     canvas: torch.Tensor  # [B, T] long: the filled canvases
-    step: torch.Tensor  # [B, T] long: step at which each position was committed, -1 where it was never masked
-    rank: torch.Tensor  # [B, T] long: rank of the position among the commits of its step (0 = preferred), else -1
+    step: torch.Tensor  # [B, T] long: step (model call) that committed each position, -1 where it was never masked
+    filled: torch.Tensor  # [B, T] bool: committed by end-of-span fill rather than chosen by the model
     model_calls: int  # forward passes made (each over the whole batch)
 
 
@@ -74,17 +78,23 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def choose_tokens(logits: torch.Tensor, options: SamplerOptions, generator: torch.Generator):
-    """logits: [B, P, V] float -> (tokens [B, P] long, probability of each token [B, P], order score [B, P])."""
+def choose_tokens(logits: torch.Tensor, valid: torch.Tensor, options: SamplerOptions,
+                  generators: list[torch.Generator]):
+    """logits: [B, P, V] float, valid: [B, P] bool -> (tokens [B, P] long, probability of each token [B, P], order
+    score [B, P]). Row r draws its random numbers from generators[r], only for its own valid positions, so a row's
+    result does not depend on which other rows share its batch."""
     logits = logits.float()
     if options.temperature > 0:
         logits = top_p_filter(logits / options.temperature, options.top_p)
     probs = logits.softmax(-1)  # [B, P, V]
+    tokens = probs.argmax(-1)  # [B, P]
+    counts = valid.sum(1).tolist()
     if options.temperature > 0:
-        flat = probs.reshape(-1, probs.shape[-1]).cpu()
-        tokens = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1]).to(probs.device)
-    else:
-        tokens = probs.argmax(-1)
+        cpu_probs = probs.cpu()
+        for r, n in enumerate(counts):
+            if n:
+                drawn = torch.multinomial(cpu_probs[r, :n], 1, generator=generators[r]).squeeze(1)
+                tokens[r, :n] = drawn.to(tokens.device)
     token_prob = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, P]
     if options.strategy == "confidence":
         score = token_prob
@@ -94,13 +104,16 @@ def choose_tokens(logits: torch.Tensor, options: SamplerOptions, generator: torc
     elif options.strategy == "entropy":
         score = (probs * probs.clamp_min(1e-30).log()).sum(-1)  # Negative entropy: the surest position first.
     else:
-        score = torch.rand(tokens.shape, generator=generator).to(probs.device)
+        score = torch.zeros_like(token_prob)
+        for r, n in enumerate(counts):
+            if n:
+                score[r, :n] = torch.rand(n, generator=generators[r]).to(score.device)
     return tokens, token_prob, score
 
 
 def masked_positions(masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """masked: [B, T] bool -> (positions [B, P] long, valid [B, P] bool), P = most masks in a row. Rows with fewer
-    masks repeat their last index (any valid index would do: its logits are ignored)."""
+    """masked: [B, T] bool -> (positions [B, P] long, ascending per row; valid [B, P] bool), P = most masks in a row.
+    A row with fewer masks points its spare slots at position 0; their logits are ignored."""
     counts = masked.sum(1)
     P = int(counts.max())
     T = masked.shape[1]
@@ -116,60 +129,80 @@ def masked_positions(masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@torch.no_grad()
-def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, options: SamplerOptions,
-            generator: torch.Generator, span: Optional[torch.Tensor] = None) -> DenoiseResult:
-    """Fills every mask_id position of canvas [B, T] (long).
+def hole_ids(span: torch.Tensor) -> torch.Tensor:
+    """span: [B, T] bool -> [B, T] long: the index of the hole (run of span positions) each position is in, -1
+    outside the span."""
+    before = torch.cat([torch.zeros_like(span[:, :1]), span[:, :-1]], dim=1)
+    starts = span & ~before
+    return torch.where(span, starts.long().cumsum(1) - 1, torch.full_like(span, -1, dtype=torch.long))
 
-    model_fn(input_ids [B, T], positions [B, P], span_mask [B, T] bool) -> logits [B, P, V]. `span` ([B, T] bool) marks
-    the generated region for models with context-only attention; by default it is the initially masked positions.
+
+@torch.no_grad()
+def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, options: SamplerOptions,
+            generators: list[torch.Generator], banned_ids: tuple[int, ...] = (),
+            span: Optional[torch.Tensor] = None) -> DenoiseResult:
+    """Fills every mask_id position of canvas [B, T] (long); the TypeScript engine's sampleCanvas, row by row.
+
+    model_fn(input_ids [B, T], positions [B, P], span_mask [B, T] bool) -> logits [B, P, V]. Row r draws from
+    generators[r] (the engine's one random stream per row), so its result does not depend on its batch. With at
+    least as many steps as masks every step commits one token (or more by fill), so any step count above the mask
+    count gives the same result as the mask count itself. `banned_ids` are never
+    committed (the engine bans every special id but end-of-span). `span` ([B, T] bool) marks the generated region
+    (for context-only attention and for the holes of end-of-span fill); by default the initially masked positions.
     """
     x = canvas.clone()
     masked = x == mask_id  # [B, T]
     span = masked.clone() if span is None else span
+    hole_of = hole_ids(span)  # [B, T]
     step_of = torch.full_like(x, -1)
-    rank_of = torch.full_like(x, -1)
+    filled = torch.zeros_like(masked)
+    banned = sorted({mask_id, *banned_ids} - {eos_id})
     calls = 0
     for i in range(options.steps):
         left = masked.sum(1)  # [B]
         if int(left.max()) == 0:
             break
-        positions, valid = masked_positions(masked)  # [B, P]
+        positions, valid = masked_positions(masked)  # [B, P], ascending per row
         logits = model_fn(x, positions, span)  # [B, P, V]
         calls += 1
-        logits[..., mask_id] = float("-inf")  # The denoiser predicts clean tokens only (MDLM's SUBS).
-        tokens, token_prob, score = choose_tokens(logits, options, generator)
-        score = score.masked_fill(~valid, float("-inf"))
+        logits = logits.float()
+        logits[..., banned] = float("-inf")
+        tokens, token_prob, score = choose_tokens(logits, valid, options, generators)
         n = commit_counts(left, i, options.steps)  # [B]
-        # Rank every masked position by score, best first; ties go to the leftmost position (stable sort).
-        order = torch.sort(-score, dim=1, stable=True).indices  # [B, P]
-        rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=x.device).expand_as(order))
-        commit = valid & (rank < n[:, None])
-        if options.threshold > 0:
-            commit |= valid & (token_prob >= options.threshold)
-        # Ranks within the step among the committed positions only (0 = preferred).
-        commit_rank = torch.where(commit, rank, torch.full_like(rank, 1 << 30))
-        commit_rank = torch.empty_like(order).scatter_(
-            1, torch.sort(commit_rank, dim=1, stable=True).indices,
-            torch.arange(order.shape[1], device=x.device).expand_as(order))
-        rows, cols = commit.nonzero(as_tuple=True)
+        # Everything above the threshold first (Fast-dLLM), then the best-scored others up to the scheduled count;
+        # ties go to the leftmost position (stable sort over ascending positions).
+        commit = valid & (token_prob > options.threshold) if options.threshold > 0 else torch.zeros_like(valid)
+        need = (n - commit.sum(1)).clamp(min=0)  # [B]
+        free = valid & ~commit
+        order = torch.sort(-score.masked_fill(~free, float("-inf")), dim=1, stable=True).indices  # [B, P]
+        ranks = torch.arange(order.shape[1], device=x.device).expand_as(order)
+        rank = torch.empty_like(order).scatter_(1, order, ranks)  # rank[b, j]: place of slot j in the order
+        commit |= free & (rank < need[:, None])
+        fill = torch.zeros_like(commit)
+        if options.eos_fill:
+            # A masked position that comes after an end-of-span committed in this step, in the same hole, is filled
+            # with end-of-span: positions are ascending and so are holes, so a running max of "hole of an eos
+            # committed here" equal to the position's own hole means an eos of its hole lies to its left.
+            hole = hole_of.gather(1, positions)  # [B, P]
+            marker = torch.where(commit & (tokens == eos_id), hole, torch.full_like(hole, -1))
+            fill = valid & ~commit & (marker.cummax(1).values == hole)
+            tokens = torch.where(fill, torch.full_like(tokens, eos_id), tokens)
+        take = commit | fill
+        rows, cols = take.nonzero(as_tuple=True)
         where = positions[rows, cols]
         x[rows, where] = tokens[rows, cols]
         step_of[rows, where] = i
-        rank_of[rows, where] = commit_rank[rows, cols]
+        filled[rows, where] = fill[rows, cols]
         masked[rows, where] = False
     if bool(masked.any()):
         raise RuntimeError("sampler left masks unresolved")  # Impossible by construction: the last step commits all.
-    return DenoiseResult(x, step_of, rank_of, calls)
+    return DenoiseResult(x, step_of, filled, calls)
 
 
-def decoding_order(step: list[int], rank: list[int]) -> list[list[int]]:
-    """Per-span step and rank lists -> the commits of each step as span offsets, in the order the step preferred
-    them. `step[j]`/`rank[j]` belong to span offset j."""
-    steps: dict[int, list[tuple[int, int]]] = {}
-    for offset, (s, r) in enumerate(zip(step, rank)):
-        steps.setdefault(s, []).append((r, offset))
-    return [[offset for _, offset in sorted(steps[s])] for s in sorted(steps)]
+def decoding_order(step: list[int], filled: list[bool]) -> list[int]:
+    """A span's decoding order for AR-ness: its offsets by commit step, left to right within a step (the engine's
+    decodingOrder), leaving out end-of-span fill, which is not a decision of the model."""
+    return [offset for _, offset in sorted((s, j) for j, (s, f) in enumerate(zip(step, filled)) if s >= 0 and not f)]
 
 
 def trim_at_eos(tokens: list[int], eos_id: int) -> list[int]:
@@ -178,29 +211,40 @@ def trim_at_eos(tokens: list[int], eos_id: int) -> list[int]:
 
 
 @torch.no_grad()
-def greedy_ar(model_fn: Callable[[torch.Tensor], torch.Tensor], prompts: torch.Tensor, eos_id: int, max_new: int,
-              banned: tuple[int, ...] = ()) -> tuple[list[list[int]], int]:
-    """Greedy decoding from prompts [B, T0] (long, same length) for at most max_new tokens or until every row has
-    produced eos_id. model_fn(ids [B, T]) -> logits [B, T, V]; the whole sequence is recomputed each step (no KV
-    cache: the baseline is small, and this keeps it free of any model internals). Returns (tokens per row before its
-    first eos, model calls)."""
-    x = prompts
-    out: list[list[int]] = [[] for _ in range(prompts.shape[0])]
-    done = [False] * prompts.shape[0]
-    calls = 0
-    for _ in range(max_new):
-        logits = model_fn(x)[:, -1, :].float()  # [B, V]
-        calls += 1
+def greedy_ar(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], prompts: list[list[int]], eos_id: int,
+              max_new: list[int], pad_id: int, banned: tuple[int, ...] = (),
+              device: torch.device = torch.device("cpu")) -> tuple[list[list[int]], list[int]]:
+    """Greedy decoding of a batch of prompts of any lengths; row r stops at eos_id or after max_new[r] tokens.
+
+    model_fn(ids [B, T], last [B]) -> logits [B, V] of the token after position last[b]. Rows are right-padded: with
+    causal attention a position never sees the padding to its right, so each row decodes exactly as it would alone.
+    The whole sequence is recomputed each step (no KV cache: the baseline is small, and this keeps it free of model
+    internals). Returns (tokens per row before its eos, model calls per row counting the call that wrote the eos)."""
+    B = len(prompts)
+    lengths = torch.tensor([len(p) for p in prompts], device=device)  # [B]
+    width = int(max(len(p) + n for p, n in zip(prompts, max_new)))
+    x = torch.full((B, width), pad_id, dtype=torch.long, device=device)  # [B, width]
+    for r, p in enumerate(prompts):
+        x[r, :len(p)] = torch.tensor(p, dtype=torch.long)
+    out: list[list[int]] = [[] for _ in range(B)]
+    calls = [0] * B
+    active = [n > 0 for n in max_new]
+    while any(active):
+        rows = [r for r in range(B) if active[r]]
+        index = torch.tensor(rows, device=device)
+        span = int(lengths[index].max())
+        logits = model_fn(x[index, :span], lengths[index] - 1).float()  # [b, V]
         if banned:
             logits[:, list(banned)] = float("-inf")
-        nxt = logits.argmax(-1)  # [B]
-        for b, token in enumerate(nxt.tolist()):
-            if not done[b]:
-                if token == eos_id:
-                    done[b] = True
-                else:
-                    out[b].append(token)
-        if all(done):
-            break
-        x = torch.cat([x, nxt[:, None]], dim=1)
+        for j, token in enumerate(logits.argmax(-1).tolist()):
+            r = rows[j]
+            calls[r] += 1
+            if token == eos_id:
+                active[r] = False
+                continue
+            out[r].append(token)
+            x[r, lengths[r]] = token
+            lengths[r] += 1
+            if len(out[r]) >= max_new[r]:
+                active[r] = False
     return out, calls

@@ -195,16 +195,32 @@ def read_jsonl_gz(path: str) -> Iterable[dict]:
                 yield json.loads(line)
 
 
+def package_balanced_order(files: list[dict], rng: random.Random) -> list[int]:
+    """File indices taking one file of each package in turn (packages and their files shuffled), so that one large
+    package (rxjs has more test files than all the other TypeScript packages together) does not fill every cell."""
+    by_package: dict[str, list[int]] = {}
+    for i, record in enumerate(files):
+        by_package.setdefault(record["package"], []).append(i)
+    queues = [by_package[name] for name in sorted(by_package)]
+    rng.shuffle(queues)
+    for queue in queues:
+        rng.shuffle(queue)
+    order = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        order.extend(q[depth] for q in queues if depth < len(q))
+    return order
+
+
 def build_tasks(records: list[dict], counter: TokenCounter, per_cell: int, seed: int, max_span_tokens: int,
                 context_tokens: int, prefix_share: float = 0.75) -> list[dict]:
-    """`per_cell` tasks for every (language group, kind), each file used at most once per kind."""
+    """`per_cell` tasks for every (language group, kind), each file used at most once per kind, packages taken in
+    turn."""
     tasks = []
     for group, languages in GROUPS.items():
         files = sorted((r for r in records if r.get("language") in languages), key=lambda r: (r["package"], r["path"]))
         for kind in KINDS:
             rng = random.Random(f"{seed}:{group}:{kind}")  # String seeds are hashed with sha512: stable across runs.
-            order = list(range(len(files)))
-            rng.shuffle(order)
+            order = package_balanced_order(files, rng)
             made = 0
             for index in order:
                 if made == per_cell:

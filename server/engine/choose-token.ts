@@ -9,14 +9,22 @@
  * It also returns the token's log-probability under the model's own distribution (temperature 1, no truncation),
  * so that candidates sampled at different temperatures can be ranked on one scale.
  *
- * Cost: one pass for the maximum and one pass of exponentials over the vocabulary; sampling reuses the stored
- * exponentials, and top-p sorts only the tokens that can be in the nucleus. Ids the model must never produce (the
- * mask itself, padding, language tags) are skipped by looping over the ranges between them, so the hot loops carry
- * no per-token test. Nothing is allocated per call.
+ * Cost: one pass for the maximum and one pass of table exponentials (fast-exp.ts) over the vocabulary. Sampling
+ * reuses the stored weights. Top-p finds the nucleus with a histogram of the weights (1/32-nat buckets): every bucket
+ * above the one where the mass crosses topP is wholly inside, and only that boundary bucket is sorted. Ids the model
+ * must never produce (the mask itself, padding, language tags) are skipped by looping over the ranges between them,
+ * so the hot loops carry no per-token test. Nothing is allocated per call.
  */
 import { ModelOutputError } from './errors';
+import * as fastExp from './fast-exp';
 import type { Rng } from './rng';
 import type { UnmaskStrategy } from './types';
+
+// Local bindings: a CommonJS build reaches imports through getters, which the hot loops must not pay per token.
+const expScaled = fastExp.expScaled;
+const EXP_TABLE = fastExp.EXP_TABLE;
+const EXP_STEPS_PER_NAT = fastExp.EXP_STEPS_PER_NAT;
+const EXP_RANGE_NATS = fastExp.EXP_RANGE_NATS;
 
 export interface TokenChoice {
   token: number;
@@ -28,21 +36,27 @@ export interface TokenChoice {
   logProb: number;
 }
 
+const where = (row: number, position: number): string => `row ${row}, position ${position}`;
+
 export function emptyChoice(): TokenChoice {
   return { token: -1, probability: 0, score: 0, logProb: 0 };
 }
+
+/** Nucleus histogram: bucket b holds weights in (exp(-(b+1)/BUCKETS_PER_NAT), exp(-b/BUCKETS_PER_NAT)]. */
+const BUCKETS_PER_NAT = 32;
+const TABLE_STEPS_PER_BUCKET = EXP_STEPS_PER_NAT / BUCKETS_PER_NAT;
+const BUCKETS_PER_TABLE_STEP = 1 / TABLE_STEPS_PER_BUCKET;
+const BUCKETS = EXP_RANGE_NATS * BUCKETS_PER_NAT;
 
 export class TokenChooser {
   /** [start, end) pairs covering the vocabulary minus the banned ids. */
   private readonly ranges: Int32Array;
   private readonly weights: Float64Array;
   private readonly nucleus: Int32Array;
+  private readonly bucketMass = new Float64Array(BUCKETS + 1);
   private readonly byWeightDescending = (a: number, b: number): number => this.weights[b] - this.weights[a] || a - b;
 
-  constructor(
-    private readonly vocabSize: number,
-    bannedIds: readonly number[],
-  ) {
+  constructor(vocabSize: number, bannedIds: readonly number[]) {
     const banned = [...new Set(bannedIds)].filter((id) => id >= 0 && id < vocabSize).sort((a, b) => a - b);
     const ranges: number[] = [];
     let start = 0;
@@ -58,7 +72,7 @@ export class TokenChooser {
 
   /**
    * Chooses the token at the position whose logits start at `offset` and writes the result into `out`.
-   * `where` names the position in errors.
+   * `row` and `position` only name the position in errors.
    */
   choose(
     logits: Float32Array,
@@ -68,7 +82,8 @@ export class TokenChooser {
     strategy: UnmaskStrategy,
     rng: Rng,
     out: TokenChoice,
-    where: string,
+    row: number,
+    position: number,
   ): void {
     const ranges = this.ranges;
     let max1 = -Infinity;
@@ -87,12 +102,15 @@ export class TokenChooser {
       }
     }
     if (argmax < 0 || max1 === Infinity) {
-      throw new ModelOutputError(`The model returned no usable logits at ${where} (all -Infinity, NaN or +Infinity).`);
+      throw new ModelOutputError(`The model returned no usable logits at ${where(row, position)} (all -Infinity, NaN or +Infinity).`);
     }
     if (temperature === 0) {
-      this.chooseGreedy(logits, offset, max1, max2, argmax, strategy, rng, out, where);
+      this.chooseGreedy(logits, offset, max1, max2, argmax, strategy, rng, out);
     } else {
-      this.chooseSampled(logits, offset, max1, max2, temperature, topP, strategy, rng, out, where);
+      this.chooseSampled(logits, offset, max1, max2, temperature, topP, strategy, rng, out);
+    }
+    if (!Number.isFinite(out.probability) || Number.isNaN(out.score)) {
+      throw new ModelOutputError(`The model returned NaN logits at ${where(row, position)}.`);
     }
   }
 
@@ -105,7 +123,6 @@ export class TokenChooser {
     strategy: UnmaskStrategy,
     rng: Rng,
     out: TokenChoice,
-    where: string,
   ): void {
     const ranges = this.ranges;
     let z = 0;
@@ -114,7 +131,7 @@ export class TokenChooser {
       for (let r = 0; r < ranges.length; r += 2) {
         for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
           const d = logits[offset + i] - max1;
-          const e = Math.exp(d);
+          const e = expScaled(-d * EXP_STEPS_PER_NAT);
           z += e;
           // A logit of -Infinity has weight 0 and adds nothing (0 * -Infinity would be NaN).
           if (e > 0) weightedLogit += e * d;
@@ -122,10 +139,9 @@ export class TokenChooser {
       }
     } else {
       for (let r = 0; r < ranges.length; r += 2) {
-        for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) z += Math.exp(logits[offset + i] - max1);
+        for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) z += expScaled((max1 - logits[offset + i]) * EXP_STEPS_PER_NAT);
       }
     }
-    if (!Number.isFinite(z)) throw new ModelOutputError(`The model returned NaN logits at ${where}.`);
     const logZ = Math.log(z);
     out.token = argmax;
     out.probability = 1 / z;
@@ -143,61 +159,64 @@ export class TokenChooser {
     strategy: UnmaskStrategy,
     rng: Rng,
     out: TokenChoice,
-    where: string,
   ): void {
     const ranges = this.ranges;
     const weights = this.weights;
     const invT = 1 / temperature;
+    const scaleT = EXP_STEPS_PER_NAT * invT;
+    const truncate = topP < 1;
+    const untempered = invT === 1;
+    const bucketMass = this.bucketMass;
+    if (truncate) bucketMass.fill(0);
     let z1 = 0;
     let zT = 0;
     let weightedLogit = 0;
     for (let r = 0; r < ranges.length; r += 2) {
       for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
-        const d = logits[offset + i] - max1;
-        const e = Math.exp(d);
-        const w = invT === 1 ? e : Math.exp(d * invT);
+        const below = max1 - logits[offset + i];
+        const y = below * scaleT;
+        const w = expScaled(y);
         weights[i] = w;
-        z1 += e;
+        z1 += untempered ? w : expScaled(below * EXP_STEPS_PER_NAT);
         zT += w;
-        if (w > 0) weightedLogit += w * d * invT;
+        // A weight of 0 (more than EXP_RANGE_NATS below the best) adds nothing to either sum.
+        if (w > 0) {
+          weightedLogit -= w * below * invT;
+          if (truncate) bucketMass[(y * BUCKETS_PER_TABLE_STEP) | 0] += w;
+        }
       }
     }
-    if (!Number.isFinite(z1) || !Number.isFinite(zT)) throw new ModelOutputError(`The model returned NaN logits at ${where}.`);
+    if (!Number.isFinite(z1) || !Number.isFinite(zT)) {
+      // NaN logits: reported by choose() from the NaN probability.
+      out.token = -1;
+      out.probability = NaN;
+      return;
+    }
 
     let token: number;
     let probability: number;
     let margin: number;
     let negEntropy: number;
-    if (topP < 1) {
-      // Every token outside the nucleus has weight below eps: the tokens below eps hold less than (1 - topP) of the
-      // mass together, so the sorted tokens at or above eps always reach topP first.
-      const eps = ((1 - topP) * zT) / this.vocabSize;
+    if (truncate) {
+      const { size, mass } = this.findNucleus(topP * zT);
       const nucleus = this.nucleus;
-      let candidates = 0;
-      for (let r = 0; r < ranges.length; r += 2) {
-        for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) if (weights[i] >= eps) nucleus[candidates++] = i;
-      }
-      const sorted = nucleus.subarray(0, candidates).sort(this.byWeightDescending);
-      const target = topP * zT;
-      let size = 0;
-      let mass = 0;
-      while (size < sorted.length && mass < target) mass += weights[sorted[size++]];
       let u = rng.next() * mass;
-      token = sorted[size - 1];
+      token = nucleus[size - 1];
       for (let j = 0; j < size; j++) {
-        u -= weights[sorted[j]];
+        u -= weights[nucleus[j]];
         if (u < 0) {
-          token = sorted[j];
+          token = nucleus[j];
           break;
         }
       }
       probability = weights[token] / mass;
-      margin = (weights[sorted[0]] - (size > 1 ? weights[sorted[1]] : 0)) / mass;
+      // The top two tokens are in any nucleus of two or more; the best one has weight exp(0) = 1.
+      margin = (1 - (size > 1 ? expScaled((max1 - max2) * scaleT) : 0)) / mass;
       negEntropy = 0;
       if (strategy === 'entropy') {
         for (let j = 0; j < size; j++) {
-          const q = weights[sorted[j]] / mass;
-          negEntropy += q * Math.log(q);
+          const q = weights[nucleus[j]] / mass;
+          if (q > 0) negEntropy += q * Math.log(q);
         }
       }
     } else {
@@ -212,10 +231,10 @@ export class TokenChooser {
           }
         }
       }
-      // Rounding can leave u a hair above zero after the last token; the last token with weight is then the draw.
-      if (token < 0) token = this.lastWeighted();
+      // Rounding can leave u a hair above zero after the last token; the best token is then the draw.
+      if (token < 0) token = this.argmaxOfWeights();
       probability = weights[token] / zT;
-      margin = (1 - Math.exp((max2 - max1) * invT)) / zT;
+      margin = (1 - expScaled((max1 - max2) * scaleT)) / zT;
       negEntropy = weightedLogit / zT - Math.log(zT);
     }
     out.token = token;
@@ -224,11 +243,45 @@ export class TokenChooser {
     out.score = this.score(strategy, probability, margin, negEntropy, rng);
   }
 
-  private lastWeighted(): number {
-    for (let r = this.ranges.length - 2; r >= 0; r -= 2) {
-      for (let i = this.ranges[r + 1] - 1; i >= this.ranges[r]; i--) if (this.weights[i] > 0) return i;
+  /**
+   * Fills `nucleus` with the smallest set of highest-weight tokens whose weights reach `target` (in any order but
+   * the boundary bucket's, which is sorted) and returns its size and mass.
+   */
+  private findNucleus(target: number): { size: number; mass: number } {
+    const { ranges, weights, nucleus, bucketMass } = this;
+    let boundary = 0;
+    let above = 0;
+    while (boundary < BUCKETS && above + bucketMass[boundary] < target) above += bucketMass[boundary++];
+    // Bucket b holds weights w with EXP_TABLE[b * s + s] < w <= EXP_TABLE[b * s] (s = table steps per bucket); the
+    // table exponential is monotone, so these comparisons put each token in the same bucket as the histogram did.
+    const upper = EXP_TABLE[boundary * TABLE_STEPS_PER_BUCKET];
+    const lower = boundary < BUCKETS ? EXP_TABLE[(boundary + 1) * TABLE_STEPS_PER_BUCKET] : -1;
+    let sure = 0;
+    let edge = weights.length;
+    for (let r = 0; r < ranges.length; r += 2) {
+      for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
+        const w = weights[i];
+        if (w > upper) nucleus[sure++] = i;
+        else if (w > lower) nucleus[--edge] = i;
+      }
     }
-    return this.ranges[0];
+    // The boundary bucket's tokens sit at the end of the array; sort them best first and take what reaches target.
+    const boundaryTokens = nucleus.subarray(edge).sort(this.byWeightDescending);
+    let mass = above;
+    let size = sure;
+    for (let j = 0; j < boundaryTokens.length && (mass < target || size === 0); j++) {
+      nucleus[size++] = boundaryTokens[j];
+      mass += weights[boundaryTokens[j]];
+    }
+    return { size, mass };
+  }
+
+  private argmaxOfWeights(): number {
+    let best = this.ranges[0];
+    for (let r = 0; r < this.ranges.length; r += 2) {
+      for (let i = this.ranges[r]; i < this.ranges[r + 1]; i++) if (this.weights[i] > this.weights[best]) best = i;
+    }
+    return best;
   }
 
   private score(strategy: UnmaskStrategy, probability: number, margin: number, negEntropy: number, rng: Rng): number {

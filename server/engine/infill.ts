@@ -28,7 +28,7 @@ export interface InfillHooks {
    * Ranks the candidates, higher first (see rerank.ts to add a reward or a syntax check). Default: the model's mean
    * log-probability per token.
    */
-  readonly score?: (candidate: Candidate) => number;
+  readonly score?: (candidate: Omit<Candidate, 'score'>) => number;
 }
 
 export interface Candidate {
@@ -120,7 +120,6 @@ export async function infill(
       tokenIds: holes.map((hole) => hole.tokenIds),
       ...stats,
       row,
-      score: 0,
     };
     const score = hooks.score ? hooks.score(unscored) : rerankScore({ logProb: stats.logProb, tokens: stats.scoredTokens });
     candidates.push({ ...unscored, score });

@@ -157,16 +157,19 @@ export function trimAgainstSuffix(text: string, before: string, after: string): 
   };
   let best = text;
   let bestScore = score(text);
-  for (const following of new Set([after, after.trimStart()])) {
-    for (let k = Math.min(MAX_OVERLAP, text.length, following.length); k >= 1; k--) {
-      const overlap = following.slice(0, k);
-      if (!text.endsWith(overlap) || !CLOSING_RUN.test(overlap)) continue;
-      let trimmed = text.slice(0, text.length - k);
-      if (following !== after) trimmed = trimmed.trimEnd();
-      const trimmedScore = score(trimmed);
-      if (trimmedScore < bestScore) {
-        best = trimmed;
-        bestScore = trimmedScore;
+  // Whitespace between the repeated closers and either end does not matter: `a)  ` repeats ` )` as much as `a)` does `)`.
+  for (const body of new Set([text, text.replace(/[ \t]+$/, '')])) {
+    for (const following of new Set([after, after.trimStart()])) {
+      for (let k = Math.min(MAX_OVERLAP, body.length, following.length); k >= 1; k--) {
+        const overlap = following.slice(0, k);
+        if (!body.endsWith(overlap) || !CLOSING_RUN.test(overlap)) continue;
+        let trimmed = body.slice(0, body.length - k);
+        if (following !== after) trimmed = trimmed.trimEnd();
+        const trimmedScore = score(trimmed);
+        if (trimmedScore < bestScore) {
+          best = trimmed;
+          bestScore = trimmedScore;
+        }
       }
     }
   }

@@ -194,7 +194,7 @@ export async function sampleCanvas(
       const rowMasked = masked[r];
       for (let j = 0; j < m; j++) {
         const offset = (r * numPositions + j) * V;
-        chooser.choose(logits, offset, temperatures[r], topP, strategy, rngs[r], choice, `row ${r}, position ${rowMasked[j]}`);
+        chooser.choose(logits, offset, temperatures[r], topP, strategy, rngs[r], choice, r, rowMasked[j]);
         tokens[j] = choice.token;
         probabilities[j] = choice.probability;
         scores[j] = choice.score;

@@ -1,17 +1,18 @@
 /**
  * Loads and validates `models/<id>/manifest.json`, the index of a model folder (models/README.md).
  *
- * Shape accepted (unknown keys are ignored so the recipe can add facts without breaking older runtimes):
+ * Shape accepted (what models/recipe/export.py writes; unknown keys are ignored so the recipe can add facts without
+ * breaking older runtimes):
  * ```json
  * {
  *   "format": 1,                       // optional; the manifest format, 1 is the only one
  *   "id": "unmask-coder-base",
  *   "kind": "mdm",                     // mdm | disc | ar
- *   "files": {"model.int8.onnx": {"sha256": "…", "bytes": 123}, "tokenizer.json": "…sha256…"},
- *                                      // or [{"path": "model.int8.onnx", "sha256": "…"}, …]
- *   "metadata": {"unmask.vocab_size": "8192", …},  // optional copy of the ONNX metadata_props
- *   "special_tokens": {"mask": "<|mask|>", "eos": "…", "pad": "…", "file": "…", "lang:python": "…"},  // optional
- *   "sources": [{"name": "…", "license": "…"}]
+ *   "default_file": "model.int8.onnx", // optional; the denoiser to load when no precision is asked for
+ *   "files": [{"name": "model.int8.onnx", "sha256": "…", "bytes": 123, "role": "denoiser-int8"}, …],
+ *                                      // or {"model.int8.onnx": {"sha256": "…"}, "tokenizer.json": "…sha256…"}
+ *   "facts": {"unmask.vocab_size": "8192", …},  // optional copy of the ONNX metadata_props ("metadata" also read)
+ *   "special_tokens": {"mask": "<|mask|>", "eos": "…", "file": "…", "lang:python": "…"}  // optional
  * }
  * ```
  */
@@ -35,6 +36,8 @@ export interface Manifest {
   readonly files: readonly ManifestFile[];
   /** The ONNX metadata_props as the recipe copied them (may be empty when the manifest does not repeat them). */
   readonly metadata: Readonly<Record<string, string>>;
+  /** The denoiser file the manifest names as its default, if any. */
+  readonly defaultFile?: string;
   /** Special token strings by role (mask, eos, pad, file, lang:python, ...), when the manifest names them. */
   readonly specialTokens: Readonly<Record<string, string>>;
 }
@@ -42,6 +45,7 @@ export interface Manifest {
 /** File names a denoiser may ship as, most preferred first for each precision. */
 const DENOISER_FILES = { int8: 'model.int8.onnx', fp32: 'model.onnx' } as const;
 export type Precision = 'auto' | keyof typeof DENOISER_FILES;
+const FILE_PRECISION: Readonly<Record<string, string>> = { [DENOISER_FILES.int8]: 'int8', [DENOISER_FILES.fp32]: 'fp32' };
 
 function fail(manifestPath: string, what: string): never {
   throw new Error(`Invalid model manifest ${manifestPath}: ${what}`);
@@ -115,7 +119,10 @@ export function loadManifest(dir: string): Manifest {
     id: raw.id,
     kind,
     files: Object.freeze(parseFiles(manifestPath, raw.files)),
-    metadata: Object.freeze(stringRecord(manifestPath, 'metadata', raw.metadata)),
+    metadata: Object.freeze(
+      raw.facts !== undefined ? stringRecord(manifestPath, 'facts', raw.facts) : stringRecord(manifestPath, 'metadata', raw.metadata),
+    ),
+    ...(typeof raw.default_file === 'string' ? { defaultFile: raw.default_file } : {}),
     specialTokens: Object.freeze(stringRecord(manifestPath, 'special_tokens', raw.special_tokens)),
   });
 }
@@ -126,7 +133,9 @@ export function loadManifest(dir: string): Manifest {
  */
 export function denoiserFile(manifest: Manifest, precision: Precision = 'auto'): string {
   const listed = new Set(manifest.files.map((f) => f.path));
-  const order = precision === 'auto' ? [DENOISER_FILES.int8, DENOISER_FILES.fp32] : [DENOISER_FILES[precision]];
+  const preferred = manifest.defaultFile && manifest.defaultFile in FILE_PRECISION ? [manifest.defaultFile] : [];
+  const order =
+    precision === 'auto' ? [...new Set([...preferred, DENOISER_FILES.int8, DENOISER_FILES.fp32])] : [DENOISER_FILES[precision]];
   for (const name of order) {
     if (listed.has(name) && fs.existsSync(path.join(manifest.dir, name))) return path.join(manifest.dir, name);
   }

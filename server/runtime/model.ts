@@ -11,7 +11,7 @@ import type { ModelFacts, ModelFn, ModelInput, TextCodec } from '../engine/types
 import { type Manifest, type Precision, denoiserFile, loadManifest, requireFile, verifyFiles } from './manifest';
 import { checkDenoiserIo, checkManifestAgrees, factsFromMetadata } from './metadata';
 import { readOnnxFileInfo } from './onnx-proto';
-import { type BackendInfo, type DeviceSetting, type ProviderAttempt, defaultLibraryProbe, planProviders } from './providers';
+import type { DeviceSetting } from './providers';
 import { loadTokenizer } from './tokenizer';
 import type { FromWorker, LoadedMessage, ToWorker } from './worker-messages';
 
@@ -52,20 +52,6 @@ export interface LoadedModel {
   /** Cumulative onnxruntime time and calls since load (the worker measures around session.run). */
   readonly stats: Readonly<RunStats>;
   dispose(): Promise<void>;
-}
-
-/** Lists the backends this onnxruntime-node build offers; loaded lazily so tests of pure logic need no native code. */
-function supportedBackends(): { backends: BackendInfo[]; bindingDir: string | undefined } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  let bindingDir: string | undefined;
-  try {
-    const pkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
-    bindingDir = path.join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
-  } catch {
-    bindingDir = undefined;
-  }
-  return { backends: ort.listSupportedBackends(), bindingDir };
 }
 
 function defaultWorkerPath(): string {
@@ -137,11 +123,11 @@ class InferenceWorker {
     this.worker.postMessage(message, transfer);
   }
 
-  load(modelFile: string, attempts: readonly ProviderAttempt[], threads: number): Promise<LoadedMessage> {
+  load(modelFile: string, device: DeviceSetting, threads: number): Promise<LoadedMessage> {
     return new Promise((resolve, reject) => {
       this.loaded = resolve;
       this.loadFailed = reject;
-      this.send({ type: 'load', modelFile, attempts, threads });
+      this.send({ type: 'load', modelFile, device, threads });
     });
   }
 
@@ -193,6 +179,27 @@ function checkInput(input: ModelInput, facts: ModelFacts): void {
 }
 
 /**
+ * One small forward pass right after loading: onnxruntime allocates and plans on the first run, so the user's first
+ * completion does not pay for it, and a model whose graph fails at run time is refused at load with a clear error.
+ */
+async function warmUp(worker: InferenceWorker, facts: ModelFacts, where: string): Promise<void> {
+  const seqLen = Math.min(64, facts.maxSeqLen);
+  const numPositions = Math.min(16, seqLen);
+  const ids = new Int32Array(seqLen).fill(facts.maskId);
+  ids[0] = facts.langIds.other;
+  const positions = Int32Array.from({ length: numPositions }, (_, i) => seqLen - numPositions + i);
+  let logits: Float32Array;
+  try {
+    logits = await worker.run({ ids, batch: 1, seqLen, positions, numPositions });
+  } catch (err) {
+    throw new Error(`${where} loads but does not run: ${(err as Error).message}`);
+  }
+  if (logits.length !== numPositions * facts.vocabSize) {
+    throw new Error(`${where} returned ${logits.length} logits for positions [1, ${numPositions}]; expected [1, ${numPositions}, ${facts.vocabSize}]`);
+  }
+}
+
+/**
  * Loads the model folder `dir`. Missing, corrupt or incompatible models reject with an Error naming the file and
  * the first mismatch. The returned model's `run` is the engine's ModelFn.
  */
@@ -207,36 +214,43 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const info = readOnnxFileInfo(modelFile);
   const facts = factsFromMetadata(info.metadata, where);
   checkManifestAgrees(info.metadata, manifest.metadata, where);
-  const tokenizer = loadTokenizer(requireFile(manifest, 'tokenizer.json'), facts, manifest.specialTokens);
 
   const device = options.device ?? 'auto';
-  const { backends, bindingDir } = supportedBackends();
-  const plan = planProviders(device, backends, defaultLibraryProbe(bindingDir));
-  for (const reason of plan.skipped) log(`device: skipped ${reason}`);
   const workerPath = options.workerPath ?? defaultWorkerPath();
   const threads = options.threads ?? 0;
   const stats: RunStats = { calls: 0, onnxMs: 0 };
 
   let current: InferenceWorker | undefined;
   let starting: Promise<InferenceWorker> | undefined;
-  let loadedOn = '';
   const start = async (): Promise<{ worker: InferenceWorker; loaded: LoadedMessage }> => {
     const worker = new InferenceWorker(workerPath, stats, (reason) => log(`runtime: ${reason}`));
     try {
-      const loaded = await worker.load(modelFile, plan.attempts, threads);
+      const loaded = await worker.load(modelFile, device, threads);
       checkDenoiserIo(loaded.inputs, loaded.outputs, facts, where);
+      await warmUp(worker, facts, where);
       return { worker, loaded };
     } catch (err) {
       await worker.dispose();
       throw err;
     }
   };
-  const first = await start();
+  // The worker creates the session in its thread while this one builds the tokenizer.
+  const firstStart = start();
+  let tokenizer: ReturnType<typeof loadTokenizer>;
+  try {
+    tokenizer = loadTokenizer(requireFile(manifest, 'tokenizer.json'), facts, manifest.specialTokens);
+  } catch (err) {
+    await firstStart.then(({ worker }) => worker.dispose(), () => undefined);
+    throw err;
+  }
+  const first = await firstStart;
   current = first.worker;
-  loadedOn = first.loaded.device;
+  const loadedOn = first.loaded.device;
+  for (const reason of first.loaded.skipped) log(`device: skipped ${reason}`);
   for (const note of first.loaded.notes) log(`device: ${note}`);
-  const reasons = [...plan.skipped, ...first.loaded.notes];
+  const reasons = [...first.loaded.skipped, ...first.loaded.notes];
   const deviceNote = device !== 'cpu' && loadedOn === 'cpu' && reasons.length ? `using the CPU: ${reasons.join('; ')}` : '';
+  if (!tokenizer.lineCache) log('tokenizer: line-by-line encoding disagreed with whole-text encoding; encoding whole texts (slower)');
   log(`model ${manifest.id}: ${where} on ${loadedOn} (session ${first.loaded.ms.toFixed(0)} ms)`);
 
   /** Starts a fresh worker after a crash; concurrent callers share one restart. */

@@ -2,13 +2,13 @@
  * Messages between the main thread (model.ts) and the inference worker (worker.ts). Typed arrays travel as
  * transferables, so a step moves its ids in and its logits out without copying.
  */
-import type { ProviderAttempt } from './providers';
+import type { DeviceSetting } from './providers';
 
-/** Main thread -> worker: create the session, trying each provider attempt in turn. */
+/** Main thread -> worker: create the session, planning providers for `device` and trying each in turn. */
 export interface LoadMessage {
   type: 'load';
   modelFile: string;
-  attempts: readonly ProviderAttempt[];
+  device: DeviceSetting;
   /** Intra-op threads; 0 lets onnxruntime choose. */
   threads: number;
 }
@@ -35,10 +35,14 @@ export interface IoDescription {
   shape?: (number | string)[];
 }
 
-/** Worker -> main thread: the session is ready on `device`; `notes` says why earlier attempts failed. */
+/**
+ * Worker -> main thread: the session is ready on `device`; `skipped` lists providers not tried and why, `notes` why
+ * tried ones failed.
+ */
 export interface LoadedMessage {
   type: 'loaded';
   device: string;
+  skipped: string[];
   notes: string[];
   inputs: IoDescription[];
   outputs: IoDescription[];

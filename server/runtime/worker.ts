@@ -3,9 +3,10 @@
  * call that blocks its thread for the whole forward pass, never blocks the language server's event loop.
  * Bundled as dist/worker.js; model.ts starts it and speaks the messages in worker-messages.ts.
  */
+import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { shortError } from './providers';
+import { defaultLibraryProbe, planProviders, shortError } from './providers';
 import type { FromWorker, IoDescription, LoadMessage, RunMessage, ToWorker } from './worker-messages';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread (started by server/runtime/model.ts)');
@@ -20,10 +21,21 @@ function describeIo(list: readonly ort.InferenceSession.ValueMetadata[]): IoDesc
   return list.map((m) => (m.isTensor ? { name: m.name, isTensor: true, type: m.type, shape: [...m.shape] } : { name: m.name, isTensor: false }));
 }
 
+/** Where the native binding (and any provider libraries installed next to it) lives. */
+function bindingDir(): string | undefined {
+  try {
+    const pkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
+    return path.join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return undefined;
+  }
+}
+
 async function load(message: LoadMessage): Promise<void> {
   const started = performance.now();
+  const plan = planProviders(message.device, ort.listSupportedBackends(), defaultLibraryProbe(bindingDir()));
   const notes: string[] = [];
-  for (const attempt of message.attempts) {
+  for (const attempt of plan.attempts) {
     try {
       const options: ort.InferenceSession.SessionOptions = {
         executionProviders: [...attempt.providers],
@@ -38,6 +50,7 @@ async function load(message: LoadMessage): Promise<void> {
       post({
         type: 'loaded',
         device: attempt.device,
+        skipped: [...plan.skipped],
         notes,
         inputs: describeIo(session.inputMetadata),
         outputs: describeIo(session.outputMetadata),
@@ -48,7 +61,7 @@ async function load(message: LoadMessage): Promise<void> {
       notes.push(`${attempt.device} failed: ${shortError(err)}`);
     }
   }
-  post({ type: 'loadFailed', message: `onnxruntime could not load ${message.modelFile}: ${notes.join('; ')}` });
+  post({ type: 'loadFailed', message: `onnxruntime could not load ${message.modelFile}: ${[...plan.skipped, ...notes].join('; ')}` });
 }
 
 function toInt64(values: Int32Array): BigInt64Array {
@@ -71,9 +84,11 @@ async function run(message: RunMessage): Promise<void> {
     };
     const output = (await session.run(feeds)).logits;
     if (!output || output.type !== 'float32') throw new Error(`output "logits" is ${output ? output.type : 'missing'}, expected float32`);
-    // Copy out of onnxruntime's buffer (which it may own) into one we can transfer to the main thread.
-    const logits = new Float32Array(output.data as Float32Array);
-    output.dispose();
+    // onnxruntime-node hands back a plain ArrayBuffer per output: transfer it whole (no copy of B x P x V floats);
+    // copy only if the view ever covers part of a larger buffer.
+    const data = output.data as Float32Array;
+    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    const logits = whole ? data : new Float32Array(data);
     post({ type: 'result', id: message.id, logits, ms: performance.now() - started }, [logits.buffer as ArrayBuffer]);
   } catch (err) {
     post({ type: 'runFailed', id: message.id, message: `${shapes}: ${shortError(err)}` });

@@ -1,0 +1,555 @@
+"""Exports a checkpoint to a shipped model folder per models/README.md: int8 ONNX (+ fp32 with --fp32), tokenizer.json,
+manifest.json, parity.json and the model card's generated sections.
+
+    python export.py --ckpt runs/cpu-mdm/ckpt.pt --out ../unmask-coder-base --id unmask-coder-base
+
+ONNX graph: inputs input_ids [B,T] int64 and positions [B,P] int64, output logits [B,P,V] float32 (B, T, P dynamic),
+opset 17, metadata `unmask.*` (the runtime reads and validates it; manifest.json repeats it under "facts").
+
+int8 (`unmask.quantization = int8-dynamic-reduce-range`): every MatMul with a constant weight W [K,N] becomes
+DynamicQuantizeLinear(x) -> MatMulInteger(xq, Wq, x_zero) -> Cast -> Mul(x_scale * w_scale[N]) (the pattern onnxruntime
+fuses into MatMulIntegerToFloat), with symmetric per-column 7-bit weights in [-64, 64] so u8 x s8 pair sums cannot
+overflow the int16 accumulators of AVX2 CPUs without VNNI. The tied vocabulary projection keeps a single fp32
+embedding in the fp32 file (torch constant-folds a transposed copy; it is replaced by a Gemm with transB=1), and in
+the int8 file becomes an int8 embedding table (per-row scales) for the Gather plus its transposed int8 copy for the
+projection.
+
+parity.json (checked by test/unit/parity.test.ts): {"format": 1, "tolerance": {...}, "cases": [{"name", "input_ids"
+[B][T], "positions" [B][P], "top1" [B][P] (argmax of the PyTorch fp32 logits at every position), "logits_at" [K]
+(indices into each row of positions), "logits" [B][K][V] (PyTorch fp32 logits there)}]}. An fp32 ONNX must match
+"logits" with relative L2 error < tolerance.fp32_rel_l2; an int8 ONNX must agree with "top1" on at least
+tolerance.int8_top1 of the positions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+import common
+from model import count_params
+
+FORMAT = 1
+QUANT_NAME = "int8-dynamic-reduce-range"
+W_QMAX = 64  # 7-bit weights: 255 * 64 * 2 = 32640 fits an int16 accumulator
+
+
+class OnnxDenoiser(torch.nn.Module):
+    """The exported signature: (input_ids [B,T], positions [B,P]) -> logits [B,P,V]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, positions):
+        return self.model(input_ids, positions)
+
+
+def export_fp32(model, path: Path, opset: int) -> None:
+    ids = torch.randint(16, model.config["vocab_size"], (2, 48))
+    pos = torch.tensor([[3, 5, 7, 11], [0, 2, 40, 47]])
+    kwargs = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # the TorchScript exporter: the path measured on torch 1.13 and 2.x alike
+    torch.onnx.export(OnnxDenoiser(model).eval(), (ids, pos), str(path), opset_version=opset,
+                      input_names=["input_ids", "positions"], output_names=["logits"],
+                      dynamic_axes={"input_ids": {0: "B", 1: "T"}, "positions": {0: "B", 1: "P"},
+                                    "logits": {0: "B", 1: "P"}},
+                      do_constant_folding=True, **kwargs)
+
+
+def initializers(graph) -> dict:
+    return {i.name: i for i in graph.initializer}
+
+
+def untie_transposed_embedding(graph, embed_name: str) -> None:
+    """Replaces the MatMul on a constant-folded transposed copy of the embedding by Gemm(h, E, transB=1)."""
+    inits = initializers(graph)
+    emb = numpy_helper.to_array(inits[embed_name])
+    for i, node in enumerate(list(graph.node)):
+        if node.op_type != "MatMul" or node.input[1] not in inits:
+            continue
+        w = inits[node.input[1]]
+        if list(w.dims) != [emb.shape[1], emb.shape[0]]:
+            continue
+        if not np.array_equal(numpy_helper.to_array(w), emb.T):
+            continue
+        gemm = helper.make_node("Gemm", [node.input[0], embed_name], list(node.output), name=node.name + "_tied",
+                                transB=1)
+        graph.node.remove(node)
+        graph.node.insert(i, gemm)
+        graph.initializer.remove(w)
+        return
+    raise RuntimeError("export: the vocabulary projection (a MatMul on the transposed embedding) was not found")
+
+
+def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """w [K,N] float -> (int8 [K,N] in [-64,64], float32 scales [N]): symmetric, one scale per output column."""
+    amax = np.abs(w).max(axis=0)
+    scale = np.where(amax > 0, amax / W_QMAX, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -W_QMAX, W_QMAX).astype(np.int8)
+    return q, scale
+
+
+def quantized_matmul(x: str, out: str, wq_name: str, ws_name: str, prefix: str) -> list:
+    """Nodes computing out = x @ dequant(Wq) via DynamicQuantizeLinear + MatMulInteger (fusable by onnxruntime)."""
+    xq, xs, xz = f"{prefix}_xq", f"{prefix}_xs", f"{prefix}_xz"
+    return [
+        helper.make_node("DynamicQuantizeLinear", [x], [xq, xs, xz], name=f"{prefix}_quant"),
+        helper.make_node("MatMulInteger", [xq, wq_name, xz], [f"{prefix}_i32"], name=f"{prefix}_matmul"),
+        helper.make_node("Cast", [f"{prefix}_i32"], [f"{prefix}_f32"], name=f"{prefix}_cast", to=TensorProto.FLOAT),
+        helper.make_node("Mul", [xs, ws_name], [f"{prefix}_scale"], name=f"{prefix}_scale_mul"),
+        helper.make_node("Mul", [f"{prefix}_f32", f"{prefix}_scale"], [out], name=f"{prefix}_out"),
+    ]
+
+
+def quantize_int8(model_proto, embed_name: str):
+    """Returns a copy of the fp32 model with int8 weights (see the module docstring)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model_proto)
+    g = m.graph
+    inits = initializers(g)
+    new_nodes, new_inits, drop = [], [], set()
+    emb = numpy_helper.to_array(inits[embed_name])  # [V, D]
+    for k, node in enumerate(g.node):
+        p = f"q{k}"
+        if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
+            wq, ws = quantize_columns(numpy_helper.to_array(inits[node.input[1]]))
+            new_inits += [numpy_helper.from_array(wq, f"{p}_wq"), numpy_helper.from_array(ws, f"{p}_ws")]
+            new_nodes += quantized_matmul(node.input[0], node.output[0], f"{p}_wq", f"{p}_ws", p)
+            drop.add(node.input[1])
+        elif node.op_type == "Gemm" and node.input[1] == embed_name:
+            # Tied projection: h [N, D] @ E^T [D, V]; per-column scales of E^T = per-row scales of E.
+            wq, ws = quantize_columns(emb.T)
+            new_inits += [numpy_helper.from_array(wq, "embed_t_q"), numpy_helper.from_array(ws, "embed_t_s")]
+            new_nodes += quantized_matmul(node.input[0], node.output[0], "embed_t_q", "embed_t_s", p)
+        elif node.op_type == "Gather" and node.input[0] == embed_name:
+            # Embedding lookup from an int8 table with one scale per row (full 8 bits: no accumulator here).
+            amax = np.abs(emb).max(axis=1, keepdims=True)
+            scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)  # [V, 1]
+            q = np.clip(np.rint(emb / scale), -127, 127).astype(np.int8)
+            new_inits += [numpy_helper.from_array(q, "embed_q"), numpy_helper.from_array(scale, "embed_s")]
+            ids = node.input[1]
+            new_nodes += [
+                helper.make_node("Gather", ["embed_q", ids], [f"{p}_rows"], name=f"{p}_gather"),
+                helper.make_node("Cast", [f"{p}_rows"], [f"{p}_rowsf"], name=f"{p}_cast", to=TensorProto.FLOAT),
+                helper.make_node("Gather", ["embed_s", ids], [f"{p}_rs"], name=f"{p}_gather_scale"),
+                helper.make_node("Mul", [f"{p}_rowsf", f"{p}_rs"], list(node.output), name=f"{p}_dequant"),
+            ]
+        else:
+            new_nodes.append(node)
+    drop.add(embed_name)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    kept = [i for i in g.initializer if i.name not in drop]
+    del g.initializer[:]
+    g.initializer.extend(kept + new_inits)
+    if any(embed_name in n.input for n in g.node):
+        raise RuntimeError("export: the fp32 embedding is still used after quantization")
+    return m
+
+
+def metadata(ckpt: dict, quantization: str, data_summary: dict) -> dict[str, str]:
+    cfg, sp = ckpt["config"], ckpt["special"]
+    a = ckpt.get("args", {})
+    training = {
+        "kind": cfg["kind"], "n_layer": cfg["n_layer"], "d_model": cfg["d_model"], "n_head": cfg["n_head"],
+        "d_ff": cfg["d_ff"], "vocab_size": cfg["vocab_size"], "max_seq_len": cfg["max_seq_len"],
+        "attention": cfg["attention"], "rope_base": cfg["rope_base"], "params": ckpt.get("params"),
+        "steps": ckpt["step"], "train_tokens": ckpt["train_tokens"], "train_seconds": round(ckpt["train_seconds"], 1),
+        "batch_size": a.get("batch_size"), "lr": a.get("lr"), "device": ckpt.get("device"),
+        "threads": a.get("threads"), "world": ckpt.get("world"), "torch": ckpt.get("torch"),
+        "valid": ckpt.get("metrics"), "data": data_summary,
+    }
+    return {
+        "unmask.format": str(FORMAT),
+        "unmask.kind": cfg["kind"],
+        "unmask.vocab_size": str(cfg["vocab_size"]),
+        "unmask.max_seq_len": str(cfg["max_seq_len"]),
+        "unmask.mask_id": str(sp["mask"]),
+        "unmask.eos_id": str(sp["eos"]),
+        "unmask.pad_id": str(sp["pad"]),
+        "unmask.file_sep_id": str(sp["file"]),
+        "unmask.lang_ids": json.dumps(common.lang_ids(sp)),
+        "unmask.special_ids": json.dumps(sp),
+        "unmask.span_buckets": json.dumps(list(cfg.get("span_buckets", common.SPAN_BUCKETS))),
+        "unmask.attention": cfg["attention"],
+        "unmask.quantization": quantization,
+        "unmask.config": json.dumps(training),
+    }
+
+
+def set_metadata(model_proto, meta: dict[str, str]) -> None:
+    del model_proto.metadata_props[:]
+    for k, v in meta.items():
+        model_proto.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    model_proto.producer_name = "unmask-recipe"
+
+
+def corpus_sources(sources_path: Path, corpus_dir: Path) -> list[dict]:
+    """The entries of sources.json that the corpus in corpus_dir was built from (its stats.json lists them; a smoke
+    corpus holds only a few)."""
+    if not sources_path.exists():
+        return []
+    src = json.loads(sources_path.read_text())["sources"]
+    stats = Path(corpus_dir) / "stats.json"
+    if stats.exists():
+        names = set(json.loads(stats.read_text()).get("packages") or [s["name"] for s in src])
+        src = [s for s in src if s["name"] in names]
+    return src
+
+
+def data_summary(src: list[dict]) -> dict:
+    """A short summary of the sources: per split, packages, files, bytes, licences."""
+    out = {}
+    for s in src:
+        # Training packages' files are split by file into train and valid; test packages are held out whole.
+        key = {"train": "train + valid", "test": "test (held out)"}.get(s.get("split", "train"), s.get("split"))
+        e = out.setdefault(key, {"packages": 0, "files": 0, "bytes": 0, "licences": {}})
+        e["packages"] += 1
+        e["files"] += int(s.get("files") or 0)
+        e["bytes"] += int(s.get("bytes") or 0)
+        lic = s.get("licence") or s.get("licence_declared") or "unknown"
+        e["licences"][lic] = e["licences"].get(lic, 0) + 1
+    return out
+
+
+def sources_table(src: list[dict]) -> list[dict]:
+    return [{k: s.get(k) for k in ("name", "version", "registry", "split", "licence", "files", "bytes")} for s in src]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parity fixture
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def parity_cases(model, ckpt, tokenizer_path, corpus_dir, n_logits: int, seed: int = 7) -> list[dict]:
+    """Infill canvases from the held-out test split: different T, one or two spans, a batch of two rows."""
+    sp = ckpt["special"]
+    try:
+        stream = common.token_stream("test", corpus_dir, tokenizer_path)
+        rng = np.random.default_rng(seed)
+
+        def text_window(n):
+            f = int(rng.integers(0, len(stream.starts)))
+            s, L = int(stream.starts[f]) + 1, int(stream.lengths[f]) - 1
+            off = s + int(rng.integers(0, max(1, L - n)))
+            return int(stream.langs[f]), np.asarray(stream.tokens[off:off + n], np.int64)
+    except FileNotFoundError:  # no corpus at hand: random ids still pin down the arithmetic
+        rng = np.random.default_rng(seed)
+
+        def text_window(n):
+            return sp["lang:python"], rng.integers(16, ckpt["config"]["vocab_size"], n)
+
+    def canvas(T, spans):
+        lang, w = text_window(T - 1)
+        ids = np.concatenate([[lang], w])
+        ids = np.pad(ids, (0, T - len(ids)), constant_values=sp["eos"])
+        for start, length in spans:
+            ids[start:start + length] = sp["mask"]
+        return ids
+
+    # About 300 masked positions in all, so the int8 top-1 agreement is measured to within about a percent.
+    specs = [("spans of 64 and 32, T=256", 1, 256, [(60, 64), (170, 32)]),
+             ("two spans of 16 and 8, T=100", 1, 100, [(30, 16), (70, 8)]),
+             ("batch of two canvases sharing T=64, span of 16", 2, 64, [(24, 16)]),
+             ("batch of four canvases sharing T=192, span of 32", 4, 192, [(100, 32)])]
+    cases = []
+    for name, B, T, spans in specs:
+        ids = np.stack([canvas(T, spans) for _ in range(B)])  # [B, T]
+        pos = np.stack([np.flatnonzero(row == sp["mask"]) for row in ids])  # [B, P] (same span layout per row)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(ids), torch.from_numpy(pos)).float().numpy()  # [B, P, V]
+        at = np.linspace(0, pos.shape[1] - 1, n_logits).round().astype(int)
+        cases.append({"name": name, "input_ids": ids.tolist(), "positions": pos.tolist(),
+                      "top1": logits.argmax(-1).tolist(), "logits_at": at.tolist(),
+                      "logits": [[[float(f"{v:.7g}") for v in logits[b, k]] for k in at] for b in range(B)]})
+    return cases
+
+
+def check_with_onnxruntime(paths: dict, cases: list[dict]) -> dict:
+    """Optional self-check when the Python onnxruntime is installed (CI does not need it): top-1 agreement with the
+    fixture and the worst relative L2 error of the stored logits, per model (a path or serialised bytes)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"skipped": "python onnxruntime not installed"}
+    report = {"onnxruntime": ort.__version__}
+    for label, path in paths.items():
+        source = path if isinstance(path, bytes) else str(path)
+        sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+        agree = total = 0
+        worst = 0.0
+        for c in cases:
+            out = sess.run(["logits"], {"input_ids": np.asarray(c["input_ids"], np.int64),
+                                        "positions": np.asarray(c["positions"], np.int64)})[0]
+            agree += int((out.argmax(-1) == np.asarray(c["top1"])).sum())
+            total += out.shape[0] * out.shape[1]
+            ref = np.asarray(c["logits"], np.float32)
+            got = out[:, c["logits_at"], :]
+            worst = max(worst, float(np.linalg.norm(got - ref) / np.linalg.norm(ref)))
+        report[label] = {"top1_agreement": agree / total, "rel_l2": worst}
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model card
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources: list[dict], summary: dict,
+               check: dict, parity_positions: int, existing: str | None) -> str:
+    cfg, a = ckpt["config"], ckpt.get("args", {})
+    m = ckpt.get("metrics") or {}
+    int8_check = (check or {}).get("model.int8.onnx") or {}
+    int8_top1 = int8_check.get("top1_agreement")
+    ort_version = (check or {}).get("onnxruntime")
+    hours = ckpt["train_seconds"] / 3600
+    device = ckpt.get("device", "cpu")
+    on_cpu = str(device).startswith("cpu")
+    threads = a.get("threads") or "default"
+    lines = [
+        f"# {model_id}",
+        "",
+        f"A {cfg['n_layer']}-layer, {cfg['d_model']}-wide masked-diffusion code model ({ckpt.get('params', 0) / 1e6:.2f}M "
+        f"parameters) that fills spans of Python, TypeScript and JavaScript in a few parallel denoising steps. It is "
+        "Unmask's default model, run locally by the extension through onnxruntime-node (int8 weights).",
+        "",
+        ("**Trained on a CPU.** No GPU was available when this model was made: it was trained for "
+         f"{ckpt['train_seconds'] / 60:.0f} minutes on {threads} CPU thread(s) of a shared 2-core machine, has seen "
+         f"only {ckpt['train_tokens'] / 1e6:.1f}M tokens and is far from converged. `models/recipe/run_gpu.sh` trains "
+         "the same recipe on a GPU." if on_cpu else
+         f"Trained on {ckpt.get('world', 1)} x {device} for {hours:.2f} hours."),
+        "",
+        "## Use",
+        "",
+        "The canvas is `<|lang:...|> prefix [MASK]*n suffix`, where n is a span-length bucket "
+        f"({meta['unmask.span_buckets']}); the model fills the span with code followed by `<|eos|>` tokens, and the "
+        "runtime trims at the first `<|eos|>`. Several spans in one canvas are filled jointly. The ONNX contract "
+        "(inputs, outputs, metadata) is in `models/README.md`.",
+        "",
+        "## Files",
+        "",
+        "| file | bytes | sha256 |",
+        "|---|---|---|",
+        *[f"| `{f['name']}` | {f['bytes']} | `{f['sha256'][:16]}...` |" for f in files],
+        "",
+        "## Architecture",
+        "",
+        f"- Bidirectional pre-norm transformer, RoPE (base {cfg['rope_base']:g}), GELU MLP, LayerNorm, no biases in "
+        "linear layers, vocabulary projection tied to the token embedding.",
+        f"- {cfg['n_layer']} layers, d_model {cfg['d_model']}, {cfg['n_head']} heads, d_ff {cfg['d_ff']}, "
+        f"vocabulary {cfg['vocab_size']}, trained at T = {cfg['max_seq_len']}, attention `{cfg['attention']}`.",
+        f"- Parameters: {ckpt.get('params', 0):,} ({ckpt.get('params_non_embedding', 0):,} outside the embedding).",
+        f"- Weights: `{meta['unmask.quantization']}` (7-bit symmetric per-column weights for every matrix product, "
+        "int8 embedding with per-row scales; activations quantized per call).",
+        "",
+        "## Training",
+        "",
+        "Masked diffusion (MDLM/LLaDA objective): t ~ U(eps, 1) per canvas, k = ceil(t * n) of its n span tokens "
+        "masked, loss = cross-entropy on the masked tokens weighted by n/k (1/t at the realised rate), normalised per "
+        "span token: an upper bound on the NLL, reported as the ELBO in bits per span token. Most "
+        f"canvases are infill-shaped: a line-aligned or random span (sometimes empty, sometimes 2-3 spans) padded "
+        f"with `<|eos|>` to a length bucket, the rest clean context; {a.get('p_whole', 0.15):.0%} are whole-window "
+        "canvases. Context never masked. See `models/recipe/pretrain.py`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| optimizer | AdamW, peak lr {a.get('lr')}, warmup {a.get('warmup_steps')} steps, cosine to "
+        f"{a.get('min_lr_ratio')} x peak, weight decay {a.get('weight_decay')}, beta2 {a.get('beta2')}, clip "
+        f"{a.get('grad_clip')} |",
+        f"| batch | {a.get('batch_size')} canvases x {cfg['max_seq_len']} tokens x {a.get('grad_accum')} accumulation "
+        f"x {ckpt.get('world', 1)} processes |",
+        f"| steps | {ckpt['step']} |",
+        f"| tokens seen | {ckpt['train_tokens']:,} |",
+        f"| wall time | {ckpt['train_seconds']:.0f} s ({hours:.2f} h) on {device}, {threads} torch thread(s), "
+        f"torch {ckpt.get('torch')} |",
+        *([f"| CPU time | {ckpt['cpu_seconds']:.0f} s of process CPU time (the machine was shared with other work, "
+           "so wall time overstates the compute) |"] if ckpt.get("cpu_seconds") and on_cpu else []),
+        f"| throughput | {ckpt['train_tokens'] / max(ckpt['train_seconds'], 1):.0f} tokens/s |",
+        f"| validation ELBO | {m.get('valid_elbo_bits', float('nan')):.3f} bits/span token (infill canvases "
+        f"{m.get('valid_elbo_infill_bits', float('nan')):.3f}) |",
+        "",
+        "Reproduce:",
+        "",
+        "```sh",
+        f"python models/recipe/pretrain.py {' '.join(cli_args(a))}",
+        f"python models/recipe/export.py --ckpt <run>/ckpt.pt --out models/{model_id} --id {model_id}",
+        "```",
+        "",
+        "## Data",
+        "",
+        "Real source code fetched by exact name@version from Debian and the npm registry (`models/recipe/sources.json`, "
+        "built by `models/recipe/corpus.py`): generated, minified, vendored and duplicate files dropped; whole "
+        "packages held out as the test split.",
+        "",
+        "| split | packages | files | bytes | licences |",
+        "|---|---|---|---|---|",
+        *[f"| {k} | {v['packages']} | {v['files']:,} | {v['bytes']:,} | "
+          + ", ".join(f"{lic} ({n})" for lic, n in sorted(v["licences"].items())) + " |" for k, v in summary.items()
+          if isinstance(v, dict) and "packages" in v],
+        "",
+        "<details><summary>All sources</summary>",
+        "",
+        "| name | version | registry | split | licence | files | bytes |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {s['name']} | {s['version']} | {s['registry']} | {s['split']} | {s['licence']} | {s['files']} | "
+          f"{s['bytes']} |" for s in sources],
+        "",
+        "</details>",
+        "",
+        (f"Token counts with this tokenizer: train {summary['tokens']['train']:,}, valid {summary['tokens']['valid']:,}, "
+         f"test {summary['tokens']['test']:,}; this run saw {ckpt['train_tokens'] / summary['tokens']['train']:.2f} "
+         "epochs' worth of canvas tokens." if "tokens" in summary else ""),
+        "",
+        "## Limitations",
+        "",
+        "- Small and briefly trained: expect plausible-looking but often wrong completions; it knows only the "
+        "libraries in its corpus.",
+        f"- Trained on canvases of at most {cfg['max_seq_len']} tokens; longer canvases run (RoPE) but lose quality.",
+        (f"- int8 weights change some predictions: on the {parity_positions} masked positions of `parity.json` the "
+         f"int8 file's top-1 token agrees with PyTorch fp32 at {int8_top1:.1%} (onnxruntime {ort_version})."
+         if int8_top1 is not None else
+         "- int8 weights change some predictions; `parity.json` pins down the fp32 logits to check against."),
+        "",
+    ]
+    card = "\n".join(lines)
+    evaluation = "## Evaluation\n\nNot yet evaluated: `models/recipe/eval.py` writes this section.\n"
+    if existing and "## Evaluation" in existing:
+        evaluation = existing[existing.index("## Evaluation"):]
+    return card + "\n" + evaluation.rstrip() + "\n"
+
+
+def cli_args(a: dict) -> list[str]:
+    keep = ["objective", "run_name", "n_layer", "d_model", "n_head", "d_ff", "max_seq_len", "attention", "batch_size",
+            "grad_accum", "lr", "warmup_steps", "max_steps", "max_minutes", "seed", "threads"]
+    out = []
+    for k in keep:
+        v = a.get(k)
+        if v in (None, 0, 0.0, False):
+            continue
+        out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by pretrain.py")
+    p.add_argument("--out", required=True, help="model folder to write (created; files in it are replaced)")
+    p.add_argument("--id", default=None, help="model id (default: the --out folder name)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the one named in the checkpoint)")
+    p.add_argument("--corpus-dir", default=str(common.CORPUS_DIR), help="corpus folder; parity canvases come from test")
+    p.add_argument("--sources", default=str(common.RECIPE_DIR / "sources.json"), help="the corpus source manifest")
+    p.add_argument("--fp32", action="store_true", help="also write the fp32 model.onnx")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17 for LayerNormalization)")
+    p.add_argument("--parity-logits", type=int, default=3, help="positions per canvas row with full logits in parity.json")
+    p.add_argument("--no-card", action="store_true", help="do not (re)write MODEL_CARD.md")
+    args = p.parse_args(argv)
+
+    torch.manual_seed(0)
+    model, ckpt = common.load_checkpoint(args.ckpt)
+    ckpt["params"] = count_params(model)
+    ckpt["params_non_embedding"] = count_params(model, non_embedding=True)
+    if ckpt["config"]["attention"] != "full":
+        sys.exit(f"export: {args.ckpt} uses attention={ckpt['config']['attention']!r}; the ONNX contract "
+                 "(models/README.md) has no span or cached-context input yet, so only 'full' exports")
+    tokenizer_path = Path(args.tokenizer or ckpt["tokenizer"])
+    if ckpt.get("tokenizer_sha256") and common.file_sha256(tokenizer_path) != ckpt["tokenizer_sha256"]:
+        sys.exit(f"export: {tokenizer_path} is not the tokenizer {args.ckpt} was trained with (sha256 differs)")
+    if common.read_special_ids(tokenizer_path) != ckpt["special"]:
+        sys.exit(f"export: {tokenizer_path} has other special ids than the checkpoint {args.ckpt}")
+    if common.load_tokenizer(tokenizer_path).get_vocab_size() != ckpt["config"]["vocab_size"]:
+        sys.exit(f"export: {tokenizer_path} has another vocabulary size than the checkpoint {args.ckpt}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_id = args.id or out.name
+    sources = corpus_sources(Path(args.sources), Path(args.corpus_dir))
+    summary = data_summary(sources)
+    try:  # token counts of the splits (from the token cache when it exists; tokenises otherwise)
+        summary["tokens"] = {split: int(len(common.token_stream(split, args.corpus_dir, tokenizer_path).tokens))
+                             for split in ("train", "valid", "test")}
+    except FileNotFoundError:
+        pass
+
+    tmp = out / "model.fp32.tmp.onnx"
+    export_fp32(model, tmp, args.opset)
+    fp32 = onnx.load(str(tmp))
+    tmp.unlink()
+    untie_transposed_embedding(fp32.graph, "model.embed.weight")
+    int8 = quantize_int8(fp32, "model.embed.weight")
+    set_metadata(fp32, metadata(ckpt, "none", summary))
+    set_metadata(int8, metadata(ckpt, QUANT_NAME, summary))
+    onnx.checker.check_model(fp32)
+    onnx.checker.check_model(int8)
+    written = {"model.int8.onnx": int8}
+    if args.fp32:
+        written["model.onnx"] = fp32
+    elif (out / "model.onnx").exists():
+        (out / "model.onnx").unlink()  # a stale fp32 file would no longer match the manifest
+    for name, proto in written.items():
+        onnx.save(proto, str(out / name))
+    shutil.copyfile(tokenizer_path, out / "tokenizer.json")
+    # tokenizer_config.json tells the JavaScript tokenizer not to clean up spaces on decode; it sits next to the
+    # tokenizer (or next to the one the checkpoint was trained from).
+    tok_files = ["tokenizer.json"]
+    for folder in (tokenizer_path.parent, Path(ckpt.get("tokenizer_source", tokenizer_path)).parent,
+                   common.TOKENIZER_PATH.parent):
+        if (folder / "tokenizer_config.json").exists():
+            shutil.copyfile(folder / "tokenizer_config.json", out / "tokenizer_config.json")
+            tok_files.append("tokenizer_config.json")
+            break
+
+    cases = parity_cases(model, ckpt, tokenizer_path, args.corpus_dir, args.parity_logits)
+    parity = {"format": FORMAT, "model": model_id,
+              "about": "PyTorch fp32 logits of the checkpoint on infill canvases from the held-out test split; "
+                       "see models/recipe/export.py for the fields.",
+              "tolerance": {"fp32_rel_l2": 1e-4, "int8_top1": 0.97}, "cases": cases}
+    (out / "parity.json").write_text(json.dumps(parity, separators=(",", ":")) + "\n")
+
+    check = check_with_onnxruntime({"model.onnx": fp32.SerializeToString(), "model.int8.onnx": out / "model.int8.onnx"},
+                                   cases)
+    files = [{"name": n, "sha256": common.file_sha256(out / n), "bytes": (out / n).stat().st_size}
+             for n in list(written) + tok_files + ["parity.json"]]
+    meta = metadata(ckpt, QUANT_NAME, summary)
+    manifest = {
+        "id": model_id,
+        "kind": ckpt["config"]["kind"],
+        "format": FORMAT,
+        "default_file": "model.int8.onnx",
+        "files": [{**f, "role": {"model.int8.onnx": "denoiser-int8", "model.onnx": "denoiser-fp32",
+                                 "tokenizer.json": "tokenizer", "tokenizer_config.json": "tokenizer-config",
+                                 "parity.json": "parity-fixture"}[f["name"]]}
+                  for f in files],
+        "facts": meta,
+        "training": json.loads(meta["unmask.config"]),
+        "data": {"summary": summary, "sources": sources_table(sources)},
+        "exported": {"from": str(Path(args.ckpt)), "torch": torch.__version__, "onnx": onnx.__version__,
+                     "opset": args.opset, "date": datetime.date.today().isoformat(), "ort_check": check},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if not args.no_card:
+        card_path = out / "MODEL_CARD.md"
+        existing = card_path.read_text() if card_path.exists() else None
+        n_pos = sum(len(row) for c in cases for row in c["positions"])
+        card_path.write_text(model_card(model_id, ckpt, meta, files, sources_table(sources), summary, check, n_pos,
+                                        existing))
+    total = sum((out / f).stat().st_size for f in (list(written) + tok_files + ["parity.json", "manifest.json"]))
+    print(json.dumps({"out": str(out), "files": {f["name"]: f["bytes"] for f in files}, "total_bytes": total,
+                      "ort_check": check}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""Tests of the eval harness: metrics, AR-ness (on the fixture shared with the TypeScript engine), the diffusion
+sampler against a mock model, the AR decoder, task cutting, the TypeScript syntax checker and an end-to-end run on a
+random-weight model.
+
+Run: python -m unittest models/recipe/test_eval.py      (or: python -m pytest models/recipe/test_eval.py)
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import unittest
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import eval as ev  # noqa: E402
+import sample  # noqa: E402
+import tasks as tasks_mod  # noqa: E402
+
+ARNESS_CASES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "test", "fixtures", "arness-cases.json")
+
+# Ids of the mock vocabulary: the special ids as in the recipe's tokenizer, then ordinary tokens.
+PAD, MASK, EOS, FILE = 0, 1, 2, 3
+LANG = 7
+V = 16
+
+
+def reference_levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+class MockDenoiser:
+    """Logits that depend on the position only: position p prefers token 8 + p % 8, more surely the further right it
+    is (so confidence order is right to left). Records every canvas it sees."""
+
+    def __init__(self, eos_at: int | None = None, sure: float = 0.5):
+        self.calls = 0
+        self.seen: list[torch.Tensor] = []
+        self.eos_at = eos_at
+        self.sure = sure
+
+    def __call__(self, ids: torch.Tensor, positions: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.seen.append(ids.clone())
+        B, P = positions.shape
+        logits = torch.zeros(B, P, V)
+        preferred = 8 + positions % 8
+        logits.scatter_(2, preferred.unsqueeze(-1), (self.sure * positions.float()).unsqueeze(-1))
+        logits[..., MASK] = 50.0  # A denoiser that loves the mask token: the sampler must never commit it.
+        logits[..., PAD] = 40.0  # Banned as well.
+        if self.eos_at is not None:
+            logits[..., EOS] = torch.where(positions == self.eos_at, torch.tensor(100.0), torch.tensor(-5.0))
+        return logits
+
+
+def canvas_with_span(context_left: int, span: int, context_right: int, batch: int = 1) -> torch.Tensor:
+    row = [LANG] + [4] * context_left + [MASK] * span + [5] * context_right
+    return torch.tensor([row] * batch, dtype=torch.long)
+
+
+class ArnessMatchesTheSharedFixture(unittest.TestCase):
+    def test_every_fixture_case_gives_the_expected_local_and_global_arness(self):
+        with open(ARNESS_CASES, encoding="utf-8") as f:
+            fixture = json.load(f)
+        tolerance = fixture["conventions"]["tolerance"]
+        self.assertGreater(len(fixture["cases"]), 5)
+        for case in fixture["cases"]:
+            with self.subTest(case=case["name"]):
+                # The order comes from the steps the way the sampler's decoding_order reads them.
+                positions = sorted(p for step in case["steps"] for p in step)
+                width = max(positions, default=-1) + 1
+                step_of = [-1] * width
+                for s, step in enumerate(case["steps"]):
+                    for p in step:
+                        step_of[p] = s
+                order = sample.decoding_order(step_of, [False] * width)
+                self.assertEqual(order, case["order"])
+                profile = ev.arness_profile(order, fixture["maxK"])
+                for kind in ("local", "global"):
+                    for got, want in zip(profile[kind], case[kind]):
+                        if want is None:
+                            self.assertTrue(math.isnan(got), f"{kind}: expected undefined, got {got}")
+                        else:
+                            self.assertAlmostEqual(got, want, delta=tolerance * 1e3)
+
+    def test_an_order_that_lists_a_position_twice_is_rejected(self):
+        with self.assertRaises(ValueError):
+            ev.arness_profile([0, 1, 1])
+
+    def test_end_of_span_fill_is_left_out_of_the_decoding_order(self):
+        self.assertEqual(sample.decoding_order([1, 0, 2, 2, -1], [False, False, True, False, False]), [1, 0, 3])
+
+
+class TextMetrics(unittest.TestCase):
+    def test_levenshtein_agrees_with_the_textbook_dynamic_program(self):
+        rng = random.Random(7)
+        for _ in range(300):
+            a = "".join(rng.choice("ab c\n") for _ in range(rng.randint(0, 12)))
+            b = "".join(rng.choice("ab c\n") for _ in range(rng.randint(0, 12)))
+            self.assertEqual(ev.levenshtein(a, b), reference_levenshtein(a, b), (a, b))
+        self.assertEqual(ev.levenshtein("kitten", "sitting"), 3)
+        self.assertEqual(ev.levenshtein("ünïcödé", "unicode"), 4)
+
+    def test_exact_match_ignores_trailing_whitespace_only(self):
+        self.assertTrue(ev.exact_match("    return x  \n", "    return x\n"))
+        self.assertFalse(ev.exact_match("return x\n", "    return x\n"))
+
+    def test_edit_similarity_is_one_minus_distance_over_the_longer_length(self):
+        self.assertEqual(ev.edit_similarity("abcd", "abcd\n"), 1.0)
+        self.assertAlmostEqual(ev.edit_similarity("abcd", "abxd"), 0.75)
+        self.assertEqual(ev.edit_similarity("", "abc"), 0.0)
+        self.assertEqual(ev.edit_similarity("", " \n"), 1.0)
+
+
+class CommitSchedule(unittest.TestCase):
+    def test_counts_follow_masked_over_remaining_steps_with_at_least_one_and_all_at_the_end(self):
+        # The TypeScript engine's tokensToCommit: max(1, floor(m / (N - k))), all at the last step.
+        for masked, steps in [(8, 8), (8, 3), (5, 16), (64, 8), (1, 1), (17, 4)]:
+            m, calls, counts = masked, 0, []
+            for k in range(steps):
+                if m == 0:
+                    break
+                n = int(sample.commit_counts(torch.tensor([m]), k, steps)[0])
+                expected = m if k == steps - 1 else max(1, m // (steps - k))
+                self.assertEqual(n, expected)
+                counts.append(n)
+                m -= n
+                calls += 1
+            self.assertEqual(m, 0)
+            self.assertEqual(calls, min(steps, masked))
+            self.assertTrue(all(c >= 1 for c in counts))
+
+
+class DiffusionSampler(unittest.TestCase):
+    def run_sampler(self, model, canvas, seed=0, **options):
+        opts = sample.SamplerOptions(**{"steps": 8, "strategy": "confidence", "eos_fill": False, **options})
+        generators = [torch.Generator().manual_seed(seed + r) for r in range(canvas.shape[0])]
+        return sample.denoise(model, canvas, MASK, EOS, opts, generators, banned_ids=(PAD, FILE, LANG))
+
+    def test_every_mask_is_resolved_and_the_context_is_untouched(self):
+        canvas = canvas_with_span(5, 16, 4, batch=3)
+        result = self.run_sampler(MockDenoiser(), canvas, steps=4)
+        self.assertFalse(bool((result.canvas == MASK).any()))
+        span = canvas == MASK
+        self.assertTrue(torch.equal(result.canvas[~span], canvas[~span]))
+        self.assertTrue(bool((result.step[span] >= 0).all()))
+        self.assertTrue(bool((result.step[~span] == -1).all()))
+
+    def test_it_makes_exactly_min_steps_masks_model_calls_without_threshold_or_fill(self):
+        for steps, span in [(4, 16), (16, 16), (32, 8), (1, 8)]:
+            model = MockDenoiser()
+            result = self.run_sampler(model, canvas_with_span(3, span, 3), steps=steps)
+            self.assertEqual(model.calls, min(steps, span))
+            self.assertEqual(result.model_calls, min(steps, span))
+
+    def test_committed_tokens_never_change(self):
+        model = MockDenoiser()
+        result = self.run_sampler(model, canvas_with_span(2, 16, 2, batch=2), steps=8, strategy="random",
+                                  temperature=1.0)
+        for before, after in zip(model.seen, model.seen[1:] + [result.canvas]):
+            committed = before != MASK
+            self.assertTrue(torch.equal(before[committed], after[committed]))
+
+    def test_banned_ids_and_the_mask_are_never_committed(self):
+        result = self.run_sampler(MockDenoiser(), canvas_with_span(2, 16, 2), steps=4, temperature=2.0)
+        span = result.step >= 0
+        for banned in (MASK, PAD, FILE, LANG):
+            self.assertFalse(bool((result.canvas[span] == banned).any()))
+
+    def test_temperature_zero_is_deterministic_whatever_the_seed(self):
+        canvas = canvas_with_span(3, 16, 3)
+        a = self.run_sampler(MockDenoiser(), canvas, strategy="margin", seed=1)
+        b = self.run_sampler(MockDenoiser(), canvas, strategy="margin", seed=2)
+        self.assertTrue(torch.equal(a.canvas, b.canvas))
+        self.assertTrue(torch.equal(a.step, b.step))
+
+    def test_the_same_seed_reproduces_a_sampled_run_and_another_seed_does_not(self):
+        canvas = canvas_with_span(3, 32, 3)
+        a = self.run_sampler(MockDenoiser(sure=0.01), canvas, strategy="random", temperature=1.0, seed=5)
+        b = self.run_sampler(MockDenoiser(sure=0.01), canvas, strategy="random", temperature=1.0, seed=5)
+        c = self.run_sampler(MockDenoiser(sure=0.01), canvas, strategy="random", temperature=1.0, seed=6)
+        self.assertTrue(torch.equal(a.canvas, b.canvas) and torch.equal(a.step, b.step))
+        self.assertFalse(torch.equal(a.canvas, c.canvas) and torch.equal(a.step, c.step))
+
+    def test_more_steps_than_masks_decode_exactly_like_as_many_steps_as_masks(self):
+        canvas = canvas_with_span(3, 16, 3, batch=2)
+        for strategy in ("random", "confidence"):
+            base = self.run_sampler(MockDenoiser(sure=0.05), canvas, strategy=strategy, temperature=1.0, steps=16)
+            more = self.run_sampler(MockDenoiser(sure=0.05), canvas, strategy=strategy, temperature=1.0, steps=128)
+            self.assertTrue(torch.equal(base.canvas, more.canvas) and torch.equal(base.step, more.step))
+
+    def test_a_row_decodes_the_same_alone_or_in_a_batch(self):
+        pair = torch.cat([canvas_with_span(3, 16, 3), canvas_with_span(3, 16, 3)])
+        together = self.run_sampler(MockDenoiser(sure=0.05), pair, strategy="random", temperature=1.0, seed=3)
+        opts = sample.SamplerOptions(steps=8, strategy="random", temperature=1.0, eos_fill=False)
+        alone = sample.denoise(MockDenoiser(sure=0.05), pair[1:], MASK, EOS, opts, [torch.Generator().manual_seed(4)],
+                               banned_ids=(PAD, FILE, LANG))
+        self.assertTrue(torch.equal(together.canvas[1:], alone.canvas))
+        self.assertTrue(torch.equal(together.step[1:], alone.step))
+
+    def test_confidence_commits_the_surest_positions_first(self):
+        # The mock is surer the further right a position is: one token per step goes right to left.
+        canvas = canvas_with_span(2, 8, 0)
+        result = self.run_sampler(MockDenoiser(), canvas, steps=8)
+        span_steps = result.step[0, 3:11].tolist()
+        self.assertEqual(span_steps, [7, 6, 5, 4, 3, 2, 1, 0])
+        self.assertEqual(result.canvas[0, 3:11].tolist(), [8 + p % 8 for p in range(3, 11)])
+
+    def test_a_threshold_commits_every_sure_position_at_once(self):
+        model = MockDenoiser(sure=10.0)  # Every position's token has probability ~1 (positions >= 3).
+        result = self.run_sampler(model, canvas_with_span(2, 16, 2), steps=16, threshold=0.9)
+        self.assertEqual(model.calls, 1)
+        self.assertFalse(bool((result.canvas == MASK).any()))
+
+    def test_end_of_span_fill_closes_the_rest_of_the_span_in_the_same_step(self):
+        # Position 6 (span offset 3) is surest about end-of-span; with fill, offsets 4.. become end-of-span at once.
+        model = MockDenoiser(eos_at=6)
+        result = self.run_sampler(model, canvas_with_span(2, 8, 2), steps=8, eos_fill=True)
+        span = result.canvas[0, 3:11].tolist()
+        self.assertEqual(span[3:], [EOS] * 5)
+        self.assertEqual(result.filled[0, 3:11].tolist(), [False] * 4 + [True] * 4)
+        self.assertEqual(int(result.step[0, 6]), 0)
+        self.assertTrue(bool((result.step[0, 7:11] == 0).all()))
+        self.assertEqual(model.calls, 4)  # One step for the eos and its fill, then one per remaining position.
+        self.assertEqual(sample.trim_at_eos(span, EOS), span[:3])
+
+    def test_rows_with_different_mask_counts_are_decoded_independently(self):
+        canvas = torch.tensor([[LANG, 4, MASK, MASK, MASK, MASK, 5], [LANG, MASK, MASK, 4, 4, 4, 5]])
+        result = self.run_sampler(MockDenoiser(), canvas, steps=4)
+        self.assertFalse(bool((result.canvas == MASK).any()))
+        self.assertEqual(result.canvas[1, 3:].tolist(), [4, 4, 4, 5])
+
+    def test_hole_ids_number_each_run_of_span_positions(self):
+        span = torch.tensor([[False, True, True, False, True, False]])
+        self.assertEqual(sample.hole_ids(span).tolist(), [[-1, 0, 0, -1, 1, -1]])
+
+
+class GreedyAR(unittest.TestCase):
+    @staticmethod
+    def counting_model(ids, last):
+        """Next token = the token at `last` + 1, except that 12 comes out as end-of-span."""
+        nxt = ids[torch.arange(ids.shape[0]), last] + 1
+        logits = torch.zeros(ids.shape[0], V)
+        logits[torch.arange(ids.shape[0]), torch.where(nxt == 12, torch.tensor(EOS), nxt % V)] = 1.0
+        return logits
+
+    def test_rows_of_different_lengths_stop_at_end_of_span_or_their_own_limit(self):
+        out, calls = sample.greedy_ar(self.counting_model, [[9], [3, 4], [5]], EOS, [5, 5, 2], PAD)
+        self.assertEqual(out, [[10, 11], [5, 6, 7, 8, 9], [6, 7]])
+        self.assertEqual(calls, [3, 5, 2])  # The first row's third call wrote its end-of-span.
+
+    def test_a_row_decodes_the_same_alone_or_next_to_a_longer_one(self):
+        def model(ids, last):  # Depends on every token up to `last`: padding to the right must not matter.
+            total = torch.stack([ids[b, :last[b] + 1].sum() for b in range(ids.shape[0])])
+            logits = torch.zeros(ids.shape[0], V)
+            logits[torch.arange(ids.shape[0]), 4 + total % 8] = 1.0
+            return logits
+
+        alone, _ = sample.greedy_ar(model, [[4, 5]], EOS, [6], PAD)
+        together, _ = sample.greedy_ar(model, [[4, 5], [6, 7, 8, 9, 10]], EOS, [6, 3], PAD)
+        self.assertEqual(together[0], alone[0])
+
+
+class SyntaxChecks(unittest.TestCase):
+    def test_python_files_are_parsed_with_ast(self):
+        self.assertTrue(ev.python_parses("def f(x):\n    return x\n"))
+        self.assertFalse(ev.python_parses("def f(x):\nreturn x\n"))
+        self.assertFalse(ev.python_parses("x = '\0'\0"))
+
+    def test_typescript_and_javascript_go_through_the_typescript_parser_in_one_process(self):
+        batch = ev.SyntaxBatch()
+        keys = [
+            batch.add("typescript", "a.ts", "const a: number = 1;\n"),
+            batch.add("typescript", "a.ts", "const a: number = ;\n"),
+            batch.add("javascript", "a.js", "const a: number = 1;\n"),  # Type annotations are TS-only syntax.
+            batch.add("typescript", "a.tsx", "const x = <div>{a}</div>;\n"),
+            batch.add("python", "a.py", "x = (\n"),
+        ]
+        results = batch.run()
+        self.assertEqual([results[k] for k in keys], [True, False, False, True, False])
+
+
+class TaskCutting(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.tokenizer_path = make_tokenizer(cls.tmp.name)
+        cls.counter = tasks_mod.TokenCounter(cls.tokenizer_path)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_tasks_are_deterministic_balanced_and_fit_their_budgets(self):
+        records = sample_records()
+        first = tasks_mod.build_tasks(records, self.counter, per_cell=3, seed=1, max_span_tokens=24,
+                                      context_tokens=40)
+        again = tasks_mod.build_tasks(records, self.counter, per_cell=3, seed=1, max_span_tokens=24,
+                                      context_tokens=40)
+        self.assertEqual(first, again)
+        other = tasks_mod.build_tasks(records, self.counter, per_cell=3, seed=2, max_span_tokens=24,
+                                      context_tokens=40)
+        self.assertNotEqual([t["target"] for t in first], [t["target"] for t in other])
+        cells: dict = {}
+        for task in first:
+            cell = (ev.GROUP_OF[task["language"]], task["kind"])
+            cells[cell] = cells.get(cell, 0) + 1
+            text = task["file"]
+            self.assertEqual(text[task["start"]:task["end"]], task["target"])
+            self.assertTrue(text[:task["start"]].endswith(task["prefix"]))
+            self.assertTrue(text[task["end"]:].startswith(task["suffix"]))
+            self.assertLessEqual(self.counter.count(task["target"]), 24)
+            self.assertLessEqual(self.counter.count(task["prefix"]) + self.counter.count(task["suffix"]), 40)
+            self.assertTrue(task["target"].strip())
+            if task["kind"] != "random-span":
+                self.assertTrue(task["start"] == 0 or text[task["start"] - 1] == "\n")
+                self.assertTrue(task["end"] == len(text) or text[task["end"] - 1] == "\n")
+            if task["kind"] == "multi-line":
+                self.assertGreaterEqual(sum(1 for line in task["target"].split("\n") if line.strip()), 2)
+        self.assertEqual(sorted(cells.values()), [3] * 6)
+
+    def test_files_are_taken_one_package_at_a_time(self):
+        files = [{"package": "big"} for _ in range(6)] + [{"package": "small"}, {"package": "tiny"}]
+        order = tasks_mod.package_balanced_order(files, random.Random(0))
+        self.assertEqual(sorted(order), list(range(8)))
+        self.assertEqual({files[i]["package"] for i in order[:3]}, {"big", "small", "tiny"})
+
+    def test_the_context_budget_favours_the_prefix_and_passes_on_what_one_side_leaves(self):
+        self.assertEqual(tasks_mod.split_context(1000, 1000, 100, 0.75), (75, 25))
+        self.assertEqual(tasks_mod.split_context(10, 1000, 100, 0.75), (10, 90))
+        self.assertEqual(tasks_mod.split_context(1000, 5, 100, 0.75), (95, 5))
+
+
+class ModelCard(unittest.TestCase):
+    def test_the_evaluation_section_is_replaced_and_the_rest_of_the_card_kept(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            card = os.path.join(tmp, "MODEL_CARD.md")
+            with open(card, "w") as f:
+                f.write("# Model\n\nintro\n\n## Evaluation\n\nold table\n\n## Limits\n\nnone\n")
+            ev.write_card_section(card, "new table\n")
+            with open(card) as f:
+                text = f.read()
+            self.assertEqual(text, "# Model\n\nintro\n\n## Evaluation\n\nnew table\n\n## Limits\n\nnone\n")
+            os.remove(card)
+            with open(card, "w") as f:
+                f.write("# Model\n")
+            ev.write_card_section(card, "table\n")
+            with open(card) as f:
+                self.assertEqual(f.read(), "# Model\n\n## Evaluation\n\ntable\n")
+
+
+class EndToEnd(unittest.TestCase):
+    """The whole harness on random-weight models: it must run and produce a consistent report."""
+
+    def test_a_small_sweep_produces_results_a_table_and_a_card_section(self):
+        import common
+        from model import build_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer_path = make_tokenizer(tmp)
+            special = common.read_special_ids(tokenizer_path)
+            corpus = os.path.join(tmp, "corpus")
+            os.makedirs(corpus)
+            with gzip.open(os.path.join(corpus, "test.jsonl.gz"), "wt") as f:
+                for record in sample_records():
+                    f.write(json.dumps(record) + "\n")
+            with open(tokenizer_path) as f:
+                vocab = json.load(f)["model"]["vocab"]
+            paths = {}
+            for kind in ("mdm", "ar"):
+                torch.manual_seed(0)
+                config = {"kind": kind, "n_layer": 1, "d_model": 32, "n_head": 2, "d_ff": 64,
+                          "vocab_size": len(vocab), "max_seq_len": 128}
+                model = build_model(config)
+                paths[kind] = os.path.join(tmp, f"{kind}.pt")
+                torch.save({"model": model.state_dict(), "config": dict(model.config), "special": special,
+                            "tokenizer": tokenizer_path, "step": 0}, paths[kind])
+            card = os.path.join(tmp, "CARD.md")
+            out = os.path.join(tmp, "results.json")
+            tasks_file = os.path.join(tmp, "tasks.jsonl")
+            tasks_mod.main(["--test", os.path.join(corpus, "test.jsonl.gz"), "--tokenizer", tokenizer_path,
+                            "--out", tasks_file, "--per-cell", "2", "--max-seq-len", "128",
+                            "--max-span-tokens", "16"])
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                report = ev.main(["--ckpt", paths["mdm"], "--ar-ckpt", paths["ar"], "--tasks-file", tasks_file,
+                                  "--tasks", "6", "--steps", "1,4", "--strategies", "confidence,random",
+                                  "--nll-batches", "1", "--batch-size", "4", "--corpus-dir", corpus, "--out", out,
+                                  "--markdown", os.path.join(tmp, "results.md"), "--card", card, "--focus",
+                                  "confidence:4"])
+            self.assertEqual(len(report["runs"]), 5)
+            for run in report["runs"]:
+                self.assertEqual(run["tasks"], 6)
+                for key in ("exact_match", "edit_similarity"):
+                    self.assertTrue(0.0 <= run[key] <= 1.0)
+                self.assertGreaterEqual(run["syntax_counted"], 1)
+            one_step = report["runs"][0]
+            self.assertEqual(one_step["nfe"], 1.0)
+            ar_run = report["runs"][-1]
+            self.assertEqual(ar_run["model"], "ar")
+            self.assertTrue(all(v in (1.0, None) for v in ar_run["arness_global"]))
+            self.assertGreater(report["nll"]["mdm"]["test_elbo_bits"], 0)
+            self.assertGreater(report["nll"]["ar"]["test_bits"], 0)
+            with open(out) as f:
+                self.assertEqual(json.load(f)["tasks"]["count"], 6)
+            with open(card) as f:
+                text = f.read()
+            self.assertIn("## Evaluation", text)
+            self.assertIn("| mdm | confidence | 4 |", text)
+            self.assertRegex(text, r"the denoiser (beats|ties|does not beat) the AR baseline on exact match")
+            self.assertIn(f"python {os.path.relpath(os.path.join(HERE, 'eval.py'))} --ckpt", text)
+
+
+def sample_records() -> list[dict]:
+    """A few small Python, TypeScript and JavaScript files."""
+    python = "\n".join(
+        f"def function_{i}(value, other):\n    total = value + other * {i}\n    if total > {i}:\n"
+        f"        return total - {i}\n    return [total, value, other]\n" for i in range(6))
+    typescript = "\n".join(
+        f"export function handler{i}(input: string, count: number): string {{\n  const parts = input.split(',');\n"
+        f"  if (parts.length > count) {{\n    return parts.slice(0, {i}).join(';');\n  }}\n  return input;\n}}\n"
+        for i in range(6))
+    javascript = "\n".join(
+        f"function helper{i}(list) {{\n  let sum = 0;\n  for (const item of list) {{\n    sum += item * {i};\n  }}\n"
+        f"  return sum;\n}}\n" for i in range(6))
+    records = []
+    for n in range(4):
+        records.append({"package": "py", "version": "1", "path": f"m{n}.py", "language": "python",
+                        "text": python.replace("function_", f"f{n}_")})
+        records.append({"package": "ts", "version": "1", "path": f"m{n}.ts", "language": "typescript",
+                        "text": typescript.replace("handler", f"h{n}_")})
+        records.append({"package": "js", "version": "1", "path": f"m{n}.js", "language": "javascript",
+                        "text": javascript.replace("helper", f"k{n}_")})
+    return records
+
+
+def make_tokenizer(folder: str) -> str:
+    """A small byte-level BPE with the recipe's special tokens (ids 0..10), trained on the sample records."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    import common
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=list(common.SPECIAL_TOKENS.values()),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([r["text"] for r in sample_records()], trainer)
+    path = os.path.join(folder, "tokenizer.json")
+    tok.save(path)
+    return path
+
+
+if __name__ == "__main__":
+    unittest.main()

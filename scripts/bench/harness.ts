@@ -1,0 +1,430 @@
+/**
+ * The benchmark behind `npm run bench` (scripts/bench.mjs bundles this file to dist/bench.js and runs it).
+ *
+ * Measures on the default model (or --model DIR), with real code from this repository as context:
+ *   - model load time (loadModel, median of 3);
+ *   - engine-only latency p50/p95 for spans 16/32/64 at 4/8/16 steps, with the time inside onnxruntime, the time
+ *     awaiting the worker, and the engine's own overhead;
+ *   - end-to-end latency p50/p95 of textDocument/inlineCompletion against the built server (dist/server.js) over IPC;
+ *   - server RSS after the run;
+ *   - N = 1/4/16 candidates (one batch) and a 3-hole joint fill against one hole;
+ *   - a typing burst at 20 characters per second: how many requests generated and how many were cancelled.
+ * Prints markdown tables. Flags: --model DIR, --runs N (per configuration, default 5), --threads N, --quick (only the
+ * 32-token / 8-step configuration), --json FILE (also write the numbers).
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  ConfigurationRequest,
+  DidChangeConfigurationNotification,
+  DidChangeTextDocumentNotification,
+  DidOpenTextDocumentNotification,
+  InitializeRequest,
+  InitializedNotification,
+  InlineCompletionRequest,
+  IPCMessageReader,
+  IPCMessageWriter,
+  type ProtocolConnection,
+  RegistrationRequest,
+  createProtocolConnection,
+} from 'vscode-languageserver-protocol/node';
+import { infill } from '../../server/engine/infill';
+import { resolveSamplerOptions } from '../../server/engine/options';
+import type { SamplerOptions } from '../../server/engine/types';
+import { StatusNotification, type StatusParams } from '../../server/protocol/messages';
+import { DEFAULT_MODEL_DIR } from '../../server/protocol/model-host';
+import { type LoadedModel, loadModel } from '../../server/runtime/model';
+
+const ROOT = path.resolve(__dirname, '..');
+const SPANS = [16, 32, 64];
+const STEPS = [4, 8, 16];
+const CONTEXT_TOKENS = 256;
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    runs: { type: 'string', default: '5' },
+    threads: { type: 'string', default: '0' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+const modelDir = path.resolve(args.model ?? path.join(ROOT, DEFAULT_MODEL_DIR));
+const runs = Math.max(1, Number(args.runs));
+const threads = Math.max(0, Number(args.threads));
+const spans = args.quick ? [32] : SPANS;
+const steps = args.quick ? [8] : STEPS;
+
+// ---- workload: cursor positions in this repository's own code -------------------------------------------------
+
+interface Site {
+  prefix: string;
+  suffix: string;
+  languageId: string;
+}
+
+/** Code files that exist on any checkout: the server's TypeScript and the recipe's Python. */
+function workload(count: number): Site[] {
+  const files: [string, string][] = [];
+  const walk = (dir: string, ext: string, languageId: string): void => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full, ext, languageId);
+      else if (entry.name.endsWith(ext)) files.push([full, languageId]);
+    }
+  };
+  walk(path.join(ROOT, 'server'), '.ts', 'typescript');
+  walk(path.join(ROOT, 'models', 'recipe'), '.py', 'python');
+  files.sort();
+  if (files.length === 0) throw new Error('no source files to take context from');
+  // A fixed pseudo-random walk over files and lines, so that every run measures the same sites.
+  let state = 12345;
+  const next = (): number => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const sites: Site[] = [];
+  while (sites.length < count) {
+    const [file, languageId] = files[Math.floor(next() * files.length)];
+    const text = fs.readFileSync(file, 'utf8');
+    const lines = text.split('\n');
+    if (lines.length < 40) continue;
+    const line = 20 + Math.floor(next() * (lines.length - 30));
+    const indent = /^\s*/.exec(lines[line])![0];
+    const offset = lines.slice(0, line).join('\n').length + 1 + indent.length;
+    sites.push({ prefix: text.slice(0, offset), suffix: text.slice(offset), languageId });
+  }
+  return sites;
+}
+
+// ---- statistics and tables --------------------------------------------------------------------------------------
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+const median = (values: number[]): number => percentile(values, 50);
+const ms = (x: number): string => x.toFixed(x < 10 ? 1 : 0);
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+
+function table(header: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+// ---- engine-only ------------------------------------------------------------------------------------------------
+
+interface EngineRun {
+  totalMs: number;
+  modelMs: number;
+  onnxMs: number;
+  calls: number;
+  canvas: number;
+}
+
+async function engineRun(
+  model: LoadedModel,
+  site: Site,
+  holes: number[],
+  options: SamplerOptions,
+): Promise<EngineRun> {
+  const before = { onnx: model.stats.onnxMs };
+  const segments = holes.length === 1 ? [site.prefix, site.suffix] : splitForHoles(site, holes.length);
+  const result = await infill(
+    model.run,
+    model.codec,
+    model.facts,
+    { segments, holes: holes.map((maxTokens) => ({ maxTokens })), languageId: site.languageId },
+    options,
+  );
+  return {
+    totalMs: result.totalMs,
+    modelMs: result.modelMs,
+    onnxMs: model.stats.onnxMs - before.onnx,
+    calls: result.modelCalls,
+    canvas: result.canvasTokens,
+  };
+}
+
+/** Segments for `n` holes a few lines apart around the site. */
+function splitForHoles(site: Site, n: number): string[] {
+  const after = site.suffix.split('\n');
+  const segments = [site.prefix];
+  let rest = after;
+  for (let i = 1; i < n; i++) {
+    segments.push(rest.slice(0, 3).join('\n') + '\n');
+    rest = rest.slice(3);
+  }
+  segments.push(rest.join('\n'));
+  return segments;
+}
+
+function options(overrides: Partial<SamplerOptions>): SamplerOptions {
+  return resolveSamplerOptions({ contextTokens: CONTEXT_TOKENS, ...overrides });
+}
+
+async function engineTable(model: LoadedModel, sites: Site[]): Promise<{ rows: (string | number)[][]; data: object[] }> {
+  const rows: (string | number)[][] = [];
+  const data: object[] = [];
+  for (const span of spans) {
+    for (const step of steps) {
+      const results: EngineRun[] = [];
+      for (let i = 0; i < runs; i++) results.push(await engineRun(model, sites[i % sites.length], [span], options({ steps: step })));
+      const total = results.map((r) => r.totalMs);
+      const engineShare = results.reduce((s, r) => s + (r.totalMs - r.modelMs), 0) / results.reduce((s, r) => s + r.totalMs, 0);
+      const outsideOnnx = results.reduce((s, r) => s + (r.totalMs - r.onnxMs), 0) / results.reduce((s, r) => s + r.totalMs, 0);
+      const row = {
+        span,
+        steps: step,
+        canvas: median(results.map((r) => r.canvas)),
+        calls: median(results.map((r) => r.calls)),
+        p50: median(total),
+        p95: percentile(total, 95),
+        onnxPerCall: results.reduce((s, r) => s + r.onnxMs, 0) / results.reduce((s, r) => s + r.calls, 0),
+        engineShare,
+        outsideOnnx,
+      };
+      data.push(row);
+      rows.push([span, step, row.canvas, row.calls, ms(row.p50), ms(row.p95), ms(row.onnxPerCall), pct(engineShare), pct(outsideOnnx)]);
+    }
+  }
+  return { rows, data };
+}
+
+// ---- end-to-end over LSP ----------------------------------------------------------------------------------------
+
+class Server {
+  readonly child: ChildProcess;
+  readonly connection: ProtocolConnection;
+  settings: Record<string, unknown>;
+  private waiters: ((s: StatusParams) => void)[] = [];
+
+  constructor(settings: Record<string, unknown>) {
+    this.settings = settings;
+    this.child = fork(path.join(ROOT, 'dist', 'server.js'), ['--node-ipc'], { execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    this.connection = createProtocolConnection(new IPCMessageReader(this.child), new IPCMessageWriter(this.child));
+    this.connection.onRequest(ConfigurationRequest.type, (p) => p.items.map(() => this.settings));
+    this.connection.onRequest(RegistrationRequest.type, () => undefined);
+    this.connection.onNotification(StatusNotification, (s: StatusParams) => {
+      for (const w of this.waiters.splice(0)) w(s);
+    });
+    this.connection.listen();
+  }
+
+  nextStatus(): Promise<StatusParams> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async start(): Promise<number> {
+    const started = performance.now();
+    await this.connection.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: { workspace: { configuration: true } },
+    });
+    await this.connection.sendNotification(InitializedNotification.type, {});
+    for (;;) {
+      const status = await this.nextStatus();
+      if (status.state === 'ready') return performance.now() - started;
+      if (status.state === 'error') throw new Error(`server could not load the model: ${status.message}`);
+    }
+  }
+
+  async configure(change: Record<string, unknown>): Promise<void> {
+    this.settings = { ...this.settings, ...change };
+    await this.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: { unmask: this.settings } });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** Resident and peak memory of the server process (its worker thread included), in MB. */
+  memory(): { rssMb: number; peakMb: number } {
+    const status = fs.readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.race([this.connection.sendRequest('shutdown'), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined);
+    await this.connection.sendNotification('exit').catch(() => undefined);
+    this.connection.dispose();
+    setTimeout(() => this.child.kill(), 500).unref();
+  }
+}
+
+async function openSites(server: Server, sites: Site[]): Promise<{ uri: string; position: { line: number; character: number } }[]> {
+  const opened = [];
+  for (let i = 0; i < sites.length; i++) {
+    const site = sites[i];
+    const uri = `file:///bench/site${i}.${site.languageId === 'python' ? 'py' : 'ts'}`;
+    await server.connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri, languageId: site.languageId, version: 1, text: site.prefix + site.suffix },
+    });
+    const lines = site.prefix.split('\n');
+    opened.push({ uri, position: { line: lines.length - 1, character: lines[lines.length - 1].length } });
+  }
+  return opened;
+}
+
+async function e2eTable(server: Server, sites: Site[]): Promise<{ rows: (string | number)[][]; data: object[] }> {
+  const docs = await openSites(server, sites);
+  const rows: (string | number)[][] = [];
+  const data: object[] = [];
+  for (const span of spans) {
+    for (const step of steps) {
+      await server.configure({ steps: step, maxSpanTokens: span, contextTokens: CONTEXT_TOKENS });
+      const latencies: number[] = [];
+      let empty = 0;
+      for (let i = 0; i < runs; i++) {
+        const doc = docs[i % docs.length];
+        const started = performance.now();
+        const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
+          textDocument: { uri: doc.uri },
+          position: doc.position,
+          context: { triggerKind: 2 },
+        });
+        latencies.push(performance.now() - started);
+        if (!result || (Array.isArray(result) ? result.length === 0 : result.items.length === 0)) empty++;
+      }
+      const row = { span, steps: step, p50: median(latencies), p95: percentile(latencies, 95), empty };
+      data.push(row);
+      rows.push([span, step, ms(row.p50), ms(row.p95), `${runs - empty}/${runs}`]);
+    }
+  }
+  return { rows, data };
+}
+
+/** Types 40 characters at 20 per second into one document, asking for a completion after each. */
+async function typingBurst(server: Server, site: Site): Promise<{ requests: number; answered: number; cancelled: number; lastMs: number }> {
+  await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
+  const uri = 'file:///bench/typing.ts';
+  const text = site.prefix + site.suffix;
+  await server.connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: site.languageId, version: 1, text } });
+  const lines = site.prefix.split('\n');
+  const line = lines.length - 1;
+  let character = lines[line].length;
+  const typed = 'const value = compute(items);'.padEnd(40, ' ');
+  const pending: Promise<{ answered: boolean; ms: number }>[] = [];
+  for (let i = 0; i < typed.length; i++) {
+    await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri, version: i + 2 },
+      contentChanges: [{ range: { start: { line, character }, end: { line, character } }, text: typed[i] }],
+    });
+    character += 1;
+    const started = performance.now();
+    pending.push(
+      Promise.resolve(
+        server.connection.sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position: { line, character }, context: { triggerKind: 2 } }),
+      ).then((result) => ({ answered: result !== null, ms: performance.now() - started })),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const results = await Promise.all(pending);
+  return {
+    requests: results.length,
+    answered: results.filter((r) => r.answered).length,
+    cancelled: results.filter((r) => !r.answered).length,
+    lastMs: results[results.length - 1].ms,
+  };
+}
+
+// ---- main -------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const benchStarted = performance.now();
+  if (!fs.existsSync(path.join(modelDir, 'manifest.json'))) {
+    throw new Error(`no model at ${modelDir}: train and export one (models/recipe) or pass --model DIR`);
+  }
+  const sites = workload(Math.max(runs, 8));
+  const out: string[] = [];
+  const json: Record<string, unknown> = { modelDir, runs, threads };
+
+  // Model load: median of three loads in this process (the first includes reading the files from disk).
+  const loads: number[] = [];
+  let model: LoadedModel | undefined;
+  for (let i = 0; i < 3; i++) {
+    await model?.dispose();
+    model = await loadModel(modelDir, { threads, device: 'cpu' });
+    loads.push(model.loadMs);
+  }
+  model = model!;
+  const facts = model.facts;
+  out.push(`## Unmask benchmark: ${model.manifest.id} (${path.basename(model.modelFile)}, ${model.device}, threads ${threads || 'auto'})`);
+  out.push('');
+  out.push(`Model load: median ${ms(median(loads))} ms (first ${ms(loads[0])} ms). Vocabulary ${facts.vocabSize}, max_seq_len ${facts.maxSeqLen}, span buckets ${facts.spanBuckets.join('/')}.`);
+  out.push(`Context: ${CONTEXT_TOKENS} tokens requested (the canvas is capped at max_seq_len), real code from this repository; ${runs} runs per row, p95 of few runs is close to the maximum.`);
+  json.loadMs = loads;
+
+  // Warm-up generation so that the first row does not pay for onnxruntime's first-shape planning.
+  await engineRun(model, sites[0], [32], options({ steps: 2 }));
+
+  const engine = await engineTable(model, sites);
+  out.push('', '### Engine only (infill() on the loaded model)', '');
+  out.push(table(['span', 'steps', 'canvas T', 'model calls', 'p50 ms', 'p95 ms', 'ONNX ms/call', 'engine (JS) share', 'outside ONNX share'], engine.rows));
+  out.push('', '"engine (JS) share": time in the sampler outside awaiting the model; "outside ONNX share": everything but session.run (sampler + worker messaging).');
+  json.engine = engine.data;
+
+  /** p50/p95 of a configuration, its ratio to a baseline p50, and the shares of the engine and of ONNX. */
+  const compare = async (holes: number[], overrides: Partial<SamplerOptions>): Promise<{ p50: number; cells: string[] }> => {
+    const results: EngineRun[] = [];
+    for (let i = 0; i < runs; i++) results.push(await engineRun(model!, sites[i % sites.length], holes, options({ steps: 8, ...overrides })));
+    const total = results.reduce((s, r) => s + r.totalMs, 0);
+    const p50 = median(results.map((r) => r.totalMs));
+    const onnxShare = results.reduce((s, r) => s + r.onnxMs, 0) / total;
+    const engineShare = results.reduce((s, r) => s + r.totalMs - r.modelMs, 0) / total;
+    return { p50, cells: [ms(p50), ms(percentile(results.map((r) => r.totalMs), 95)), pct(onnxShare), pct(engineShare)] };
+  };
+
+  const candidateRows: (string | number)[][] = [];
+  let oneCandidate = 0;
+  for (const n of [1, 4, 16]) {
+    const { p50, cells } = await compare([32], { candidates: n });
+    if (n === 1) oneCandidate = p50;
+    candidateRows.push([n, ...cells, `${(p50 / oneCandidate).toFixed(2)}x`]);
+  }
+  out.push('', '### Candidates as one batch (span 32, 8 steps)', '');
+  out.push(table(['N', 'p50 ms', 'p95 ms', 'ONNX share', 'engine (JS) share', 'cost vs N=1'], candidateRows));
+  json.candidates = candidateRows;
+
+  const holeRows: (string | number)[][] = [];
+  let oneHole = 0;
+  for (const holes of [[16], [16, 16, 16]]) {
+    const { p50, cells } = await compare(holes, {});
+    if (holes.length === 1) oneHole = p50;
+    holeRows.push([holes.length, ...cells, `${(p50 / oneHole).toFixed(2)}x`]);
+  }
+  out.push('', '### Joint multi-hole fill (16 tokens per hole, 8 steps)', '');
+  out.push(table(['holes', 'p50 ms', 'p95 ms', 'ONNX share', 'engine (JS) share', 'cost vs 1 hole'], holeRows));
+  json.holes = holeRows;
+  await model.dispose();
+
+  const server = new Server({ modelPath: modelDir, device: 'cpu', threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
+  try {
+    const readyMs = await server.start();
+    const e2e = await e2eTable(server, sites);
+    const typing = await typingBurst(server, sites[1 % sites.length]);
+    const memory = server.memory();
+    out.push('', '### End to end (textDocument/inlineCompletion over IPC to dist/server.js)', '');
+    out.push(`Server start to model ready: ${ms(readyMs)} ms. Server RSS after the run: ${ms(memory.rssMb)} MB (peak ${ms(memory.peakMb)} MB).`, '');
+    out.push(table(['span', 'steps', 'p50 ms', 'p95 ms', 'non-empty'], e2e.rows));
+    out.push(
+      '',
+      `Typing at 20 characters/second (${typing.requests} requests, 8 steps, span 32): ${typing.answered} generated to the end, ` +
+        `${typing.cancelled} cancelled by the next keystroke; the last request took ${ms(typing.lastMs)} ms.`,
+    );
+    json.e2e = e2e.data;
+    json.memory = memory;
+    json.typing = typing;
+    json.serverReadyMs = readyMs;
+  } finally {
+    await server.stop();
+  }
+  out.push('', `(bench took ${((performance.now() - benchStarted) / 1000).toFixed(0)} s)`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  if (args.json) fs.writeFileSync(args.json, JSON.stringify(json, null, 2));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.message}\n`);
+  process.exitCode = 1;
+});

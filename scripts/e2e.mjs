@@ -1,0 +1,581 @@
+#!/usr/bin/env node
+/**
+ * End-to-end test of the Unmask extension in a real VS Code: code-server 4.100.3 (VS Code 1.100.3 with a Node
+ * extension host) driven by Debian's Chromium through playwright-core. See ../shared/notes/vscode-e2e.md.
+ *
+ *   node esbuild.mjs && node scripts/e2e.mjs          # npm run test:e2e
+ *   node scripts/e2e.mjs --keep                       # keep the temporary profile and workspace for debugging
+ *   node scripts/e2e.mjs --headed                     # show the browser (needs a display)
+ *   node scripts/e2e.mjs --trace                      # VS Code logs at trace level (with --keep: read them after)
+ *   node scripts/e2e.mjs --vsix dist/unmask-linux-x64.vsix   # install the packaged VSIX instead of this folder
+ *
+ * It installs the built extension (this folder, unpacked) into a fresh extensions dir, starts code-server on a free
+ * loopback port with a fresh profile and a workspace holding one Python file, then:
+ *   1. types in the Python file, waits for ghost text from the real model, accepts it with Tab, saves, and checks that
+ *      the file on disk changed by exactly the text that was shown;
+ *   2. runs "Unmask: Fill Selection", rejects the preview (the file must not change), runs it again and accepts
+ *      (the file must change inside the selection only).
+ * Screenshots go to test-output/e2e/. Every wait is bounded; code-server and Chromium are killed on every exit path.
+ * Prints one line per test and a "N passed, N failed" summary; exits 1 on any failure.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { buildSuite, PYTHON_FILE, writeWorkspace } from '../test/e2e/suiteBuild.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CODE_SERVER_VERSION = '4.100.3';
+const CODE_SERVER = path.join(ROOT, '.e2e/code-server/node_modules/code-server/out/node/entry.js');
+const INSTALLED_STAMP = path.join(ROOT, `.e2e/code-server/.installed-${CODE_SERVER_VERSION}`);
+const OUTPUT = path.join(ROOT, 'test-output/e2e');
+const CHROMIUM = process.env.UNMASK_E2E_CHROMIUM ?? '/usr/bin/chromium';
+const KEEP = process.argv.includes('--keep');
+const HEADED = process.argv.includes('--headed');
+const TRACE = process.argv.includes('--trace');
+const VSIX = process.argv.includes('--vsix') ? path.resolve(process.argv[process.argv.indexOf('--vsix') + 1] ?? '') : undefined;
+/** The whole run is killed after this long, whatever it is doing. */
+const TOTAL_TIMEOUT_MS = Number(process.env.UNMASK_E2E_TIMEOUT_MS ?? 12 * 60_000);
+/** Model load plus the first generation on a busy 2-core CPU. */
+const MODEL_READY_TIMEOUT_MS = 180_000;
+const GHOST_TEXT_TIMEOUT_MS = 90_000;
+
+const started = Date.now();
+const log = (message) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}`);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cleanup: every child is tracked and killed on every way out (normal end, failure, signal, global timeout).
+const cleanups = [];
+let cleaningUp;
+function cleanup() {
+  cleaningUp ??= (async () => {
+    for (const fn of cleanups.reverse()) {
+      try {
+        await Promise.race([fn(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      } catch (error) {
+        log(`cleanup step failed: ${error.message}`);
+      }
+    }
+  })();
+  return cleaningUp;
+}
+async function exitWith(code) {
+  await cleanup();
+  process.exit(code);
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => void exitWith(130));
+const killTimer = setTimeout(() => {
+  log(`the run took longer than ${TOTAL_TIMEOUT_MS / 1000}s; stopping`);
+  void exitWith(1);
+}, TOTAL_TIMEOUT_MS);
+killTimer.unref();
+
+/** Kills a detached child and its whole process group (code-server forks the extension host and the server). */
+function killGroup(child, name) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = setTimeout(() => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      resolve();
+    }, 5000);
+    child.once('exit', () => {
+      clearTimeout(done);
+      resolve();
+    });
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      clearTimeout(done);
+      resolve();
+    }
+    log(`stopping ${name} (pid ${child.pid})`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers.
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Thrown by a waitFor check to stop waiting at once (the awaited thing can no longer happen). */
+class Fatal extends Error {}
+
+async function waitFor(what, timeoutMs, check, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      if (error instanceof Fatal) throw error;
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${lastError ? ` (${lastError.message})` : ''}`);
+}
+
+function writeJson(file, value) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(value, null, 2));
+}
+
+/** The Python file the tests type into (shared with the extension-host suite). Line 5 is an indented empty line. */
+const TYPE_AT_LINE = 5;
+const TYPED = 'return fib';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Preconditions.
+function preconditions() {
+  for (const file of ['dist/client.js', 'dist/server.js']) {
+    if (!fs.existsSync(path.join(ROOT, file))) throw new Error(`${file} is missing: run "node esbuild.mjs" first`);
+  }
+  const models = fs.existsSync(path.join(ROOT, 'models'))
+    ? fs.readdirSync(path.join(ROOT, 'models')).filter((d) => fs.existsSync(path.join(ROOT, 'models', d, 'manifest.json')))
+    : [];
+  if (models.length === 0) throw new Error('no model under models/<id>/manifest.json: the extension has nothing to run');
+  log(`models: ${models.join(', ')}`);
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+  if (!fs.existsSync(INSTALLED_STAMP)) {
+    log('code-server is not installed yet: running scripts/e2e-setup.sh');
+    const setup = spawnSync('bash', [path.join(ROOT, 'scripts/e2e-setup.sh')], { stdio: 'inherit', timeout: 20 * 60_000 });
+    if (setup.status !== 0) throw new Error('scripts/e2e-setup.sh failed');
+  }
+}
+
+/** A fresh profile, extensions dir (with this extension, unpacked) and workspace. */
+function prepareDirs() {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'unmask-e2e-'));
+  const dirs = {
+    base,
+    userData: path.join(base, 'user-data'),
+    extensions: path.join(base, 'extensions'),
+    workspace: path.join(base, 'workspace'),
+    suiteWorkspace: path.join(base, 'suite-workspace'),
+    suiteResults: path.join(base, 'suite-results.json'),
+  };
+  if (!KEEP) cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+  else log(`keeping ${base}`);
+  for (const dir of [dirs.userData, dirs.extensions]) fs.mkdirSync(dir, { recursive: true });
+  if (VSIX) {
+    // The packaged extension, installed the way a user installs it.
+    const install = spawnSync(
+      process.execPath,
+      [CODE_SERVER, '--extensions-dir', dirs.extensions, '--user-data-dir', dirs.userData, '--install-extension', VSIX],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    if (install.status !== 0) throw new Error(`installing ${VSIX} failed:\n${install.stdout}\n${install.stderr}`);
+    log(`installed ${path.relative(ROOT, VSIX)}`);
+  } else {
+    // This folder, unpacked, as the installed extension (it must be built: dist/).
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    const extensionFolder = path.join(dirs.extensions, `${manifest.publisher}.${manifest.name}-${manifest.version}`);
+    fs.symlinkSync(ROOT, extensionFolder, 'dir');
+  }
+  writeJson(path.join(dirs.userData, 'User/settings.json'), {
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'workbench.welcomePage.walkthroughs.openOnInstall': false,
+    'security.workspace.trust.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'update.mode': 'none',
+    // The word-based suggest widget would compete with Tab; the middleware's handling of it has unit tests.
+    'editor.quickSuggestions': { other: false, comments: false, strings: false },
+    'editor.suggestOnTriggerCharacters': false,
+    'editor.wordBasedSuggestions': 'off',
+    'editor.inlineSuggest.enabled': true,
+    'files.autoSave': 'off',
+    'unmask.debounceMs': 150,
+  });
+  writeWorkspace(dirs.workspace);
+  fs.writeFileSync(path.join(dirs.workspace, 'holes.py'), 'total = {{hole:8}}  # then {{hole}} here\n');
+  writeWorkspace(dirs.suiteWorkspace);
+  return dirs;
+}
+
+async function startCodeServer(dirs) {
+  const port = await freePort();
+  const args = [
+    CODE_SERVER,
+    '--auth', 'none',
+    '--bind-addr', `127.0.0.1:${port}`,
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    '--disable-getting-started-override',
+    '--user-data-dir', dirs.userData,
+    '--extensions-dir', dirs.extensions,
+    ...(TRACE ? ['--log', 'trace'] : []),
+    dirs.workspace,
+  ];
+  const serverLog = fs.createWriteStream(path.join(OUTPUT, 'code-server.log'));
+  // The extension host inherits this environment: the extension-host suite writes its results to this file.
+  const env = { ...process.env, UNMASK_EXT_TEST_RESULTS: dirs.suiteResults };
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
+  child.stdout.pipe(serverLog);
+  child.stderr.pipe(serverLog);
+  cleanups.push(() => killGroup(child, 'code-server'));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('code-server to answer HTTP', 60_000, async () => {
+    if (child.exitCode !== null) throw new Fatal(`code-server exited with ${child.exitCode}; see test-output/e2e/code-server.log`);
+    const response = await fetch(`${url}/healthz`);
+    return response.ok;
+  });
+  log(`code-server ${CODE_SERVER_VERSION} listening on ${url}`);
+  return url;
+}
+
+async function startBrowser() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: !HEADED,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  cleanups.push(() => browser.close());
+  return browser;
+}
+
+async function newPage(browser) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  return page;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Workbench helpers.
+const screenshot = async (page, name) => {
+  const file = path.join(OUTPUT, `${name}.png`);
+  await page.screenshot({ path: file });
+  log(`screenshot ${path.relative(ROOT, file)}`);
+};
+
+/** Runs a command through the command palette by its title. */
+async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+/** Text and classes of the Unmask status bar item. */
+async function unmaskStatus(page) {
+  return page.evaluate(() => {
+    const items = [...document.querySelectorAll('.statusbar-item')];
+    const item = items.find((el) => (el.textContent ?? '').includes('Unmask'));
+    if (!item) return undefined;
+    const icons = [...item.querySelectorAll('.codicon')].map((el) => el.className);
+    return { text: (item.textContent ?? '').trim(), icons: icons.join(' '), title: item.getAttribute('aria-label') ?? '' };
+  });
+}
+
+/** Opens a workspace file from the Explorer (quick open depends on the file search, which is slow on a busy box). */
+async function openFile(page, name) {
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first();
+  await row.waitFor({ state: 'visible', timeout: 30_000 });
+  await row.dblclick();
+  await page.locator('.tab.active', { hasText: name }).waitFor({ timeout: 15_000 });
+  await page.locator('.editor-group-container.active .monaco-editor textarea').first().waitFor({ state: 'attached', timeout: 15_000 });
+}
+
+async function goToLine(page, line, column) {
+  // The quick input closes when focus moves (an editor the extension reveals, a notification), so retry.
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.locator('.editor-group-container.active .monaco-editor textarea').first().focus();
+      await page.keyboard.press('Control+G');
+      await input.waitFor({ state: 'visible', timeout: 5_000 });
+      await input.fill(`:${line}:${column}`, { timeout: 5_000 });
+      await page.keyboard.press('Enter');
+      await input.waitFor({ state: 'hidden', timeout: 5_000 });
+      return;
+    } catch (error) {
+      if (attempt === 3) throw error;
+      await page.keyboard.press('Escape');
+      await page.waitForTimeout(500);
+    }
+  }
+}
+
+/** The ghost text VS Code shows: the part on the cursor's line and any additional lines, as plain text. */
+async function ghostText(page) {
+  return page.evaluate(() => {
+    const clean = (s) => (s ?? '').replace(/\u00a0/g, ' ');
+    const inline = [...document.querySelectorAll('.monaco-editor .ghost-text-decoration')].map((el) => clean(el.textContent));
+    // VS Code 1.100 renders the lines after the cursor's line in a view zone: div.suggest-preview-text > div.view-line.
+    const blocks = [...document.querySelectorAll('.monaco-editor .suggest-preview-text')];
+    const lines = blocks.flatMap((block) =>
+      [...block.querySelectorAll('.view-line')]
+        .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+        .map((el) => clean(el.textContent)),
+    );
+    return { inline: inline.join(''), lines, visible: inline.length > 0 || lines.length > 0 };
+  });
+}
+
+/** Saves the active editor and returns the file's new text; every caller has changed the document first. */
+async function saveAndRead(page, file) {
+  const before = fs.statSync(file).mtimeMs;
+  await page.locator('.tab.active.dirty').waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Control+S');
+  await waitFor(`${path.basename(file)} to be saved`, 15_000, async () => {
+    const dirty = await page.locator('.tab.active.dirty').count();
+    return dirty === 0 && fs.statSync(file).mtimeMs > before;
+  });
+  return fs.readFileSync(file, 'utf8');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The tests.
+async function testGhostText(page, dirs) {
+  const file = path.join(dirs.workspace, 'main.py');
+  await openFile(page, 'main.py');
+  await waitFor('the Unmask server to be ready', MODEL_READY_TIMEOUT_MS, async () => {
+    const status = await unmaskStatus(page);
+    if (status?.icons.includes('codicon-error')) throw new Fatal(`the Unmask server reports an error: ${status.title}`);
+    return status && status.icons.includes('codicon-sparkle');
+  }, 500);
+  log(`status bar: ${JSON.stringify(await unmaskStatus(page))}`);
+  await screenshot(page, '01-ready');
+
+  const lineIndent = PYTHON_FILE.split('\n')[TYPE_AT_LINE - 1];
+  await goToLine(page, TYPE_AT_LINE, lineIndent.length + 1);
+  await page.keyboard.type(TYPED, { delay: 60 });
+  const typedAt = PYTHON_FILE.split('\n').slice(0, TYPE_AT_LINE - 1).join('\n').length + 1 + lineIndent.length;
+  const expectedBefore = PYTHON_FILE.slice(0, typedAt) + TYPED + PYTHON_FILE.slice(typedAt);
+
+  const shownAt = Date.now();
+  const ghost = await waitFor('ghost text from the model', GHOST_TEXT_TIMEOUT_MS, async () => {
+    const g = await ghostText(page);
+    return g.visible && (g.inline.trim().length > 0 || g.lines.some((l) => l.trim())) ? g : undefined;
+  });
+  log(`ghost text after ${Date.now() - shownAt} ms: ${JSON.stringify(ghost)}`);
+  await screenshot(page, '02-ghost-text');
+
+  await page.keyboard.press('Tab');
+  const after = await saveAndRead(page, file);
+  await screenshot(page, '03-accepted');
+
+  // The file must be what was typed plus one insertion at the cursor, and that insertion must be the ghost text.
+  const head = expectedBefore.slice(0, typedAt + TYPED.length);
+  const tail = expectedBefore.slice(typedAt + TYPED.length);
+  if (!after.startsWith(head)) throw new Error(`text before the cursor changed:\n${after}`);
+  if (!after.endsWith(tail)) throw new Error(`text after the cursor changed:\n${after}`);
+  const inserted = after.slice(head.length, after.length - tail.length);
+  const shown = [ghost.inline, ...ghost.lines].join('\n');
+  const normalise = (s) => s.split('\n').map((l) => l.trimEnd()).join('\n').trimEnd();
+  if (inserted.length === 0) throw new Error('Tab accepted nothing');
+  if (normalise(inserted) !== normalise(shown)) {
+    throw new Error(`accepted text differs from the ghost text:\n  shown:    ${JSON.stringify(shown)}\n  inserted: ${JSON.stringify(inserted)}`);
+  }
+  return `accepted ${JSON.stringify(inserted)}`;
+}
+
+async function testFillSelection(page, dirs) {
+  const file = path.join(dirs.workspace, 'main.py');
+  const original = fs.readFileSync(file, 'utf8');
+  const lines = original.split('\n');
+  // Select the body of mean(): "total = 0 ... total += value" (lines 9-11, 1-based).
+  const first = lines.findIndex((l) => l.includes('total = 0'));
+  const last = lines.findIndex((l) => l.includes('total += value'));
+  if (first < 0 || last < 0) throw new Error('mean() body not found in main.py');
+
+  const select = async () => {
+    await goToLine(page, first + 1, 1);
+    for (let i = first; i <= last; i++) await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+ArrowLeft'); // Keep the final newline out of the selection.
+  };
+  const start = lines.slice(0, first).join('\n').length + 1;
+  const end = lines.slice(0, last + 1).join('\n').length;
+
+  // 1. Reject: the document must stay as it is.
+  await select();
+  await runCommand(page, 'Unmask: Fill Selection');
+  const diff = page.locator('.monaco-diff-editor');
+  await diff.first().waitFor({ state: 'visible', timeout: GHOST_TEXT_TIMEOUT_MS });
+  const notification = page.locator('.notification-toast', { hasText: 'apply the fill' });
+  await notification.waitFor({ state: 'visible', timeout: 15_000 });
+  await screenshot(page, '04-fill-preview');
+  await notification.getByRole('button', { name: 'Reject' }).click();
+  await diff.first().waitFor({ state: 'hidden', timeout: 15_000 });
+  await page.locator('.tab.active', { hasText: 'main.py' }).waitFor({ timeout: 15_000 });
+  if ((await page.locator('.tab.dirty').count()) !== 0) throw new Error('rejecting the fill left the document modified');
+  if (fs.readFileSync(file, 'utf8') !== original) throw new Error('rejecting the fill changed the file');
+
+  // 2. Accept: the selection, and only the selection, is replaced.
+  await select();
+  await runCommand(page, 'Unmask: Fill Selection');
+  await diff.first().waitFor({ state: 'visible', timeout: GHOST_TEXT_TIMEOUT_MS });
+  await notification.waitFor({ state: 'visible', timeout: 15_000 });
+  const previewed = await waitFor('the preview text', 15_000, async () => {
+    const lines = await page.evaluate(() =>
+      [...document.querySelectorAll('.monaco-diff-editor .editor.modified .view-lines .view-line')]
+        .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+        .map((el) => (el.textContent ?? '').replace(/\u00a0/g, ' ')),
+    );
+    return lines.length > 0 ? lines.join('\n') : undefined;
+  });
+  await notification.getByRole('button', { name: 'Accept' }).click();
+  await diff.first().waitFor({ state: 'hidden', timeout: 15_000 });
+  const after = await saveAndRead(page, file);
+  await screenshot(page, '05-fill-accepted');
+  const head = original.slice(0, start);
+  const tail = original.slice(end);
+  if (!after.startsWith(head) || !after.endsWith(tail)) throw new Error(`text outside the selection changed:\n${after}`);
+  const filled = after.slice(head.length, after.length - tail.length);
+  const normalise = (s) => s.split('\n').map((l) => l.trimEnd()).join('\n').trimEnd();
+  if (normalise(after) !== normalise(previewed)) {
+    throw new Error(`the accepted document differs from the preview:\n  preview: ${JSON.stringify(previewed)}\n  file:    ${JSON.stringify(after)}`);
+  }
+
+  // 3. One undo restores the original.
+  await page.keyboard.press('Control+Z');
+  const undone = await saveAndRead(page, file);
+  if (undone !== original) throw new Error('one undo did not restore the text before the fill');
+  return `filled ${JSON.stringify(filled)}`;
+}
+
+/** The hole marker grammar: the marker's tokens are coloured apart from the code and the comment around them. */
+async function testHoleHighlighting(page) {
+  await openFile(page, 'holes.py');
+  // Until the grammars have run, the line is one plain span (or split by bracket colours only); wait for the
+  // marker's own tokens: the keyword twice and the length hint.
+  const tokens = await waitFor('holes.py to be tokenized', 30_000, () =>
+    page.evaluate(() => {
+      const spans = [...document.querySelectorAll('.editor-group-container.active .monaco-editor .view-line span span')];
+      const found = spans.map((el) => ({ text: el.textContent ?? '', color: getComputedStyle(el).color }));
+      const holes = found.filter((t) => t.text === 'hole').length;
+      return holes === 2 && found.some((t) => t.text === '8') ? found : undefined;
+    }),
+  );
+  await screenshot(page, '06-hole-markers');
+  const colorOf = (predicate, what) => {
+    const token = tokens.find(predicate);
+    if (!token) throw new Error(`no token for ${what} in ${JSON.stringify(tokens)}`);
+    return token.color;
+  };
+  const holes = tokens.filter((t) => t.text === 'hole');
+  if (holes.length !== 2) throw new Error(`expected 2 "hole" keyword tokens (in code and in a comment), got ${JSON.stringify(tokens)}`);
+  const code = colorOf((t) => t.text.trim() === 'total', 'the variable');
+  const comment = colorOf((t) => t.text.includes('then'), 'the comment');
+  const hint = colorOf((t) => t.text === '8', 'the length hint');
+  if (holes[0].color === code) throw new Error(`the marker in code has the variable's colour ${code}`);
+  if (holes[1].color === comment) throw new Error(`the marker in a comment has the comment's colour ${comment}`);
+  if (hint === holes[0].color) throw new Error('the length hint is not told apart from the keyword');
+  return `marker ${holes[0].color}, hint ${hint}, code ${code}, comment ${comment}`;
+}
+
+/**
+ * The extension-host suite (test/e2e/suite/, the one `npm run test:electron` runs in desktop VS Code), run in
+ * code-server: a second window opens with the workbench's `payload` options extensionDevelopmentPath and
+ * extensionTestsPath, which make its (remote, Node) extension host load this folder as the extension under
+ * development and run the suite. The suite writes its results to UNMASK_EXT_TEST_RESULTS.
+ */
+async function testExtensionHostSuite({ browser, url, dirs }) {
+  const suite = await buildSuite(ROOT);
+  const authority = new URL(url).host;
+  const remote = (p) => `vscode-remote://${authority}${p}`;
+  const payload = [
+    ['extensionDevelopmentPath', remote(ROOT)],
+    ['extensionTestsPath', remote(suite)],
+  ];
+  const page = await newPage(browser);
+  try {
+    const target = `${url}/?folder=${encodeURIComponent(dirs.suiteWorkspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+    await page.goto(target, { waitUntil: 'domcontentloaded', timeout: 90_000 });
+    const outcome = await waitFor('the extension-host suite to finish', 6 * 60_000, () => {
+      if (!fs.existsSync(dirs.suiteResults)) return undefined;
+      const results = JSON.parse(fs.readFileSync(dirs.suiteResults, 'utf8'));
+      return results.done ? results : undefined;
+    }, 1000);
+    await screenshot(page, '07-extension-host-suite');
+    for (const title of outcome.passed) console.log(`    ok - ${title}`);
+    for (const failure of outcome.failed) console.log(`    not ok - ${failure.title}\n      ${failure.error.split('\n').slice(0, 6).join('\n      ')}`);
+    if (outcome.failed.length > 0 || outcome.passed.length === 0) {
+      throw new Error(`extension-host suite: ${outcome.passed.length} passed, ${outcome.failed.length} failed`);
+    }
+    return `${outcome.passed.length} extension-host tests passed`;
+  } finally {
+    await page.context().close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+async function main() {
+  fs.rmSync(OUTPUT, { recursive: true, force: true });
+  fs.mkdirSync(OUTPUT, { recursive: true });
+  const results = [];
+  let page;
+  try {
+    preconditions();
+    const dirs = prepareDirs();
+    const url = await startCodeServer(dirs);
+    const browser = await startBrowser();
+    page = await newPage(browser);
+    await page.goto(`${url}/?folder=${encodeURIComponent(dirs.workspace)}`, { waitUntil: 'domcontentloaded', timeout: 90_000 });
+    await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 90_000 });
+    await page.locator('.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+    log('workbench loaded');
+
+    const tests = [
+      ['types in a Python file, sees ghost text from the model and accepts it with Tab', () => testGhostText(page, dirs)],
+      ['previews Fill Selection and edits only on accept, as one undoable edit', () => testFillSelection(page, dirs)],
+      ['highlights {{hole}} markers in code and comments', () => testHoleHighlighting(page)],
+      ['runs the extension-host suite (test/e2e/suite) in code-server', () => testExtensionHostSuite({ browser, url, dirs })],
+    ];
+    for (const [name, test] of tests) {
+      const t0 = Date.now();
+      try {
+        const detail = await test();
+        results.push({ name, ok: true });
+        console.log(`ok - ${name} (${Date.now() - t0} ms): ${detail}`);
+      } catch (error) {
+        results.push({ name, ok: false });
+        console.log(`not ok - ${name} (${Date.now() - t0} ms)\n  ${String(error.stack ?? error).split('\n').join('\n  ')}`);
+        await screenshot(page, `failure-${results.length}`).catch(() => undefined);
+        await page.keyboard.press('Escape').catch(() => undefined);
+      }
+    }
+  } catch (error) {
+    results.push({ name: 'setup', ok: false });
+    console.log(`not ok - setup\n  ${String(error.stack ?? error).split('\n').join('\n  ')}`);
+    if (page) await screenshot(page, 'failure-setup').catch(() => undefined);
+  }
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  console.log(`# e2e: ${passed} passed, ${failed} failed (code-server ${CODE_SERVER_VERSION}, screenshots in test-output/e2e/)`);
+  await exitWith(failed === 0 && passed > 0 ? 0 : 1);
+}
+
+void main();

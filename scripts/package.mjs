@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/**
+ * Builds a per-platform VSIX: the production bundle plus onnxruntime-node with the native binaries of one platform
+ * only (Continue ships per-platform VSIXs the same way). The other platforms' binaries would triple the size.
+ *
+ *   node scripts/package.mjs                      # this machine's platform, e.g. dist/unmask-linux-x64.vsix
+ *   node scripts/package.mjs --target darwin-arm64
+ *
+ * It writes .vscodeignore's rules plus a line that re-includes this target's binaries to a temporary ignore file and runs
+ * `vsce package --target <target> --ignoreFile <that file>`. Dependencies are resolved by vsce (npm), so the
+ * .vscodeignore negations decide which files of node_modules ship.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** VS Code targets -> onnxruntime-node's bin/napi-v6/<platform>/<arch> folder. */
+const TARGETS = {
+  'linux-x64': 'linux/x64',
+  'linux-arm64': 'linux/arm64',
+  'darwin-arm64': 'darwin/arm64',
+  'win32-x64': 'win32/x64',
+  'win32-arm64': 'win32/arm64',
+};
+
+const argIndex = process.argv.indexOf('--target');
+const target = argIndex > 0 ? process.argv[argIndex + 1] : `${process.platform}-${process.arch}`;
+if (!TARGETS[target]) {
+  console.error(`package: no onnxruntime-node binaries for "${target}"; choose one of ${Object.keys(TARGETS).join(', ')}`);
+  process.exit(1);
+}
+
+const run = (command, args) => {
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+};
+
+run(process.execPath, ['esbuild.mjs', '--production']);
+
+const binaries = `node_modules/onnxruntime-node/bin/napi-v6/${TARGETS[target]}`;
+if (!fs.existsSync(path.join(ROOT, binaries))) {
+  console.error(`package: ${binaries} is missing; reinstall onnxruntime-node`);
+  process.exit(1);
+}
+const ignoreFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'unmask-package-')), '.vscodeignore');
+fs.writeFileSync(
+  ignoreFile,
+  `${fs.readFileSync(path.join(ROOT, '.vscodeignore'), 'utf8')}\n# This target's onnxruntime binaries (scripts/package.mjs)\n!${binaries}/**\n`,
+);
+
+const out = path.join('dist', `unmask-${target}.vsix`);
+const vsce = path.join(ROOT, 'node_modules/@vscode/vsce/vsce');
+run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', '--skip-license', '-o', out]);
+fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
+console.log(`package: ${out} (${(fs.statSync(path.join(ROOT, out)).size / 1e6).toFixed(1)} MB)`);

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { smokeModel, tempDir, testModel } from '../fixtures/models';
+import { REPO_ROOT, ensureBuilt } from './lsp-client';
+
+const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
+
+function cli(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input, timeout: 60_000 });
+  return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
+}
+
+describe('the command line', () => {
+  const model = testModel();
+  const dir = tempDir('cli');
+  const file = path.join(dir, 'sum.py');
+  fs.writeFileSync(file, 'def total(xs):\n    result = 0\n    for x in xs:\n        \n    return result\n');
+  const common = ['--model', model.dir, '--device', 'cpu', '--threads', '1', '--max-tokens', '16'];
+
+  before(() => ensureBuilt());
+
+  it('prints the completion and the unmasking order step by step', () => {
+    const run = cli([file, '--line', '4', '--col', '9', '--steps', '4', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^model \S+ \(model(\.int8)?\.onnx\) on cpu, loaded in \d+ ms/);
+    assert.match(run.stdout, /python at 4:9: 16-token span, [1-4] model calls/);
+    assert.match(run.stdout, /--- unmasking order \(step: token@index confidence\) ---\nstep  1: /);
+    assert.match(run.stdout, /AR-ness@1..8 local: /);
+  });
+
+  it('prints JSON with candidates, order and timings', () => {
+    const run = cli([file, '--line', '4', '--col', '9', '--json', '--candidates', '3', '--steps', '4', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.equal(result.language, 'python');
+    assert.ok(result.candidates.length >= 1 && result.candidates.length <= 3);
+    assert.equal(result.completion, result.candidates[0]?.text ?? '');
+    assert.ok(result.order.length >= 1 && result.order.length <= 4);
+    assert.ok(result.model_calls <= 4 && result.latency_ms > 0 && result.model_ms > 0);
+  });
+
+  it('fills a JSONL batch, keeping one result per line and an error for each bad line', () => {
+    const tasks = path.join(dir, 'tasks.jsonl');
+    const out = path.join(dir, 'results.jsonl');
+    fs.writeFileSync(
+      tasks,
+      [
+        JSON.stringify({ id: 'a', prefix: 'def f(x):\n    return ', suffix: '\n', language: 'python' }),
+        '{not json',
+        JSON.stringify({ id: 'c', prefix: 'const x = ', suffix: ';\n', language: 'typescript', max_tokens: 8 }),
+        JSON.stringify({ id: 'd', prefix: 42, suffix: '' }),
+      ].join('\n'),
+    );
+    const run = cli(['--batch', tasks, '--out', out, '--steps', '4', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    const results = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(results.length, 4);
+    assert.equal(results[0].id, 'a');
+    assert.equal(typeof results[0].completion, 'string');
+    assert.ok(results[0].latency_ms > 0 && results[0].model_calls >= 1);
+    assert.match(results[1].error, /not JSON/);
+    assert.equal(results[2].id, 'c');
+    assert.match(results[3].error, /"prefix" must be a string/);
+    assert.match(run.stderr, /batch: 2 tasks filled, 2 failed/);
+  });
+
+  const badInput: [string, string[], RegExp][] = [
+    ['a missing file', ['/nonexistent.py', '--line', '1', '--col', '1'], /file not found: \/nonexistent.py/],
+    ['no cursor', [file], /give the cursor with --line and --col/],
+    ['a line past the end', [file, '--line', '99', '--col', '1'], /--line 99 is past the end of the file \(it has 6 lines\)/],
+    ['a column past the end of the line', [file, '--line', '1', '--col', '80'], /--col 80 is past the end of line 1 \(it has 14 characters\)/],
+    ['a bad strategy', [file, '--line', '1', '--col', '1', '--strategy', 'sideways'], /strategy must be one of/],
+    ['an unknown flag', [file, '--lines', '1'], /Unknown option '--lines'/],
+  ];
+  for (const [what, args, message] of badInput) {
+    it(`explains ${what} and exits with code 2`, () => {
+      const run = cli([...args, '--model', model.dir]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, message);
+    });
+  }
+
+  const smoke = smokeModel();
+  it('runs the recipe smoke model (int8)', { skip: smoke ? false : 'models/recipe/run_cpu.sh has not run' }, () => {
+    const run = cli([file, '--line', '4', '--col', '9', '--json', '--steps', '4', '--model', smoke!.dir, '--device', 'cpu', '--threads', '1']);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.equal(result.model, 'unmask-smoke');
+    assert.equal(typeof result.completion, 'string');
+    assert.ok(result.model_calls >= 1 && result.model_calls <= 4);
+  });
+
+  it('names a missing model and exits with code 1', () => {
+    const run = cli([file, '--line', '1', '--col', '1', '--model', '/nonexistent/model']);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /Model folder not found: \/nonexistent\/model/);
+  });
+});

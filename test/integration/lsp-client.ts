@@ -1,0 +1,114 @@
+/**
+ * A minimal LSP client for the integration tests: starts the built server (dist/server.js) over node IPC, as the
+ * extension does, answers its workspace/configuration requests from a settings object the test controls, and
+ * collects its status, trace and log notifications.
+ */
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  ConfigurationRequest,
+  DidChangeConfigurationNotification,
+  DidOpenTextDocumentNotification,
+  InitializeRequest,
+  InitializedNotification,
+  IPCMessageReader,
+  IPCMessageWriter,
+  LogMessageNotification,
+  type LogMessageParams,
+  type ProtocolConnection,
+  RegistrationRequest,
+  createProtocolConnection,
+} from 'vscode-languageserver-protocol/node';
+import { type StatusParams, StatusNotification, TraceNotification, type TraceParams } from '../../server/protocol/messages';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const SERVER_JS = path.join(REPO_ROOT, 'dist', 'server.js');
+
+/** Builds dist/ when it is missing (npm test and npm run test:integration build first anyway). */
+export function ensureBuilt(): void {
+  if (fs.existsSync(SERVER_JS) && fs.existsSync(path.join(REPO_ROOT, 'dist', 'worker.js'))) return;
+  const build = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('node esbuild.mjs failed');
+}
+
+export class TestClient {
+  readonly connection: ProtocolConnection;
+  readonly statuses: StatusParams[] = [];
+  readonly traces: TraceParams[] = [];
+  readonly logs: string[] = [];
+  settings: Record<string, unknown>;
+  private readonly child: ChildProcess;
+  private statusWaiters: { accept: (s: StatusParams) => boolean; resolve: (s: StatusParams) => void }[] = [];
+
+  constructor(settings: Record<string, unknown>) {
+    this.settings = settings;
+    this.child = fork(SERVER_JS, ['--node-ipc'], { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    this.child.stderr?.on('data', (chunk: Buffer) => this.logs.push(`stderr: ${chunk.toString()}`));
+    this.connection = createProtocolConnection(new IPCMessageReader(this.child), new IPCMessageWriter(this.child));
+    this.connection.onRequest(ConfigurationRequest.type, (params) => params.items.map((item) => (item.section === 'unmask' ? this.settings : null)));
+    this.connection.onRequest(RegistrationRequest.type, () => undefined);
+    this.connection.onNotification(LogMessageNotification.method, (p: LogMessageParams) => {
+      this.logs.push(p.message);
+    });
+    this.connection.onNotification(TraceNotification, (p: TraceParams) => {
+      this.traces.push(p);
+    });
+    this.connection.onNotification(StatusNotification, (status: StatusParams) => {
+      this.statuses.push(status);
+      this.statusWaiters = this.statusWaiters.filter((w) => (w.accept(status) ? (w.resolve(status), false) : true));
+    });
+    this.connection.listen();
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async initialize(): Promise<void> {
+    await this.connection.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: {
+        workspace: { configuration: true, didChangeConfiguration: { dynamicRegistration: true } },
+        textDocument: { inlineCompletion: { dynamicRegistration: false } },
+      },
+    });
+    await this.connection.sendNotification(InitializedNotification.type, {});
+  }
+
+  /** The next status (already received ones from index `since` on count) that `accept` likes. */
+  waitForStatus(accept: (s: StatusParams) => boolean, since = 0, timeoutMs = 30_000): Promise<StatusParams> {
+    const seen = this.statuses.slice(since).find(accept);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching status in ${timeoutMs} ms; got ${JSON.stringify(this.statuses)}`)), timeoutMs);
+      this.statusWaiters.push({ accept, resolve: (s) => (clearTimeout(timer), resolve(s)) });
+    });
+  }
+
+  async changeSettings(change: Record<string, unknown>): Promise<void> {
+    this.settings = { ...this.settings, ...change };
+    await this.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: { unmask: this.settings } });
+  }
+
+  async open(uri: string, languageId: string, text: string, version = 1): Promise<void> {
+    await this.connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId, version, text } });
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await Promise.race([this.connection.sendRequest('shutdown'), new Promise((r) => setTimeout(r, 3000))]);
+      await this.connection.sendNotification('exit');
+    } catch {
+      // The server may already be gone; the kill below makes sure.
+    }
+    this.connection.dispose();
+    await new Promise((r) => setTimeout(r, 200));
+    if (this.alive) this.child.kill();
+  }
+}

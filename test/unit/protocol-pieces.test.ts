@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { dropRepeatedLines } from '../../server/protocol/completion';
+import { defaultConfig, needsReload, parseConfig } from '../../server/protocol/config';
+import { inlineItems, inlineSource } from '../../server/protocol/inline';
+import { LONG_LINE_CHARS, unsuitableReason, windowAround } from '../../server/protocol/window';
+import packageJson from '../../package.json';
+
+const AUTOMATIC = { triggerKind: 2 as const };
+
+describe('server settings', () => {
+  it('default to the values package.json declares', () => {
+    const props = packageJson.contributes.configuration.properties;
+    const config = defaultConfig();
+    assert.equal(config.steps, props['unmask.steps'].default);
+    assert.equal(config.strategy, props['unmask.strategy'].default);
+    assert.equal(config.device, props['unmask.device'].default);
+    assert.equal(config.contextTokens, props['unmask.contextTokens'].default);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it('take valid values and report every invalid one, keeping its default', () => {
+    const { config, problems } = parseConfig({ steps: 16, strategy: 'sideways', temperature: 5, threads: 2.5, device: 'cpu', modelPath: 42 });
+    assert.equal(config.steps, 16);
+    assert.equal(config.device, 'cpu');
+    assert.equal(config.strategy, 'confidence');
+    assert.equal(config.temperature, 0);
+    assert.equal(config.threads, 0);
+    assert.equal(config.modelPath, '');
+    assert.deepEqual(problems, [
+      'unmask.strategy must be one of confidence, margin, entropy, random (got "sideways"); using the default "confidence"',
+      'unmask.temperature must be at most 2 (got 5); using the default 0',
+      'unmask.modelPath must be a string (got 42); using the default ""',
+      'unmask.threads must be a whole number (got 2.5); using the default 0',
+    ]);
+  });
+
+  it('need a model reload only when the model path, device or threads change', () => {
+    const base = defaultConfig();
+    assert.equal(needsReload(base, parseConfig({ steps: 4 }).config), false);
+    assert.equal(needsReload(base, parseConfig({ device: 'cpu' }).config), true);
+    assert.equal(needsReload(base, parseConfig({ modelPath: '/m' }).config), true);
+  });
+});
+
+describe('the text window', () => {
+  it('keeps everything of a small document', () => {
+    assert.deepEqual(windowAround('abcdef', 3), { prefix: 'abc', suffix: 'def', cutBefore: 0, cutAfter: 0 });
+  });
+
+  it('cuts a huge document around the cursor before anything is tokenised', () => {
+    const text = 'x'.repeat(1_000_000);
+    const w = windowAround(text, 500_000, 100, 50);
+    assert.equal(w.prefix.length, 100);
+    assert.equal(w.suffix.length, 50);
+    assert.equal(w.cutBefore + w.prefix.length + w.suffix.length + w.cutAfter, text.length);
+  });
+
+  it('clamps a cursor past the end and never splits a surrogate pair', () => {
+    assert.equal(windowAround('abc', 99).prefix, 'abc');
+    const w = windowAround('a🚀b', 4, 2, 2);
+    assert.ok(!/[\ud800-\udbff]$|^[\udc00-\udfff]/.test(w.prefix));
+  });
+
+  it('refuses binary content, a very long cursor line and minified code', () => {
+    assert.match(unsuitableReason(windowAround('ab\u0000cd', 2))!, /NUL bytes/);
+    assert.match(unsuitableReason(windowAround('x'.repeat(LONG_LINE_CHARS + 10), 5))!, /cursor's line is \d+ characters long/);
+    const minified = Array.from({ length: 20 }, () => 'var a=1;'.repeat(60)).join('\n');
+    assert.match(unsuitableReason(windowAround(minified, 5))!, /minified/);
+    assert.equal(unsuitableReason(windowAround('def f():\n    return 1\n', 10)), undefined);
+  });
+});
+
+describe('completion clean-up', () => {
+  it('drops trailing lines that repeat the lines below the cursor', () => {
+    assert.equal(dropRepeatedLines('x = 1\n    return x\n}', '\n    return x\n}\n'), 'x = 1');
+    assert.equal(dropRepeatedLines('x = 1\ny = 2', '\nz = 3'), 'x = 1\ny = 2');
+  });
+
+  it('leaves completions alone when text follows the cursor on its line', () => {
+    assert.equal(dropRepeatedLines('a,\n  b', ')\n  b'), 'a,\n  b');
+  });
+});
+
+describe('inline items', () => {
+  const doc = TextDocument.create('file:///a.py', 'python', 1, 'def f(x):\n    return foo(x)\n');
+
+  it('replace the line from column 0 to the cursor, repeating the text before the cursor', () => {
+    const position = { line: 1, character: 11 };
+    const source = inlineSource(doc, position, AUTOMATIC);
+    assert.equal(source.window.prefix, 'def f(x):\n    return ');
+    assert.equal(source.restOfLine, 'foo(x)');
+    const [item] = inlineItems(['bar(x) + '], source, position);
+    assert.deepEqual(item, {
+      insertText: '    return bar(x) + ',
+      range: { start: { line: 1, character: 0 }, end: { line: 1, character: 11 } },
+    });
+  });
+
+  it('extend to the end of the line when the completion ends with what follows the cursor', () => {
+    const position = { line: 1, character: 15 };
+    const source = inlineSource(doc, position, AUTOMATIC);
+    assert.equal(source.restOfLine, 'x)');
+    const [item] = inlineItems(['y, x)'], source, position);
+    assert.deepEqual(item.range!.end, { line: 1, character: 17 });
+    assert.equal(item.insertText, '    return foo(y, x)');
+  });
+
+  it('take the selected IntelliSense item as typed, so the completion extends it', () => {
+    const position = { line: 1, character: 13 };
+    const context = { triggerKind: 2 as const, selectedCompletionInfo: { range: { start: { line: 1, character: 11 }, end: position }, text: 'format' } };
+    const source = inlineSource(doc, position, context);
+    assert.ok(source.window.prefix.endsWith('    return format'));
+    assert.equal(source.linePrefix, '    return format');
+    const [item] = inlineItems(['(x)'], source, position);
+    assert.equal(item.insertText, '    return format(x)');
+  });
+});

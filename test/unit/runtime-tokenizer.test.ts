@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import type { ModelFacts } from '../../server/engine/types';
+import { denoiserFile, loadManifest, requireFile } from '../../server/runtime/manifest';
+import { factsFromMetadata } from '../../server/runtime/metadata';
+import { readOnnxFileInfo } from '../../server/runtime/onnx-proto';
+import { loadTokenizer, splitAtLineStarts } from '../../server/runtime/tokenizer';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { REPO_ROOT, SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR, tempDir } from '../fixtures/models';
+import { writeTinyModel } from '../fixtures/tiny-model';
+
+const SAMPLES = [
+  'def add(a, b):\n    return a + b\n',
+  'export function f<T>(xs: T[]): T | undefined {\r\n\treturn xs[0];\r\n}\r\n',
+  'const s = "naïve café — ünïcödé ✓ 🚀";  // comment\n',
+  '    \n\n\t\t  trailing spaces   \n',
+  '',
+];
+
+function fixture(): { file: string; facts: ModelFacts } {
+  const dir = tempDir('tokenizer');
+  writeTinyModel(dir);
+  const manifest = loadManifest(dir);
+  return { file: requireFile(manifest, 'tokenizer.json'), facts: factsFromMetadata(manifest.metadata, 'manifest') };
+}
+
+/** Real model folders to check as well: the shipped model and the recipe's smoke model, when present. */
+const realModels = [SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR].filter((dir) => fs.existsSync(path.join(dir, 'manifest.json')));
+
+describe('the tokenizer', () => {
+  it('round-trips code exactly', () => {
+    const { file, facts } = fixture();
+    const { codec } = loadTokenizer(file, facts);
+    for (const text of SAMPLES) assert.equal(codec.decode(codec.encode(text)), text);
+  });
+
+  it('never turns special token strings in user text into special ids', () => {
+    const { file, facts } = fixture();
+    const { codec } = loadTokenizer(file, facts);
+    const text = 'x = "<|mask|>" + "<|eos|><|lang:python|>"';
+    const ids = codec.encode(text);
+    for (const special of [facts.maskId, facts.eosId, facts.langIds.python]) assert.ok(!ids.includes(special));
+    assert.equal(codec.decode(ids), text);
+  });
+
+  it('splits text into line pieces that concatenate back to it', () => {
+    const text = 'a\n  b\n\n\tc \r\nd\n   \n';
+    assert.deepEqual(splitAtLineStarts(text), ['a\n', '  b\n\n', '\tc \r\n', 'd\n   \n']);
+    assert.equal(splitAtLineStarts(text).join(''), text);
+  });
+
+  it('drops special tokens when decoding', () => {
+    const { file, facts } = fixture();
+    const { codec } = loadTokenizer(file, facts);
+    const ids = [...codec.encode('ab'), facts.maskId, facts.eosId, ...codec.encode('c')];
+    assert.equal(codec.decode(ids), 'abc');
+  });
+
+  it('refuses a model whose special id is an ordinary token', () => {
+    const { file, facts } = fixture();
+    assert.throws(() => loadTokenizer(file, { ...facts, maskId: 100 }), /the model's mask id 100 is the ordinary token ".*", expected a special token/);
+  });
+
+  it('refuses a manifest that names another special token string', () => {
+    const { file, facts } = fixture();
+    assert.throws(() => loadTokenizer(file, facts, { eos: '<|endoftext|>' }), /the manifest names eos "<\|endoftext\|>" but id 2 is "<\|eos\|>"/);
+  });
+
+  it('refuses a tokenizer larger than the model vocabulary', () => {
+    const { file, facts } = fixture();
+    assert.throws(() => loadTokenizer(file, { ...facts, vocabSize: 100 }), /has ids up to \d+ but the model's vocabulary has 100 entries/);
+  });
+
+  it('names a tokenizer file that is not JSON', () => {
+    const dir = tempDir('tokenizer');
+    const file = path.join(dir, 'tokenizer.json');
+    fs.writeFileSync(file, '{"model": ');
+    const { facts } = fixture();
+    assert.throws(() => loadTokenizer(file, facts), (err: Error) => err.message.startsWith(`Tokenizer ${file} is not readable JSON`));
+  });
+
+  for (const dir of realModels) {
+    const label = path.relative(REPO_ROOT, dir);
+    it(`of ${label} round-trips this repository's sources`, () => {
+      const manifest = loadManifest(dir);
+      const facts = factsFromMetadata(readOnnxFileInfo(denoiserFile(manifest)).metadata, 'model');
+      const { codec } = loadTokenizer(requireFile(manifest, 'tokenizer.json'), facts, manifest.specialTokens);
+      const tokenizerJson = JSON.parse(fs.readFileSync(requireFile(manifest, 'tokenizer.json'), 'utf8'));
+      const inOneGo = new Tokenizer({ ...tokenizerJson, added_tokens: [] }, {});
+      for (const source of ['server/runtime/model.ts', 'server/protocol/server.ts', 'models/recipe/common.py']) {
+        const full = path.join(REPO_ROOT, source);
+        if (!fs.existsSync(full)) continue;
+        const text = fs.readFileSync(full, 'utf8');
+        const ids = codec.encode(text);
+        assert.deepEqual(ids, inOneGo.encode(text, { add_special_tokens: false }).ids, `${source}: line-by-line ids differ`);
+        assert.equal(codec.decode(ids), text, source);
+      }
+    });
+  }
+});
+
+/**
+ * Ids identical to Python `tokenizers`: the recipe writes {text, ids, decoded} cases encoded by Python (without
+ * special tokens added) next to the tokenizer (models/recipe/tokenizer.py). One deliberate difference: Python turns a
+ * special token string inside the text ("<|mask|>") into its special id, while the runtime encodes it as plain text,
+ * so a file that mentions "<|mask|>" cannot punch a hole into the canvas. Cases with such strings are checked for
+ * that instead.
+ */
+const PYTHON_FIXTURES = [
+  ...realModels.map((dir) => path.join(dir, 'tokenizer_fixture.json')),
+  path.join(REPO_ROOT, 'models', 'recipe', 'data', 'tokenizer', 'fixture.json'),
+].filter((file) => fs.existsSync(file));
+
+interface PythonFixture {
+  special_tokens: Record<string, number>;
+  cases: { name: string; text: string; ids: number[]; decoded: string }[];
+}
+
+describe('the tokenizer against Python', () => {
+  if (PYTHON_FIXTURES.length === 0) {
+    it('has no Python fixture to compare with yet (models/recipe/data/tokenizer/fixture.json)', { skip: 'no fixture written by the recipe' }, () => undefined);
+  }
+  for (const fixtureFile of PYTHON_FIXTURES) {
+    it(`gives the same ids as Python for every case of ${path.relative(REPO_ROOT, fixtureFile)}`, (t) => {
+      const fixture = JSON.parse(fs.readFileSync(fixtureFile, 'utf8')) as PythonFixture;
+      assert.ok(fixture.cases.length > 0, 'the fixture holds no cases');
+      const tokenizerFile = path.join(path.dirname(fixtureFile), 'tokenizer.json');
+      const { codec, lineCache } = loadTokenizer(tokenizerFile, factsFor(tokenizerFile, fixture.special_tokens));
+      assert.ok(lineCache, 'the tokenizer passes the line-by-line self-check');
+      const specialStrings = Object.keys(fixture.special_tokens);
+      const specialIds = new Set(Object.values(fixture.special_tokens));
+      let compared = 0;
+      for (const c of fixture.cases) {
+        const ids = codec.encode(c.text);
+        if (specialStrings.some((s) => c.text.includes(s))) {
+          assert.ok(!ids.some((id) => specialIds.has(id)), `${c.name}: special strings in text became special ids`);
+          assert.equal(codec.decode(ids), c.text, `${c.name}: round trip`);
+          continue;
+        }
+        assert.deepEqual(ids, c.ids, `${c.name}: ids differ from Python`);
+        assert.equal(codec.decode(c.ids), c.decoded, `${c.name}: decoding differs from Python`);
+        compared++;
+      }
+      t.diagnostic(`${compared} cases identical to Python, ${fixture.cases.length - compared} with special strings kept as text`);
+      assert.ok(compared > 0);
+      // Whole files: line-by-line encoding (with its cache) gives the ids of encoding in one go.
+      const inOneGo = new Tokenizer({ ...JSON.parse(fs.readFileSync(tokenizerFile, 'utf8')), added_tokens: [] }, {});
+      for (const source of ['server/runtime/tokenizer.ts', 'models/recipe/tokenizer.py']) {
+        const text = fs.readFileSync(path.join(REPO_ROOT, source), 'utf8');
+        assert.deepEqual(codec.encode(text), inOneGo.encode(text, { add_special_tokens: false }).ids, source);
+      }
+    });
+  }
+});
+
+/** Facts that fit a tokenizer for an encoding test: its special ids by string, its size as the vocabulary. */
+function factsFor(tokenizerFile: string, special: Record<string, number>): ModelFacts {
+  const json = JSON.parse(fs.readFileSync(tokenizerFile, 'utf8')) as { added_tokens: { id: number }[]; model: { vocab: Record<string, number> } };
+  const size = Math.max(...Object.values(json.model.vocab), ...json.added_tokens.map((t) => t.id)) + 1;
+  const id = (content: string): number => {
+    assert.ok(special[content] !== undefined, `the fixture names no ${content}`);
+    return special[content];
+  };
+  return {
+    vocabSize: size,
+    maxSeqLen: 256,
+    maskId: id('<|mask|>'),
+    eosId: id('<|eos|>'),
+    padId: id('<|pad|>'),
+    fileSepId: id('<|file|>'),
+    langIds: { other: id('<|lang:other|>'), python: id('<|lang:python|>') },
+    spanBuckets: [8],
+  };
+}
