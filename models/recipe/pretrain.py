@@ -51,9 +51,11 @@ class Examples:
     """Draws training canvases from a TokenStream with its own numpy RNG."""
 
     def __init__(self, stream: common.TokenStream, special: dict, newline: np.ndarray, seq_len: int,
-                 rng: np.random.Generator, p_whole: float, p_line: float, p_empty: float, fim_rate: float):
+                 rng: np.random.Generator, p_whole: float, p_line: float, p_empty: float, fim_rate: float,
+                 p_loose: float = 0.0):
         self.s, self.sp, self.nl, self.T, self.rng = stream, special, newline, seq_len, rng
         self.p_whole, self.p_line, self.p_empty, self.fim_rate = p_whole, p_line, p_empty, fim_rate
+        self.p_loose = p_loose
         if len(stream.starts) == 0:
             raise ValueError("empty token stream")
         self.file_cdf = np.cumsum(stream.lengths)  # files are drawn in proportion to their length
@@ -91,6 +93,17 @@ class Examples:
         s0 = int(rng.integers(start, max(start + 1, limit)))
         return s0, min(s0 + length, limit)
 
+    def bucket_for(self, length: int, room: int) -> int:
+        """The span's length bucket: the smallest that holds it, or with probability p_loose a larger one that still
+        fits in `room` tokens. The editor asks for "up to n tokens" without knowing the completion's length, so the
+        model must learn to end a span from the code around it, not from the bucket alone; a model trained only on
+        tight buckets learns "bucket 32 means 17-32 tokens" and fails when the completion is shorter."""
+        tight = next(b for b in common.SPAN_BUCKETS if b >= max(length, 1))
+        larger = [b for b in common.SPAN_BUCKETS if tight < b <= room]
+        if larger and self.rng.random() < self.p_loose:
+            return int(larger[int(self.rng.integers(0, len(larger)))])
+        return tight
+
     def mdm(self) -> tuple[np.ndarray, np.ndarray, int]:
         """One denoising canvas: (tokens [T'] int64 with T' <= T, span mask [T'] bool, 1 if whole-window)."""
         T, eos = self.T, self.sp["eos"]
@@ -110,7 +123,7 @@ class Examples:
                 limit = int(cuts[ci + 1]) if ci + 1 < len(cuts) else n
                 start = max(int(c), prev)
                 s0, e0 = self.span_end(w, start, max(limit, start))
-                bucket = next(b for b in common.SPAN_BUCKETS if b >= max(e0 - s0, 1))
+                bucket = self.bucket_for(e0 - s0, room=T - used - (s0 - prev))
                 pad = bucket - (e0 - s0)
                 if used + (s0 - prev) + bucket > T:
                     break  # this span would not fit in the canvas: keep the spans so far
@@ -232,7 +245,8 @@ class Batches(torch.utils.data.IterableDataset):
         a, sp = self.args, self.special
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([a.seed, self.rank, info.id if info else 0])
-        ex = Examples(self.stream, sp, self.newline, a.max_seq_len, rng, a.p_whole, a.p_line, a.p_empty, a.fim_rate)
+        ex = Examples(self.stream, sp, self.newline, a.max_seq_len, rng, a.p_whole, a.p_line, a.p_empty, a.fim_rate,
+                      a.p_loose)
         while True:
             if a.objective == "mdm":
                 yield mdm_batch(ex, a.batch_size, a.eps, rng, sp["pad"], sp["mask"])
@@ -355,6 +369,8 @@ def parse_args(argv=None):
     a("--p-whole", type=float, default=0.15, help="mdm: share of whole-window (non-infill) canvases")
     a("--p-line", type=float, default=0.5, help="share of line-aligned spans (else random runs of tokens)")
     a("--p-empty", type=float, default=0.05, help="share of empty spans (only end-of-span tokens)")
+    a("--p-loose", type=float, default=0.5,
+      help="mdm: share of spans padded to a larger bucket than the smallest that holds them (bucket = upper bound)")
     a("--fim-rate", type=float, default=0.5, help="ar: share of PSM fill-in-the-middle sequences")
     a("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
     a("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
