@@ -1,5 +1,6 @@
 // Bundles the extension client and the language server (plus its inference worker and the CLI) into dist/.
 // onnxruntime-node stays external: it is a native addon whose binaries ship in node_modules (and in the VSIX).
+import * as fs from 'node:fs';
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -14,6 +15,9 @@ const common = {
   sourcemap: !production,
   minify: production,
   external: ['vscode', 'onnxruntime-node'],
+  // web-tree-sitter's ES module build finds itself through import.meta.url, which a CommonJS bundle does not have;
+  // its CommonJS build uses __dirname (and the locateFile the syntax check passes).
+  alias: { 'web-tree-sitter': './node_modules/web-tree-sitter/tree-sitter.cjs' },
   logLevel: 'warning',
 };
 
@@ -21,6 +25,19 @@ const builds = [
   { entryPoints: { client: 'client/extension.ts' } },
   { entryPoints: { server: 'server/main.ts', worker: 'server/runtime/worker.ts', cli: 'server/cli.ts' } },
 ];
+
+// The syntax check of candidates (server/runtime/syntax.ts) loads tree-sitter's runtime and one grammar per language
+// as WebAssembly files at run time; they ship in dist/tree-sitter/ (the VSIX includes dist/). These must be the
+// grammars that syntax.ts's GRAMMAR_FILES names (the integration tests check it).
+const TREE_SITTER_FILES = [
+  'node_modules/web-tree-sitter/tree-sitter.wasm',
+  'node_modules/@vscode/tree-sitter-wasm/wasm/tree-sitter-python.wasm',
+  'node_modules/@vscode/tree-sitter-wasm/wasm/tree-sitter-typescript.wasm',
+  'node_modules/@vscode/tree-sitter-wasm/wasm/tree-sitter-tsx.wasm',
+  'node_modules/@vscode/tree-sitter-wasm/wasm/tree-sitter-javascript.wasm',
+];
+fs.mkdirSync('dist/tree-sitter', { recursive: true });
+for (const file of TREE_SITTER_FILES) fs.copyFileSync(file, `dist/tree-sitter/${file.split('/').pop()}`);
 
 const contexts = await Promise.all(builds.map((b) => esbuild.context({ ...common, ...b, outdir: 'dist' })));
 if (watch) {

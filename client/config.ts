@@ -22,6 +22,8 @@ export interface UnmaskConfig {
   readonly modelPath: string;
   readonly device: Device;
   readonly threads: number;
+  /** Alternatives per batch for "Regenerate with N Candidates" and explicit inline requests (Alt+] / Alt+[). */
+  readonly candidates: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -41,6 +43,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   modelPath: '',
   device: 'auto',
   threads: 0,
+  candidates: 4,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -127,6 +130,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     modelPath: text(p, 'modelPath', get('modelPath'), d.modelPath),
     device: oneOf(p, 'device', get('device'), DEVICES, d.device),
     threads: number(p, 'threads', get('threads'), d.threads, 0, 64, true),
+    candidates: number(p, 'candidates', get('candidates'), d.candidates, 1, 16, true),
   });
   return { config, problems: Object.freeze(p) };
 }

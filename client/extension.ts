@@ -6,20 +6,25 @@
  */
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { StatusNotification, type StatusParams } from '../server/protocol/messages';
+import { StatusNotification, type StatusParams, TraceNotification, type TraceParams } from '../server/protocol/messages';
 import { CompletionCache } from './cache';
+import { RegenerateCandidates } from './candidates';
 import { languageEnabled, readConfigReport, type UnmaskConfig } from './config';
 import { EditTracker } from './editTracker';
 import { Enablement } from './enablement';
+import { FillHoles } from './fillHoles';
+import { FillPreview } from './fillPreview';
 import { FillSelection } from './fillSelection';
 import { inlineCompletionMiddleware } from './inlineMiddleware';
 import { createLanguageClient, messageOf } from './languageServer';
+import { PinnedCandidates } from './pinnedCandidates';
 import { RestartPolicy } from './restartPolicy';
 import { StatusBar } from './statusBar';
+import { UnmaskingOrderView } from './visualizer';
 
 const SNOOZE_MINUTES = 5;
-/** Settings whose change does not make cached completions stale. */
-const SETTINGS_KEEPING_CACHE = ['enable', 'languages', 'debounceMs'];
+/** Settings whose change does not make cached completions stale (the cache holds automatic completions only). */
+const SETTINGS_KEEPING_CACHE = ['enable', 'languages', 'debounceMs', 'candidates'];
 
 let client: LanguageClient | undefined;
 
@@ -46,8 +51,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
   const cache = new CompletionCache();
   const restarts = new RestartPolicy();
   const statusBar = new StatusBar('unmask.showMenu');
-  const fill = new FillSelection(() => client, log);
-  context.subscriptions.push(statusBar, fill);
+  const preview = new FillPreview();
+  const fill = new FillSelection(() => client, log, preview);
+  const fillHoles = new FillHoles(() => client, log, preview);
+  // The server's generation traces, forwarded from the one notification handler the client may register.
+  const traces = new vscode.EventEmitter<TraceParams>();
+  const unmaskingOrder = new UnmaskingOrderView(context.extensionUri, () => client, log, traces.event);
+  context.subscriptions.push(statusBar, preview, traces, unmaskingOrder);
+  // The ranked list of the last "Regenerate with N Candidates", which the inline provider serves for Alt+] / Alt+[.
+  const pinned = new PinnedCandidates();
+  const candidates = new RegenerateCandidates(() => client, () => config, pinned, context.extensionUri, log);
+  context.subscriptions.push(candidates);
 
   const showError = (message: string): void => {
     void vscode.window.showErrorMessage(message, 'Show Log').then((pick) => {
@@ -86,6 +100,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     ),
     vscode.workspace.onDidCloseTextDocument((document) => {
       edits.forget(document.uri.toString());
+      pinned.forget(document.uri.toString());
       cache.clear(document.uri.toString());
     }),
     vscode.window.onDidChangeActiveTextEditor(() => refreshClientStatus()),
@@ -168,8 +183,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
 
   context.subscriptions.push(
     vscode.commands.registerCommand('unmask.fillSelection', () => fill.run()),
-    vscode.commands.registerCommand('unmask.acceptFill', () => fill.decide('accept')),
-    vscode.commands.registerCommand('unmask.rejectFill', () => fill.decide('reject')),
+    vscode.commands.registerCommand('unmask.fillHoles', () => fillHoles.run()),
+    vscode.commands.registerCommand('unmask.regenerateCandidates', () => candidates.run()),
+    vscode.commands.registerCommand('unmask.showUnmaskingOrder', () => unmaskingOrder.show()),
+    vscode.commands.registerCommand('unmask.acceptFill', () => preview.decide('accept')),
+    vscode.commands.registerCommand('unmask.rejectFill', () => preview.decide('reject')),
     vscode.commands.registerCommand('unmask.toggle', toggle),
     vscode.commands.registerCommand('unmask.snooze', snooze),
     vscode.commands.registerCommand('unmask.showLog', () => log.show(true)),
@@ -199,7 +217,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
         log,
         config: () => config,
         restarts,
-        provideInlineCompletionItems: inlineCompletionMiddleware({ config: () => config, enablement, edits, cache, log }),
+        provideInlineCompletionItems: inlineCompletionMiddleware({ config: () => config, enablement, edits, cache, pinned, log }),
         onFatal: (message) => {
           refreshClientStatus(message);
           showError(message);
@@ -216,6 +234,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
         },
       });
       context.subscriptions.push(client.onNotification(StatusNotification, onStatus));
+      context.subscriptions.push(client.onNotification(TraceNotification, (trace: TraceParams) => traces.fire(trace)));
       await client.start();
       refreshClientStatus();
       log.info('Unmask language server started.');

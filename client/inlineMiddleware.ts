@@ -2,7 +2,11 @@
  * The inline completion middleware: vscode-languageclient 11 registers the LSP inline completion provider itself
  * and calls this before every `textDocument/inlineCompletion` request. Each concern lives in its own pure module;
  * this file only connects them to the `vscode` API, in the order that avoids work:
- * on/off and language -> no trigger right after a deletion -> cache (exact or typed-along) -> debounce -> server.
+ * on/off and language -> no trigger right after a deletion -> the pinned candidates of "Regenerate with N
+ * Candidates" -> cache (exact or typed-along; automatic requests only) -> debounce -> server.
+ *
+ * Several items for one request are VS Code's alternatives, cycled with Alt+] / Alt+[; they come from the pinned list
+ * or from the server, which answers an explicit request with the ranked candidates of one batch.
  */
 import * as vscode from 'vscode';
 import type { Middleware } from 'vscode-languageclient/node';
@@ -21,12 +25,14 @@ import type { UnmaskConfig } from './config';
 import { quietPeriod } from './debounce';
 import type { EditTracker } from './editTracker';
 import type { Enablement } from './enablement';
+import type { PinnedCandidates } from './pinnedCandidates';
 
 export interface InlineDependencies {
   readonly config: () => UnmaskConfig;
   readonly enablement: Enablement;
   readonly edits: EditTracker;
   readonly cache: CompletionCache;
+  readonly pinned: PinnedCandidates;
   readonly log: vscode.LogOutputChannel;
 }
 
@@ -53,10 +59,17 @@ export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
 
     const lineText = document.lineAt(position.line).text;
     const selected = plainSelection(context.selectedCompletionInfo);
+    const pinned = selected ? undefined : deps.pinned.get(uri, document.version, position.line, position.character);
+    if (pinned) {
+      const completions = pinned.map((text) => toCompletion({ insertText: text }, position, lineText)).filter((c): c is Completion => c !== undefined && isUseful(c));
+      deps.log.trace(`inline ${where}: ${completions.length} pinned candidate(s)`);
+      return shown(completions, lineText, position, undefined);
+    }
     // While the suggest widget shows a selected item the server completes as if it were accepted; such results
-    // depend on the item, so they bypass the cache.
+    // depend on the item, so they bypass the cache. An explicit request (Alt+\, or Alt+] / Alt+[ asking for the
+    // alternatives) bypasses it too: the cache may hold the single completion of an automatic request.
     const query = selected ? undefined : cacheQuery(document, position);
-    const cached = query && deps.cache.get(query);
+    const cached = query && automatic ? deps.cache.get(query) : undefined;
     if (cached) {
       deps.log.trace(`inline ${where}: ${cached.length} from the cache`);
       return shown(cached, lineText, position, undefined);

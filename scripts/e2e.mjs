@@ -8,13 +8,22 @@
  *   node scripts/e2e.mjs --headed                     # show the browser (needs a display)
  *   node scripts/e2e.mjs --trace                      # VS Code logs at trace level (with --keep: read them after)
  *   node scripts/e2e.mjs --vsix dist/unmask-linux-x64.vsix   # install the packaged VSIX instead of this folder
+ *   node scripts/e2e.mjs --only 'holes|unmasking'    # run only the tests whose names match (case-insensitive)
  *
  * It installs the built extension (this folder, unpacked) into a fresh extensions dir, starts code-server on a free
  * loopback port with a fresh profile and a workspace holding one Python file, then:
  *   1. types in the Python file, waits for ghost text from the real model, accepts it with Tab, saves, and checks that
  *      the file on disk changed by exactly the text that was shown;
  *   2. runs "Unmask: Fill Selection", rejects the preview (the file must not change), runs it again and accepts
- *      (the file must change inside the selection only).
+ *      (the file must change inside the selection only);
+ *   3. runs "Unmask: Fill All Holes" on a file with three {{hole}} markers and accepts: the markers are gone, the rest
+ *      of the file is intact, and one undo brings the markers back;
+ *   4. opens "Unmask: Show Unmasking Order" (timing open-to-first-render), fills holes while it is open, checks the
+ *      tokens, steps and AR-ness it shows, plays, scrubs with the keyboard, and hides and restores the panel;
+ *   5. runs "Unmask: Regenerate with N Candidates" in a TypeScript file, checks the ranked entries of the candidates
+ *      panel, closes it and cycles the same list as ghost text (Alt+\, Alt+]), inserts one with its number key (the
+ *      file changes only then, by that text, as one undoable edit), and checks that a candidate chosen after the
+ *      document changed is refused.
  * Screenshots go to test-output/e2e/. Every wait is bounded; code-server and Chromium are killed on every exit path.
  * Prints one line per test and a "N passed, N failed" summary; exits 1 on any failure.
  */
@@ -37,6 +46,7 @@ const KEEP = process.argv.includes('--keep');
 const HEADED = process.argv.includes('--headed');
 const TRACE = process.argv.includes('--trace');
 const VSIX = process.argv.includes('--vsix') ? path.resolve(process.argv[process.argv.indexOf('--vsix') + 1] ?? '') : undefined;
+const ONLY = process.argv.includes('--only') ? new RegExp(process.argv[process.argv.indexOf('--only') + 1] ?? '', 'i') : undefined;
 /** The whole run is killed after this long, whatever it is doing. */
 const TOTAL_TIMEOUT_MS = Number(process.env.UNMASK_E2E_TIMEOUT_MS ?? 12 * 60_000);
 /** Model load plus the first generation on a busy 2-core CPU. */
@@ -136,6 +146,48 @@ function writeJson(file, value) {
   fs.writeFileSync(file, JSON.stringify(value, null, 2));
 }
 
+/** Three holes for Fill All Holes: with a hint, on a line of their own, and in a comment. */
+const FILL_HOLES_FILE = 'fill_holes.py';
+const FILL_HOLES_TEXT = [
+  'def area(width, height):',
+  '    return {{hole:8}}',
+  '',
+  '',
+  'def perimeter(width, height):',
+  '    {{hole:16}}',
+  '',
+  '',
+  '# {{hole}}',
+  'print(area(2, 3), perimeter(2, 3))',
+  '',
+].join('\n');
+/** Holes of 16 + 16 + 32 tokens: the unmasking-order test replays a 64-token generation. */
+const ORDER_FILE = 'unmasking_order.py';
+const ORDER_TEXT = [
+  'import math',
+  '',
+  '',
+  'def circle_area(radius):',
+  '    return {{hole:16}}',
+  '',
+  '',
+  'def circle_perimeter(radius):',
+  '    return {{hole:16}}',
+  '',
+  '',
+  '{{hole:32}}',
+  '',
+].join('\n');
+/** Issue 5's target for opening the unmasking-order view (printed, not enforced: this box is shared and slow). */
+const VISUALIZER_OPEN_TARGET_MS = 300;
+
+/** "Regenerate with N Candidates" runs in the body of this function, after "return " (line 2, column 10). */
+const CANDIDATES_FILE = 'candidates.ts';
+const CANDIDATES_TEXT = ['export function total(prices: number[]): number {', '  return ', '}', ''].join('\n');
+const CANDIDATES_AT = { line: 2, column: 10 };
+/** The candidates panel's tab ("Unmask: 3 Candidates"); plain "Candidate" would also match candidates.ts. */
+const CANDIDATES_TAB = /Unmask: \d+ Candidate/;
+
 /** The Python file the tests type into (shared with the extension-host suite). Line 5 is an indented empty line. */
 const TYPE_AT_LINE = 5;
 const TYPED = 'return fib';
@@ -208,6 +260,9 @@ function prepareDirs() {
   });
   writeWorkspace(dirs.workspace);
   fs.writeFileSync(path.join(dirs.workspace, 'holes.py'), 'total = {{hole:8}}  # then {{hole}} here\n');
+  fs.writeFileSync(path.join(dirs.workspace, FILL_HOLES_FILE), FILL_HOLES_TEXT);
+  fs.writeFileSync(path.join(dirs.workspace, ORDER_FILE), ORDER_TEXT);
+  fs.writeFileSync(path.join(dirs.workspace, CANDIDATES_FILE), CANDIDATES_TEXT);
   writeWorkspace(dirs.suiteWorkspace);
   return dirs;
 }
@@ -356,16 +411,21 @@ async function saveAndRead(page, file) {
   return fs.readFileSync(file, 'utf8');
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// The tests.
-async function testGhostText(page, dirs) {
-  const file = path.join(dirs.workspace, 'main.py');
-  await openFile(page, 'main.py');
+/** Waits until the status bar shows the model loaded (the sparkle), failing at once on an error status. */
+async function waitForServerReady(page) {
   await waitFor('the Unmask server to be ready', MODEL_READY_TIMEOUT_MS, async () => {
     const status = await unmaskStatus(page);
     if (status?.icons.includes('codicon-error')) throw new Fatal(`the Unmask server reports an error: ${status.title}`);
     return status && status.icons.includes('codicon-sparkle');
   }, 500);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The tests.
+async function testGhostText(page, dirs) {
+  const file = path.join(dirs.workspace, 'main.py');
+  await openFile(page, 'main.py');
+  await waitForServerReady(page);
   log(`status bar: ${JSON.stringify(await unmaskStatus(page))}`);
   await screenshot(page, '01-ready');
 
@@ -496,6 +556,349 @@ async function testHoleHighlighting(page) {
   return `marker ${holes[0].color}, hint ${hint}, code ${code}, comment ${comment}`;
 }
 
+/** Everything the document had but the hole markers, in order: the markers' places may hold any text. */
+function withoutMarkers(original, after) {
+  const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pieces = original.split(/\{\{hole(?::\d+)?\}\}/);
+  return new RegExp(`^${pieces.map(escape).join('([\\s\\S]*?)')}$`).exec(after);
+}
+
+async function testFillAllHoles(page, dirs) {
+  const file = path.join(dirs.workspace, FILL_HOLES_FILE);
+  await openFile(page, FILL_HOLES_FILE);
+  await waitForServerReady(page);
+  await runCommand(page, 'Unmask: Fill All Holes');
+  const diff = page.locator('.monaco-diff-editor');
+  await diff.first().waitFor({ state: 'visible', timeout: GHOST_TEXT_TIMEOUT_MS });
+  // "apply the fill of 3 holes shown in the diff?" or, from a model that wrote nothing, "... left all 3 holes empty ...".
+  const notification = page.locator('.notification-toast', { hasText: '3 holes' });
+  await notification.waitFor({ state: 'visible', timeout: 15_000 });
+  await screenshot(page, '08-fill-holes-preview');
+  await notification.getByRole('button', { name: 'Accept' }).click();
+  await diff.first().waitFor({ state: 'hidden', timeout: 15_000 });
+  const after = await saveAndRead(page, file);
+  await screenshot(page, '09-fill-holes-accepted');
+  if (after.includes('{{hole')) throw new Error(`hole markers are left after accepting:\n${after}`);
+  const filled = withoutMarkers(FILL_HOLES_TEXT, after);
+  if (!filled) throw new Error(`text outside the holes changed:\n${after}`);
+
+  // The three replacements were one edit: one undo brings every marker back.
+  await page.keyboard.press('Control+Z');
+  const undone = await saveAndRead(page, file);
+  if (undone !== FILL_HOLES_TEXT) throw new Error(`one undo did not restore the holes:\n${undone}`);
+  return `filled ${JSON.stringify(filled.slice(1))}`;
+}
+
+/**
+ * Runs `trigger` and waits for the unmasking-order view's page (the inner frame of its webview) to have drawn.
+ * Returns the frame and when, in ms after `trigger` started, the webview's iframe appeared, the page's HTML was
+ * there and its script had drawn the first state.
+ */
+async function timeVisualizer(page, trigger, timeoutMs) {
+  const started = Date.now();
+  await trigger();
+  const marks = {};
+  const frame = await waitFor('the unmasking-order view to render', timeoutMs, async () => {
+    if (marks.iframe === undefined && (await page.$('iframe.webview'))) marks.iframe = Date.now() - started;
+    for (const frame of page.frames()) {
+      const app = await frame.$('#app.unmask-visualizer').catch(() => null);
+      if (!app) continue;
+      marks.page ??= Date.now() - started;
+      if ((await app.getAttribute('data-rendered').catch(() => null)) === 'true') {
+        marks.rendered = Date.now() - started;
+        return frame;
+      }
+    }
+    return undefined;
+  }, 10);
+  return { frame, marks };
+}
+
+/** What the view shows: token cells, how many are shown, the slider, the status line and the AR-ness table. */
+async function visualizerState(frame) {
+  return frame.evaluate(() => {
+    const scrub = document.getElementById('scrub');
+    const rows = [...document.querySelectorAll('#arness tr')].map((tr) => [...tr.children].map((c) => c.textContent.trim()));
+    return {
+      state: document.getElementById('app').dataset.state,
+      meta: document.getElementById('meta').textContent,
+      status: document.getElementById('status').textContent,
+      tokens: document.querySelectorAll('.tok').length,
+      shown: document.querySelectorAll('.tok.shown').length,
+      swatches: document.querySelectorAll('.swatch').length,
+      position: Number(scrub.value),
+      max: Number(scrub.max),
+      playing: document.getElementById('play').getAttribute('aria-pressed') === 'true',
+      arness: rows,
+    };
+  });
+}
+
+async function testUnmaskingOrder(page) {
+  await openFile(page, ORDER_FILE);
+  await waitForServerReady(page);
+
+  // 1. Open the view and time it: from the command (Enter in the palette) to the page having drawn its first state.
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill('>Unmask: Show Unmasking Order');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Unmask: Show Unmasking Order' }).first().waitFor({ state: 'visible', timeout: 15_000 });
+  const open = await timeVisualizer(page, () => page.keyboard.press('Enter'), 30_000);
+  let frame = open.frame;
+  const openMs = open.marks.rendered;
+  log(`unmasking order: open-to-first-render ${openMs} ms (issue 5 target <= ${VISUALIZER_OPEN_TARGET_MS} ms); ${JSON.stringify(open.marks)}`);
+
+  // 2. A generation while it is open: the view follows it live and ends on its final trace (16 + 16 + 32 masks).
+  await page.locator('.tab', { hasText: ORDER_FILE }).first().click();
+  await runCommand(page, 'Unmask: Fill All Holes');
+  const notification = page.locator('.notification-toast', { hasText: '3 holes' });
+  await notification.waitFor({ state: 'visible', timeout: GHOST_TEXT_TIMEOUT_MS });
+  const drawn = await waitFor('the view to show the Fill All Holes generation', 15_000, async () => {
+    const state = await visualizerState(frame);
+    return state.meta.startsWith('Fill All Holes · unmasking_order.py') && !state.meta.includes('running') ? state : undefined;
+  });
+  await notification.getByRole('button', { name: 'Reject' }).click();
+  await page.locator('.monaco-diff-editor').first().waitFor({ state: 'hidden', timeout: 15_000 });
+  await screenshot(page, '10-unmasking-order');
+  if (drawn.tokens !== 64) throw new Error(`expected 64 token cells (holes of 16 + 16 + 32), got ${drawn.tokens}`);
+  if (drawn.shown !== 64 || drawn.position !== drawn.max || drawn.max < 1) throw new Error(`the view does not end on the final step: ${JSON.stringify(drawn)}`);
+  if (drawn.swatches !== drawn.max) throw new Error(`${drawn.swatches} step colours for ${drawn.max} steps`);
+  const [header, local, global] = drawn.arness;
+  if (header?.length !== 9 || local?.[0] !== 'Local' || global?.[0] !== 'Global') throw new Error(`no AR-ness table: ${JSON.stringify(drawn.arness)}`);
+  const value = /^(0|1)\.\d\d$|^–$/;
+  if (![...local.slice(1), ...global.slice(1)].every((v) => value.test(v)) || !/^\d\.\d\d$/.test(global[1])) {
+    throw new Error(`AR-ness values are not shown: ${JSON.stringify(drawn.arness)}`);
+  }
+
+  // Pin this generation: with "Follow live" off, a completion the editor asks for meanwhile does not replace it.
+  await frame.click('#live');
+  if (await frame.isChecked('#live')) throw new Error('"Follow live" did not turn off');
+
+  // 3. Play with the keyboard (Space on the token canvas) and watch the replay pass through the steps smoothly: the
+  // gaps between animation frames while it plays show whether anything blocked the page.
+  await frame.evaluate(() => {
+    window.__gaps = [];
+    let last = performance.now();
+    let started = false;
+    const tick = (t) => {
+      const playing = document.getElementById('play').getAttribute('aria-pressed') === 'true';
+      if (playing && started) window.__gaps.push(t - last);
+      started ||= playing;
+      last = t;
+      if (!started || playing) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  await frame.click('#canvas');
+  await page.keyboard.press(' ');
+  const seen = new Set();
+  let midShot = false;
+  await waitFor('the replay to finish', 30_000, async () => {
+    const state = await visualizerState(frame);
+    seen.add(state.position);
+    if (!midShot && state.position > 0 && state.position < state.max) {
+      midShot = true;
+      await screenshot(page, '11-unmasking-order-playing');
+    }
+    return !state.playing && state.position === state.max && seen.size > 2 ? state : undefined;
+  }, 50);
+  const gaps = await frame.evaluate(() => window.__gaps);
+  const worstGap = Math.max(0, ...gaps);
+  if (![...seen].some((p) => p > 0 && p < drawn.max)) throw new Error(`the replay showed no step in between: ${[...seen]}`);
+
+  // 4. Scrub with the keyboard: Home shows every position masked, two steps right show exactly those steps' tokens.
+  await frame.focus('#scrub');
+  await page.keyboard.press('Home');
+  const start = await visualizerState(frame);
+  if (start.position !== 0 || start.shown !== 0) throw new Error(`Home did not go back to the start: ${JSON.stringify(start)}`);
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  const scrubbed = await visualizerState(frame);
+  const inAll = Number(/(\d+) of 64 in all/.exec(scrubbed.status)?.[1]);
+  if (scrubbed.position !== 2 || scrubbed.shown !== inAll || !(inAll > 0)) throw new Error(`scrubbing to step 2 shows the wrong tokens: ${JSON.stringify(scrubbed)}`);
+  await screenshot(page, '12-unmasking-order-scrubbed');
+
+  // 5. Hide the panel behind another editor in its group and bring it back: it resumes at the same step.
+  await page.locator('.tab', { hasText: 'Unmasking Order' }).first().click();
+  await runCommand(page, 'File: New Untitled Text File');
+  await page.locator('.tab.active', { hasText: 'Untitled' }).waitFor({ timeout: 15_000 });
+  const closeTab = (name) => page.locator('.tab', { hasText: name }).first().locator('.tab-actions .codicon-close').click({ force: true });
+  const back = await timeVisualizer(page, () => closeTab('Untitled'), 15_000);
+  await page.locator('.tab.active', { hasText: 'Unmasking Order' }).waitFor({ timeout: 15_000 });
+  log(`unmasking order: shown again after being hidden, drawn after ${back.marks.rendered} ms; ${JSON.stringify(back.marks)}`);
+  frame = back.frame;
+  const restored = await waitFor('the view to restore its step', 10_000, async () => {
+    const state = await visualizerState(frame);
+    return state.tokens === 64 ? state : undefined;
+  });
+  await screenshot(page, '13-unmasking-order-restored');
+  if (restored.position !== 2 || restored.shown !== inAll) throw new Error(`the restored view lost its step: ${JSON.stringify(restored)}`);
+
+  // 6. Close it and open it again: the second open no longer pays for the webview machinery's first start.
+  await closeTab('Unmasking Order');
+  await page.locator('.tab', { hasText: 'Unmasking Order' }).waitFor({ state: 'detached', timeout: 15_000 });
+  await page.locator('.tab', { hasText: ORDER_FILE }).first().click();
+  await page.keyboard.press('F1');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill('>Unmask: Show Unmasking Order');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Unmask: Show Unmasking Order' }).first().waitFor({ state: 'visible', timeout: 15_000 });
+  const reopen = await timeVisualizer(page, () => page.keyboard.press('Enter'), 30_000);
+  log(`unmasking order: reopened, open-to-first-render ${reopen.marks.rendered} ms; ${JSON.stringify(reopen.marks)}`);
+
+  return (
+    `open-to-first-render ${openMs} ms first, ${reopen.marks.rendered} ms again (target <= ${VISUALIZER_OPEN_TARGET_MS} ms); ` +
+    `${drawn.tokens} tokens in ${drawn.max} steps; ` +
+    `AR-ness@1 local ${local[1]} global ${global[1]}; replay passed steps ${[...seen].sort((a, b) => a - b).join(',')}, ` +
+    `longest frame gap ${worstGap.toFixed(0)} ms over ${gaps.length} frames`
+  );
+}
+
+/** The candidates panel's page (the inner frame of its webview) once its script has listed the candidates. */
+async function candidatesFrame(page, timeoutMs) {
+  return waitFor('the candidates panel to render', timeoutMs, async () => {
+    for (const frame of page.frames()) {
+      const title = await frame.$eval('main.unmask-candidates #title', (el) => el.textContent).catch(() => '');
+      if (title) return frame;
+    }
+    return undefined;
+  }, 100);
+}
+
+/** What the candidates panel shows: its title, summary and, per entry, rank, scores and the highlighted text. */
+async function candidatesState(frame) {
+  return frame.evaluate(() => ({
+    title: document.getElementById('title').textContent,
+    summary: document.getElementById('summary').textContent,
+    empty: document.getElementById('empty').hidden ? '' : document.getElementById('empty').textContent,
+    stale: document.getElementById('stale').hidden ? '' : document.getElementById('stale').textContent,
+    entries: [...document.querySelectorAll('.candidate')].map((item) => ({
+      rank: item.querySelector('.rank').textContent,
+      syntax: item.querySelector('.syntax').textContent,
+      likelihood: item.querySelector('.likelihood').textContent,
+      score: item.querySelector('.score').textContent,
+      inserted: item.querySelector('.inserted').textContent,
+      context: [...item.querySelectorAll('.context')].map((el) => el.textContent),
+    })),
+  }));
+}
+
+/**
+ * Runs the command at the cursor until the panel lists at least one candidate (the model may leave every row of a
+ * batch empty; each run draws new samples), at most three times. Returns the panel's frame and state.
+ */
+async function regenerateCandidates(page) {
+  for (let attempt = 1; ; attempt++) {
+    await runCommand(page, 'Unmask: Regenerate with N Candidates');
+    const frame = await candidatesFrame(page, GHOST_TEXT_TIMEOUT_MS);
+    const state = await candidatesState(frame);
+    if (state.entries.length > 0 || attempt === 3) return { frame, state, attempt };
+    log(`candidates: attempt ${attempt} listed none (${state.empty}); closing the panel and regenerating`);
+    await frame.click('header h1');
+    await page.keyboard.press('Escape');
+    await page.locator('.tab', { hasText: CANDIDATES_TAB }).waitFor({ state: 'hidden', timeout: 15_000 });
+    await goToLine(page, CANDIDATES_AT.line, CANDIDATES_AT.column);
+  }
+}
+
+async function testCandidates(page, dirs) {
+  const file = path.join(dirs.workspace, CANDIDATES_FILE);
+  await openFile(page, CANDIDATES_FILE);
+  await waitForServerReady(page);
+  await goToLine(page, CANDIDATES_AT.line, CANDIDATES_AT.column);
+
+  // 1. The panel: ranked entries with their scores and the inserted text highlighted in the code around the cursor.
+  const { frame, state, attempt } = await regenerateCandidates(page);
+  await screenshot(page, '14-candidates-panel');
+  log(`candidates panel (attempt ${attempt}): ${JSON.stringify(state)}`);
+  if (!state.title.includes(`${CANDIDATES_FILE}:${CANDIDATES_AT.line}:${CANDIDATES_AT.column}`)) throw new Error(`the title does not name the position: ${state.title}`);
+  if (!/^4 generated in one batch( \(\d+ distinct\))?, [1-8] model calls, \d+ ms$/.test(state.summary)) {
+    throw new Error(`the summary does not describe one batch of 4 in at most 8 model calls: ${state.summary}`);
+  }
+  if (state.entries.length === 0) throw new Error(`three runs listed no candidate: ${state.empty}`);
+  if (state.entries.length > 4) throw new Error(`${state.entries.length} entries for 4 candidates`);
+  state.entries.forEach((entry, i) => {
+    if (entry.rank !== String(i + 1)) throw new Error(`entry ${i} is ranked ${entry.rank}`);
+    if (!/^(syntax ok|\d+ syntax errors?)$/.test(entry.syntax)) throw new Error(`no syntax verdict from the TypeScript parser: ${entry.syntax}`);
+    if (!/^log-prob -?\d+\.\d\d\/token/.test(entry.likelihood) || !/^score -?\d+\.\d\d$/.test(entry.score)) throw new Error(`no scores: ${JSON.stringify(entry)}`);
+    if (!entry.context[0].endsWith('  return ') || !entry.context[1].startsWith('\n}')) throw new Error(`the code around the insertion is wrong: ${JSON.stringify(entry.context)}`);
+  });
+  const scores = state.entries.map((e) => Number(e.score.slice('score '.length)));
+  if (scores.some((s, i) => i > 0 && s > scores[i - 1])) throw new Error(`entries are not best first: ${scores}`);
+  const dirty = page.locator('.tab.dirty', { hasText: CANDIDATES_FILE });
+  if ((await dirty.count()) !== 0 || fs.readFileSync(file, 'utf8') !== CANDIDATES_TEXT) {
+    throw new Error('the document changed before a candidate was accepted');
+  }
+
+  // 2. Esc closes the panel and returns to the editor at the cursor, where the same ranked list backs the inline
+  // suggestions: Alt+\ shows candidate 1 as ghost text and Alt+] moves on to candidate 2.
+  await frame.click('header h1');
+  await page.keyboard.press('Escape');
+  await page.locator('.tab', { hasText: CANDIDATES_TAB }).waitFor({ state: 'hidden', timeout: 15_000 });
+  const normalise = (text) => text.split('\n').map((l) => l.trimEnd()).join('\n').trim();
+  const shownText = async () => {
+    const g = await ghostText(page);
+    return g.visible ? normalise([g.inline, ...g.lines].join('\n')) : undefined;
+  };
+  await page.keyboard.press('Alt+Backslash');
+  const firstShown = await waitFor('ghost text of candidate 1', 15_000, shownText);
+  if (firstShown !== normalise(state.entries[0].inserted)) throw new Error(`Alt+\\ shows ${JSON.stringify(firstShown)}, not candidate 1 ${JSON.stringify(state.entries[0].inserted)}`);
+  let cycled = `Alt+\\ showed candidate 1 ${JSON.stringify(firstShown)}`;
+  if (state.entries.length > 1) {
+    await page.keyboard.press('Alt+BracketRight');
+    const secondShown = await waitFor('ghost text of candidate 2', 15_000, async () => {
+      const text = await shownText();
+      return text !== undefined && text !== firstShown ? text : undefined;
+    });
+    if (secondShown !== normalise(state.entries[1].inserted)) throw new Error(`Alt+] shows ${JSON.stringify(secondShown)}, not candidate 2 ${JSON.stringify(state.entries[1].inserted)}`);
+    cycled += `, Alt+] candidate 2 ${JSON.stringify(secondShown)}`;
+  }
+  await screenshot(page, '15-candidates-inline');
+  await page.keyboard.press('Escape');
+  if ((await dirty.count()) !== 0) throw new Error('showing the candidates inline changed the document');
+
+  // 3. Accept the last entry with its number key: the document gets exactly that text at the cursor, as one edit.
+  await goToLine(page, CANDIDATES_AT.line, CANDIDATES_AT.column);
+  const listed = await regenerateCandidates(page);
+  if (listed.state.entries.length === 0) throw new Error(`three runs listed no candidate: ${listed.state.empty}`);
+  const choice = listed.state.entries.length;
+  const chosen = listed.state.entries[choice - 1].inserted;
+  await listed.frame.click('header h1');
+  await page.keyboard.press(String(choice));
+  await page.locator('.tab', { hasText: CANDIDATES_TAB }).waitFor({ state: 'hidden', timeout: 15_000 });
+  const after = await saveAndRead(page, file);
+  await screenshot(page, '16-candidate-accepted');
+  const offset = CANDIDATES_TEXT.split('\n').slice(0, CANDIDATES_AT.line - 1).join('\n').length + CANDIDATES_AT.column;
+  const expected = CANDIDATES_TEXT.slice(0, offset) + chosen + CANDIDATES_TEXT.slice(offset);
+  if (after !== expected) throw new Error(`the file is not the original plus candidate ${choice}:\n  expected ${JSON.stringify(expected)}\n  got      ${JSON.stringify(after)}`);
+  await page.keyboard.press('Control+Z');
+  if ((await saveAndRead(page, file)) !== CANDIDATES_TEXT) throw new Error('one undo did not remove the inserted candidate');
+
+  // 4. A candidate chosen after the document changed is refused, with a message, and nothing is inserted.
+  await goToLine(page, CANDIDATES_AT.line, CANDIDATES_AT.column);
+  const second = await regenerateCandidates(page);
+  let refused = 'not checked: the model listed no candidate';
+  if (second.state.entries.length > 0) {
+    await page.locator('.editor-group-container', { hasText: 'export function total' }).locator('.monaco-editor textarea').first().focus();
+    await page.keyboard.type('0');
+    await second.frame.click('.candidate');
+    const warning = page.locator('.notification-toast', { hasText: 'the document changed since these candidates were generated' });
+    await warning.waitFor({ state: 'visible', timeout: 15_000 });
+    const banner = await waitFor('the panel to say its candidates are stale', 10_000, async () => (await candidatesState(second.frame)).stale);
+    await screenshot(page, '17-candidate-refused');
+    const typed = CANDIDATES_TEXT.slice(0, offset) + '0' + CANDIDATES_TEXT.slice(offset);
+    await page.locator('.tab', { hasText: CANDIDATES_FILE }).first().click();
+    if ((await saveAndRead(page, file)) !== typed) throw new Error('a refused candidate changed the document');
+    refused = `refused after an edit: ${JSON.stringify(banner)}`;
+    await second.frame.click('header h1');
+  } else {
+    await second.frame.click('header h1');
+  }
+  await page.keyboard.press('Escape');
+  await page.locator('.tab', { hasText: CANDIDATES_TAB }).waitFor({ state: 'hidden', timeout: 15_000 });
+  return `${state.entries.length} candidate(s) listed; ${cycled}; inserted #${choice} ${JSON.stringify(chosen)}; ${refused}`;
+}
+
 /**
  * The extension-host suite (test/e2e/suite/, the one `npm run test:electron` runs in desktop VS Code), run in
  * code-server: a second window opens with the workbench's `payload` options extensionDevelopmentPath and
@@ -552,9 +955,12 @@ async function main() {
       ['types in a Python file, sees ghost text from the model and accepts it with Tab', () => testGhostText(page, dirs)],
       ['previews Fill Selection and edits only on accept, as one undoable edit', () => testFillSelection(page, dirs)],
       ['highlights {{hole}} markers in code and comments', () => testHoleHighlighting(page)],
+      ['fills all holes of a file in one run and replaces the markers as one undoable edit on accept', () => testFillAllHoles(page, dirs)],
+      ['shows the unmasking order live, replays it and scrubs it, and resumes after being hidden', () => testUnmaskingOrder(page)],
+      ['regenerates 4 candidates into a ranked panel and inserts only the one accepted, as one edit', () => testCandidates(page, dirs)],
       ['runs the extension-host suite (test/e2e/suite) in code-server', () => testExtensionHostSuite({ browser, url, dirs })],
     ];
-    for (const [name, test] of tests) {
+    for (const [name, test] of tests.filter(([name]) => !ONLY || ONLY.test(name))) {
       const t0 = Date.now();
       try {
         const detail = await test();

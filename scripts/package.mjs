@@ -53,6 +53,20 @@ fs.writeFileSync(
 
 const out = path.join('dist', `unmask-${target}.vsix`);
 const vsce = path.join(ROOT, 'node_modules/@vscode/vsce/vsce');
+
+// The syntax check of candidates loads tree-sitter's WebAssembly files from dist/tree-sitter/ (esbuild.mjs copies
+// them there); a VSIX without them would rank candidates without the check, so make sure they are packaged.
+const wasm = fs.existsSync(path.join(ROOT, 'dist/tree-sitter'))
+  ? fs.readdirSync(path.join(ROOT, 'dist/tree-sitter')).filter((f) => f.endsWith('.wasm')).map((f) => `dist/tree-sitter/${f}`)
+  : [];
+const listed = spawnSync(process.execPath, [vsce, 'ls', '--ignoreFile', ignoreFile], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+const packaged = new Set(listed.stdout.split('\n').map((line) => line.trim()));
+const unpackaged = wasm.filter((file) => !packaged.has(file));
+if (listed.status !== 0 || wasm.length === 0 || unpackaged.length > 0) {
+  console.error(`package: the tree-sitter files would not ship (${wasm.length === 0 ? 'dist/tree-sitter/ is empty' : unpackaged.join(', ') || listed.stderr})`);
+  fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
+  process.exit(1);
+}
 run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', '--skip-license', '-o', out]);
 fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
 console.log(`package: ${out} (${(fs.statSync(path.join(ROOT, out)).size / 1e6).toFixed(1)} MB)`);

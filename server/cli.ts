@@ -234,7 +234,8 @@ async function single(args: Args, file: string): Promise<void> {
     }
     const r = outcome.result;
     const out: string[] = [];
-    out.push(`model ${model.manifest.id} (${path.basename(model.modelFile)}) on ${model.device}, loaded in ${model.loadMs.toFixed(0)} ms`);
+    const files = model.contextFile ? `${path.basename(model.contextFile)} + ${path.basename(model.modelFile)}` : path.basename(model.modelFile);
+    out.push(`model ${model.manifest.id} (${files}) on ${model.device}, loaded in ${model.loadMs.toFixed(0)} ms`);
     out.push(
       `${languageId} at ${line}:${col}: ${r.trace.holeLengths[0]}-token span, ${r.modelCalls} model calls, ` +
         `${totalMs.toFixed(0)} ms (${r.modelMs.toFixed(0)} ms in the model), canvas ${r.canvasTokens} tokens`,

@@ -14,11 +14,21 @@ embedding in the fp32 file (torch constant-folds a transposed copy; it is replac
 the int8 file becomes an int8 embedding table (per-row scales) for the Gather plus its transposed int8 copy for the
 projection.
 
+A checkpoint trained with `--attention context_only` exports as two graphs instead (the cached-context denoiser,
+models/README.md; modules in cached.py): context.int8.onnx (input_ids [B,T] int64, span_mask [B,T] bool ->
+past_key, past_value [L,B,H,T,Dh] float32), run once per request, and step.int8.onnx (span_ids [B,S] int64,
+span_pos [B,S] int64, past_key, past_value [L,Bc,H,T,Dh], context_mask [Bc,T] bool, out_idx [B,P] int64 -> logits
+[B,P,V]; Bc = B or 1), run per denoising step; context.onnx and step.onnx with --fp32. Both carry the metadata
+below plus `unmask.graph` ("context" or "step") and `unmask.cache` (JSON: layout, layers, heads, head_dim);
+manifest.json names them under "cached_context". The export refuses to write them unless the PyTorch two-module
+computation matches the checkpoint's own forward on every parity case.
+
 parity.json (checked by test/unit/parity.test.ts): {"format": 1, "tolerance": {...}, "cases": [{"name", "input_ids"
-[B][T], "positions" [B][P], "top1" [B][P] (argmax of the PyTorch fp32 logits at every position), "logits_at" [K]
-(indices into each row of positions), "logits" [B][K][V] (PyTorch fp32 logits there)}]}. An fp32 ONNX must match
-"logits" with relative L2 error < tolerance.fp32_rel_l2; an int8 ONNX must agree with "top1" on at least
-tolerance.int8_top1 of the positions.
+[B][T], "positions" [B][P], "holes" [[start, length], ...] (the span layout shared by the rows; positions lie in it),
+"top1" [B][P] (argmax of the PyTorch fp32 logits at every position), "logits_at" [K] (indices into each row of
+positions), "logits" [B][K][V] (PyTorch fp32 logits there)}]}. The logits are the checkpoint's full forward with the
+holes as span_mask. An fp32 ONNX must match "logits" with relative L2 error < tolerance.fp32_rel_l2; an int8 ONNX
+must agree with "top1" on at least tolerance.int8_top1 of the positions.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import common
+from cached import ContextEncoder, SpanStep, cached_logits
 from model import count_params
 
 FORMAT = 1
@@ -66,6 +77,63 @@ def export_fp32(model, path: Path, opset: int) -> None:
                       dynamic_axes={"input_ids": {0: "B", 1: "T"}, "positions": {0: "B", 1: "P"},
                                     "logits": {0: "B", 1: "P"}},
                       do_constant_folding=True, **kwargs)
+
+
+def _exporter_kwargs() -> dict:
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        return {"dynamo": False}  # the TorchScript exporter, as export_fp32
+    return {}
+
+
+def export_cached_fp32(model, context_path: Path, step_path: Path, opset: int) -> None:
+    """The context and step graphs of a context_only checkpoint (cached.py). The step graph is traced with a cache of
+    batch 1 and two rows, the shape the runtime feeds; its Bc axis stays dynamic, so a cache of B rows runs too."""
+    T, holes = 48, [(10, 8), (30, 4)]
+    ids = torch.randint(16, model.config["vocab_size"], (1, T))
+    span_pos = torch.tensor([p for s, n in holes for p in range(s, s + n)])
+    span_mask = torch.zeros(1, T, dtype=torch.bool)
+    span_mask[0, span_pos] = True
+    encoder, step = ContextEncoder(model).eval(), SpanStep(model).eval()
+    with torch.no_grad():
+        past_key, past_value = encoder(ids, span_mask)
+    torch.onnx.export(encoder, (ids, span_mask), str(context_path), opset_version=opset,
+                      input_names=["input_ids", "span_mask"], output_names=["past_key", "past_value"],
+                      dynamic_axes={"input_ids": {0: "B", 1: "T"}, "span_mask": {0: "B", 1: "T"},
+                                    "past_key": {1: "B", 3: "T"}, "past_value": {1: "B", 3: "T"}},
+                      do_constant_folding=True, **_exporter_kwargs())
+    S = len(span_pos)
+    span_ids = torch.randint(16, model.config["vocab_size"], (2, S))
+    out_idx = torch.tensor([[0, 3, 9], [1, 2, 11]])
+    torch.onnx.export(step, (span_ids, span_pos.expand(2, S), past_key, past_value, ~span_mask, out_idx),
+                      str(step_path), opset_version=opset,
+                      input_names=["span_ids", "span_pos", "past_key", "past_value", "context_mask", "out_idx"],
+                      output_names=["logits"],
+                      dynamic_axes={"span_ids": {0: "B", 1: "S"}, "span_pos": {0: "B", 1: "S"},
+                                    "past_key": {1: "Bc", 3: "T"}, "past_value": {1: "Bc", 3: "T"},
+                                    "context_mask": {0: "Bc", 1: "T"}, "out_idx": {0: "B", 1: "P"},
+                                    "logits": {0: "B", 1: "P"}},
+                      do_constant_folding=True, **_exporter_kwargs())
+
+
+def name_cache_dims(graph, cfg: dict) -> None:
+    """Writes the cache outputs' shape [L, B, H, T, Dh] into the context graph (the exporter leaves H and Dh as
+    generated symbols), so onnxruntime reports the fixed sizes and the runtime can check them against the step graph."""
+    H = cfg["n_head"]
+    sizes = [cfg["n_layer"], "B", H, "T", cfg["d_model"] // H]
+    for output in graph.output:
+        if output.name in ("past_key", "past_value"):
+            for dim, size in zip(output.type.tensor_type.shape.dim, sizes):
+                if isinstance(size, int):
+                    dim.dim_value = size
+                else:
+                    dim.dim_param = size
+
+
+def cache_metadata(cfg: dict, graph: str) -> dict[str, str]:
+    """The metadata keys a cached-context graph adds to metadata(): which graph it is and the cache's shape."""
+    return {"unmask.graph": graph,
+            "unmask.cache": json.dumps({"layout": "[L,B,H,T,Dh]", "layers": cfg["n_layer"], "heads": cfg["n_head"],
+                                        "head_dim": cfg["d_model"] // cfg["n_head"]})}
 
 
 def initializers(graph) -> dict:
@@ -251,48 +319,106 @@ def parity_cases(model, ckpt, tokenizer_path, corpus_dir, n_logits: int, seed: i
         def text_window(n):
             return sp["lang:python"], rng.integers(16, ckpt["config"]["vocab_size"], n)
 
-    def canvas(T, spans):
+    def canvas(T, spans, committed=0):
+        """A canvas with its spans masked; with committed = k, every k-th span position keeps its text token, as after
+        some denoising steps (it is still a span position, but no longer a requested one)."""
         lang, w = text_window(T - 1)
         ids = np.concatenate([[lang], w])
         ids = np.pad(ids, (0, T - len(ids)), constant_values=sp["eos"])
         for start, length in spans:
+            keep = ids[start:start + length].copy()
             ids[start:start + length] = sp["mask"]
+            if committed:
+                ids[start:start + length:committed] = keep[::committed]
         return ids
 
     # About 300 masked positions in all, so the int8 top-1 agreement is measured to within about a percent.
-    specs = [("spans of 64 and 32, T=256", 1, 256, [(60, 64), (170, 32)]),
-             ("two spans of 16 and 8, T=100", 1, 100, [(30, 16), (70, 8)]),
-             ("batch of two canvases sharing T=64, span of 16", 2, 64, [(24, 16)]),
-             ("batch of four canvases sharing T=192, span of 32", 4, 192, [(100, 32)])]
+    specs = [("spans of 64 and 32, T=256", 1, 256, [(60, 64), (170, 32)], 0),
+             ("two spans of 16 and 8, T=100", 1, 100, [(30, 16), (70, 8)], 0),
+             ("batch of two canvases sharing T=64, span of 16", 2, 64, [(24, 16)], 0),
+             ("batch of four canvases sharing T=192, span of 32", 4, 192, [(100, 32)], 0),
+             ("span of 32 with every third position committed, T=128", 1, 128, [(50, 32)], 3)]
     cases = []
-    for name, B, T, spans in specs:
-        ids = np.stack([canvas(T, spans) for _ in range(B)])  # [B, T]
+    for name, B, T, spans, committed in specs:
+        ids = np.stack([canvas(T, spans, committed) for _ in range(B)])  # [B, T]
         pos = np.stack([np.flatnonzero(row == sp["mask"]) for row in ids])  # [B, P] (same span layout per row)
+        span_mask = np.zeros((B, T), bool)
+        for start, length in spans:
+            span_mask[:, start:start + length] = True
         with torch.no_grad():
-            logits = model(torch.from_numpy(ids), torch.from_numpy(pos)).float().numpy()  # [B, P, V]
+            logits = model(torch.from_numpy(ids), torch.from_numpy(pos),
+                           span_mask=torch.from_numpy(span_mask)).float().numpy()  # [B, P, V]
         at = np.linspace(0, pos.shape[1] - 1, n_logits).round().astype(int)
         cases.append({"name": name, "input_ids": ids.tolist(), "positions": pos.tolist(),
-                      "top1": logits.argmax(-1).tolist(), "logits_at": at.tolist(),
+                      "holes": [list(h) for h in spans], "top1": logits.argmax(-1).tolist(), "logits_at": at.tolist(),
                       "logits": [[[float(f"{v:.7g}") for v in logits[b, k]] for k in at] for b in range(B)]})
     return cases
 
 
+def check_cached_modules(model, cases: list[dict], tolerance: float = 1e-5) -> float:
+    """The worst relative L2 error of the PyTorch two-module computation (cached.py) against the checkpoint's own
+    forward on the parity cases; raises when it exceeds `tolerance` (the graphs would compute something else)."""
+    worst = 0.0
+    for c in cases:
+        with torch.no_grad():
+            got = cached_logits(model, torch.tensor(c["input_ids"]), torch.tensor(c["positions"]),
+                                c["holes"])[:, c["logits_at"], :].numpy()
+        ref = np.asarray(c["logits"], np.float32)
+        worst = max(worst, float(np.linalg.norm(got - ref) / np.linalg.norm(ref)))
+    if worst > tolerance:
+        raise RuntimeError(f"export: the cached-context modules differ from the model's forward (relative L2 {worst:.2e})")
+    return worst
+
+
+def run_cached(c: dict, context, step) -> np.ndarray:
+    """Runs one parity case through onnxruntime sessions of the context and step graphs, as the runtime does: the
+    context graph once with batch 1 when every row shares row 0's context (else once per row), then the step graph
+    over the span positions. Returns logits [B, P, V]."""
+    ids, positions = np.asarray(c["input_ids"], np.int64), np.asarray(c["positions"], np.int64)
+    B, T = ids.shape
+    span_pos = np.concatenate([np.arange(s, s + n) for s, n in c["holes"]])
+    span_mask = np.zeros(T, bool)
+    span_mask[span_pos] = True
+    shared = bool((ids[:, ~span_mask] == ids[:1, ~span_mask]).all())
+    context_ids = ids[:1] if shared else ids
+    masks = np.broadcast_to(span_mask, context_ids.shape).copy()
+    past_key, past_value = context.run(["past_key", "past_value"], {"input_ids": context_ids, "span_mask": masks})
+    index_in_span = np.full(T, -1, np.int64)
+    index_in_span[span_pos] = np.arange(len(span_pos))
+    return step.run(["logits"], {"span_ids": ids[:, span_pos], "span_pos": np.broadcast_to(span_pos, (B, len(span_pos))).copy(),
+                                 "past_key": past_key, "past_value": past_value, "context_mask": ~masks,
+                                 "out_idx": index_in_span[positions]})[0]
+
+
 def check_with_onnxruntime(paths: dict, cases: list[dict]) -> dict:
     """Optional self-check when the Python onnxruntime is installed (CI does not need it): top-1 agreement with the
-    fixture and the worst relative L2 error of the stored logits, per model (a path or serialised bytes)."""
+    fixture and the worst relative L2 error of the stored logits, per model: a path or serialised bytes, or a
+    (context, step) pair of them for a cached-context denoiser."""
     try:
         import onnxruntime as ort
     except ImportError:
         return {"skipped": "python onnxruntime not installed"}
     report = {"onnxruntime": ort.__version__}
+
+    def session(path):
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), providers=["CPUExecutionProvider"])
+
     for label, path in paths.items():
-        source = path if isinstance(path, bytes) else str(path)
-        sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+        if isinstance(path, tuple):
+            context, step = session(path[0]), session(path[1])
+
+            def run(c):
+                return run_cached(c, context, step)
+        else:
+            sess = session(path)
+
+            def run(c):
+                return sess.run(["logits"], {"input_ids": np.asarray(c["input_ids"], np.int64),
+                                             "positions": np.asarray(c["positions"], np.int64)})[0]
         agree = total = 0
         worst = 0.0
         for c in cases:
-            out = sess.run(["logits"], {"input_ids": np.asarray(c["input_ids"], np.int64),
-                                        "positions": np.asarray(c["positions"], np.int64)})[0]
+            out = run(c)
             agree += int((out.argmax(-1) == np.asarray(c["top1"])).sum())
             total += out.shape[0] * out.shape[1]
             ref = np.asarray(c["logits"], np.float32)
@@ -311,7 +437,7 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
                check: dict, parity_positions: int, existing: str | None) -> str:
     cfg, a = ckpt["config"], ckpt.get("args", {})
     m = ckpt.get("metrics") or {}
-    int8_check = (check or {}).get("model.int8.onnx") or {}
+    int8_check = next((v for k, v in (check or {}).items() if "int8" in k and isinstance(v, dict)), {})
     int8_top1 = int8_check.get("top1_agreement")
     ort_version = (check or {}).get("onnxruntime")
     hours = ckpt["train_seconds"] / 3600
@@ -350,6 +476,10 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         "linear layers, vocabulary projection tied to the token embedding.",
         f"- {cfg['n_layer']} layers, d_model {cfg['d_model']}, {cfg['n_head']} heads, d_ff {cfg['d_ff']}, "
         f"vocabulary {cfg['vocab_size']}, trained at T = {cfg['max_seq_len']}, attention `{cfg['attention']}`.",
+        *([f"- Attention `context_only`: context tokens attend only to context, span tokens to everything, so the "
+           "context's keys and values are computed once per request (`context.int8.onnx`) and each denoising step "
+           "runs only the span tokens (`step.int8.onnx`); see models/README.md, \"Cached-context denoiser\"."]
+          if cfg["attention"] == "context_only" else []),
         f"- Parameters: {ckpt.get('params', 0):,} ({ckpt.get('params_non_embedding', 0):,} outside the embedding).",
         f"- Weights: `{meta['unmask.quantization']}` (7-bit symmetric per-column weights for every matrix product, "
         "int8 embedding with per-row scales; activations quantized per call).",
@@ -445,6 +575,50 @@ def cli_args(a: dict) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# The role of each file a model folder may hold, as manifest.json lists it.
+ROLES = {"model.int8.onnx": "denoiser-int8", "model.onnx": "denoiser-fp32",
+         "context.int8.onnx": "context-int8", "context.onnx": "context-fp32",
+         "step.int8.onnx": "step-int8", "step.onnx": "step-fp32",
+         "tokenizer.json": "tokenizer", "tokenizer_config.json": "tokenizer-config", "parity.json": "parity-fixture"}
+
+
+def export_graph(model, ckpt: dict, out: Path, opset: int, summary: dict) -> dict:
+    """The single denoiser graph of a full-attention checkpoint: {file name: checked ONNX model}, fp32 and int8."""
+    tmp = out / "model.fp32.tmp.onnx"
+    export_fp32(model, tmp, opset)
+    fp32 = onnx.load(str(tmp))
+    tmp.unlink()
+    untie_transposed_embedding(fp32.graph, "model.embed.weight")
+    int8 = quantize_int8(fp32, "model.embed.weight")
+    set_metadata(fp32, metadata(ckpt, "none", summary))
+    set_metadata(int8, metadata(ckpt, QUANT_NAME, summary))
+    onnx.checker.check_model(fp32)
+    onnx.checker.check_model(int8)
+    return {"model.int8.onnx": int8, "model.onnx": fp32}
+
+
+def export_cached_graphs(model, ckpt: dict, out: Path, opset: int, summary: dict) -> dict:
+    """The context and step graphs of a context_only checkpoint: {file name: checked ONNX model}, fp32 and int8.
+    The context graph has no vocabulary projection, so only the step graph unties the transposed embedding."""
+    context_tmp, step_tmp = out / "context.fp32.tmp.onnx", out / "step.fp32.tmp.onnx"
+    export_cached_fp32(model, context_tmp, step_tmp, opset)
+    graphs = {}
+    for graph, tmp in (("context", context_tmp), ("step", step_tmp)):
+        fp32 = onnx.load(str(tmp))
+        tmp.unlink()
+        if graph == "step":
+            untie_transposed_embedding(fp32.graph, "model.embed.weight")
+        else:
+            name_cache_dims(fp32.graph, ckpt["config"])
+        int8 = quantize_int8(fp32, "model.embed.weight")
+        set_metadata(fp32, {**metadata(ckpt, "none", summary), **cache_metadata(ckpt["config"], graph)})
+        set_metadata(int8, {**metadata(ckpt, QUANT_NAME, summary), **cache_metadata(ckpt["config"], graph)})
+        onnx.checker.check_model(fp32)
+        onnx.checker.check_model(int8)
+        graphs[f"{graph}.int8.onnx"], graphs[f"{graph}.onnx"] = int8, fp32
+    return graphs
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by pretrain.py")
@@ -463,9 +637,7 @@ def main(argv=None):
     model, ckpt = common.load_checkpoint(args.ckpt)
     ckpt["params"] = count_params(model)
     ckpt["params_non_embedding"] = count_params(model, non_embedding=True)
-    if ckpt["config"]["attention"] != "full":
-        sys.exit(f"export: {args.ckpt} uses attention={ckpt['config']['attention']!r}; the ONNX contract "
-                 "(models/README.md) has no span or cached-context input yet, so only 'full' exports")
+    cached = ckpt["config"]["attention"] == "context_only"
     tokenizer_path = Path(args.tokenizer or ckpt["tokenizer"])
     if ckpt.get("tokenizer_sha256") and common.file_sha256(tokenizer_path) != ckpt["tokenizer_sha256"]:
         sys.exit(f"export: {tokenizer_path} is not the tokenizer {args.ckpt} was trained with (sha256 differs)")
@@ -484,21 +656,17 @@ def main(argv=None):
     except FileNotFoundError:
         pass
 
-    tmp = out / "model.fp32.tmp.onnx"
-    export_fp32(model, tmp, args.opset)
-    fp32 = onnx.load(str(tmp))
-    tmp.unlink()
-    untie_transposed_embedding(fp32.graph, "model.embed.weight")
-    int8 = quantize_int8(fp32, "model.embed.weight")
-    set_metadata(fp32, metadata(ckpt, "none", summary))
-    set_metadata(int8, metadata(ckpt, QUANT_NAME, summary))
-    onnx.checker.check_model(fp32)
-    onnx.checker.check_model(int8)
-    written = {"model.int8.onnx": int8}
-    if args.fp32:
-        written["model.onnx"] = fp32
-    elif (out / "model.onnx").exists():
-        (out / "model.onnx").unlink()  # a stale fp32 file would no longer match the manifest
+    cases = parity_cases(model, ckpt, tokenizer_path, args.corpus_dir, args.parity_logits)
+    if cached:  # refuse to write graphs of a computation that differs from the checkpoint's
+        modules_rel_l2 = check_cached_modules(model, cases)
+        graphs = export_cached_graphs(model, ckpt, out, args.opset, summary)
+    else:
+        graphs = export_graph(model, ckpt, out, args.opset, summary)
+    meta = metadata(ckpt, QUANT_NAME, summary)
+    written = {name: proto for name, proto in graphs.items() if args.fp32 or "int8" in name}
+    for name in ROLES:
+        if name.endswith(".onnx") and name not in written and (out / name).exists():
+            (out / name).unlink()  # a stale graph (the other precision or the other path) would not match the manifest
     for name, proto in written.items():
         onnx.save(proto, str(out / name))
     shutil.copyfile(tokenizer_path, out / "tokenizer.json")
@@ -512,27 +680,35 @@ def main(argv=None):
             tok_files.append("tokenizer_config.json")
             break
 
-    cases = parity_cases(model, ckpt, tokenizer_path, args.corpus_dir, args.parity_logits)
     parity = {"format": FORMAT, "model": model_id,
               "about": "PyTorch fp32 logits of the checkpoint on infill canvases from the held-out test split; "
                        "see models/recipe/export.py for the fields.",
               "tolerance": {"fp32_rel_l2": 1e-4, "int8_top1": 0.97}, "cases": cases}
     (out / "parity.json").write_text(json.dumps(parity, separators=(",", ":")) + "\n")
 
-    check = check_with_onnxruntime({"model.onnx": fp32.SerializeToString(), "model.int8.onnx": out / "model.int8.onnx"},
-                                   cases)
+    if cached:
+        check = check_with_onnxruntime(
+            {"context.onnx + step.onnx": (graphs["context.onnx"].SerializeToString(),
+                                          graphs["step.onnx"].SerializeToString()),
+             "context.int8.onnx + step.int8.onnx": (out / "context.int8.onnx", out / "step.int8.onnx")}, cases)
+        check["pytorch_cached_rel_l2"] = modules_rel_l2
+    else:
+        check = check_with_onnxruntime({"model.onnx": graphs["model.onnx"].SerializeToString(),
+                                        "model.int8.onnx": out / "model.int8.onnx"}, cases)
     files = [{"name": n, "sha256": common.file_sha256(out / n), "bytes": (out / n).stat().st_size}
              for n in list(written) + tok_files + ["parity.json"]]
-    meta = metadata(ckpt, QUANT_NAME, summary)
+    if cached:  # the runtime takes the cached-context path when the manifest names the two graphs
+        pairs = {"int8": ("context.int8.onnx", "step.int8.onnx"), "fp32": ("context.onnx", "step.onnx")}
+        graph_files = {"cached_context": {precision: {"context": c, "step": st}
+                                          for precision, (c, st) in pairs.items() if c in written}}
+    else:
+        graph_files = {"default_file": "model.int8.onnx"}
     manifest = {
         "id": model_id,
         "kind": ckpt["config"]["kind"],
         "format": FORMAT,
-        "default_file": "model.int8.onnx",
-        "files": [{**f, "role": {"model.int8.onnx": "denoiser-int8", "model.onnx": "denoiser-fp32",
-                                 "tokenizer.json": "tokenizer", "tokenizer_config.json": "tokenizer-config",
-                                 "parity.json": "parity-fixture"}[f["name"]]}
-                  for f in files],
+        **graph_files,
+        "files": [{**f, "role": ROLES[f["name"]]} for f in files],
         "facts": meta,
         "training": json.loads(meta["unmask.config"]),
         "data": {"summary": summary, "sources": sources_table(sources)},

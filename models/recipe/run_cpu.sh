@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole recipe on a tiny config, end to end on CPU in a few minutes (part of CI): smoke corpus, small-vocabulary
-# tokenizer, masked-diffusion and AR pretraining, export to runs/smoke/model/ (int8 + fp32 ONNX, parity fixture),
+# tokenizer, masked-diffusion and AR pretraining, export to runs/smoke/model/ (int8 + fp32 ONNX, parity fixture), a
+# context_only model exported as the cached-context pair to runs/smoke/model-ctx/,
 # and a small eval. Run from anywhere:
 #     models/recipe/run_cpu.sh
 # PYTHON picks the interpreter (default: the repository's .venv); THREADS the torch threads (default 1).
@@ -26,6 +27,12 @@ TINY=(--n-layer 2 --d-model 64 --n-head 2 --d-ff 256 --max-seq-len 128 --batch-s
 
 "$PY" $R/export.py --ckpt "$OUT/mdm/ckpt.pt" --out "$OUT/model" --id unmask-smoke --fp32 \
     --corpus-dir $DATA/corpus-smoke
+# A context_only denoiser exports as the cached-context pair (context and step graphs, models/README.md); a short run
+# is enough to exercise the export and test/unit/parity.test.ts on it.
+"$PY" $R/pretrain.py --objective mdm --attention context_only --run-name mdm-ctx "${TINY[@]}" --max-steps 30 \
+    --eval-every 30
+"$PY" $R/export.py --ckpt "$OUT/mdm-ctx/ckpt.pt" --out "$OUT/model-ctx" --id unmask-smoke-ctx --fp32 \
+    --corpus-dir $DATA/corpus-smoke
 
 "$PY" $R/eval.py --ckpt "$OUT/mdm/ckpt.pt" --ar-ckpt "$OUT/ar/ckpt.pt" --test $DATA/corpus-smoke/test.jsonl.gz \
     --corpus-dir $DATA/corpus-smoke --tasks-file "$OUT/tasks.jsonl" --per-cell 2 --tasks 8 --steps 2,8 \
@@ -43,6 +50,6 @@ TINY=(--n-layer 2 --d-model 64 --n-head 2 --d-ff 256 --max-seq-len 128 --batch-s
     --eval-per-cell 1 --max-tested 0 --max-span-tokens 16 --prompts-per-step 2 --group-size 4 --max-steps 2 \
     --eval-every 2 --threads "$THREADS" --test-workers 1 --device cpu
 
-# The recipe's unit tests (eval metrics and AR-ness, distillation, RL rewards and losses).
-(cd $R && "$OLDPWD/$PY" -m unittest -q test_eval test_distill test_rl)
-echo "run_cpu.sh: done; model in $OUT/model, student in $OUT/student"
+# The recipe's unit tests (eval metrics and AR-ness, distillation, RL rewards and losses, the cached-context export).
+(cd $R && "$OLDPWD/$PY" -m unittest -q test_eval test_distill test_rl test_cached)
+echo "run_cpu.sh: done; model in $OUT/model, cached-context model in $OUT/model-ctx, student in $OUT/student"

@@ -7,10 +7,12 @@
  *     awaiting the worker, and the engine's own overhead;
  *   - end-to-end latency p50/p95 of textDocument/inlineCompletion against the built server (dist/server.js) over IPC;
  *   - server RSS after the run;
- *   - N = 1/4/16 candidates (one batch) and a 3-hole joint fill against one hole;
+ *   - N = 1/4/16 candidates (one batch) against issue 5's targets, in the engine and as `unmask/candidates` requests
+ *     (generation plus syntax check and ranking), and a 3-hole joint fill against one hole;
  *   - a typing burst at 20 characters per second: how many requests generated and how many were cancelled.
  * Prints markdown tables. Flags: --model DIR, --runs N (per configuration, default 5), --threads N, --quick (only the
- * 32-token / 8-step configuration), --json FILE (also write the numbers).
+ * 32-token / 8-step configuration), --holes (only the joint multi-hole rows, against issue 5's target), --candidates
+ * (only the candidates rows, against issue 5's targets), --json FILE (also write the numbers).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -33,7 +35,7 @@ import {
 import { infill } from '../../server/engine/infill';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { SamplerOptions } from '../../server/engine/types';
-import { StatusNotification, type StatusParams } from '../../server/protocol/messages';
+import { CandidatesRequest, type CandidatesResult, StatusNotification, type StatusParams } from '../../server/protocol/messages';
 import { DEFAULT_MODEL_DIR } from '../../server/protocol/model-host';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
 
@@ -48,6 +50,8 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '5' },
     threads: { type: 'string', default: '0' },
     quick: { type: 'boolean', default: false },
+    holes: { type: 'boolean', default: false },
+    candidates: { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -192,6 +196,86 @@ async function engineTable(model: LoadedModel, sites: Site[]): Promise<{ rows: (
   return { rows, data };
 }
 
+interface Comparison {
+  p50: number;
+  /** p50 ms, p95 ms, ONNX share, engine (JS) share. */
+  cells: string[];
+}
+
+/** p50/p95 of a configuration (8 steps unless overridden) and the shares of the engine and of ONNX. */
+async function measure(model: LoadedModel, sites: Site[], holes: number[], overrides: Partial<SamplerOptions>): Promise<Comparison> {
+  const results: EngineRun[] = [];
+  for (let i = 0; i < runs; i++) results.push(await engineRun(model, sites[i % sites.length], holes, options({ steps: 8, ...overrides })));
+  const total = results.reduce((s, r) => s + r.totalMs, 0);
+  const p50 = median(results.map((r) => r.totalMs));
+  const onnxShare = results.reduce((s, r) => s + r.onnxMs, 0) / total;
+  const engineShare = results.reduce((s, r) => s + r.totalMs - r.modelMs, 0) / total;
+  return { p50, cells: [ms(p50), ms(percentile(results.map((r) => r.totalMs), 95)), pct(onnxShare), pct(engineShare)] };
+}
+
+/** Issue 5's target: three 16-token holes filled jointly cost at most this many times one 16-token hole. */
+const JOINT_HOLES_TARGET = 1.5;
+
+/**
+ * One 16-token hole against three filled jointly ("Unmask: Fill All Holes": one canvas, so one model call per step
+ * serves all three holes), at the same sites, and the ratio of their p50s against the target.
+ */
+async function jointHolesTable(model: LoadedModel, sites: Site[]): Promise<{ lines: string[]; data: object }> {
+  const one = await measure(model, sites, [16], {});
+  const three = await measure(model, sites, [16, 16, 16], {});
+  const ratio = three.p50 / one.p50;
+  const rows = [
+    [1, ...one.cells, '1.00x'],
+    [3, ...three.cells, `${ratio.toFixed(2)}x`],
+  ];
+  const verdict = ratio <= JOINT_HOLES_TARGET ? 'met' : 'missed';
+  return {
+    lines: [
+      '',
+      '### Joint multi-hole fill (16 tokens per hole, 8 steps)',
+      '',
+      table(['holes', 'p50 ms', 'p95 ms', 'ONNX share', 'engine (JS) share', 'cost vs 1 hole'], rows),
+      '',
+      `3 holes jointly cost ${ratio.toFixed(2)}x one hole (issue 5 target <= ${JOINT_HOLES_TARGET}x: ${verdict}).`,
+    ],
+    data: { rows, ratio, target: JOINT_HOLES_TARGET },
+  };
+}
+
+/** Issue 5's targets for N candidates in one batch: at most this many times the latency of one candidate. */
+const CANDIDATE_TARGETS: Readonly<Record<number, number>> = { 4: 2, 16: 5 };
+const CANDIDATE_COUNTS = [1, 4, 16];
+
+/** Rows of N against N = 1 with the target verdicts; `measured` gives the p50 and the other cells of each N. */
+async function candidateRows(measured: (n: number) => Promise<Comparison>): Promise<{ rows: (string | number)[][]; ratios: Record<number, number> }> {
+  const rows: (string | number)[][] = [];
+  const ratios: Record<number, number> = {};
+  let one = 0;
+  for (const n of CANDIDATE_COUNTS) {
+    const { p50, cells } = await measured(n);
+    if (n === 1) one = p50;
+    ratios[n] = p50 / one;
+    const target = CANDIDATE_TARGETS[n];
+    const verdict = target === undefined ? '' : `<= ${target}x: ${ratios[n] <= target ? 'met' : 'missed'}`;
+    rows.push([n, ...cells, `${ratios[n].toFixed(2)}x`, verdict]);
+  }
+  return { rows, ratios };
+}
+
+/** N = 1/4/16 candidates as one batch in the engine (span 32, 8 steps), at the same sites. */
+async function candidatesTable(model: LoadedModel, sites: Site[]): Promise<{ lines: string[]; data: object }> {
+  const { rows, ratios } = await candidateRows((n) => measure(model, sites, [32], { candidates: n }));
+  return {
+    lines: [
+      '',
+      '### Candidates as one batch (span 32, 8 steps)',
+      '',
+      table(['N', 'p50 ms', 'p95 ms', 'ONNX share', 'engine (JS) share', 'cost vs N=1', 'issue 5 target'], rows),
+    ],
+    data: { rows, ratios, targets: CANDIDATE_TARGETS },
+  };
+}
+
 // ---- end-to-end over LSP ----------------------------------------------------------------------------------------
 
 class Server {
@@ -294,6 +378,43 @@ async function e2eTable(server: Server, sites: Site[]): Promise<{ rows: (string 
   return { rows, data };
 }
 
+/**
+ * `unmask/candidates` requests for N = 1/4/16 (span 32, 8 steps): the batched generation plus what the command adds,
+ * the syntax check of every candidate and the ranking. Empty answers count; the model may give few distinct ones.
+ */
+async function candidatesOverLsp(server: Server, sites: Site[]): Promise<{ lines: string[]; data: object }> {
+  await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
+  const docs = await openSites(server, sites);
+  // One request per language first, so that no row pays for loading a grammar.
+  for (const doc of new Map(docs.map((d) => [path.extname(d.uri), d])).values()) {
+    await server.connection.sendRequest(CandidatesRequest, { textDocument: { uri: doc.uri }, position: doc.position, count: 1 });
+  }
+  const distinct: Record<number, number> = {};
+  const { rows, ratios } = await candidateRows(async (n) => {
+    const latencies: number[] = [];
+    let found = 0;
+    for (let i = 0; i < runs; i++) {
+      const doc = docs[i % docs.length];
+      const started = performance.now();
+      const result: CandidatesResult = await server.connection.sendRequest(CandidatesRequest, { textDocument: { uri: doc.uri }, position: doc.position, count: n });
+      latencies.push(performance.now() - started);
+      if (result.error) throw new Error(`unmask/candidates failed: ${result.error}`);
+      found += result.candidates.length;
+    }
+    distinct[n] = found / runs;
+    return { p50: median(latencies), cells: [ms(median(latencies)), ms(percentile(latencies, 95)), (found / runs).toFixed(1)] };
+  });
+  return {
+    lines: [
+      '',
+      '### `unmask/candidates` over IPC (one batch, syntax-checked and ranked; span 32, 8 steps)',
+      '',
+      table(['N', 'p50 ms', 'p95 ms', 'distinct per request', 'cost vs N=1', 'issue 5 target'], rows),
+    ],
+    data: { rows, ratios, distinct },
+  };
+}
+
 /** Types 40 characters at 20 per second into one document, asking for a completion after each. */
 async function typingBurst(server: Server, site: Site): Promise<{ requests: number; answered: number; cancelled: number; lastMs: number }> {
   await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
@@ -358,44 +479,42 @@ async function main(): Promise<void> {
   // Warm-up generation so that the first row does not pay for onnxruntime's first-shape planning.
   await engineRun(model, sites[0], [32], options({ steps: 2 }));
 
+  if (args.candidates) {
+    const candidates = await candidatesTable(model, sites);
+    await model.dispose();
+    const server = new Server({ modelPath: modelDir, device: 'cpu', threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
+    try {
+      await server.start();
+      const overLsp = await candidatesOverLsp(server, sites);
+      process.stdout.write(`${[...out, ...candidates.lines, ...overLsp.lines].join('\n')}\n`);
+      if (args.json) fs.writeFileSync(args.json, JSON.stringify({ ...json, candidates: candidates.data, candidatesLsp: overLsp.data }, null, 2));
+    } finally {
+      await server.stop();
+    }
+    return;
+  }
+
+  if (args.holes) {
+    const holes = await jointHolesTable(model, sites);
+    await model.dispose();
+    process.stdout.write(`${[...out, ...holes.lines].join('\n')}\n`);
+    if (args.json) fs.writeFileSync(args.json, JSON.stringify({ ...json, holes: holes.data }, null, 2));
+    return;
+  }
+
   const engine = await engineTable(model, sites);
   out.push('', '### Engine only (infill() on the loaded model)', '');
   out.push(table(['span', 'steps', 'canvas T', 'model calls', 'p50 ms', 'p95 ms', 'ONNX ms/call', 'engine (JS) share', 'outside ONNX share'], engine.rows));
   out.push('', '"engine (JS) share": time in the sampler outside awaiting the model; "outside ONNX share": everything but session.run (sampler + worker messaging).');
   json.engine = engine.data;
 
-  /** p50/p95 of a configuration, its ratio to a baseline p50, and the shares of the engine and of ONNX. */
-  const compare = async (holes: number[], overrides: Partial<SamplerOptions>): Promise<{ p50: number; cells: string[] }> => {
-    const results: EngineRun[] = [];
-    for (let i = 0; i < runs; i++) results.push(await engineRun(model!, sites[i % sites.length], holes, options({ steps: 8, ...overrides })));
-    const total = results.reduce((s, r) => s + r.totalMs, 0);
-    const p50 = median(results.map((r) => r.totalMs));
-    const onnxShare = results.reduce((s, r) => s + r.onnxMs, 0) / total;
-    const engineShare = results.reduce((s, r) => s + r.totalMs - r.modelMs, 0) / total;
-    return { p50, cells: [ms(p50), ms(percentile(results.map((r) => r.totalMs), 95)), pct(onnxShare), pct(engineShare)] };
-  };
+  const candidates = await candidatesTable(model, sites);
+  out.push(...candidates.lines);
+  json.candidates = candidates.data;
 
-  const candidateRows: (string | number)[][] = [];
-  let oneCandidate = 0;
-  for (const n of [1, 4, 16]) {
-    const { p50, cells } = await compare([32], { candidates: n });
-    if (n === 1) oneCandidate = p50;
-    candidateRows.push([n, ...cells, `${(p50 / oneCandidate).toFixed(2)}x`]);
-  }
-  out.push('', '### Candidates as one batch (span 32, 8 steps)', '');
-  out.push(table(['N', 'p50 ms', 'p95 ms', 'ONNX share', 'engine (JS) share', 'cost vs N=1'], candidateRows));
-  json.candidates = candidateRows;
-
-  const holeRows: (string | number)[][] = [];
-  let oneHole = 0;
-  for (const holes of [[16], [16, 16, 16]]) {
-    const { p50, cells } = await compare(holes, {});
-    if (holes.length === 1) oneHole = p50;
-    holeRows.push([holes.length, ...cells, `${(p50 / oneHole).toFixed(2)}x`]);
-  }
-  out.push('', '### Joint multi-hole fill (16 tokens per hole, 8 steps)', '');
-  out.push(table(['holes', 'p50 ms', 'p95 ms', 'ONNX share', 'engine (JS) share', 'cost vs 1 hole'], holeRows));
-  json.holes = holeRows;
+  const holes = await jointHolesTable(model, sites);
+  out.push(...holes.lines);
+  json.holes = holes.data;
   await model.dispose();
 
   const server = new Server({ modelPath: modelDir, device: 'cpu', threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
@@ -403,6 +522,7 @@ async function main(): Promise<void> {
     const readyMs = await server.start();
     const e2e = await e2eTable(server, sites);
     const typing = await typingBurst(server, sites[1 % sites.length]);
+    const candidatesLsp = await candidatesOverLsp(server, sites);
     const memory = server.memory();
     out.push('', '### End to end (textDocument/inlineCompletion over IPC to dist/server.js)', '');
     out.push(`Server start to model ready: ${ms(readyMs)} ms. Server RSS after the run: ${ms(memory.rssMb)} MB (peak ${ms(memory.peakMb)} MB).`, '');
@@ -412,6 +532,8 @@ async function main(): Promise<void> {
       `Typing at 20 characters/second (${typing.requests} requests, 8 steps, span 32): ${typing.answered} generated to the end, ` +
         `${typing.cancelled} cancelled by the next keystroke; the last request took ${ms(typing.lastMs)} ms.`,
     );
+    out.push(...candidatesLsp.lines);
+    json.candidatesLsp = candidatesLsp.data;
     json.e2e = e2e.data;
     json.memory = memory;
     json.typing = typing;

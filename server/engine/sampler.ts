@@ -22,7 +22,7 @@ import { emptyChoice, TokenChooser } from './choose-token';
 import { AbortError, ModelOutputError, OptionsError } from './errors';
 import { createRng, type Rng } from './rng';
 import { tokensToCommit } from './schedule';
-import type { ModelFn, UnmaskStrategy } from './types';
+import type { HoleLayout, ModelFn, UnmaskStrategy } from './types';
 
 export interface SamplerConfig {
   readonly steps: number;
@@ -44,7 +44,7 @@ export interface SamplerConfig {
 /** The part of a canvas the sampler needs: one row of ids and where the holes are. */
 export interface SamplerCanvas {
   readonly ids: Int32Array;
-  readonly holes: readonly { readonly start: number; readonly length: number }[];
+  readonly holes: readonly HoleLayout[];
 }
 
 /** One committed token of one row. */
@@ -128,6 +128,8 @@ export async function sampleCanvas(
   canvas.holes.forEach((hole, h) => holeOf.fill(h, hole.start, hole.start + hole.length));
   const holeStart = canvas.holes.map((hole) => hole.start);
   const capacity = canvas.holes.reduce((sum, hole) => sum + hole.length, 0);
+  // The span layout every model call carries: a cached-context model runs only these positions per step.
+  const layout = canvas.holes.map(({ start, length }) => ({ start, length }));
 
   // Per row: its still-masked positions in ascending order, its random stream and its commits.
   const ids = new Int32Array(batch * seqLen);
@@ -176,7 +178,7 @@ export async function sampleCanvas(
     }
     // Fresh arrays each call: the model function may keep them or transfer them to a worker.
     const started = performance.now();
-    const logits = await model({ ids: ids.slice(), batch, seqLen, positions, numPositions });
+    const logits = await model({ ids: ids.slice(), batch, seqLen, positions, numPositions, holes: layout });
     modelMs += performance.now() - started;
     modelCalls++;
     throwIfAborted(hooks.signal);

@@ -19,9 +19,19 @@ export interface ModelFacts {
   readonly spanBuckets: readonly number[];
 }
 
+/** Where one hole (a run of span positions) lies in a canvas. */
+export interface HoleLayout {
+  readonly start: number;
+  readonly length: number;
+}
+
 /**
  * One forward pass of the denoiser. `ids` is row-major [batch, seqLen]; `positions` is [batch, numPositions]
  * (indices into seqLen). Returns row-major logits [batch, numPositions, vocabSize].
+ *
+ * `holes` is the canvas's span layout, the same for every row, in canvas order: every position inside a hole is a
+ * span position (masked or already committed), everything else is context. A full-attention model ignores it; a
+ * cached-context model (models/README.md) needs it to split the canvas, and every requested position lies in a hole.
  */
 export interface ModelInput {
   readonly ids: Int32Array;
@@ -29,6 +39,7 @@ export interface ModelInput {
   readonly seqLen: number;
   readonly positions: Int32Array;
   readonly numPositions: number;
+  readonly holes: readonly HoleLayout[];
 }
 export type ModelFn = (input: ModelInput) => Promise<Float32Array>;
 

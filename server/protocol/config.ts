@@ -20,6 +20,8 @@ export interface ServerConfig {
   readonly modelPath: string;
   readonly device: DeviceSetting;
   readonly threads: number;
+  /** Alternatives per batch for "Regenerate with N Candidates" and explicit inline requests (Alt+] / Alt+[). */
+  readonly candidates: number;
 }
 
 interface PropertySchema {
@@ -33,7 +35,7 @@ interface PropertySchema {
 const SCHEMA = packageJson.contributes.configuration.properties as unknown as Record<string, PropertySchema>;
 
 /** Settings whose schema type is "number" but that only make sense as integers. */
-const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads']);
+const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates']);
 
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'steps',
@@ -46,6 +48,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'modelPath',
   'device',
   'threads',
+  'candidates',
 ];
 
 function schemaOf(key: string): PropertySchema {

@@ -14,6 +14,8 @@ export interface InlineSource {
   readonly linePrefix: string;
   /** Text of the cursor's line after the cursor. */
   readonly restOfLine: string;
+  /** The whole document before and after the cursor (with the selection applied): the file a completion fills. */
+  readonly file: { readonly before: string; readonly after: string };
 }
 
 /**
@@ -38,9 +40,15 @@ export function inlineSource(document: TextDocument, position: Position, context
       window: { prefix: around.prefix + selected.text, suffix: after.suffix, cutBefore: around.cutBefore, cutAfter: after.cutAfter },
       linePrefix: text.slice(lineStart, start) + selected.text,
       restOfLine: text.slice(end, lineEnd),
+      file: { before: text.slice(0, start) + selected.text, after: text.slice(end) },
     };
   }
-  return { window: windowAround(text, cursor), linePrefix: text.slice(lineStart, cursor), restOfLine };
+  return {
+    window: windowAround(text, cursor),
+    linePrefix: text.slice(lineStart, cursor),
+    restOfLine,
+    file: { before: text.slice(0, cursor), after: text.slice(cursor) },
+  };
 }
 
 /**

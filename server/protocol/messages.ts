@@ -97,7 +97,10 @@ export interface FillHolesParams {
   holes: { range: Span; maxTokens?: number }[];
 }
 export interface FillHolesResult {
-  /** Generated text per hole, in the order of `holes`; empty array when nothing could be generated. */
+  /**
+   * Generated text per hole, in the order of `holes` ("" for a hole the model left empty); an empty array when
+   * nothing could be generated (then `error` says why).
+   */
   texts: string[];
   latencyMs: number;
   error?: string;
@@ -111,7 +114,7 @@ export const FillHolesRequest = 'unmask/fillHoles';
 export interface CandidatesParams {
   textDocument: { uri: string };
   position: Pos;
-  /** How many alternatives to generate as one batch (1..16; default 4). */
+  /** How many alternatives to generate as one batch (1..16; default: the unmask.candidates setting). */
   count?: number;
   /** Upper bound on generated tokens (default: the unmask.maxSpanTokens setting). */
   maxTokens?: number;
@@ -119,16 +122,29 @@ export interface CandidatesParams {
 export interface CandidateItem {
   /** Text to insert at the position (already trimmed against the text after it). */
   text: string;
-  /** Sum of the model's log-probabilities of the committed tokens. */
+  /** Sum of the model's natural log-probabilities of the tokens it chose. */
   logProb: number;
+  /** How many tokens logProb sums over (logProb / tokens is the mean log-probability the ranking uses). */
+  tokens: number;
   /** Mean probability of the committed tokens when they were committed. */
   meanConfidence: number;
+  /** Syntax errors (tree-sitter) in the file with this text inserted; absent when the language has no parser. */
+  syntaxErrors?: number;
+  /** The ranking score of server/engine/rerank.ts (likelihood, syntax, reward); higher is better. */
+  score: number;
 }
 export interface CandidatesResult {
-  /** Distinct alternatives in the engine's ranking, best first; empty when nothing could be generated. */
+  /** Distinct alternatives, best first, near-duplicates merged; empty when nothing could be generated. */
   candidates: CandidateItem[];
+  /** Rows of the one batched generation (the count asked for); 0 when nothing ran. */
+  batch: number;
+  /** Model calls of that generation (one per denoising step, for all rows at once); 0 when nothing ran. */
+  modelCalls: number;
   latencyMs: number;
   error?: string;
 }
-/** Sent by the client ("Unmask: Regenerate with N Candidates"): N alternatives from one batched generation. */
+/**
+ * Sent by the client ("Unmask: Regenerate with N Candidates"): N alternatives from one batched generation, ranked by
+ * syntax validity and likelihood. The client shows them in a panel and inserts one only when the user accepts it.
+ */
 export const CandidatesRequest = 'unmask/candidates';

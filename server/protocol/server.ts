@@ -7,6 +7,7 @@
  * Cancellation: the LSP token and cancel-previous (a new inline request aborts the one before it, so typing never
  * queues more than one generation) both abort one AbortSignal, which the engine checks between denoising steps.
  */
+import * as path from 'node:path';
 import {
   type CancellationToken,
   type Connection,
@@ -20,9 +21,11 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { isAbortError } from '../engine/errors';
 import { type InfillHooks, infill } from '../engine/infill';
-import { resolveSamplerOptions } from '../engine/options';
+import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
 import type { LoadedModel } from '../runtime/model';
+import { SyntaxChecker } from '../runtime/syntax';
+import { rankedCompletions } from './candidates';
 import { complete, dropRepeatedLines } from './completion';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
@@ -45,12 +48,6 @@ import { ModelHost } from './model-host';
 import { traceParams } from './trace';
 import { unsuitableReason, windowAround } from './window';
 
-/** Alternatives generated for an explicit (Invoke) inline request, cycled with Alt+] / Alt+[. */
-export const INVOKE_CANDIDATES = 4;
-/** Default alternatives for the candidates request (issue 5). */
-export const DEFAULT_CANDIDATES = 4;
-export const MAX_CANDIDATES = 16;
-
 export interface ServerOptions {
   /** The extension's folder: the default model lives in models/unmask-coder-base under it. */
   readonly extensionRoot: string;
@@ -66,6 +63,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   let pullsConfiguration = false;
   let inlineInFlight: AbortController | undefined;
   let lastTrace: TraceParams | null = null;
+  // esbuild.mjs copies the parser's and the grammars' .wasm files here.
+  const syntax = new SyntaxChecker((file) => path.join(options.extensionRoot, 'dist', 'tree-sitter', file), log);
 
   /** Pulls the "unmask" section; falls back to `pushed` (didChangeConfiguration settings) when pull is unsupported. */
   async function readConfig(pushed?: unknown): Promise<ServerConfig> {
@@ -185,21 +184,30 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       log(`inline: no completion for ${params.textDocument.uri}: ${unsuitable}`);
       return [];
     }
-    const candidates = params.context.triggerKind === InlineCompletionTriggerKind.Invoked ? INVOKE_CANDIDATES : 1;
+    // An explicit request (Alt+\, or Alt+] / Alt+[ asking for more) gets the ranked alternatives of one batch.
+    const explicit = params.context.triggerKind === InlineCompletionTriggerKind.Invoked;
     const uri = params.textDocument.uri;
     return generate(
       'inline',
       token,
       async (model, signal) => {
         const started = performance.now();
-        const outcome = await complete(
-          model,
-          { prefix: source.window.prefix, suffix: source.window.suffix, languageId: document.languageId, maxTokens: config.maxSpanTokens },
-          resolveSamplerOptions(samplerOverrides(config, { candidates })),
-          traceHooks(uri, 'inline', signal),
-        );
-        finishTrace(outcome.result.trace, uri, 'inline', performance.now() - started);
-        return inlineItems(outcome.texts, source, params.position);
+        const query = { prefix: source.window.prefix, suffix: source.window.suffix, languageId: document.languageId, maxTokens: config.maxSpanTokens };
+        const hooks = traceHooks(uri, 'inline', signal);
+        let texts: readonly string[];
+        let trace: Trace;
+        if (explicit) {
+          const options = resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates }));
+          const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
+          texts = ranked.candidates.map((c) => c.text);
+          trace = ranked.result.trace;
+        } else {
+          const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config)), hooks);
+          texts = outcome.texts;
+          trace = outcome.result.trace;
+        }
+        finishTrace(trace, uri, 'inline', performance.now() - started);
+        return inlineItems(texts, source, params.position);
       },
       () => [],
       null,
@@ -266,10 +274,10 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         );
         const latencyMs = performance.now() - started;
         finishTrace(result.trace, params.textDocument.uri, 'fillHoles', latencyMs);
+        // No candidate means the model ended every hole at once: that is its answer (empty holes), not a failure.
         const best = result.candidates[0];
-        return best
-          ? { texts: best.holes.map((t, i) => dropRepeatedLines(t, segments[i + 1])), latencyMs }
-          : { texts: [], latencyMs, error: 'the model left every hole empty' };
+        const texts = best ? best.holes.map((t, i) => dropRepeatedLines(t, segments[i + 1])) : params.holes.map(() => '');
+        return { texts, latencyMs };
       },
       (message) => empty(message),
       empty('cancelled'),
@@ -278,31 +286,34 @@ export function startServer(connection: Connection, options: ServerOptions): voi
 
   connection.onRequest(CandidatesRequest, async (params: CandidatesParams, token): Promise<CandidatesResult> => {
     const started = performance.now();
-    const empty = (error: string): CandidatesResult => ({ candidates: [], latencyMs: performance.now() - started, error });
+    const empty = (error: string): CandidatesResult => ({ candidates: [], batch: 0, modelCalls: 0, latencyMs: performance.now() - started, error });
     const document = documents.get(params.textDocument.uri);
     if (!document) return empty(`document ${params.textDocument.uri} is not open`);
-    const count = params.count ?? DEFAULT_CANDIDATES;
+    const count = params.count ?? config.candidates;
     if (!Number.isInteger(count) || count < 1 || count > MAX_CANDIDATES) return empty(`count must be a whole number from 1 to ${MAX_CANDIDATES}`);
-    const window = windowAround(document.getText(), document.offsetAt(params.position));
+    const text = document.getText();
+    const offset = document.offsetAt(params.position);
+    const window = windowAround(text, offset);
     const unsuitable = unsuitableReason(window);
     if (unsuitable) return empty(`cannot complete here: ${unsuitable}`);
     return generate(
       'candidates',
       token,
       async (model, signal) => {
-        const outcome = await complete(
+        // A fresh seed each time: the user asked to regenerate, so the alternatives should not repeat the last ones.
+        const ranked = await rankedCompletions(
           model,
           { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens: params.maxTokens ?? config.maxSpanTokens },
+          { before: text.slice(0, offset), after: text.slice(offset) },
           resolveSamplerOptions(samplerOverrides(config, { candidates: count, seed: Math.floor(Math.random() * 0xffffffff) })),
           traceHooks(params.textDocument.uri, 'candidates', signal),
+          syntax,
+          log,
         );
         const latencyMs = performance.now() - started;
-        finishTrace(outcome.result.trace, params.textDocument.uri, 'candidates', latencyMs);
-        const candidates = outcome.texts.map((text, i) => {
-          const c = outcome.result.candidates[outcome.candidateIndex[i]];
-          return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
-        });
-        return { candidates, latencyMs };
+        finishTrace(ranked.result.trace, params.textDocument.uri, 'candidates', latencyMs);
+        log(`candidates: ${ranked.candidates.length} distinct of ${count} in one batch, ${ranked.result.modelCalls} model calls, ${latencyMs.toFixed(0)} ms`);
+        return { candidates: [...ranked.candidates], batch: count, modelCalls: ranked.result.modelCalls, latencyMs };
       },
       (message) => empty(message),
       empty('cancelled'),
@@ -313,6 +324,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
 
   connection.onShutdown(async () => {
     inlineInFlight?.abort();
+    syntax.dispose();
     await host.dispose();
   });
 

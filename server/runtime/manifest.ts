@@ -9,6 +9,9 @@
  *   "id": "unmask-coder-base",
  *   "kind": "mdm",                     // mdm | disc | ar
  *   "default_file": "model.int8.onnx", // optional; the denoiser to load when no precision is asked for
+ *   "cached_context": {"int8": {"context": "context.int8.onnx", "step": "step.int8.onnx"}, "fp32": {…}},
+ *                                      // optional; a cached-context denoiser's two graphs per precision (then
+ *                                      // there is no single-graph denoiser)
  *   "files": [{"name": "model.int8.onnx", "sha256": "…", "bytes": 123, "role": "denoiser-int8"}, …],
  *                                      // or {"model.int8.onnx": {"sha256": "…"}, "tokenizer.json": "…sha256…"}
  *   "facts": {"unmask.vocab_size": "8192", …},  // optional copy of the ONNX metadata_props ("metadata" also read)
@@ -40,11 +43,25 @@ export interface Manifest {
   readonly defaultFile?: string;
   /** Special token strings by role (mask, eos, pad, file, lang:python, ...), when the manifest names them. */
   readonly specialTokens: Readonly<Record<string, string>>;
+  /** A cached-context denoiser's context and step graph files per precision; absent for a single-graph model. */
+  readonly cachedContext?: Readonly<Partial<Record<GraphPrecision, CachedGraphNames>>>;
 }
+
+/** The two graphs of a cached-context denoiser (models/README.md), as file names inside the model folder. */
+export interface CachedGraphNames {
+  readonly context: string;
+  readonly step: string;
+}
+
+/** Which graph files a denoiser loads: one full-attention graph, or a cached-context model's two graphs (paths). */
+export type DenoiserGraphs =
+  | { readonly kind: 'single'; readonly model: string }
+  | { readonly kind: 'cached'; readonly context: string; readonly step: string };
 
 /** File names a denoiser may ship as, most preferred first for each precision. */
 const DENOISER_FILES = { int8: 'model.int8.onnx', fp32: 'model.onnx' } as const;
-export type Precision = 'auto' | keyof typeof DENOISER_FILES;
+type GraphPrecision = keyof typeof DENOISER_FILES;
+export type Precision = 'auto' | GraphPrecision;
 const FILE_PRECISION: Readonly<Record<string, string>> = { [DENOISER_FILES.int8]: 'int8', [DENOISER_FILES.fp32]: 'fp32' };
 
 function fail(manifestPath: string, what: string): never {
@@ -94,6 +111,22 @@ function stringRecord(manifestPath: string, key: string, raw: unknown): Record<s
   return out;
 }
 
+function parseCachedContext(manifestPath: string, raw: unknown): Partial<Record<GraphPrecision, CachedGraphNames>> | undefined {
+  if (raw === undefined) return undefined;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(manifestPath, '"cached_context" must be an object of precision -> {context, step}');
+  const out: Partial<Record<GraphPrecision, CachedGraphNames>> = {};
+  for (const [precision, names] of Object.entries(raw)) {
+    if (precision !== 'int8' && precision !== 'fp32') fail(manifestPath, `"cached_context" has precision "${precision}"; expected int8 or fp32`);
+    const { context, step } = (names ?? {}) as { context?: unknown; step?: unknown };
+    if (typeof context !== 'string' || typeof step !== 'string' || context === '' || step === '') {
+      fail(manifestPath, `"cached_context.${precision}" must name a "context" and a "step" file`);
+    }
+    out[precision] = Object.freeze({ context, step });
+  }
+  if (Object.keys(out).length === 0) fail(manifestPath, '"cached_context" names no graphs');
+  return Object.freeze(out);
+}
+
 /** Reads `<dir>/manifest.json`; throws an Error that names the folder and the first problem. */
 export function loadManifest(dir: string): Manifest {
   const manifestPath = path.join(dir, 'manifest.json');
@@ -124,6 +157,7 @@ export function loadManifest(dir: string): Manifest {
     ),
     ...(typeof raw.default_file === 'string' ? { defaultFile: raw.default_file } : {}),
     specialTokens: Object.freeze(stringRecord(manifestPath, 'special_tokens', raw.special_tokens)),
+    ...(raw.cached_context !== undefined ? { cachedContext: parseCachedContext(manifestPath, raw.cached_context) } : {}),
   });
 }
 
@@ -141,6 +175,41 @@ export function denoiserFile(manifest: Manifest, precision: Precision = 'auto'):
   }
   const missing = order.map((n) => (listed.has(n) ? `${n} (listed but missing on disk)` : `${n} (not listed)`));
   throw new Error(`Model ${manifest.id} in ${manifest.dir} has no denoiser: ${missing.join(', ')}`);
+}
+
+/**
+ * The graph files to load: a cached-context model's context and step graphs when the manifest names them under
+ * "cached_context" (int8 by default, fp32 when asked or when it is the only one), else the single denoiser
+ * (`denoiserFile`). Both graphs of a pair must be listed and on disk; a manifest whose facts say
+ * `unmask.attention = context_only` must name the pair.
+ */
+export function denoiserGraphs(manifest: Manifest, precision: Precision = 'auto'): DenoiserGraphs {
+  const cached = manifest.cachedContext;
+  if (!cached) {
+    if (manifest.metadata['unmask.attention'] === 'context_only') {
+      throw new Error(
+        `Model ${manifest.id} in ${manifest.dir} has unmask.attention "context_only" but its manifest names no "cached_context" ` +
+          'graphs (a context_only denoiser ships as a context graph and a step graph; see models/README.md)',
+      );
+    }
+    return { kind: 'single', model: denoiserFile(manifest, precision) };
+  }
+  const listed = new Set(manifest.files.map((f) => f.path));
+  const order: GraphPrecision[] = precision === 'auto' ? ['int8', 'fp32'] : [precision];
+  const problems: string[] = [];
+  for (const p of order) {
+    const names = cached[p];
+    if (!names) {
+      problems.push(`no ${p} pair`);
+      continue;
+    }
+    const missing = [names.context, names.step].flatMap((name) =>
+      !listed.has(name) ? [`${name} (not listed)`] : !fs.existsSync(path.join(manifest.dir, name)) ? [`${name} (listed but missing on disk)`] : [],
+    );
+    if (missing.length === 0) return { kind: 'cached', context: path.join(manifest.dir, names.context), step: path.join(manifest.dir, names.step) };
+    problems.push(`${p}: ${missing.join(', ')}`);
+  }
+  throw new Error(`Model ${manifest.id} in ${manifest.dir} has no usable cached-context graphs: ${problems.join('; ')}`);
 }
 
 /** Path of a listed file, or an Error naming it when it is missing. */

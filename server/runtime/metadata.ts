@@ -68,8 +68,8 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
   const kind = requireKey(meta, 'unmask.kind', where);
   if (kind !== 'mdm') throw new Error(`${where} is a "${kind}" model; inline completion needs a denoiser ("mdm")`);
   const attention = meta['unmask.attention'];
-  if (attention !== undefined && attention !== 'full') {
-    throw new Error(`${where} has attention "${attention}"; the sampler needs "full" (bidirectional) attention`);
+  if (attention !== undefined && attention !== 'full' && attention !== 'context_only') {
+    throw new Error(`${where} has attention "${attention}"; the runtime runs "full" (bidirectional) and "context_only" (cached-context) denoisers`);
   }
   const vocabSize = intKey(meta, 'unmask.vocab_size', where, 2);
   const maxSeqLen = intKey(meta, 'unmask.max_seq_len', where, 8);
@@ -117,6 +117,65 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
   });
 }
 
+/** The attention pattern of a denoiser (`unmask.attention`, "full" when absent). */
+export type Attention = 'full' | 'context_only';
+
+/**
+ * Checks that a graph's attention pattern fits how it is run: a single graph must be "full" (every position sees the
+ * whole canvas), the two graphs of a cached-context model "context_only".
+ */
+export function checkAttention(meta: Readonly<Record<string, string>>, expected: Attention, where: string): void {
+  const attention = meta['unmask.attention'] ?? 'full';
+  if (attention === expected) return;
+  const why =
+    expected === 'full'
+      ? 'a context_only denoiser ships as a context graph and a step graph (manifest "cached_context"), not as one graph'
+      : 'the graphs of a cached-context model must come from a context_only checkpoint';
+  throw new Error(`${where} has unmask.attention "${attention}", expected "${expected}": ${why}`);
+}
+
+/** The shape of a cached-context model's key/value cache, from `unmask.cache`: past_key [layers, B, heads, T, headDim]. */
+export interface CacheShape {
+  readonly layers: number;
+  readonly heads: number;
+  readonly headDim: number;
+}
+
+/**
+ * Reads the cache shape of one graph of a cached-context model and checks that the graph is the one expected
+ * (`unmask.graph` is "context" or "step").
+ */
+export function cacheFromMetadata(meta: Readonly<Record<string, string>>, graph: 'context' | 'step', where: string): CacheShape {
+  const role = requireKey(meta, 'unmask.graph', where);
+  if (role !== graph) throw new Error(`${where} is the "${role}" graph (unmask.graph); expected the "${graph}" graph`);
+  const raw = jsonKey(meta, 'unmask.cache', where) as Record<string, unknown> | null;
+  const size = (key: string): number => {
+    const value = raw?.[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+      throw new Error(`${where} metadata "unmask.cache" needs a positive integer "${key}", got ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+  if (raw?.layout !== '[L,B,H,T,Dh]') throw new Error(`${where} metadata "unmask.cache" has layout ${JSON.stringify(raw?.layout)}; this runtime reads "[L,B,H,T,Dh]"`);
+  return Object.freeze({ layers: size('layers'), heads: size('heads'), headDim: size('head_dim') });
+}
+
+/** Checks that the context and step graphs of one model carry the same facts (every `unmask.*` key but the graph). */
+export function checkGraphsAgree(
+  contextMeta: Readonly<Record<string, string>>,
+  stepMeta: Readonly<Record<string, string>>,
+  whereContext: string,
+  whereStep: string,
+): void {
+  const keys = new Set([...Object.keys(contextMeta), ...Object.keys(stepMeta)].filter((k) => k.startsWith('unmask.') && k !== 'unmask.graph'));
+  for (const key of keys) {
+    if (contextMeta[key] !== stepMeta[key]) {
+      const show = (v: string | undefined): string => (v === undefined ? 'absent' : v.slice(0, 80));
+      throw new Error(`${whereContext} and ${whereStep} disagree on "${key}": ${show(contextMeta[key])} vs ${show(stepMeta[key])}`);
+    }
+  }
+}
+
 /**
  * Checks that the manifest's copy of the metadata agrees with the ONNX file on every key both carry.
  * A manifest may omit keys; it may not contradict the model.
@@ -148,7 +207,7 @@ function sameValue(a: string, b: string): boolean {
 }
 
 /** The denoiser's I/O per models/README.md: input_ids [B,T] int64, positions [B,P] int64, logits [B,P,V] float32. */
-function denoiserContract(facts: ModelFacts): { inputs: ExpectedTensor[]; outputs: ExpectedTensor[] } {
+function denoiserContract(facts: ModelFacts): IoContract {
   return {
     inputs: [
       { name: 'input_ids', type: 'int64', dims: ['B', 'T'] },
@@ -156,6 +215,45 @@ function denoiserContract(facts: ModelFacts): { inputs: ExpectedTensor[]; output
     ],
     outputs: [{ name: 'logits', type: 'float32', dims: ['B', 'P', 'V'], fixed: { 2: facts.vocabSize } }],
   };
+}
+
+/** The cache tensors [L, B, H, T, Dh] with the sizes the metadata fixes (B is Bc in the step graph). */
+function cacheTensor(name: string, cache: CacheShape, batch: string): ExpectedTensor {
+  return { name, type: 'float32', dims: ['L', batch, 'H', 'T', 'Dh'], fixed: { 0: cache.layers, 2: cache.heads, 4: cache.headDim } };
+}
+
+/** The context graph: input_ids [B,T] int64, span_mask [B,T] bool -> past_key, past_value [L,B,H,T,Dh] float32. */
+function contextContract(cache: CacheShape): IoContract {
+  return {
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['B', 'T'] },
+      { name: 'span_mask', type: 'bool', dims: ['B', 'T'] },
+    ],
+    outputs: [cacheTensor('past_key', cache, 'B'), cacheTensor('past_value', cache, 'B')],
+  };
+}
+
+/**
+ * The step graph: span_ids, span_pos [B,S] int64, past_key, past_value [L,Bc,H,T,Dh] float32, context_mask [Bc,T]
+ * bool, out_idx [B,P] int64 -> logits [B,P,V] float32.
+ */
+function stepContract(facts: ModelFacts, cache: CacheShape): IoContract {
+  return {
+    inputs: [
+      { name: 'span_ids', type: 'int64', dims: ['B', 'S'] },
+      { name: 'span_pos', type: 'int64', dims: ['B', 'S'] },
+      cacheTensor('past_key', cache, 'Bc'),
+      cacheTensor('past_value', cache, 'Bc'),
+      { name: 'context_mask', type: 'bool', dims: ['Bc', 'T'] },
+      { name: 'out_idx', type: 'int64', dims: ['B', 'P'] },
+    ],
+    outputs: [{ name: 'logits', type: 'float32', dims: ['B', 'P', 'V'], fixed: { 2: facts.vocabSize } }],
+  };
+}
+
+interface IoContract {
+  readonly inputs: readonly ExpectedTensor[];
+  readonly outputs: readonly ExpectedTensor[];
 }
 
 function checkTensor(actual: IoInfo | undefined, expected: ExpectedTensor, role: string, where: string, all: readonly IoInfo[]): void {
@@ -182,9 +280,7 @@ function checkTensor(actual: IoInfo | undefined, expected: ExpectedTensor, role:
   });
 }
 
-/** Checks a denoiser session's inputs and outputs against the contract; throws naming the first mismatch. */
-export function checkDenoiserIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], facts: ModelFacts, where: string): void {
-  const contract = denoiserContract(facts);
+function checkIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], contract: IoContract, where: string): void {
   for (const expected of contract.inputs) {
     checkTensor(inputs.find((t) => t.name === expected.name), expected, 'input', where, inputs);
   }
@@ -193,4 +289,28 @@ export function checkDenoiserIo(inputs: readonly IoInfo[], outputs: readonly IoI
   for (const expected of contract.outputs) {
     checkTensor(outputs.find((t) => t.name === expected.name), expected, 'output', where, outputs);
   }
+}
+
+/** Checks a denoiser session's inputs and outputs against the contract; throws naming the first mismatch. */
+export function checkDenoiserIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], facts: ModelFacts, where: string): void {
+  checkIo(inputs, outputs, denoiserContract(facts), where);
+}
+
+/** The inputs and outputs of one session, as onnxruntime reports them. */
+export interface SessionIo {
+  readonly inputs: readonly IoInfo[];
+  readonly outputs: readonly IoInfo[];
+}
+
+/** Checks a cached-context model's two sessions against the contract; throws naming the graph and the first mismatch. */
+export function checkCachedIo(
+  context: SessionIo,
+  step: SessionIo,
+  facts: ModelFacts,
+  cache: CacheShape,
+  whereContext: string,
+  whereStep: string,
+): void {
+  checkIo(context.inputs, context.outputs, contextContract(cache), whereContext);
+  checkIo(step.inputs, step.outputs, stepContract(facts, cache), whereStep);
 }

@@ -3,13 +3,28 @@
  * tokenizer), starts the inference worker with the chosen execution providers, checks the session's inputs and
  * outputs against the contract, and returns the engine's ModelFn. A crashed worker rejects its in-flight runs with an
  * error that says so and is started again on the next run.
+ *
+ * Two kinds of denoiser folders load: a single full-attention graph (input_ids, positions -> logits), and a
+ * cached-context model whose manifest names a context graph and a step graph (models/README.md). For the latter each
+ * call is split by the hole layout (cached-context.ts): the worker runs the context graph only when the context
+ * changes, and the step graph over the span tokens every step.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelFacts, ModelFn, ModelInput, TextCodec } from '../engine/types';
-import { type Manifest, type Precision, denoiserFile, loadManifest, requireFile, verifyFiles } from './manifest';
-import { checkDenoiserIo, checkManifestAgrees, factsFromMetadata } from './metadata';
+import { type CachedRunInputs, splitForCache } from './cached-context';
+import { type DenoiserGraphs, type Manifest, type Precision, denoiserGraphs, loadManifest, requireFile, verifyFiles } from './manifest';
+import {
+  type CacheShape,
+  cacheFromMetadata,
+  checkAttention,
+  checkCachedIo,
+  checkDenoiserIo,
+  checkGraphsAgree,
+  checkManifestAgrees,
+  factsFromMetadata,
+} from './metadata';
 import { readOnnxFileInfo } from './onnx-proto';
 import type { DeviceSetting } from './providers';
 import { loadTokenizer } from './tokenizer';
@@ -32,6 +47,8 @@ export interface LoadOptions {
 export interface RunStats {
   calls: number;
   onnxMs: number;
+  /** Runs of a cached-context model's context graph (cache misses); 0 for a single-graph model. */
+  contextCalls: number;
 }
 
 export interface LoadedModel {
@@ -39,8 +56,10 @@ export interface LoadedModel {
   readonly codec: TextCodec;
   readonly run: ModelFn;
   readonly manifest: Manifest;
-  /** The ONNX file in use. */
+  /** The ONNX file in use (a cached-context model's step graph). */
   readonly modelFile: string;
+  /** A cached-context model's context graph; absent for a single-graph model. */
+  readonly contextFile?: string;
   /** The execution provider the session runs on ("cpu", "cuda", ...). */
   readonly device: string;
   /** Why the device differs from the one asked for; empty when it does not. */
@@ -102,6 +121,7 @@ class InferenceWorker {
       if (m.type === 'result') {
         this.stats.calls += 1;
         this.stats.onnxMs += m.ms;
+        if (m.contextRan) this.stats.contextCalls += 1;
         p.resolve(m.logits);
       } else {
         p.reject(new Error(`Model run failed for ${m.message}`));
@@ -123,11 +143,16 @@ class InferenceWorker {
     this.worker.postMessage(message, transfer);
   }
 
-  load(modelFile: string, device: DeviceSetting, threads: number): Promise<LoadedMessage> {
+  /** Whether the loaded model is a cached-context one (runs go out split by the hole layout). */
+  private cached = false;
+
+  load(graphs: DenoiserGraphs, device: DeviceSetting, threads: number): Promise<LoadedMessage> {
+    this.cached = graphs.kind === 'cached';
+    const files = graphs.kind === 'cached' ? { modelFile: graphs.step, contextFile: graphs.context } : { modelFile: graphs.model };
     return new Promise((resolve, reject) => {
       this.loaded = resolve;
       this.loadFailed = reject;
-      this.send({ type: 'load', modelFile, device, threads });
+      this.send({ type: 'load', ...files, device, threads });
     });
   }
 
@@ -135,6 +160,20 @@ class InferenceWorker {
     const shapes = `input_ids [${input.batch}, ${input.seqLen}], positions [${input.batch}, ${input.numPositions}]`;
     if (this.exited) return Promise.reject(new Error(`Model run aborted (${shapes}): the inference worker is not running`));
     const id = this.nextId++;
+    if (this.cached) {
+      // splitForCache builds fresh arrays, so they can be transferred; the caller keeps its canvas.
+      let run: CachedRunInputs;
+      try {
+        run = splitForCache(input);
+      } catch (err) {
+        return Promise.reject(new Error(`Model input ${describeInput(input)}: ${(err as Error).message}`));
+      }
+      const buffers = [run.contextIds, run.spanMask, run.spanPos, run.spanIds, run.outIdx].map((a) => a.buffer as ArrayBuffer);
+      return new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject, shapes });
+        this.send({ type: 'runCached', id, run }, buffers);
+      });
+    }
     // Copies, because the caller keeps its canvas and transferring would detach it.
     const ids = new Int32Array(input.ids);
     const positions = new Int32Array(input.positions);
@@ -162,10 +201,18 @@ class InferenceWorker {
   }
 }
 
-/** Checks a model input against the facts before it crosses to the worker; the error names the input and shape. */
+/** The model input's tensors with their dtypes and shapes, for error messages. */
+function describeInput({ batch, seqLen, numPositions }: ModelInput): string {
+  return `input_ids int64 [${batch}, ${seqLen}], positions int64 [${batch}, ${numPositions}]`;
+}
+
+/**
+ * Checks a model input against the facts before it crosses to the worker; the error names the input and shape. (A
+ * cached-context model's hole layout is checked when the input is split for the worker.)
+ */
 function checkInput(input: ModelInput, facts: ModelFacts): void {
   const { batch, seqLen, numPositions } = input;
-  const where = `input_ids int64 [${batch}, ${seqLen}], positions int64 [${batch}, ${numPositions}]`;
+  const where = describeInput(input);
   if (!(batch >= 1 && seqLen >= 1 && numPositions >= 1)) throw new Error(`Model input ${where}: every dimension must be at least 1`);
   if (input.ids.length !== batch * seqLen) throw new Error(`Model input ${where}: input_ids holds ${input.ids.length} values`);
   if (input.positions.length !== batch * numPositions) throw new Error(`Model input ${where}: positions holds ${input.positions.length} values`);
@@ -188,15 +235,37 @@ async function warmUp(worker: InferenceWorker, facts: ModelFacts, where: string)
   const ids = new Int32Array(seqLen).fill(facts.maskId);
   ids[0] = facts.langIds.other;
   const positions = Int32Array.from({ length: numPositions }, (_, i) => seqLen - numPositions + i);
+  const holes = [{ start: seqLen - numPositions, length: numPositions }];
   let logits: Float32Array;
   try {
-    logits = await worker.run({ ids, batch: 1, seqLen, positions, numPositions });
+    logits = await worker.run({ ids, batch: 1, seqLen, positions, numPositions, holes });
   } catch (err) {
     throw new Error(`${where} loads but does not run: ${(err as Error).message}`);
   }
   if (logits.length !== numPositions * facts.vocabSize) {
     throw new Error(`${where} returned ${logits.length} logits for positions [1, ${numPositions}]; expected [1, ${numPositions}, ${facts.vocabSize}]`);
   }
+}
+
+/**
+ * Reads and checks the context graph of a cached-context model against its step graph (`stepMeta`) and the manifest:
+ * both context_only, each the graph it is named as, the same facts and the same cache shape.
+ */
+function readCachedGraphs(
+  graphs: Extract<DenoiserGraphs, { kind: 'cached' }>,
+  stepMeta: Readonly<Record<string, string>>,
+  manifest: Manifest,
+): { where: string; cache: CacheShape } {
+  const where = path.basename(graphs.context);
+  const whereStep = path.basename(graphs.step);
+  const contextMeta = readOnnxFileInfo(graphs.context).metadata;
+  checkAttention(stepMeta, 'context_only', whereStep);
+  checkAttention(contextMeta, 'context_only', where);
+  checkManifestAgrees(contextMeta, manifest.metadata, where);
+  const cache = cacheFromMetadata(contextMeta, 'context', where);
+  cacheFromMetadata(stepMeta, 'step', whereStep);
+  checkGraphsAgree(contextMeta, stepMeta, where, whereStep);
+  return { where, cache };
 }
 
 /**
@@ -209,24 +278,32 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const manifest = loadManifest(path.resolve(dir));
   if (manifest.kind !== 'mdm') throw new Error(`Model ${manifest.id} is a "${manifest.kind}" model; inline completion needs a denoiser ("mdm")`);
   verifyFiles(manifest, options.verifyHashes ?? false);
-  const modelFile = denoiserFile(manifest, options.precision ?? 'auto');
+  const graphs = denoiserGraphs(manifest, options.precision ?? 'auto');
+  const modelFile = graphs.kind === 'cached' ? graphs.step : graphs.model;
   const where = path.basename(modelFile);
   const info = readOnnxFileInfo(modelFile);
   const facts = factsFromMetadata(info.metadata, where);
   checkManifestAgrees(info.metadata, manifest.metadata, where);
+  const cached = graphs.kind === 'cached' ? readCachedGraphs(graphs, info.metadata, manifest) : undefined;
+  if (!cached) checkAttention(info.metadata, 'full', where);
 
   const device = options.device ?? 'auto';
   const workerPath = options.workerPath ?? defaultWorkerPath();
   const threads = options.threads ?? 0;
-  const stats: RunStats = { calls: 0, onnxMs: 0 };
+  const stats: RunStats = { calls: 0, onnxMs: 0, contextCalls: 0 };
 
   let current: InferenceWorker | undefined;
   let starting: Promise<InferenceWorker> | undefined;
   const start = async (): Promise<{ worker: InferenceWorker; loaded: LoadedMessage }> => {
     const worker = new InferenceWorker(workerPath, stats, (reason) => log(`runtime: ${reason}`));
     try {
-      const loaded = await worker.load(modelFile, device, threads);
-      checkDenoiserIo(loaded.inputs, loaded.outputs, facts, where);
+      const loaded = await worker.load(graphs, device, threads);
+      if (cached) {
+        if (!loaded.context) throw new Error(`${cached.where} was not loaded by the inference worker`);
+        checkCachedIo(loaded.context, loaded, facts, cached.cache, cached.where, where);
+      } else {
+        checkDenoiserIo(loaded.inputs, loaded.outputs, facts, where);
+      }
       await warmUp(worker, facts, where);
       return { worker, loaded };
     } catch (err) {
@@ -251,7 +328,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const reasons = [...first.loaded.skipped, ...first.loaded.notes];
   const deviceNote = device !== 'cpu' && loadedOn === 'cpu' && reasons.length ? `using the CPU: ${reasons.join('; ')}` : '';
   if (!tokenizer.lineCache) log('tokenizer: line-by-line encoding disagreed with whole-text encoding; encoding whole texts (slower)');
-  log(`model ${manifest.id}: ${where} on ${loadedOn} (session ${first.loaded.ms.toFixed(0)} ms)`);
+  const graphNames = cached ? `${cached.where} + ${where} (cached context)` : where;
+  log(`model ${manifest.id}: ${graphNames} on ${loadedOn} (session ${first.loaded.ms.toFixed(0)} ms)`);
 
   /** Starts a fresh worker after a crash; concurrent callers share one restart. */
   const alive = async (): Promise<InferenceWorker> => {
@@ -278,6 +356,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     run,
     manifest,
     modelFile,
+    ...(graphs.kind === 'cached' ? { contextFile: graphs.context } : {}),
     device: loadedOn,
     deviceNote,
     loadMs: performance.now() - started,

@@ -2,12 +2,18 @@
  * Messages between the main thread (model.ts) and the inference worker (worker.ts). Typed arrays travel as
  * transferables, so a step moves its ids in and its logits out without copying.
  */
+import type { CachedRunInputs } from './cached-context';
 import type { DeviceSetting } from './providers';
 
-/** Main thread -> worker: create the session, planning providers for `device` and trying each in turn. */
+/**
+ * Main thread -> worker: create the session, planning providers for `device` and trying each in turn. With
+ * `contextFile` the model is a cached-context denoiser: `modelFile` is its step graph and both sessions are created
+ * on the same provider.
+ */
 export interface LoadMessage {
   type: 'load';
   modelFile: string;
+  contextFile?: string;
   device: DeviceSetting;
   /** Intra-op threads; 0 lets onnxruntime choose. */
   threads: number;
@@ -22,11 +28,20 @@ export interface RunMessage {
   positions: Int32Array;
   numPositions: number;
 }
+/**
+ * Main thread -> worker: one step of a cached-context model, already split into the two graphs' inputs; the worker
+ * runs the context graph only when its cache holds another context.
+ */
+export interface RunCachedMessage {
+  type: 'runCached';
+  id: number;
+  run: CachedRunInputs;
+}
 /** Main thread -> worker: release the session; the worker answers `disposed` and the main thread ends it. */
 export interface DisposeMessage {
   type: 'dispose';
 }
-export type ToWorker = LoadMessage | RunMessage | DisposeMessage;
+export type ToWorker = LoadMessage | RunMessage | RunCachedMessage | DisposeMessage;
 
 export interface IoDescription {
   name: string;
@@ -46,18 +61,24 @@ export interface LoadedMessage {
   notes: string[];
   inputs: IoDescription[];
   outputs: IoDescription[];
+  /** The context graph's inputs and outputs, for a cached-context model. */
+  context?: { inputs: IoDescription[]; outputs: IoDescription[] };
   ms: number;
 }
 export interface LoadFailedMessage {
   type: 'loadFailed';
   message: string;
 }
-/** Worker -> main thread: logits [batch, numPositions, vocab] of run `id`, and the time spent inside onnxruntime. */
+/**
+ * Worker -> main thread: logits [batch, numPositions, vocab] of run `id`, the time spent inside onnxruntime, and
+ * whether the run included a pass of the context graph (a cached-context model whose cache missed).
+ */
 export interface ResultMessage {
   type: 'result';
   id: number;
   logits: Float32Array;
   ms: number;
+  contextRan: boolean;
 }
 export interface RunFailedMessage {
   type: 'runFailed';

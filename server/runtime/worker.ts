@@ -2,16 +2,29 @@
  * The inference worker thread: owns the onnxruntime InferenceSession so that `session.run()`, a synchronous native
  * call that blocks its thread for the whole forward pass, never blocks the language server's event loop.
  * Bundled as dist/worker.js; model.ts starts it and speaks the messages in worker-messages.ts.
+ *
+ * A cached-context model has two sessions: the context graph, run when a step's context differs from the cached
+ * one, and the step graph, run every step with the cached keys and values (cached-context.ts).
  */
 import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { type CachedRunInputs, ContextCache, describeCachedRun } from './cached-context';
 import { defaultLibraryProbe, planProviders, shortError } from './providers';
-import type { FromWorker, IoDescription, LoadMessage, RunMessage, ToWorker } from './worker-messages';
+import type { FromWorker, IoDescription, LoadMessage, RunCachedMessage, RunMessage, ToWorker } from './worker-messages';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread (started by server/runtime/model.ts)');
 const port = parentPort;
 let session: ort.InferenceSession | undefined;
+let contextSession: ort.InferenceSession | undefined;
+
+/** What the context graph computed for one context: the step graph's cache inputs. */
+interface CachedContext {
+  readonly pastKey: ort.Tensor;
+  readonly pastValue: ort.Tensor;
+  readonly contextMask: ort.Tensor;
+}
+const cache = new ContextCache<CachedContext>();
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
@@ -46,7 +59,10 @@ async function load(message: LoadMessage): Promise<void> {
         logSeverityLevel: 3,
       };
       if (message.threads > 0) options.intraOpNumThreads = message.threads;
+      const context = message.contextFile ? await ort.InferenceSession.create(message.contextFile, options) : undefined;
       session = await ort.InferenceSession.create(message.modelFile, options);
+      contextSession = context;
+      cache.clear();
       post({
         type: 'loaded',
         device: attempt.device,
@@ -54,6 +70,7 @@ async function load(message: LoadMessage): Promise<void> {
         notes,
         inputs: describeIo(session.inputMetadata),
         outputs: describeIo(session.outputMetadata),
+        ...(context ? { context: { inputs: describeIo(context.inputMetadata), outputs: describeIo(context.outputMetadata) } } : {}),
         ms: performance.now() - started,
       });
       return;
@@ -61,13 +78,82 @@ async function load(message: LoadMessage): Promise<void> {
       notes.push(`${attempt.device} failed: ${shortError(err)}`);
     }
   }
-  post({ type: 'loadFailed', message: `onnxruntime could not load ${message.modelFile}: ${[...plan.skipped, ...notes].join('; ')}` });
+  const files = message.contextFile ? `${message.contextFile} and ${message.modelFile}` : message.modelFile;
+  post({ type: 'loadFailed', message: `onnxruntime could not load ${files}: ${[...plan.skipped, ...notes].join('; ')}` });
 }
 
 function toInt64(values: Int32Array): BigInt64Array {
   const out = new BigInt64Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]);
   return out;
+}
+
+/** `row` repeated `rows` times, as one row-major array. */
+function tile<T extends Int32Array | Uint8Array>(row: T, rows: number): T {
+  const out = new (row.constructor as new (n: number) => T)(row.length * rows);
+  for (let r = 0; r < rows; r++) out.set(row, r * row.length);
+  return out;
+}
+
+/** The logits output as a Float32Array that can be transferred whole (copied only if it views part of a buffer). */
+function logitsOf(outputs: ort.InferenceSession.OnnxValueMapType): Float32Array {
+  const output = outputs.logits;
+  if (!output || output.type !== 'float32') throw new Error(`output "logits" is ${output ? output.type : 'missing'}, expected float32`);
+  // onnxruntime-node hands back a plain ArrayBuffer per output: transfer it whole (no copy of B x P x V floats).
+  const data = output.data as Float32Array;
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Float32Array(data);
+}
+
+/** Runs the context graph once for the run's context rows (batch 1 when the rows share it). */
+async function encodeContext(context: ort.InferenceSession, run: CachedRunInputs): Promise<CachedContext> {
+  const { contextRows: rows, seqLen: T } = run;
+  const outputs = await context.run({
+    input_ids: new ort.Tensor('int64', toInt64(run.contextIds), [rows, T]),
+    span_mask: new ort.Tensor('bool', tile(run.spanMask, rows), [rows, T]),
+  });
+  const { past_key: pastKey, past_value: pastValue } = outputs;
+  for (const [name, t] of [['past_key', pastKey], ['past_value', pastValue]] as const) {
+    if (!t || t.type !== 'float32') throw new Error(`output "${name}" is ${t ? t.type : 'missing'}, expected float32`);
+  }
+  const contextMask = tile(run.spanMask.map((m) => 1 - m), rows);
+  return { pastKey, pastValue, contextMask: new ort.Tensor('bool', contextMask, [rows, T]) };
+}
+
+async function runCached(message: RunCachedMessage): Promise<void> {
+  const { run } = message;
+  const shapes = describeCachedRun(run);
+  if (!session || !contextSession) {
+    post({ type: 'runFailed', id: message.id, message: `no cached-context model loaded (${shapes.step})` });
+    return;
+  }
+  const started = performance.now();
+  let cached = cache.get(run);
+  const contextRan = cached === undefined;
+  if (!cached) {
+    try {
+      cached = await encodeContext(contextSession, run);
+    } catch (err) {
+      post({ type: 'runFailed', id: message.id, message: `the context graph with ${shapes.context}: ${shortError(err)}` });
+      return;
+    }
+    cache.set(run, cached);
+  }
+  try {
+    const { batch: B, numPositions: P } = run;
+    const S = run.spanPos.length;
+    const outputs = await session.run({
+      span_ids: new ort.Tensor('int64', toInt64(run.spanIds), [B, S]),
+      span_pos: new ort.Tensor('int64', toInt64(tile(run.spanPos, B)), [B, S]),
+      past_key: cached.pastKey,
+      past_value: cached.pastValue,
+      context_mask: cached.contextMask,
+      out_idx: new ort.Tensor('int64', toInt64(run.outIdx), [B, P]),
+    });
+    const logits = logitsOf(outputs);
+    post({ type: 'result', id: message.id, logits, ms: performance.now() - started, contextRan }, [logits.buffer as ArrayBuffer]);
+  } catch (err) {
+    post({ type: 'runFailed', id: message.id, message: `the step graph with ${shapes.step}: ${shortError(err)}` });
+  }
 }
 
 async function run(message: RunMessage): Promise<void> {
@@ -82,14 +168,8 @@ async function run(message: RunMessage): Promise<void> {
       input_ids: new ort.Tensor('int64', toInt64(message.ids), [message.batch, message.seqLen]),
       positions: new ort.Tensor('int64', toInt64(message.positions), [message.batch, message.numPositions]),
     };
-    const output = (await session.run(feeds)).logits;
-    if (!output || output.type !== 'float32') throw new Error(`output "logits" is ${output ? output.type : 'missing'}, expected float32`);
-    // onnxruntime-node hands back a plain ArrayBuffer per output: transfer it whole (no copy of B x P x V floats);
-    // copy only if the view ever covers part of a larger buffer.
-    const data = output.data as Float32Array;
-    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-    const logits = whole ? data : new Float32Array(data);
-    post({ type: 'result', id: message.id, logits, ms: performance.now() - started }, [logits.buffer as ArrayBuffer]);
+    const logits = logitsOf(await session.run(feeds));
+    post({ type: 'result', id: message.id, logits, ms: performance.now() - started, contextRan: false }, [logits.buffer as ArrayBuffer]);
   } catch (err) {
     post({ type: 'runFailed', id: message.id, message: `${shapes}: ${shortError(err)}` });
   }
@@ -98,9 +178,11 @@ async function run(message: RunMessage): Promise<void> {
 port.on('message', (message: ToWorker) => {
   if (message.type === 'load') void load(message);
   else if (message.type === 'run') void run(message);
+  else if (message.type === 'runCached') void runCached(message);
   else if (message.type === 'dispose') {
-    const current = session;
-    session = undefined;
-    void (current ? current.release() : Promise.resolve()).finally(() => post({ type: 'disposed' }));
+    const current = [session, contextSession];
+    session = contextSession = undefined;
+    cache.clear();
+    void Promise.all(current.map((s) => s?.release())).finally(() => post({ type: 'disposed' }));
   }
 });

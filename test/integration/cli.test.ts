@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { smokeModel, tempDir, testModel } from '../fixtures/models';
+import { writeTinyModel } from '../fixtures/tiny-model';
 import { REPO_ROOT, ensureBuilt } from './lsp-client';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
@@ -25,7 +26,7 @@ describe('the command line', () => {
   it('prints the completion and the unmasking order step by step', () => {
     const run = cli([file, '--line', '4', '--col', '9', '--steps', '4', ...common]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^model \S+ \(model(\.int8)?\.onnx\) on cpu, loaded in \d+ ms/);
+    assert.match(run.stdout, /^model \S+ \((model(\.int8)?\.onnx|context(\.int8)?\.onnx \+ step(\.int8)?\.onnx)\) on cpu, loaded in \d+ ms/);
     assert.match(run.stdout, /python at 4:9: 16-token span, [1-4] model calls/);
     assert.match(run.stdout, /--- unmasking order \(step: token@index confidence\) ---\nstep  1: /);
     assert.match(run.stdout, /AR-ness@1..8 local: /);
@@ -82,6 +83,14 @@ describe('the command line', () => {
       assert.match(run.stderr, message);
     });
   }
+
+  it('runs a cached-context model (a context graph once, a step graph per step)', () => {
+    const cached = writeTinyModel(tempDir('cli-cached'), { cached: true });
+    const run = cli([file, '--line', '4', '--col', '9', '--steps', '4', '--candidates', '2', '--model', cached.dir, '--device', 'cpu', '--threads', '1']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^model tiny-fixture \(context\.onnx \+ step\.onnx\) on cpu/);
+    assert.match(run.stdout, /python at 4:9: \d+-token span, [1-4] model calls/);
+  });
 
   const smoke = smokeModel();
   it('runs the recipe smoke model (int8)', { skip: smoke ? false : 'models/recipe/run_cpu.sh has not run' }, () => {

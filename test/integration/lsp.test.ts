@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   DidChangeTextDocumentNotification,
@@ -18,8 +20,12 @@ import {
   LastTraceRequest,
   type TraceParams,
 } from '../../server/protocol/messages';
+import { holeAsks } from '../../client/holeFill';
+import { findHoles } from '../../client/holeMarker';
+import { isNearDuplicate } from '../../server/engine/rerank';
+import { GRAMMAR_FILES, RUNTIME_FILE } from '../../server/runtime/syntax';
 import { smokeModel, testModel } from '../fixtures/models';
-import { TestClient, ensureBuilt } from './lsp-client';
+import { REPO_ROOT, TestClient, ensureBuilt } from './lsp-client';
 
 const PYTHON = [
   'import os',
@@ -100,7 +106,8 @@ describe('the language server', () => {
     assert.deepEqual(last, final);
   });
 
-  it('returns several distinct candidates for an explicit request (Alt+] / Alt+[)', async () => {
+  it('returns the ranked candidates of one batch for an explicit request (Alt+] / Alt+[)', async () => {
+    const since = client.traces.length;
     const items = itemsOf(
       await client.connection.sendRequest(InlineCompletionRequest.type, {
         textDocument: { uri: 'file:///work/read.py' },
@@ -108,9 +115,17 @@ describe('the language server', () => {
         context: { triggerKind: InlineCompletionTriggerKind.Invoked },
       }),
     );
-    assert.ok(items.length >= 1 && items.length <= 4, `got ${items.length} items`);
-    const texts = items.map((i) => i.insertText);
+    // Up to unmask.candidates (4 by default) items; the model may leave rows empty, so the shape is what is checked.
+    assert.ok(items.length <= 4, `got ${items.length} items`);
+    const texts = items.map((i) => (typeof i.insertText === 'string' ? i.insertText : i.insertText.value));
     assert.equal(new Set(texts).size, texts.length, 'candidates are distinct');
+    for (const [i, item] of items.entries()) {
+      assert.deepEqual(item.range, { start: { line: 5, character: 0 }, end: CURSOR });
+      assert.ok(texts[i].startsWith('        ') && texts[i].trim().length > 0);
+    }
+    const finals = client.traces.slice(since).filter((t) => !t.partial);
+    assert.equal(finals.length, 1, 'one generation for all the alternatives');
+    assert.ok(finals[0].steps <= 8);
   });
 
   it('follows incremental document changes', async () => {
@@ -182,7 +197,8 @@ describe('the language server', () => {
       position: CURSOR,
       count: 4,
     });
-    assert.ok(candidates.candidates.length >= 1 && candidates.candidates.length <= 4);
+    // The model may leave every row empty: the shape is checked here, the ranking in the test below.
+    assert.ok(candidates.candidates.length <= 4 && candidates.batch === 4 && candidates.error === undefined);
     for (const c of candidates.candidates) assert.ok(Number.isFinite(c.logProb) && c.meanConfidence > 0 && c.meanConfidence <= 1);
     const bad: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, {
       textDocument: { uri: 'file:///work/read.py' },
@@ -190,6 +206,86 @@ describe('the language server', () => {
       count: 99,
     });
     assert.match(bad.error!, /count must be a whole number from 1 to 16/);
+  });
+
+  it('fills three {{hole}} markers in one generation: one trace over all three holes, one model call per step', async () => {
+    const uri = 'file:///work/holes.py';
+    const text = [
+      'def area(width, height):',
+      '    return {{hole:16}}',
+      '',
+      '',
+      'def perimeter(width, height):',
+      '    {{hole:8}}',
+      '',
+      '',
+      'print(area(2, 3), {{hole}})',
+      '',
+    ].join('\n');
+    await client.open(uri, 'python', text);
+    const at = (offset: number) => {
+      const lines = text.slice(0, offset).split('\n');
+      return { line: lines.length - 1, character: lines[lines.length - 1].length };
+    };
+    const holes = holeAsks(findHoles(text));
+    assert.equal(holes.length, 3);
+    const since = client.traces.length;
+    const result: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, {
+      textDocument: { uri },
+      holes: holes.map((h) => ({ range: { start: at(h.start), end: at(h.end) }, maxTokens: h.maxTokens })),
+    });
+    assert.equal(result.error, undefined);
+    assert.equal(result.texts.length, 3, 'one text per hole, "" for a hole the model left empty');
+
+    const traces = client.traces.slice(since);
+    const finals = traces.filter((t) => !t.partial);
+    assert.equal(finals.length, 1, 'exactly one generation ran');
+    const final = finals[0];
+    assert.equal(final.kind, 'fillHoles');
+    assert.equal(final.uri, uri);
+    assert.ok(traces.every((t) => t.holeLengths.length === 3), 'every step of it covers the three holes');
+    const [first, second, third] = final.holeLengths;
+    assert.ok(first >= 16 && second >= 8 && second < first && third >= 16, `hints set the lengths: ${final.holeLengths}`);
+    assert.ok(final.steps <= 8, `the holes share the 8 steps (${final.steps} model calls)`);
+    assert.equal(final.tokens.length, first + second + third, 'every mask of every hole was resolved');
+    assert.deepEqual(new Set(final.tokens.map((t) => t.hole)), new Set([0, 1, 2]));
+    assert.deepEqual(await client.connection.sendRequest(LastTraceRequest), final);
+  });
+
+  it('ranks N candidates from one batched generation: distinct, best first, syntax-checked by the bundled parser', async () => {
+    // A Python file and a TypeScript file: both languages have a grammar in dist/tree-sitter/.
+    for (const file of new Set([RUNTIME_FILE, ...Object.values(GRAMMAR_FILES)])) {
+      assert.ok(fs.existsSync(path.join(REPO_ROOT, 'dist', 'tree-sitter', file)), `esbuild.mjs copies ${file}`);
+    }
+    const tsUri = 'file:///work/sum.ts';
+    await client.open(tsUri, 'typescript', 'export function sum(xs: number[]): number {\n  \n}\n');
+    for (const [uri, position] of [
+      ['file:///work/read.py', CURSOR],
+      [tsUri, { line: 1, character: 2 }],
+    ] as const) {
+      const since = client.traces.length;
+      const result: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri }, position, count: 4 });
+      assert.equal(result.error, undefined, `${uri}: ${result.error}`);
+      assert.equal(result.batch, 4, 'one batch of four rows');
+      // The model may end every row at once; the structure is what is checked.
+      assert.ok(result.candidates.length <= 4, `${result.candidates.length} candidates`);
+      const finals = client.traces.slice(since).filter((t) => !t.partial);
+      assert.equal(finals.length, 1, 'exactly one generation ran, not one per candidate');
+      assert.equal(finals[0].kind, 'candidates');
+      assert.equal(result.modelCalls, finals[0].steps);
+      assert.ok(result.modelCalls >= 1 && result.modelCalls <= 8, `the four rows share the 8 steps of one generation (${result.modelCalls} model calls)`);
+      const scores = result.candidates.map((c) => c.score);
+      assert.deepEqual(scores, [...scores].sort((a, b) => b - a), 'best first');
+      result.candidates.forEach((a, i) =>
+        result.candidates.slice(i + 1).forEach((b) => assert.ok(!isNearDuplicate(a.text, b.text), `near-duplicates ${JSON.stringify([a.text, b.text])}`)),
+      );
+      for (const c of result.candidates) {
+        assert.ok(c.text.trim().length > 0);
+        assert.ok(Number.isInteger(c.syntaxErrors) && c.syntaxErrors! >= 0, `${uri}: the parser checked ${JSON.stringify(c.text)}`);
+        assert.ok(c.tokens > 0 && Number.isFinite(c.logProb) && c.logProb <= 0);
+      }
+    }
+    assert.ok(!client.logs.some((l) => l.includes('syntax: could not load')), 'the grammars load from dist/tree-sitter/');
   });
 
   const smoke = smokeModel();

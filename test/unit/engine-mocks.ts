@@ -49,6 +49,7 @@ export interface RecordedCall {
   readonly seqLen: number;
   readonly positions: Int32Array;
   readonly numPositions: number;
+  readonly holes: ModelInput['holes'];
 }
 
 export interface MockModel {

@@ -39,6 +39,17 @@ describe('the denoising sampler', () => {
     result.commits.forEach((commits) => assert.deepEqual([...positionsOf(commits)].sort((a, b) => a - b), Array.from({ length: SPAN }, (_, i) => HOLE_START + i)));
   });
 
+  it('passes the canvas\'s hole layout with every model call (a cached-context runtime splits the canvas by it)', async () => {
+    const twoHoles: SamplerCanvas = {
+      ids: Int32Array.from([4, tok('a'), MASK, MASK, tok('b'), MASK, MASK, MASK, tok('c')]),
+      holes: [{ start: 2, length: 2 }, { start: 5, length: 3 }],
+    };
+    const { model, calls } = hashedModel();
+    await sampleCanvas(model, twoHoles, config({ steps: 3, temperatures: [0, 1] }));
+    assert.equal(calls.length, 3);
+    for (const call of calls) assert.deepEqual(call.holes, [{ start: 2, length: 2 }, { start: 5, length: 3 }]);
+  });
+
   it('leaves the text around the holes untouched', async () => {
     const result = await sampleCanvas(hashedModel().model, canvas, config({ temperatures: [1] }));
     assert.deepEqual(Array.from(result.rows[0].subarray(0, HOLE_START)), Array.from(canvas.ids.subarray(0, HOLE_START)));

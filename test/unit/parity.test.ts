@@ -4,15 +4,20 @@
  * match the stored logits to a relative L2 error below 1e-4; the int8 file must pick the same top-1 token at >= 97%
  * of the masked positions.
  *
- * parity.json: {"format": 1, "cases": [{"name", "input_ids" [B][T], "positions" [B][P], "top1" [B][P],
- *               "logits_at" [K] (indices into each row of positions), "logits" [B][K][V]}]}
+ * parity.json: {"format": 1, "cases": [{"name", "input_ids" [B][T], "positions" [B][P], "holes" [[start, length]]
+ *               (the span layout; older fixtures lack it), "top1" [B][P], "logits_at" [K] (indices into each row of
+ *               positions), "logits" [B][K][V]}]}
+ *
+ * A cached-context model (context and step graphs, models/README.md) is checked the same way: its logits come from
+ * the context graph run once per case and the step graph over the holes, against the checkpoint's full forward.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, describe, it } from 'node:test';
+import { type Precision, denoiserGraphs, loadManifest } from '../../server/runtime/manifest';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
-import { REPO_ROOT, SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR } from '../fixtures/models';
+import { REPO_ROOT, SHIPPED_MODEL_DIR, SMOKE_CACHED_MODEL_DIR, SMOKE_MODEL_DIR } from '../fixtures/models';
 
 const FP32_MAX_REL_L2 = 1e-4;
 const INT8_MIN_TOP1 = 0.97;
@@ -21,9 +26,20 @@ interface ParityCase {
   name: string;
   input_ids: number[][];
   positions: number[][];
+  holes?: [number, number][];
   top1: number[][];
   logits_at: number[];
   logits: number[][][];
+}
+
+/** The graph files of `dir` at one precision ("model.onnx", "context.onnx + step.onnx"), or undefined if not shipped. */
+function graphNames(dir: string, precision: Exclude<Precision, 'auto'>): string | undefined {
+  try {
+    const graphs = denoiserGraphs(loadManifest(dir), precision);
+    return graphs.kind === 'cached' ? `${path.basename(graphs.context)} + ${path.basename(graphs.step)}` : path.basename(graphs.model);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -52,11 +68,12 @@ async function runCase(model: LoadedModel, c: ParityCase): Promise<{ logits: Flo
     seqLen: c.input_ids[0].length,
     positions: Int32Array.from(c.positions.flat()),
     numPositions,
+    holes: (c.holes ?? []).map(([start, length]) => ({ start, length })),
   });
   return { logits, batch, numPositions, vocab: model.facts.vocabSize };
 }
 
-const folders = [SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR].filter((dir) => fs.existsSync(path.join(dir, 'parity.json')));
+const folders = [SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR, SMOKE_CACHED_MODEL_DIR].filter((dir) => fs.existsSync(path.join(dir, 'parity.json')));
 
 describe('ONNX parity with PyTorch', () => {
   if (folders.length === 0) {
@@ -66,10 +83,10 @@ describe('ONNX parity with PyTorch', () => {
     const label = path.relative(REPO_ROOT, dir);
     const cases = (model: LoadedModel, t: TestContext): ParityCase[] => readCases(path.join(dir, 'parity.json'), model.facts.maxSeqLen, t);
 
-    const fp32 = fs.existsSync(path.join(dir, 'model.onnx'));
+    const fp32 = graphNames(dir, 'fp32');
     it(
-      `${label}/model.onnx matches the PyTorch fp32 logits (relative L2 < ${FP32_MAX_REL_L2})`,
-      { skip: fp32 ? false : 'model.onnx is not shipped in this folder, so only the int8 check runs' },
+      `${label}/${fp32 ?? 'model.onnx'} matches the PyTorch fp32 logits (relative L2 < ${FP32_MAX_REL_L2})`,
+      { skip: fp32 ? false : 'no fp32 graph is shipped in this folder, so only the int8 check runs' },
       async (t) => {
         const model = await loadModel(dir, { device: 'cpu', precision: 'fp32', threads: 1 });
         try {
@@ -98,10 +115,10 @@ describe('ONNX parity with PyTorch', () => {
       },
     );
 
-    const int8 = fs.existsSync(path.join(dir, 'model.int8.onnx'));
+    const int8 = graphNames(dir, 'int8');
     it(
-      `${label}/model.int8.onnx picks PyTorch's top-1 token at >= ${INT8_MIN_TOP1 * 100}% of positions`,
-      { skip: int8 ? false : 'no model.int8.onnx in this folder' },
+      `${label}/${int8 ?? 'model.int8.onnx'} picks PyTorch's top-1 token at >= ${INT8_MIN_TOP1 * 100}% of positions`,
+      { skip: int8 ? false : 'no int8 graph in this folder' },
       async (t) => {
         const model = await loadModel(dir, { device: 'cpu', precision: 'int8', threads: 1 });
         let agree = 0;

@@ -91,6 +91,7 @@ describe('inline items', () => {
     const source = inlineSource(doc, position, AUTOMATIC);
     assert.equal(source.window.prefix, 'def f(x):\n    return ');
     assert.equal(source.restOfLine, 'foo(x)');
+    assert.deepEqual(source.file, { before: 'def f(x):\n    return ', after: 'foo(x)\n' });
     const [item] = inlineItems(['bar(x) + '], source, position);
     assert.deepEqual(item, {
       insertText: '    return bar(x) + ',
@@ -113,6 +114,7 @@ describe('inline items', () => {
     const source = inlineSource(doc, position, context);
     assert.ok(source.window.prefix.endsWith('    return format'));
     assert.equal(source.linePrefix, '    return format');
+    assert.deepEqual(source.file, { before: 'def f(x):\n    return format', after: 'o(x)\n' });
     const [item] = inlineItems(['(x)'], source, position);
     assert.equal(item.insertText, '    return format(x)');
   });

@@ -19,7 +19,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 function input(batch: number, seqLen: number, numPositions: number, seed = 1): ModelInput {
   const ids = Int32Array.from({ length: batch * seqLen }, (_, i) => 8 + ((i * 37 + seed * 11) % 200));
   const positions = Int32Array.from({ length: batch * numPositions }, (_, i) => (i * 5 + seed) % seqLen);
-  return { ids, batch, seqLen, positions, numPositions };
+  return { ids, batch, seqLen, positions, numPositions, holes: [] };
 }
 
 describe('a loaded model', () => {

@@ -3,12 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { ModelFacts } from '../../server/engine/types';
-import { denoiserFile, loadManifest, requireFile } from '../../server/runtime/manifest';
+import { denoiserGraphs, loadManifest, requireFile } from '../../server/runtime/manifest';
 import { factsFromMetadata } from '../../server/runtime/metadata';
 import { readOnnxFileInfo } from '../../server/runtime/onnx-proto';
 import { loadTokenizer, splitAtLineStarts } from '../../server/runtime/tokenizer';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { REPO_ROOT, SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR, tempDir } from '../fixtures/models';
+import { REPO_ROOT, SHIPPED_MODEL_DIR, SMOKE_CACHED_MODEL_DIR, SMOKE_MODEL_DIR, tempDir } from '../fixtures/models';
 import { writeTinyModel } from '../fixtures/tiny-model';
 
 const SAMPLES = [
@@ -27,7 +27,7 @@ function fixture(): { file: string; facts: ModelFacts } {
 }
 
 /** Real model folders to check as well: the shipped model and the recipe's smoke model, when present. */
-const realModels = [SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR].filter((dir) => fs.existsSync(path.join(dir, 'manifest.json')));
+const realModels = [SHIPPED_MODEL_DIR, SMOKE_MODEL_DIR, SMOKE_CACHED_MODEL_DIR].filter((dir) => fs.existsSync(path.join(dir, 'manifest.json')));
 
 describe('the tokenizer', () => {
   it('round-trips code exactly', () => {
@@ -85,7 +85,8 @@ describe('the tokenizer', () => {
     const label = path.relative(REPO_ROOT, dir);
     it(`of ${label} round-trips this repository's sources`, () => {
       const manifest = loadManifest(dir);
-      const facts = factsFromMetadata(readOnnxFileInfo(denoiserFile(manifest)).metadata, 'model');
+      const graphs = denoiserGraphs(manifest);
+      const facts = factsFromMetadata(readOnnxFileInfo(graphs.kind === 'cached' ? graphs.step : graphs.model).metadata, 'model');
       const { codec } = loadTokenizer(requireFile(manifest, 'tokenizer.json'), facts, manifest.specialTokens);
       const tokenizerJson = JSON.parse(fs.readFileSync(requireFile(manifest, 'tokenizer.json'), 'utf8'));
       const inOneGo = new Tokenizer({ ...tokenizerJson, added_tokens: [] }, {});

@@ -6,18 +6,9 @@ import * as assert from 'node:assert/strict';
 import { describe, it, before, after } from 'mocha';
 import * as vscode from 'vscode';
 import type { UnmaskApi } from '../../../client/extension';
+import { waitFor } from './wait';
 
 const EXTENSION_ID = 'unmask.unmask';
-
-async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-}
 
 function mainPy(): vscode.Uri {
   const folder = vscode.workspace.workspaceFolders?.[0];

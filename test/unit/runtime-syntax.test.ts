@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { GRAMMAR_FILES, RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
+
+/** The .wasm files where npm installs them (the server reads the copies esbuild.mjs puts in dist/tree-sitter/). */
+const MODULES = path.resolve(__dirname, '../../node_modules');
+const locate = (file: string): string =>
+  file === RUNTIME_FILE ? path.join(MODULES, 'web-tree-sitter', file) : path.join(MODULES, '@vscode/tree-sitter-wasm/wasm', file);
+
+describe('the syntax checker', () => {
+  const logs: string[] = [];
+  const checker = new SyntaxChecker(locate, (line) => logs.push(line));
+  after(() => checker.dispose());
+
+  it('finds every grammar it names', () => {
+    for (const file of new Set([RUNTIME_FILE, ...Object.values(GRAMMAR_FILES)])) assert.ok(fs.existsSync(locate(file)), file);
+  });
+
+  // [language, text before, text after, a candidate that parses, one that does not]
+  const cases: [string, string, string, string, string][] = [
+    ['python', 'def f(x):\n    ', '\n', 'return x + 1', 'return (x + 1'],
+    ['python', 'class A:\n    def m(self):\n        ', '\n\nprint(A())\n', 'pass', 'return [self,'],
+    ['typescript', 'function f(x: number): number {\n  ', '\n}\n', 'return x * 2;', 'return x * ;'],
+    ['typescriptreact', 'const C = () => ', ';\n', '<div className="a">hi</div>', '<div className="a">hi</div'],
+    ['javascript', 'const xs = [1, 2, 3];\n', '\n', 'xs.map((x) => x * 2);', 'xs.map((x) => x * 2;'],
+    ['javascriptreact', 'const el = ', ';\n', '<b>{1 + 1}</b>', '<b>{1 + }</b>'],
+  ];
+  for (const [languageId, before, afterText, valid, invalid] of cases) {
+    it(`tells valid from invalid ${languageId}: ${JSON.stringify(valid)} vs ${JSON.stringify(invalid)}`, async () => {
+      const errors = await checker.errorsWithInsertions(languageId, before, afterText, [valid, invalid]);
+      assert.ok(errors, 'a parser exists');
+      assert.equal(errors[0], 0, `${before}${valid}${afterText} parses`);
+      assert.ok(errors[1] > 0, `${before}${invalid}${afterText} has errors`);
+    });
+  }
+
+  it('counts the errors of the file, so errors elsewhere count for every candidate alike', async () => {
+    const errors = await checker.errorsWithInsertions('python', 'def broken(:\n    pass\n\nx = ', '\n', ['1', '(1']);
+    assert.ok(errors);
+    assert.ok(errors[0] >= 1, 'the broken def counts');
+    assert.ok(errors[1] > errors[0], 'the broken candidate counts on top');
+  });
+
+  it('gives the same answer for a repeated request (the parsed file is reused) and for many candidates', async () => {
+    const before = 'def f(items):\n    total = 0\n    for item in items:\n        ';
+    const afterText = '\n    return total\n';
+    const texts = ['total += item', 'total += (item', 'total -= item', 'total +=', 'total = total + item * 2'];
+    const first = await checker.errorsWithInsertions('python', before, afterText, texts);
+    const second = await checker.errorsWithInsertions('python', before, afterText, texts);
+    assert.deepEqual(first, second);
+    assert.deepEqual(first!.map((n) => n === 0), [true, false, true, false, true]);
+    // The incremental reparse per candidate agrees with parsing each filled file from scratch.
+    for (const [i, text] of texts.entries()) {
+      assert.deepEqual(await checker.errorsWithInsertions('python', before + text + afterText, '', ['']), [first![i]], text);
+    }
+  });
+
+  it('handles multi-line insertions and text that is not ASCII', async () => {
+    const errors = await checker.errorsWithInsertions('typescript', 'const s = "é";\nfunction f() {\n', '\n}\n', [
+      '  const ü = "ñ";\n  return ü;',
+      '  const ü = "ñ;\n  return ü;',
+    ]);
+    assert.equal(errors![0], 0);
+    assert.ok(errors![1] > 0);
+  });
+
+  it('has no opinion on languages without a grammar', async () => {
+    assert.equal(checker.supports('rust'), false);
+    assert.equal(await checker.errorsWithInsertions('rust', 'fn main() {', '}', ['let x = 1;']), undefined);
+  });
+
+  it('logs a grammar that fails to load once and treats its languages as unchecked', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unmask-syntax-'));
+    const broken: string[] = [];
+    const missing = new SyntaxChecker((file) => (file === RUNTIME_FILE ? locate(file) : path.join(dir, file)), (line) => broken.push(line));
+    try {
+      assert.equal(await missing.errorsWithInsertions('python', 'x = ', '\n', ['1']), undefined);
+      assert.equal(await missing.errorsWithInsertions('python', 'y = ', '\n', ['2']), undefined);
+      assert.equal(broken.filter((l) => l.includes('could not load tree-sitter-python.wasm')).length, 1, broken.join('\n'));
+    } finally {
+      missing.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
