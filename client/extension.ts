@@ -198,6 +198,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
   let lastErrorShown: string | undefined;
   const onStatus = (status: StatusParams): void => {
     statusBar.setServer(status);
+    unmaskingOrder.serverState(status.state);
     if (status.state === 'error' && status.message && status.message !== lastErrorShown) {
       lastErrorShown = status.message;
       log.error(`Server error: ${status.message}`);

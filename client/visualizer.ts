@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { LastTraceRequest, type TraceParams } from '../server/protocol/messages';
+import { LastTraceRequest, type ServerState, type TraceParams } from '../server/protocol/messages';
 import { messageOf } from './languageServer';
 import { visualizerHtml } from './visualizerHtml';
 import { type Replay, replayOf } from './visualizerModel';
@@ -29,6 +29,8 @@ export class UnmaskingOrderView implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   /** The newest trace the server sent, partial or final. */
   private latest: TraceParams | undefined;
+  /** True when the generation of a partial `latest` ended without a final trace (it was cancelled). */
+  private stopped = false;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -82,7 +84,7 @@ export class UnmaskingOrderView implements vscode.Disposable {
       webview.onDidReceiveMessage(async (message: FromPage) => {
         if (message?.type === 'ready') {
           const trace = this.latest ?? (await this.lastTrace());
-          this.post(panel, { type: 'replay', replay: trace ? replayOf(trace) : null, initial: true });
+          this.post(panel, { type: 'replay', replay: trace ? replayOf(trace, this.stopped) : null, initial: true });
         } else if (message?.type === 'rendered' && !timed) {
           timed = true;
           this.log.info(`Unmasking order: first render ${Math.round(performance.now() - openedAt)} ms after opening.`);
@@ -97,7 +99,19 @@ export class UnmaskingOrderView implements vscode.Disposable {
 
   private onTrace(trace: TraceParams): void {
     this.latest = trace;
+    this.stopped = false;
     if (this.panel?.visible) this.post(this.panel, { type: 'replay', replay: replayOf(trace), initial: false });
+  }
+
+  /**
+   * Called with every server state. A generation sends its final trace before the server stops being busy, so a
+   * partial trace that is still the newest once the server is no longer busy belongs to a cancelled generation
+   * (typing on aborts the previous inline request): the view then says so instead of "running".
+   */
+  serverState(state: ServerState): void {
+    if (state === 'busy' || !this.latest?.partial || this.stopped) return;
+    this.stopped = true;
+    if (this.panel?.visible) this.post(this.panel, { type: 'replay', replay: replayOf(this.latest, true), initial: false });
   }
 
   /** The server's last finished generation; null when there is none or the server cannot say. */

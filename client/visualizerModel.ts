@@ -42,6 +42,8 @@ export interface Replay {
   readonly steps: number;
   readonly plannedSteps: number;
   readonly partial: boolean;
+  /** A partial trace whose generation ended without a final one (cancelled, or failed) after `steps` steps. */
+  readonly stopped: boolean;
   readonly latencyMs: number | null;
   /** holes[h][i] = mask position i of hole h. */
   readonly holes: ReplayCell[][];
@@ -69,8 +71,11 @@ function fileName(uri: string): string {
   }
 }
 
-/** The view of a trace. Tokens outside the trace's holes are ignored (they cannot be drawn anywhere). */
-export function replayOf(trace: TraceParams): Replay {
+/**
+ * The view of a trace; `stopped` says that its generation was cancelled (see Replay.stopped). Tokens outside the
+ * trace's holes are ignored (they cannot be drawn anywhere).
+ */
+export function replayOf(trace: TraceParams, stopped = false): Replay {
   const masked: ReplayCell = { step: -1, order: -1, text: '', confidence: 0, eos: false, filled: false, trimmed: false };
   const holes: ReplayCell[][] = trace.holeLengths.map((length) => Array.from({ length: Math.max(0, length) }, () => masked));
   const committedAt = Array.from({ length: Math.max(0, trace.steps) }, () => 0);
@@ -98,12 +103,13 @@ export function replayOf(trace: TraceParams): Replay {
   const arness = trace.localArness.map((local, i) => ({ k: i + 1, local, global: trace.globalArness[i] ?? null }));
   const orderKey = trace.tokens.map((t) => `${t.hole}.${t.index}@${t.step}`).join(',');
   return {
-    key: [trace.uri, trace.kind, trace.steps, trace.plannedSteps, trace.partial, trace.latencyMs ?? '', orderKey].join('|'),
+    key: [trace.uri, trace.kind, trace.steps, trace.plannedSteps, trace.partial, stopped, trace.latencyMs ?? '', orderKey].join('|'),
     kind: trace.kind,
     file: fileName(trace.uri),
     steps: trace.steps,
     plannedSteps: trace.plannedSteps,
     partial: trace.partial,
+    stopped: trace.partial && stopped,
     latencyMs: trace.latencyMs ?? null,
     holes,
     committedAt,

@@ -81,7 +81,8 @@
     const file = replay.file ? ` · ${replay.file}` : '';
     ui.meta.textContent =
       `${KIND_LABELS[replay.kind] || replay.kind}${file} · ${replay.steps} of ${replay.plannedSteps} steps · ` +
-      `${replay.committed} of ${replay.positions} tokens${latency}${replay.partial ? ' · running…' : ''}`;
+      `${replay.committed} of ${replay.positions} tokens${latency}` +
+      (replay.stopped ? ' · stopped early (cancelled)' : replay.partial ? ' · running…' : '');
 
     replay.holes.forEach((hole, h) => {
       const block = element('div', 'hole');

@@ -146,8 +146,11 @@ function writeJson(file, value) {
   fs.writeFileSync(file, JSON.stringify(value, null, 2));
 }
 
-/** Three holes for Fill All Holes: with a hint, on a line of their own, and in a comment. */
-const FILL_HOLES_FILE = 'fill_holes.py';
+/**
+ * Three holes for Fill All Holes: with a hint, on a line of their own, and in a comment. (Explorer rows are found by
+ * their text, so no file name may contain another's, such as "holes.py".)
+ */
+const FILL_HOLES_FILE = 'shapes.py';
 const FILL_HOLES_TEXT = [
   'def area(width, height):',
   '    return {{hole:8}}',

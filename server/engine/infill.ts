@@ -15,7 +15,7 @@ import { rerankScore } from './rerank';
 import { sampleCanvas, type Commit } from './sampler';
 import { bannedTokenIds } from './special-tokens';
 import { TraceBuilder, type Trace } from './trace';
-import type { InfillRequest, ModelFacts, ModelFn, SamplerOptions, TextCodec } from './types';
+import type { HoleLayout, InfillRequest, ModelFacts, ModelFn, SamplerOptions, TextCodec } from './types';
 
 export type { InfillRequest, SamplerOptions } from './types';
 export type { Trace, TraceToken } from './trace';
@@ -44,6 +44,11 @@ export interface Candidate {
   readonly meanConfidence: number;
   /** The batch row it came from. */
   readonly row: number;
+  /**
+   * The row's canvas after the last step: the context and every span position filled (tokens, then end-of-span).
+   * A reward model scores this canvas (models/README.md, "Discriminator ONNX contract").
+   */
+  readonly canvas: Int32Array;
   /** The ranking score. */
   readonly score: number;
 }
@@ -59,6 +64,8 @@ export interface InfillResult {
   readonly totalMs: number;
   /** Length of the canvas: tag, text and masks. */
   readonly canvasTokens: number;
+  /** Where each hole lies in the canvas, the same in every row: the span positions a reward model scores. */
+  readonly holes: readonly HoleLayout[];
 }
 
 export async function infill(
@@ -120,6 +127,7 @@ export async function infill(
       tokenIds: holes.map((hole) => hole.tokenIds),
       ...stats,
       row,
+      canvas: ids,
     };
     const score = hooks.score ? hooks.score(unscored) : rerankScore({ logProb: stats.logProb, tokens: stats.scoredTokens });
     candidates.push({ ...unscored, score });
@@ -136,6 +144,7 @@ export async function infill(
     modelMs: sampled.modelMs,
     totalMs: performance.now() - started,
     canvasTokens: canvas.ids.length,
+    holes: canvas.holes.map(({ start, length }) => ({ start, length })),
   };
 }
 

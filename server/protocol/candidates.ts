@@ -1,12 +1,14 @@
 /**
  * Ranked alternatives at one position, shared by the `unmask/candidates` request and explicit inline requests
  * (cycled with Alt+] / Alt+[): one batched generation of N rows (engine/infill.ts through completion.ts), the syntax
- * errors of the file with each candidate filled in (runtime/syntax.ts), and the combined score with near-duplicates
- * merged (engine/rerank.ts). No LSP types here.
+ * errors of the file with each candidate filled in (runtime/syntax.ts), the reward of the model folder's
+ * discriminator when it has one (runtime/discriminator.ts), and the combined score with near-duplicates merged
+ * (engine/rerank.ts). No LSP types here.
  */
 import type { InfillHooks, InfillResult } from '../engine/infill';
 import { rankCandidates } from '../engine/rerank';
 import type { SamplerOptions } from '../engine/types';
+import type { LoadedDiscriminator } from '../runtime/discriminator';
 import type { SyntaxChecker } from '../runtime/syntax';
 import { type CompletionModel, type CompletionQuery, complete } from './completion';
 import type { CandidateItem } from './messages';
@@ -17,8 +19,46 @@ export interface RankedOutcome {
   readonly result: InfillResult;
 }
 
+/** A completion model with, when its folder ships one, the discriminator that scores finished candidates. */
+export type RankingModel = CompletionModel & { readonly discriminator?: Pick<LoadedDiscriminator, 'tClean' | 'score'> };
+
+/**
+ * The reward of each candidate (`candidateIndex` into result.candidates): one batched discriminator pass over the
+ * finished canvases of all of them at t = t_clean, reduced per candidate to the mean of its per-token scores over the
+ * span positions. The contract ranks by their sum; every candidate of one request has the same span positions, so
+ * the mean orders them the same and stays on the per-token scale of the likelihood it is added to (rerank.ts).
+ * Undefined without a discriminator, without candidates, or when the pass fails (logged; the ranking goes on).
+ */
+async function rewardsOf(
+  discriminator: RankingModel['discriminator'],
+  result: InfillResult,
+  candidateIndex: readonly number[],
+  log: (line: string) => void,
+): Promise<number[] | undefined> {
+  if (!discriminator || candidateIndex.length === 0) return undefined;
+  const canvases = candidateIndex.map((i) => result.candidates[i].canvas);
+  const span = result.holes.flatMap(({ start, length }) => Array.from({ length }, (_, k) => start + k));
+  const batch = canvases.length;
+  const seqLen = canvases[0].length;
+  const numPositions = span.length;
+  const ids = new Int32Array(batch * seqLen);
+  const positions = new Int32Array(batch * numPositions);
+  canvases.forEach((canvas, r) => {
+    ids.set(canvas, r * seqLen);
+    positions.set(span, r * numPositions);
+  });
+  try {
+    const t = new Float32Array(batch).fill(discriminator.tClean);
+    const scores = await discriminator.score({ ids, batch, seqLen, positions, numPositions, t });
+    return canvases.map((_, r) => scores.subarray(r * numPositions, (r + 1) * numPositions).reduce((sum, s) => sum + s, 0) / numPositions);
+  } catch (err) {
+    log(`discriminator: scoring ${batch} candidate(s) failed (${(err as Error).message}); ranking without it`);
+    return undefined;
+  }
+}
+
 export async function rankedCompletions(
-  model: CompletionModel,
+  model: RankingModel,
   query: CompletionQuery,
   /** The whole document before and after the position: the file each candidate is checked in. */
   file: { readonly before: string; readonly after: string },
@@ -28,6 +68,8 @@ export async function rankedCompletions(
   log: (line: string) => void,
 ): Promise<RankedOutcome> {
   const outcome = await complete(model, query, options, hooks);
+  // The parser runs on this thread and the discriminator in the inference worker: they overlap.
+  const rewarding = rewardsOf(model.discriminator, outcome.result, outcome.candidateIndex, log);
   let errors: number[] | undefined;
   try {
     errors = await syntax.errorsWithInsertions(query.languageId, file.before, file.after, outcome.texts);
@@ -35,6 +77,7 @@ export async function rankedCompletions(
     // A parser failure must not lose the candidates: they rank by likelihood alone.
     log(`syntax: checking ${outcome.texts.length} candidate(s) failed (${(err as Error).message}); ranking without it`);
   }
+  const rewards = await rewarding;
   const scored = outcome.texts.map((text, i) => {
     const engine = outcome.result.candidates[outcome.candidateIndex[i]];
     return {
@@ -43,6 +86,7 @@ export async function rankedCompletions(
       tokens: engine.scoredTokens,
       meanConfidence: engine.meanConfidence,
       ...(errors ? { syntaxErrors: errors[i] } : {}),
+      ...(rewards ? { reward: rewards[i] } : {}),
     };
   });
   const candidates = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));

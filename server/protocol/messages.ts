@@ -130,6 +130,11 @@ export interface CandidateItem {
   meanConfidence: number;
   /** Syntax errors (tree-sitter) in the file with this text inserted; absent when the language has no parser. */
   syntaxErrors?: number;
+  /**
+   * The discriminator's mean per-token score over the span (log-odds "looks like the teacher"); absent when the model
+   * folder ships no discriminator or it could not score.
+   */
+  reward?: number;
   /** The ranking score of server/engine/rerank.ts (likelihood, syntax, reward); higher is better. */
   score: number;
 }
@@ -145,6 +150,6 @@ export interface CandidatesResult {
 }
 /**
  * Sent by the client ("Unmask: Regenerate with N Candidates"): N alternatives from one batched generation, ranked by
- * syntax validity and likelihood. The client shows them in a panel and inserts one only when the user accepts it.
+ * syntax validity, likelihood and, when the model folder ships a discriminator, its reward. The client shows them in a panel and inserts one only when the user accepts it.
  */
 export const CandidatesRequest = 'unmask/candidates';

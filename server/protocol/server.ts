@@ -19,8 +19,8 @@ import {
   TextDocumentSyncKind,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { isAbortError } from '../engine/errors';
-import { type InfillHooks, infill } from '../engine/infill';
+import { CanvasError, isAbortError } from '../engine/errors';
+import { type InfillHooks, type InfillResult, infill } from '../engine/infill';
 import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
 import type { LoadedModel } from '../runtime/model';
@@ -264,14 +264,16 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       'fillHoles',
       token,
       async (model, signal) => {
-        const result = await infill(
-          model.run,
-          model.codec,
-          model.facts,
-          { segments, holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })), languageId: document.languageId },
-          resolveSamplerOptions(samplerOverrides(config)),
-          traceHooks(params.textDocument.uri, 'fillHoles', signal),
-        );
+        const request = { segments, holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })), languageId: document.languageId };
+        let result: InfillResult;
+        try {
+          result = await infill(model.run, model.codec, model.facts, request, resolveSamplerOptions(samplerOverrides(config)), traceHooks(params.textDocument.uri, 'fillHoles', signal));
+        } catch (err) {
+          // Holes that together do not fit the model are the request's problem, not the server's: no error status.
+          if (!(err instanceof CanvasError)) throw err;
+          log(`fillHoles: ${err.message}`);
+          return empty(`the holes do not fit the model: ${err.message} Use fewer holes or smaller length hints.`);
+        }
         const latencyMs = performance.now() - started;
         finishTrace(result.trace, params.textDocument.uri, 'fillHoles', latencyMs);
         // No candidate means the model ended every hole at once: that is its answer (empty holes), not a failure.

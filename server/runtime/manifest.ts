@@ -15,6 +15,8 @@
  *   "files": [{"name": "model.int8.onnx", "sha256": "…", "bytes": 123, "role": "denoiser-int8"}, …],
  *                                      // or {"model.int8.onnx": {"sha256": "…"}, "tokenizer.json": "…sha256…"}
  *   "facts": {"unmask.vocab_size": "8192", …},  // optional copy of the ONNX metadata_props ("metadata" also read)
+ *   "discriminator": {"default_file": "disc.int8.onnx", "facts": {…}},  // optional; the reward model's facts
+ *                                      // (export_disc.py; its files have roles "discriminator-…")
  *   "special_tokens": {"mask": "<|mask|>", "eos": "…", "file": "…", "lang:python": "…"}  // optional
  * }
  * ```
@@ -30,6 +32,8 @@ export interface ManifestFile {
   readonly path: string;
   readonly sha256?: string;
   readonly bytes?: number;
+  /** What the file is for ("denoiser-int8", "tokenizer", "discriminator-int8", ...), when the manifest says. */
+  readonly role?: string;
 }
 
 export interface Manifest {
@@ -45,6 +49,8 @@ export interface Manifest {
   readonly specialTokens: Readonly<Record<string, string>>;
   /** A cached-context denoiser's context and step graph files per precision; absent for a single-graph model. */
   readonly cachedContext?: Readonly<Partial<Record<GraphPrecision, CachedGraphNames>>>;
+  /** The discriminator's copy of its ONNX metadata ("discriminator.facts"); empty when the manifest has none. */
+  readonly discriminatorFacts: Readonly<Record<string, string>>;
 }
 
 /** The two graphs of a cached-context denoiser (models/README.md), as file names inside the model folder. */
@@ -77,15 +83,16 @@ function parseFiles(manifestPath: string, raw: unknown): ManifestFile[] {
     }
     let sha256: unknown;
     let bytes: unknown;
+    let role: unknown;
     if (typeof spec === 'string') sha256 = spec;
-    else if (spec && typeof spec === 'object') ({ sha256, bytes } = spec as { sha256?: unknown; bytes?: unknown });
+    else if (spec && typeof spec === 'object') ({ sha256, bytes, role } = spec as { sha256?: unknown; bytes?: unknown; role?: unknown });
     if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(sha256))) {
       fail(manifestPath, `file "${name}" has a sha256 that is not 64 hex digits`);
     }
     if (bytes !== undefined && (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0)) {
       fail(manifestPath, `file "${name}" has a byte count that is not a non-negative integer`);
     }
-    entries.push({ path: name, sha256: sha256?.toLowerCase(), bytes: bytes as number | undefined });
+    entries.push({ path: name, sha256: sha256?.toLowerCase(), bytes: bytes as number | undefined, ...(typeof role === 'string' ? { role } : {}) });
   };
   if (Array.isArray(raw)) {
     for (const item of raw) {
@@ -158,6 +165,7 @@ export function loadManifest(dir: string): Manifest {
     ...(typeof raw.default_file === 'string' ? { defaultFile: raw.default_file } : {}),
     specialTokens: Object.freeze(stringRecord(manifestPath, 'special_tokens', raw.special_tokens)),
     ...(raw.cached_context !== undefined ? { cachedContext: parseCachedContext(manifestPath, raw.cached_context) } : {}),
+    discriminatorFacts: Object.freeze(stringRecord(manifestPath, 'discriminator.facts', (raw.discriminator as { facts?: unknown } | undefined)?.facts)),
   });
 }
 
@@ -219,23 +227,36 @@ export function requireFile(manifest: Manifest, name: string): string {
   return file;
 }
 
+/** Whether a listed file belongs to the optional discriminator (role "discriminator-…", export_disc.py). */
+export function isDiscriminatorFile(entry: ManifestFile): boolean {
+  return entry.role?.startsWith('discriminator') ?? false;
+}
+
 /**
- * Checks the size (always; cheap) and the sha256 (when `hash` is set; ~50 ms per 20 MB) of every listed file that
- * carries them. Throws on the first mismatch, naming the file.
+ * Checks the size (always; cheap) and the sha256 (when `hash` is set; ~50 ms per 20 MB) of one listed file. Throws
+ * naming the file when it is missing or differs.
+ */
+export function verifyFile(manifest: Manifest, entry: ManifestFile, hash: boolean): void {
+  const file = path.join(manifest.dir, entry.path);
+  if (!fs.existsSync(file)) throw new Error(`Model ${manifest.id}: listed file ${entry.path} is missing`);
+  const size = fs.statSync(file).size;
+  if (entry.bytes !== undefined && entry.bytes !== size) {
+    throw new Error(`Model ${manifest.id}: ${entry.path} is ${size} bytes, the manifest says ${entry.bytes} (corrupt or partial copy)`);
+  }
+  if (hash && entry.sha256) {
+    const actual = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    if (actual !== entry.sha256) {
+      throw new Error(`Model ${manifest.id}: ${entry.path} has sha256 ${actual.slice(0, 12)}…, the manifest says ${entry.sha256.slice(0, 12)}… (corrupt or replaced file)`);
+    }
+  }
+}
+
+/**
+ * Checks every listed file the denoiser needs (verifyFile); throws on the first mismatch. The discriminator's files
+ * are left to discriminator.ts: a model folder whose reward model is broken still completes, ranked without it.
  */
 export function verifyFiles(manifest: Manifest, hash: boolean): void {
   for (const entry of manifest.files) {
-    const file = path.join(manifest.dir, entry.path);
-    if (!fs.existsSync(file)) throw new Error(`Model ${manifest.id}: listed file ${entry.path} is missing`);
-    const size = fs.statSync(file).size;
-    if (entry.bytes !== undefined && entry.bytes !== size) {
-      throw new Error(`Model ${manifest.id}: ${entry.path} is ${size} bytes, the manifest says ${entry.bytes} (corrupt or partial copy)`);
-    }
-    if (hash && entry.sha256) {
-      const actual = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-      if (actual !== entry.sha256) {
-        throw new Error(`Model ${manifest.id}: ${entry.path} has sha256 ${actual.slice(0, 12)}…, the manifest says ${entry.sha256.slice(0, 12)}… (corrupt or replaced file)`);
-      }
-    }
+    if (!isDiscriminatorFile(entry)) verifyFile(manifest, entry, hash);
   }
 }

@@ -19,7 +19,7 @@ export interface IoInfo {
 }
 
 /** One expected tensor of the contract: rank and which dimensions are fixed (by a fact) or dynamic. */
-interface ExpectedTensor {
+export interface ExpectedTensor {
   readonly name: string;
   readonly type: string;
   readonly dims: readonly string[];
@@ -57,16 +57,19 @@ function jsonKey(meta: Readonly<Record<string, string>>, key: string, where: str
 }
 
 /**
- * Reads ModelFacts from a denoiser's metadata_props. `where` names the file in errors.
- * Refuses other contract versions, other kinds, and ids outside the vocabulary.
+ * Reads ModelFacts from a denoiser's metadata_props (or, with `kind` "disc", a discriminator's, which carries the same
+ * keys). `where` names the file in errors. Refuses other contract versions, other kinds, and ids outside the vocabulary.
  */
-export function factsFromMetadata(meta: Readonly<Record<string, string>>, where: string): ModelFacts {
+export function factsFromMetadata(meta: Readonly<Record<string, string>>, where: string, kind: 'mdm' | 'disc' = 'mdm'): ModelFacts {
   const format = requireKey(meta, 'unmask.format', where);
   if (format !== SUPPORTED_FORMAT) {
     throw new Error(`${where} has contract version unmask.format=${format}; this runtime reads version ${SUPPORTED_FORMAT}`);
   }
-  const kind = requireKey(meta, 'unmask.kind', where);
-  if (kind !== 'mdm') throw new Error(`${where} is a "${kind}" model; inline completion needs a denoiser ("mdm")`);
+  const actualKind = requireKey(meta, 'unmask.kind', where);
+  if (actualKind !== kind) {
+    const need = kind === 'mdm' ? 'inline completion needs a denoiser ("mdm")' : 'a discriminator must be kind "disc"';
+    throw new Error(`${where} is a "${actualKind}" model; ${need}`);
+  }
   const attention = meta['unmask.attention'];
   if (attention !== undefined && attention !== 'full' && attention !== 'context_only') {
     throw new Error(`${where} has attention "${attention}"; the runtime runs "full" (bidirectional) and "context_only" (cached-context) denoisers`);
@@ -251,7 +254,8 @@ function stepContract(facts: ModelFacts, cache: CacheShape): IoContract {
   };
 }
 
-interface IoContract {
+/** The inputs and outputs a graph must have (other modules describe their graphs' contracts with it). */
+export interface IoContract {
   readonly inputs: readonly ExpectedTensor[];
   readonly outputs: readonly ExpectedTensor[];
 }
@@ -280,7 +284,8 @@ function checkTensor(actual: IoInfo | undefined, expected: ExpectedTensor, role:
   });
 }
 
-function checkIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], contract: IoContract, where: string): void {
+/** Checks a session's inputs and outputs against a contract; throws naming `where` and the first mismatch. */
+export function checkIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], contract: IoContract, where: string): void {
   for (const expected of contract.inputs) {
     checkTensor(inputs.find((t) => t.name === expected.name), expected, 'input', where, inputs);
   }

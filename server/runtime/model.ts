@@ -8,12 +8,16 @@
  * cached-context model whose manifest names a context graph and a step graph (models/README.md). For the latter each
  * call is split by the hole layout (cached-context.ts): the worker runs the context graph only when the context
  * changes, and the step graph over the span tokens every step.
+ *
+ * A folder whose manifest lists a discriminator also gets the reward model's session in the same worker
+ * (discriminator.ts); a discriminator that cannot be used is logged and left out, and the model loads without it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelFacts, ModelFn, ModelInput, TextCodec } from '../engine/types';
 import { type CachedRunInputs, splitForCache } from './cached-context';
+import { type LoadedDiscriminator, openDiscriminator } from './discriminator';
 import { type DenoiserGraphs, type Manifest, type Precision, denoiserGraphs, loadManifest, requireFile, verifyFiles } from './manifest';
 import {
   type CacheShape,
@@ -70,6 +74,8 @@ export interface LoadedModel {
   tokenText(id: number): string | undefined;
   /** Cumulative onnxruntime time and calls since load (the worker measures around session.run). */
   readonly stats: Readonly<RunStats>;
+  /** The folder's reward model (discriminator.ts), a second session in the same worker; absent when none is usable. */
+  readonly discriminator?: LoadedDiscriminator;
   dispose(): Promise<void>;
 }
 
@@ -85,10 +91,18 @@ interface Pending {
   shapes: string;
 }
 
+/** A request of another runtime module (the discriminator), answered by the worker message with its id. */
+interface PendingRequest {
+  resolve(answer: FromWorker): void;
+  reject(err: Error): void;
+  what: string;
+}
+
 /** One inference worker: a session on a device, with its in-flight runs. */
 class InferenceWorker {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
+  private readonly requests = new Map<number, PendingRequest>();
   private nextId = 1;
   private loaded?: (m: LoadedMessage) => void;
   private loadFailed?: (err: Error) => void;
@@ -111,7 +125,12 @@ class InferenceWorker {
   }
 
   private receive(m: FromWorker): void {
-    if (m.type === 'loaded') this.loaded?.(m);
+    if (m.type === 'discLoaded' || m.type === 'scores' || (m.type === 'runFailed' && this.requests.has(m.id))) {
+      const request = this.requests.get(m.id);
+      this.requests.delete(m.id);
+      if (m.type === 'runFailed') request?.reject(new Error(m.message));
+      else request?.resolve(m);
+    } else if (m.type === 'loaded') this.loaded?.(m);
     else if (m.type === 'loadFailed') this.loadFailed?.(new Error(m.message));
     else if (m.type === 'disposed') this.disposed?.();
     else {
@@ -136,6 +155,8 @@ class InferenceWorker {
     this.disposed?.();
     for (const p of this.pending.values()) p.reject(new Error(`Model run aborted (${p.shapes}): ${reason}; it restarts on the next request`));
     this.pending.clear();
+    for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: ${reason}; it restarts on the next request`));
+    this.requests.clear();
     this.onExit(reason);
   }
 
@@ -186,6 +207,19 @@ class InferenceWorker {
     });
   }
 
+  /**
+   * Sends the message `build` makes for a fresh request id (discriminator.ts speaks these); resolves with the
+   * worker's answer of that id, and rejects on a `runFailed` answer or when the worker ends first.
+   */
+  request(build: (id: number) => ToWorker, transfer: ArrayBuffer[], what: string): Promise<FromWorker> {
+    if (this.exited) return Promise.reject(new Error(`${what}: the inference worker is not running`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.requests.set(id, { resolve, reject, what });
+      this.send(build(id), transfer);
+    });
+  }
+
   async dispose(): Promise<void> {
     if (!this.exited) {
       await new Promise<void>((resolve) => {
@@ -197,6 +231,8 @@ class InferenceWorker {
     this.exited = true;
     for (const p of this.pending.values()) p.reject(new Error(`Model run aborted (${p.shapes}): the model was unloaded`));
     this.pending.clear();
+    for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: the model was unloaded`));
+    this.requests.clear();
     await this.worker.terminate();
   }
 }
@@ -350,6 +386,14 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     return (await alive()).run(input);
   };
 
+  const discriminator = await openDiscriminator(manifest, facts, where, {
+    worker: () => (disposed ? Promise.reject(new Error('Discriminator run refused: the model was unloaded')) : alive()),
+    device: loadedOn,
+    threads,
+    verifyHashes: options.verifyHashes ?? false,
+    log,
+  });
+
   return {
     facts,
     codec: tokenizer.codec,
@@ -362,6 +406,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     loadMs: performance.now() - started,
     tokenText: tokenizer.tokenText,
     stats,
+    ...(discriminator ? { discriminator } : {}),
     async dispose() {
       disposed = true;
       await current?.dispose();

@@ -37,11 +37,37 @@ export interface RunCachedMessage {
   id: number;
   run: CachedRunInputs;
 }
-/** Main thread -> worker: release the session; the worker answers `disposed` and the main thread ends it. */
+/**
+ * Main thread -> worker (discriminator.ts): create the discriminator's session, a second session next to the
+ * denoiser's, trying `providers` (the denoiser's) and then the CPU. Answered by `discLoaded` or `runFailed` with `id`.
+ */
+export interface LoadDiscMessage {
+  type: 'loadDisc';
+  id: number;
+  file: string;
+  providers: string[];
+  /** Intra-op threads; 0 lets onnxruntime choose. */
+  threads: number;
+}
+/**
+ * Main thread -> worker (discriminator.ts): one batched discriminator pass; `ids` is [batch, seqLen], `positions`
+ * [batch, numPositions], `t` [batch]. Answered by `scores` or `runFailed` with `id`.
+ */
+export interface ScoreMessage {
+  type: 'score';
+  id: number;
+  ids: Int32Array;
+  batch: number;
+  seqLen: number;
+  positions: Int32Array;
+  numPositions: number;
+  t: Float32Array;
+}
+/** Main thread -> worker: release the sessions; the worker answers `disposed` and the main thread ends it. */
 export interface DisposeMessage {
   type: 'dispose';
 }
-export type ToWorker = LoadMessage | RunMessage | RunCachedMessage | DisposeMessage;
+export type ToWorker = LoadMessage | RunMessage | RunCachedMessage | LoadDiscMessage | ScoreMessage | DisposeMessage;
 
 export interface IoDescription {
   name: string;
@@ -88,4 +114,29 @@ export interface RunFailedMessage {
 export interface DisposedMessage {
   type: 'disposed';
 }
-export type FromWorker = LoadedMessage | LoadFailedMessage | ResultMessage | RunFailedMessage | DisposedMessage;
+/** Worker -> main thread: the discriminator's session of request `id` is ready on `device`. */
+export interface DiscLoadedMessage {
+  type: 'discLoaded';
+  id: number;
+  device: string;
+  /** Why earlier providers failed; empty when the first worked. */
+  notes: string[];
+  inputs: IoDescription[];
+  outputs: IoDescription[];
+  ms: number;
+}
+/** Worker -> main thread: the discriminator's scores [batch, numPositions] of request `id`, and the time it took. */
+export interface ScoresMessage {
+  type: 'scores';
+  id: number;
+  scores: Float32Array;
+  ms: number;
+}
+export type FromWorker =
+  | LoadedMessage
+  | LoadFailedMessage
+  | ResultMessage
+  | RunFailedMessage
+  | DisposedMessage
+  | DiscLoadedMessage
+  | ScoresMessage;

@@ -4,12 +4,14 @@
  * Bundled as dist/worker.js; model.ts starts it and speaks the messages in worker-messages.ts.
  *
  * A cached-context model has two sessions: the context graph, run when a step's context differs from the cached
- * one, and the step graph, run every step with the cached keys and values (cached-context.ts).
+ * one, and the step graph, run every step with the cached keys and values (cached-context.ts). A model folder with a
+ * discriminator adds its session here too (disc-session.ts).
  */
 import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { type CachedRunInputs, ContextCache, describeCachedRun } from './cached-context';
+import { handleDiscMessage, releaseDisc } from './disc-session';
 import { defaultLibraryProbe, planProviders, shortError } from './providers';
 import type { FromWorker, IoDescription, LoadMessage, RunCachedMessage, RunMessage, ToWorker } from './worker-messages';
 
@@ -179,10 +181,11 @@ port.on('message', (message: ToWorker) => {
   if (message.type === 'load') void load(message);
   else if (message.type === 'run') void run(message);
   else if (message.type === 'runCached') void runCached(message);
+  else if (message.type === 'loadDisc' || message.type === 'score') void handleDiscMessage(message, post);
   else if (message.type === 'dispose') {
     const current = [session, contextSession];
     session = contextSession = undefined;
     cache.clear();
-    void Promise.all(current.map((s) => s?.release())).finally(() => post({ type: 'disposed' }));
+    void Promise.all([...current.map((s) => s?.release()), releaseDisc()]).finally(() => post({ type: 'disposed' }));
   }
 });

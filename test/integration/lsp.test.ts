@@ -24,7 +24,9 @@ import { holeAsks } from '../../client/holeFill';
 import { findHoles } from '../../client/holeMarker';
 import { isNearDuplicate } from '../../server/engine/rerank';
 import { GRAMMAR_FILES, RUNTIME_FILE } from '../../server/runtime/syntax';
-import { smokeModel, testModel } from '../fixtures/models';
+import { smokeModel, tempDir, testModel } from '../fixtures/models';
+import { DISC_FILE, writeTinyDiscriminator } from '../fixtures/tiny-disc';
+import { writeTinyModel } from '../fixtures/tiny-model';
 import { REPO_ROOT, TestClient, ensureBuilt } from './lsp-client';
 
 const PYTHON = [
@@ -252,6 +254,19 @@ describe('the language server', () => {
     assert.deepEqual(await client.connection.sendRequest(LastTraceRequest), final);
   });
 
+  it('refuses holes that together do not fit the model, saying why, without an error status', async () => {
+    const since = client.statuses.length;
+    const hole = (line: number) => ({ range: { start: { line, character: 0 }, end: { line, character: 0 } }, maxTokens: 128 });
+    const result: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, {
+      textDocument: { uri: 'file:///work/holes.py' },
+      holes: [hole(1), hole(5), hole(8)],
+    });
+    assert.deepEqual(result.texts, []);
+    assert.match(result.error!, /the holes do not fit the model: .*more than the model's maximum/);
+    assert.ok(client.statuses.slice(since).every((s) => s.state !== 'error'), JSON.stringify(client.statuses.slice(since)));
+    assert.ok(client.alive);
+  });
+
   it('ranks N candidates from one batched generation: distinct, best first, syntax-checked by the bundled parser', async () => {
     // A Python file and a TypeScript file: both languages have a grammar in dist/tree-sitter/.
     for (const file of new Set([RUNTIME_FILE, ...Object.values(GRAMMAR_FILES)])) {
@@ -303,6 +318,24 @@ describe('the language server', () => {
     // A minute of training: the model may end the span at once, so only the shape of the answer is checked.
     for (const item of itemsOf(result)) assert.equal(item.range?.start.character, 0);
     assert.equal(client.traces.at(-1)!.partial, false);
+    const back = client.statuses.length;
+    await client.changeSettings({ modelPath: model.dir });
+    await client.waitForStatus((s) => s.state === 'ready', back);
+  });
+
+  it('ranks candidates with the reward of a model folder\'s discriminator, scored in the bundled worker', async () => {
+    // The tiny random-weight fixture writes readable text, so there are candidates to score.
+    const fixture = writeTinyModel(tempDir('lsp-disc'));
+    writeTinyDiscriminator(fixture);
+    const since = client.statuses.length;
+    await client.changeSettings({ modelPath: fixture.dir });
+    const ready = await client.waitForStatus((s) => s.state === 'ready' || s.state === 'error', since);
+    assert.equal(ready.state, 'ready', ready.message);
+    assert.ok(client.logs.some((l) => l.includes(`discriminator ${DISC_FILE}: reranks candidates`)), client.logs.join('\n'));
+    const result: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri: 'file:///work/read.py' }, position: CURSOR, count: 4 });
+    assert.equal(result.error, undefined, result.error);
+    assert.ok(result.candidates.length >= 1, 'the fixture writes text');
+    for (const c of result.candidates) assert.ok(Number.isFinite(c.reward), `${JSON.stringify(c.text)} has reward ${c.reward}`);
     const back = client.statuses.length;
     await client.changeSettings({ modelPath: model.dir });
     await client.waitForStatus((s) => s.state === 'ready', back);

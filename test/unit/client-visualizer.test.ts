@@ -92,6 +92,14 @@ describe('the unmasking-order replay', () => {
     assert.notEqual(replayOf({ ...TRACE, tokens: TRACE.tokens.slice(0, 3) }).key, replay.key);
   });
 
+  it('marks a partial trace whose generation ended without a final one as stopped, and only a partial one', () => {
+    assert.equal(replay.stopped, false);
+    const stopped = replayOf(TRACE, true);
+    assert.equal(stopped.stopped, true);
+    assert.notEqual(stopped.key, replay.key, 'a restored view replaces "running" by "stopped"');
+    assert.equal(replayOf({ ...TRACE, partial: false }, true).stopped, false);
+  });
+
   it('ignores tokens outside the trace\'s holes instead of drawing them anywhere', () => {
     const odd = replayOf({ ...TRACE, tokens: [...TRACE.tokens, token(2, 0, 0, 'z'), token(0, 9, 0, 'z')] });
     assert.equal(odd.committed, 7);

@@ -4,8 +4,9 @@ import { after, describe, it } from 'node:test';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { ModelFn } from '../../server/engine/types';
 import { rankedCompletions } from '../../server/protocol/candidates';
+import type { DiscriminatorInput } from '../../server/runtime/discriminator';
 import { RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
-import { CharCodec, EOS, FACTS, VOCAB, holeStartAfter, tok } from './engine-mocks';
+import { CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
 
 const MODULES = path.resolve(__dirname, '../../node_modules');
 const locate = (file: string): string =>
@@ -70,5 +71,80 @@ describe('ranked completions (the candidates request and explicit inline request
     const { candidates } = await rankedCompletions(model, { prefix, suffix, languageId: 'python', maxTokens: 8 }, { before: prefix, after: suffix }, options, {}, failing, log);
     assert.deepEqual(candidates.map((c) => c.text), ['x +', 'x + 1']);
     assert.ok(logs.some((l) => l.includes('checking 2 candidate(s) failed (out of memory)')), logs.join('\n'));
+  });
+});
+
+/**
+ * A mock discriminator: each span position scores `hit` when the candidate's canvas holds `favoured` there and -1
+ * otherwise (so a row's mean reward counts how much of its span is that character). Records every call.
+ */
+function mockDiscriminator(favoured: string, hit: number) {
+  const calls: DiscriminatorInput[] = [];
+  return {
+    calls,
+    tClean: 0.05,
+    async score(input: DiscriminatorInput): Promise<Float32Array> {
+      calls.push({ ...input, ids: input.ids.slice(), positions: input.positions.slice(), t: input.t.slice() });
+      const out = new Float32Array(input.batch * input.numPositions);
+      for (let r = 0; r < input.batch; r++) {
+        for (let j = 0; j < input.numPositions; j++) {
+          const id = input.ids[r * input.seqLen + input.positions[r * input.numPositions + j]];
+          out[r * input.numPositions + j] = id === tok(favoured) ? hit : -1;
+        }
+      }
+      return out;
+    },
+  };
+}
+
+describe('ranked completions with a discriminator (the learned reward)', () => {
+  const prefix = 'def f(x):\n    return ';
+  const suffix = '\n';
+  const start = holeStartAfter(prefix.length);
+  const run = rowTextModel(start, ['x +', 'x + 1'], [12, 8]);
+  // plaintext has no parser: without a reward the likelier 'x +' ranks first (the test above).
+  const query = { prefix, suffix, languageId: 'plaintext', maxTokens: 8 };
+  const file = { before: prefix, after: suffix };
+  const noSyntax = { errorsWithInsertions: async () => undefined };
+  const logs: string[] = [];
+  const log = (line: string): number => logs.push(line);
+
+  it('ranks by the reward added to the likelihood, with each candidate\'s mean score over its span', async () => {
+    const discriminator = mockDiscriminator('1', 15);
+    const model = { run, codec: new CharCodec(), facts: FACTS, discriminator };
+    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4 }), {}, noSyntax, log);
+    // The span is one bucket of 8 positions: 'x + 1' holds one '1' ((15 - 7) / 8 = 1), 'x +' none (-1).
+    assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x + 1', 1], ['x +', -1]]);
+    assert.ok(candidates[0].score > candidates[1].score);
+  });
+
+  it('scores all the candidates\' finished canvases in one call, at t_clean, over the span positions', async () => {
+    const texts = ['a', 'bb', 'ccc', 'dddd'];
+    const discriminator = mockDiscriminator('d', 3);
+    const model = { run: rowTextModel(start, texts, [9, 9, 9, 9]), codec: new CharCodec(), facts: FACTS, discriminator };
+    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 4, steps: 2 }), {}, noSyntax, log);
+    assert.equal(discriminator.calls.length, 1, 'one batched call');
+    const [call] = discriminator.calls;
+    assert.equal(call.batch, 4);
+    assert.deepEqual(call.t, new Float32Array(4).fill(0.05));
+    const span = Array.from({ length: 8 }, (_, k) => start + k);
+    assert.equal(call.numPositions, 8);
+    assert.deepEqual([...call.positions], [...span, ...span, ...span, ...span]);
+    // Each row is a finished canvas: the prompt around the span, the candidate's text in it, no mask left.
+    const codec = new CharCodec();
+    const rows = Array.from({ length: 4 }, (_, r) => call.ids.subarray(r * call.seqLen, (r + 1) * call.seqLen));
+    const spanTexts = rows.map((row) => codec.decode([...row.subarray(start, start + 8)].filter((id) => id !== EOS)));
+    assert.deepEqual([...spanTexts].sort(), texts);
+    assert.ok(rows.every((row) => !row.includes(MASK)));
+    assert.ok(rows.every((row) => codec.decode([...row.subarray(start - prefix.length, start)]) === prefix));
+    assert.equal(candidates[0].text, 'dddd', 'the reward favours the row of d');
+  });
+
+  it('ranks without the reward when the discriminator fails, and logs why', async () => {
+    const discriminator = { tClean: 0.05, score: async () => Promise.reject(new Error('the inference worker exited')) };
+    const model = { run, codec: new CharCodec(), facts: FACTS, discriminator };
+    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4 }), {}, noSyntax, log);
+    assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x +', undefined], ['x + 1', undefined]]);
+    assert.ok(logs.includes('discriminator: scoring 2 candidate(s) failed (the inference worker exited); ranking without it'), logs.join('\n'));
   });
 });
