@@ -326,7 +326,7 @@ def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOption
     for i, task in enumerate(task_list):
         bucket = bucket_for(task["target_tokens"], m.buckets, fixed_bucket)
         key = (i, options.strategy, min(options.steps, bucket), options.temperature, options.top_p,
-               options.threshold, options.eos_fill)
+               options.threshold, options.eos_fill, options.eos_after_code)
         if key in cache:
             out[i], seconds[i] = cache[key]
             continue
@@ -702,6 +702,8 @@ def parse_args(argv=None):
     a("--eos-fill", action=argparse.BooleanOptionalAction, default=True,
       help="after an end-of-span commit, fill the rest of the span with end-of-span in the same step (the engine's "
            "default)")
+    a("--eos-after-code", action=argparse.BooleanOptionalAction, default=True,
+      help="end-of-span only right after committed code in its hole, so a span is never empty (the engine's default)")
     a("--bucket", default="oracle", help="span length: 'oracle' (smallest training bucket that holds the target) "
                                         "or a number of masks for every task")
     a("--seed", type=int, default=0, help="seed of the sampler (random strategy, temperature) and of the NLL draws")
@@ -776,7 +778,8 @@ def main(argv=None) -> dict:
     for strategy in strategies:
         for steps in steps_list:
             options = sample.SamplerOptions(steps=steps, strategy=strategy, temperature=args.temperature,
-                                            top_p=args.top_p, threshold=args.threshold, eos_fill=args.eos_fill)
+                                            top_p=args.top_p, threshold=args.threshold, eos_fill=args.eos_fill,
+                                            eos_after_code=args.eos_after_code)
             outputs, seconds = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed,
                                             decoded)
             runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
@@ -807,7 +810,8 @@ def main(argv=None) -> dict:
         by_cell[cell_of(task)] += 1
     sampler = (f"temperature {args.temperature}" + (f", top-p {args.top_p}" if args.temperature > 0 else "")
                + (f", threshold {args.threshold}" if args.threshold > 0 else "")
-               + (", end-of-span fill" if args.eos_fill else ", no end-of-span fill") + f", seed {args.seed}")
+               + (", end-of-span fill" if args.eos_fill else ", no end-of-span fill")
+               + (", end-of-span after code" if args.eos_after_code else ", end-of-span anywhere") + f", seed {args.seed}")
     report = {
         "command": command,
         "device": f"{device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads",

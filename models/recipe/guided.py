@@ -84,15 +84,11 @@ def tilt_logits(disc: Discriminator, x: torch.Tensor, positions: torch.Tensor, v
     return lp.detach() + guidance.tilt * grad.clamp(-guidance.tilt_clip, guidance.tilt_clip)
 
 
-def commit_mask(tokens, token_prob, score, valid, positions, hole_of, n, options: sample.SamplerOptions, eos_id):
+def commit_mask(tokens, token_prob, score, valid, positions, masked, hole_of, n, options: sample.SamplerOptions,
+                eos_id):
     """Which masked positions a step commits and which it fills with end-of-span: sample.denoise's rule.
-    All [B, P]; n [B]. Returns (tokens with the fill applied, commit [B, P], fill [B, P])."""
-    commit = valid & (token_prob > options.threshold) if options.threshold > 0 else torch.zeros_like(valid)
-    need = (n - commit.sum(1)).clamp(min=0)  # [B]
-    free = valid & ~commit
-    order = torch.sort(-score.masked_fill(~free, float("-inf")), dim=1, stable=True).indices  # [B, P]
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
-    commit = commit | (free & (rank < need[:, None]))
+    All [B, P]; masked and hole_of [B, T]; n [B]. Returns (tokens with the fill applied, commit [B, P], fill [B, P])."""
+    commit = sample.select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id)
     fill = torch.zeros_like(commit)
     if options.eos_fill:
         hole = hole_of.gather(1, positions)  # [B, P]
@@ -131,6 +127,8 @@ def guided_denoise(model_fn: sample.ModelFn, disc: Optional[Discriminator], canv
         logits = model_fn(x, positions, span).float()  # [B, P, V]
         calls += 1
         logits[..., banned] = float("-inf")
+        if options.eos_after_code:
+            sample.ban_eos_first(logits, positions, hole_of, eos_id)
         if i < tilt_steps and guidance.tilt > 0:
             logits = tilt_logits(disc, x, positions, valid, span_pos, span_valid, logits, guidance)
             disc_calls += 1
@@ -141,7 +139,7 @@ def guided_denoise(model_fn: sample.ModelFn, disc: Optional[Discriminator], canv
         for c in range(M):
             opts = options if c == 0 else replace(options, temperature=guidance.candidate_temperature)
             tokens, token_prob, score = sample.choose_tokens(logits, valid, opts, generators)
-            cands.append(commit_mask(tokens, token_prob, score, valid, positions, hole_of, n, options, eos_id))
+            cands.append(commit_mask(tokens, token_prob, score, valid, positions, masked, hole_of, n, options, eos_id))
         pick = torch.zeros(B, dtype=torch.long, device=x.device)
         if M > 1:
             canvases = []

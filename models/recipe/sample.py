@@ -16,6 +16,13 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
   token probability is above it is committed (Fast-dLLM); then the best-scored others up to n.
 - With end-of-span fill (the engine's default), once a step commits end-of-span in a hole, the hole's masks to its
   right are committed as end-of-span in the same step: the completion ends there anyway.
+- With end-of-span after code (the engine's default), the first position of a hole never chooses end-of-span, and a
+  position that chooses end-of-span waits until its left neighbour was committed in an earlier step: it keeps its
+  place in the ranking (it uses up one of the step's scheduled commits) but is not committed; a step still commits at
+  least one position and the last step commits everything. A span's end then grows from the code written so far and
+  a hole is never empty: without it, confidence order commits the surest end-of-span tokens at the far right first
+  and walks left until the whole span is end-of-span (DiffuCoder's "entropy sink", seen in every CPU-trained
+  checkpoint), an empty completion.
 - Committed tokens are never re-masked. Banned ids (every special token but end-of-span) are never predicted.
 - The completion is the span's tokens up to the first end-of-span token.
 The step of every commit comes back for AR-ness (decoding order: by step, left to right within a step).
@@ -38,6 +45,7 @@ class SamplerOptions:
     top_p: float = 1.0
     threshold: float = 0.0  # 0 turns the threshold off.
     eos_fill: bool = True  # After an end-of-span commit, the hole's later masks become end-of-span too.
+    eos_after_code: bool = True  # End-of-span only right after a committed code token of its hole (never first).
 
     def __post_init__(self):
         if self.steps < 1:
@@ -129,6 +137,44 @@ def masked_positions(masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def ban_eos_first(logits: torch.Tensor, positions: torch.Tensor, hole_of: torch.Tensor, eos_id: int) -> None:
+    """End-of-span after code, part 1, in place: logits [B, P, V] at positions [B, P] get -inf for eos_id at the first
+    position of each hole (hole_of [B, T]), so that no hole is empty."""
+    left_pos = (positions - 1).clamp(min=0)
+    first = (hole_of.gather(1, left_pos) != hole_of.gather(1, positions)) | (positions == 0)  # [B, P]
+    logits[..., eos_id] = logits[..., eos_id].masked_fill(first, float("-inf"))
+
+
+def select_commits(tokens: torch.Tensor, token_prob: torch.Tensor, score: torch.Tensor, valid: torch.Tensor,
+                   positions: torch.Tensor, masked: torch.Tensor, n: torch.Tensor, options: SamplerOptions,
+                   eos_id: int) -> torch.Tensor:
+    """Which masked positions a step commits ([B, P] bool; all inputs [B, P] but masked [B, T] and n [B]): everything
+    above the threshold (Fast-dLLM), then the best-scored others up to n, ties to the leftmost (stable sort over
+    ascending positions). With end-of-span after code, an end-of-span whose left neighbour is still masked waits: it
+    takes its slot in the ranking but is not committed, except at the last step (n = every mask); a row that would
+    commit nothing commits its best-ranked position that is not waiting (the engine's selectPositions)."""
+    left = valid.sum(1)  # [B]
+    if options.eos_after_code:
+        left_masked = masked.gather(1, (positions - 1).clamp(min=0)) & (positions > 0)
+        waits = valid & (tokens == eos_id) & left_masked & (n < left)[:, None]
+    else:
+        waits = torch.zeros_like(valid)
+    commit = valid & ~waits & (token_prob > options.threshold) if options.threshold > 0 else torch.zeros_like(valid)
+    need = (n - commit.sum(1)).clamp(min=0)  # [B]
+    free = valid & ~commit
+    order = torch.sort(-score.masked_fill(~free, float("-inf")), dim=1, stable=True).indices  # [B, P]
+    ranks = torch.arange(order.shape[1], device=tokens.device).expand_as(order)
+    rank = torch.empty_like(order).scatter_(1, order, ranks)  # rank[b, j]: place of slot j in the order
+    commit |= free & ~waits & (rank < need[:, None])
+    # Rows that commit nothing take their best-ranked position that does not wait.
+    empty = (commit.sum(1) == 0) & ((free & ~waits).sum(1) > 0)  # [B]
+    if bool(empty.any()):
+        best = torch.where(free & ~waits, rank, torch.full_like(rank, order.shape[1])).argmin(1)  # [B]
+        first = torch.zeros_like(commit).scatter_(1, best[:, None], True)
+        commit |= first & empty[:, None]
+    return commit
+
+
 def hole_ids(span: torch.Tensor) -> torch.Tensor:
     """span: [B, T] bool -> [B, T] long: the index of the hole (run of span positions) each position is in, -1
     outside the span."""
@@ -167,17 +213,11 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
         calls += 1
         logits = logits.float()
         logits[..., banned] = float("-inf")
+        if options.eos_after_code:
+            ban_eos_first(logits, positions, hole_of, eos_id)
         tokens, token_prob, score = choose_tokens(logits, valid, options, generators)
         n = commit_counts(left, i, options.steps)  # [B]
-        # Everything above the threshold first (Fast-dLLM), then the best-scored others up to the scheduled count;
-        # ties go to the leftmost position (stable sort over ascending positions).
-        commit = valid & (token_prob > options.threshold) if options.threshold > 0 else torch.zeros_like(valid)
-        need = (n - commit.sum(1)).clamp(min=0)  # [B]
-        free = valid & ~commit
-        order = torch.sort(-score.masked_fill(~free, float("-inf")), dim=1, stable=True).indices  # [B, P]
-        ranks = torch.arange(order.shape[1], device=x.device).expand_as(order)
-        rank = torch.empty_like(order).scatter_(1, order, ranks)  # rank[b, j]: place of slot j in the order
-        commit |= free & (rank < need[:, None])
+        commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id)
         fill = torch.zeros_like(commit)
         if options.eos_fill:
             # A masked position that comes after an end-of-span committed in this step, in the same hole, is filled

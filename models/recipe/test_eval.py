@@ -149,7 +149,8 @@ class CommitSchedule(unittest.TestCase):
 
 class DiffusionSampler(unittest.TestCase):
     def run_sampler(self, model, canvas, seed=0, **options):
-        opts = sample.SamplerOptions(**{"steps": 8, "strategy": "confidence", "eos_fill": False, **options})
+        opts = sample.SamplerOptions(**{"steps": 8, "strategy": "confidence", "eos_fill": False,
+                                        "eos_after_code": False, **options})
         generators = [torch.Generator().manual_seed(seed + r) for r in range(canvas.shape[0])]
         return sample.denoise(model, canvas, MASK, EOS, opts, generators, banned_ids=(PAD, FILE, LANG))
 
@@ -208,7 +209,7 @@ class DiffusionSampler(unittest.TestCase):
     def test_a_row_decodes_the_same_alone_or_in_a_batch(self):
         pair = torch.cat([canvas_with_span(3, 16, 3), canvas_with_span(3, 16, 3)])
         together = self.run_sampler(MockDenoiser(sure=0.05), pair, strategy="random", temperature=1.0, seed=3)
-        opts = sample.SamplerOptions(steps=8, strategy="random", temperature=1.0, eos_fill=False)
+        opts = sample.SamplerOptions(steps=8, strategy="random", temperature=1.0, eos_fill=False, eos_after_code=False)
         alone = sample.denoise(MockDenoiser(sure=0.05), pair[1:], MASK, EOS, opts, [torch.Generator().manual_seed(4)],
                                banned_ids=(PAD, FILE, LANG))
         self.assertTrue(torch.equal(together.canvas[1:], alone.canvas))
@@ -239,6 +240,32 @@ class DiffusionSampler(unittest.TestCase):
         self.assertTrue(bool((result.step[0, 7:11] == 0).all()))
         self.assertEqual(model.calls, 4)  # One step for the eos and its fill, then one per remaining position.
         self.assertEqual(sample.trim_at_eos(span, EOS), span[:3])
+
+    def test_end_of_span_after_code_grows_the_end_from_committed_code(self):
+        # The mock is surest of end-of-span at position 6 (span offset 3): with the rule it waits for offset 2.
+        for steps in (2, 4, 8):
+            model = MockDenoiser(eos_at=6)
+            result = self.run_sampler(model, canvas_with_span(2, 8, 2), steps=steps, eos_fill=True,
+                                      eos_after_code=True)
+            span, step = result.canvas[0, 3:11].tolist(), result.step[0, 3:11].tolist()
+            self.assertNotEqual(span[0], EOS, "a hole never starts with end-of-span")
+            for i in range(1, 8):
+                if span[i] == EOS and not bool(result.filled[0, 3 + i]) and step[i] < steps - 1:
+                    self.assertLess(step[i - 1], step[i], "an end-of-span is committed after its left neighbour")
+            self.assertLessEqual(model.calls, steps)
+
+    def test_end_of_span_after_code_never_leaves_a_hole_empty(self):
+        class AlwaysEnd:
+            calls = 0
+
+            def __call__(self, ids, positions, span):
+                self.calls += 1
+                logits = torch.zeros(*positions.shape, V)
+                logits[..., EOS] = 20.0
+                return logits
+        for rule, first_is_eos in ((True, False), (False, True)):
+            result = self.run_sampler(AlwaysEnd(), canvas_with_span(2, 8, 2), eos_fill=True, eos_after_code=rule)
+            self.assertEqual(result.canvas[0, 3].item() == EOS, first_is_eos)
 
     def test_rows_with_different_mask_counts_are_decoded_independently(self):
         canvas = torch.tensor([[LANG, 4, MASK, MASK, MASK, MASK, 5], [LANG, MASK, MASK, 4, 4, 4, 5]])

@@ -102,6 +102,7 @@ export async function infill(
       vocabSize: facts.vocabSize,
       eosId: facts.eosId,
       eosFill: settings.eosFill ?? true,
+      eosAfterCode: settings.eosAfterCode ?? true,
       bannedIds: bannedTokenIds(facts),
     },
     {

@@ -33,6 +33,7 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = Object.freeze({
   seed: 0,
   contextTokens: 224,
   eosFill: true,
+  eosAfterCode: true,
 });
 
 /** Every problem with the options, as sentences; empty when they are valid. */
@@ -63,6 +64,9 @@ export function samplerOptionProblems(options: SamplerOptions): string[] {
   integerIn('contextTokens', 0, 1 << 20);
   if (options.eosFill !== undefined && typeof options.eosFill !== 'boolean') {
     problems.push(`eosFill must be true or false (got ${String(options.eosFill)})`);
+  }
+  if (options.eosAfterCode !== undefined && typeof options.eosAfterCode !== 'boolean') {
+    problems.push(`eosAfterCode must be true or false (got ${String(options.eosAfterCode)})`);
   }
   return problems;
 }

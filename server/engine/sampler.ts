@@ -13,6 +13,14 @@
  *   3. with `eosFill`, once a row commits end-of-span at position j of a hole, the still-masked positions after j in
  *      that hole are committed as end-of-span too: the completion is trimmed at the first end-of-span anyway, so
  *      predicting them would only spend steps (and the model was trained to pad spans with end-of-span).
+ *   4. with `eosAfterCode`, the first position of a hole never chooses end-of-span, and a position that chooses
+ *      end-of-span waits until its left neighbour in the hole has been committed in an earlier step: it keeps its
+ *      place in the ranking (it uses up one of the step's scheduled commits, so unsure positions are not committed
+ *      early in its stead) but is not committed; each step still commits at least one position, and the last step
+ *      commits everything. The span's end then grows from code already written and a hole is never empty. Without
+ *      it, confidence order commits the surest end-of-span tokens at the far right first and walks left until the
+ *      whole span is end-of-span (DiffuCoder's "entropy sink"), which a weakly trained model does on most requests.
+ *      The call count does not change: waiting positions are resolved by later steps.
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
  * otherwise at most that, fewer only because every mask got resolved early. Cancellation is checked before and after
@@ -37,6 +45,8 @@ export interface SamplerConfig {
   readonly vocabSize: number;
   readonly eosId: number;
   readonly eosFill: boolean;
+  /** End-of-span only right after a committed token of its hole, never first (rule 4 above). */
+  readonly eosAfterCode: boolean;
   /** Ids never to commit (mask, padding, language tags, ...). */
   readonly bannedIds: readonly number[];
 }
@@ -90,6 +100,7 @@ export interface SamplerResult {
 const NOT_SELECTED = 0;
 const BY_MODEL = 1;
 const BY_EOS_FILL = 2;
+const WAITING = 3;
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError();
@@ -135,13 +146,18 @@ export async function sampleCanvas(
   const ids = new Int32Array(batch * seqLen);
   const masked: Int32Array[] = [];
   const maskedCount = new Int32Array(batch);
+  // isMasked[r * seqLen + p]: position p of row r still waits for a token (read by rule 4).
+  const isMasked = new Uint8Array(batch * seqLen);
   const rngs: Rng[] = [];
   const commits: Commit[][] = [];
   for (let r = 0; r < batch; r++) {
     ids.set(canvas.ids, r * seqLen);
     const positions = new Int32Array(capacity);
     let m = 0;
-    for (const hole of canvas.holes) for (let p = hole.start; p < hole.start + hole.length; p++) positions[m++] = p;
+    for (const hole of canvas.holes) {
+      for (let p = hole.start; p < hole.start + hole.length; p++) positions[m++] = p;
+      isMasked.fill(1, r * seqLen + hole.start, r * seqLen + hole.start + hole.length);
+    }
     masked.push(positions);
     maskedCount[r] = m;
     rngs.push(createRng(config.seed, r));
@@ -150,12 +166,16 @@ export async function sampleCanvas(
 
   // Scratch reused by every row and step.
   const chooser = new TokenChooser(V, config.bannedIds);
+  // The same choice with end-of-span banned too, for the first position of each hole (rule 4).
+  const chooserWithoutEos = config.eosAfterCode ? new TokenChooser(V, [...config.bannedIds, eosId]) : chooser;
   const choice = emptyChoice();
   const tokens = new Int32Array(capacity);
   const probabilities = new Float64Array(capacity);
   const scores = new Float64Array(capacity);
   const logProbs = new Float64Array(capacity);
   const selected = new Uint8Array(capacity);
+  // waits[j]: rule 4 holds masked position j back this step (end-of-span whose left neighbour is still masked).
+  const waits = new Uint8Array(capacity);
   const order = new Int32Array(capacity);
   const byScoreDescending = (a: number, b: number): number => scores[b] - scores[a] || a - b;
 
@@ -196,11 +216,14 @@ export async function sampleCanvas(
       const rowMasked = masked[r];
       for (let j = 0; j < m; j++) {
         const offset = (r * numPositions + j) * V;
-        chooser.choose(logits, offset, temperatures[r], topP, strategy, rngs[r], choice, r, rowMasked[j]);
+        const position = rowMasked[j];
+        const firstOfHole = position === 0 || holeOf[position - 1] !== holeOf[position];
+        (firstOfHole ? chooserWithoutEos : chooser).choose(logits, offset, temperatures[r], topP, strategy, rngs[r], choice, r, position);
         tokens[j] = choice.token;
         probabilities[j] = choice.probability;
         scores[j] = choice.score;
         logProbs[j] = choice.logProb;
+        waits[j] = config.eosAfterCode && choice.token === eosId && isMasked[r * seqLen + position - 1] === 1 ? 1 : 0;
       }
       selectPositions(m, tokensToCommit(m, step, steps), config.confidenceThreshold);
       if (config.eosFill) markEosFill(rowMasked, m);
@@ -221,6 +244,7 @@ export async function sampleCanvas(
         const tokenId = byModel ? tokens[j] : eosId;
         if (byModel && tokenId === eosId) fillConfidence = probabilities[j];
         ids[rowOffset + position] = tokenId;
+        isMasked[rowOffset + position] = 0;
         commits[r].push({
           position,
           hole,
@@ -245,24 +269,37 @@ export async function sampleCanvas(
   /** Marks the positions the model commits this step: everything above the threshold, then the best-scored. */
   function selectPositions(m: number, scheduled: number, threshold: number): void {
     selected.fill(NOT_SELECTED, 0, m);
+    // The last step (scheduled = every mask) commits everything; before it, waiting positions are held back.
+    if (scheduled < m) for (let j = 0; j < m; j++) if (waits[j]) selected[j] = WAITING;
     let count = 0;
+    let committed = 0;
     if (threshold > 0) {
       for (let j = 0; j < m; j++) {
-        if (probabilities[j] > threshold) {
+        if (selected[j] === NOT_SELECTED && probabilities[j] > threshold) {
           selected[j] = BY_MODEL;
           count++;
+          committed++;
         }
       }
     }
-    if (count >= scheduled) return;
     for (let j = 0; j < m; j++) order[j] = j;
-    const ranked = order.subarray(0, m).sort(byScoreDescending);
-    for (let k = 0; k < m && count < scheduled; k++) {
-      if (selected[ranked[k]] === NOT_SELECTED) {
-        selected[ranked[k]] = BY_MODEL;
-        count++;
+    const ranked = count < scheduled ? order.subarray(0, m).sort(byScoreDescending) : order.subarray(0, 0);
+    let firstFree = -1;
+    for (let k = 0; k < ranked.length; k++) {
+      const j = ranked[k];
+      if (selected[j] === WAITING) {
+        if (count < scheduled) count++; // Uses its slot without being committed.
+      } else if (selected[j] === NOT_SELECTED) {
+        if (firstFree < 0) firstFree = j;
+        if (count < scheduled) {
+          selected[j] = BY_MODEL;
+          count++;
+          committed++;
+        }
       }
     }
+    if (committed === 0 && firstFree >= 0) selected[firstFree] = BY_MODEL;
+    for (let j = 0; j < m; j++) if (selected[j] === WAITING) selected[j] = NOT_SELECTED;
   }
 
   /** Marks the still-masked positions after an end-of-span committed this step, within the same hole. */

@@ -76,6 +76,11 @@ export interface SamplerOptions {
    * (saves steps; the text is cut there anyway). Default true.
    */
   readonly eosFill?: boolean;
+  /**
+   * End-of-span only right after a committed token of its hole, so a span's end grows from written code and a hole
+   * is never empty (sampler.ts, rule 4). Default true.
+   */
+  readonly eosAfterCode?: boolean;
 }
 
 /** One place to fill: a run of masks whose length is rounded up to one of the model's span buckets. */

@@ -23,6 +23,7 @@ const config = (overrides: Partial<SamplerConfig> = {}): SamplerConfig => ({
   vocabSize: VOCAB,
   eosId: EOS,
   eosFill: false,
+  eosAfterCode: false,
   bannedIds: [MASK, PAD, FILE_SEP, 4, 5, 6, 7],
   ...overrides,
 });
@@ -234,6 +235,42 @@ describe('the denoising sampler', () => {
       const filled = result.commits[0].filter((c) => c.filled);
       assert.ok(filled.length === 7 && filled.every((c) => c.hole === 0));
       assert.deepEqual(Array.from(result.rows[0].subarray(10)), Array(8).fill(tok('y')));
+    });
+  });
+
+  describe('end-of-span after code', () => {
+    it('writes the code first when the model is surest of the end-of-span after it', async () => {
+      const { model, calls } = textModel(HOLE_START, 'ab', () => 10);
+      const result = await sampleCanvas(model, canvas, config({ eosFill: true, eosAfterCode: true }));
+      assert.deepEqual(holeOf(result.rows[0]), [tok('a'), tok('b'), ...Array(14).fill(EOS)]);
+      const byStep = result.commits[0].filter((c) => !c.filled).map((c) => [c.step, c.index]);
+      assert.deepEqual(byStep, [[0, 0], [1, 1], [2, 2]], 'one code token per step while the surer ends wait, then the end');
+      assert.equal(calls.length, 3);
+    });
+
+    it('never leaves a hole empty, even when the model prefers end-of-span everywhere', async () => {
+      const { model } = scriptedModel(() => ({ token: EOS, strength: 20 }));
+      const withRule = await sampleCanvas(model, canvas, config({ eosFill: true, eosAfterCode: true }));
+      assert.notEqual(holeOf(withRule.rows[0])[0], EOS);
+      assert.equal(holeOf(withRule.rows[0])[1], EOS, 'one token of code, then the end the model wants');
+      const withoutRule = await sampleCanvas(model, canvas, config({ eosFill: true, eosAfterCode: false }));
+      assert.deepEqual(holeOf(withoutRule.rows[0]), Array(16).fill(EOS));
+    });
+
+    it('allows end-of-span only next to a committed token of the same hole', async () => {
+      const twoHoles: SamplerCanvas = {
+        ids: Int32Array.from([4, ...Array<number>(4).fill(MASK), ...Array<number>(4).fill(MASK)]),
+        holes: [
+          { start: 1, length: 4 },
+          { start: 5, length: 4 },
+        ],
+      };
+      // Hole 0 writes "x" then ends; position 5 (the first of hole 1) must not end although hole 0 ends right before it.
+      const { model } = scriptedModel((position) => (position === 1 ? { token: tok('x'), strength: 30 } : { token: EOS, strength: 20 }));
+      const result = await sampleCanvas(model, twoHoles, config({ eosFill: true, eosAfterCode: true, steps: 8 }));
+      const row = Array.from(result.rows[0]);
+      assert.deepEqual(row.slice(1, 5), [tok('x'), EOS, EOS, EOS]);
+      assert.notEqual(row[5], EOS);
     });
   });
 

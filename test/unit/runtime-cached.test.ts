@@ -152,6 +152,7 @@ describe('a loaded cached-context model', () => {
       vocabSize: model.facts.vocabSize,
       eosId: 2,
       eosFill: false,
+      eosAfterCode: false,
       bannedIds: [0, MASK],
     });
     assert.equal(result.modelCalls, steps);
