@@ -51,6 +51,30 @@ export function dropRepeatedLines(text: string, suffix: string): string {
   return text;
 }
 
+/**
+ * Splits the whitespace that starts the cursor's line off the prefix, when the line holds nothing else before the
+ * cursor (the usual place: right after Enter). The model learned line-aligned spans that begin at a line start and
+ * write their own indentation; a prefix that ends in indentation instead tokenizes into a run of spaces the model
+ * rarely saw before code (BPE glues a line's indentation to its first word differently), and it answers with more
+ * whitespace. So the hole starts at the line start and the indentation is taken back off the completion.
+ */
+export function splitIndentation(prefix: string): { prefix: string; indent: string } {
+  const match = /(?:^|\n)([ \t]+)$/u.exec(prefix);
+  if (!match) return { prefix, indent: '' };
+  return { prefix: prefix.slice(0, prefix.length - match[1].length), indent: match[1] };
+}
+
+/**
+ * The completion for the cursor from a completion that starts at the line start: the typed indentation comes off
+ * its front. A model that indents its first line differently keeps its code but the user's indentation wins (the
+ * text goes in after what is already typed).
+ */
+export function afterIndentation(text: string, indent: string): string {
+  if (indent === '') return text;
+  if (text.startsWith(indent)) return text.slice(indent.length);
+  return text.replace(/^[ \t]+/u, '');
+}
+
 /** Runs one infill for a single hole at the cursor and returns the cleaned candidates. */
 export async function complete(
   model: CompletionModel,
@@ -58,18 +82,19 @@ export async function complete(
   options: SamplerOptions,
   hooks: InfillHooks = {},
 ): Promise<CompletionOutcome> {
+  const { prefix, indent } = splitIndentation(query.prefix);
   const result = await infill(
     model.run,
     model.codec,
     model.facts,
-    { segments: [query.prefix, query.suffix], holes: [{ maxTokens: query.maxTokens }], languageId: query.languageId },
+    { segments: [prefix, query.suffix], holes: [{ maxTokens: query.maxTokens }], languageId: query.languageId },
     options,
     hooks,
   );
   const texts: string[] = [];
   const candidateIndex: number[] = [];
   result.candidates.forEach((candidate, i) => {
-    const text = dropRepeatedLines(candidate.holes[0] ?? '', query.suffix);
+    const text = dropRepeatedLines(afterIndentation(candidate.holes[0] ?? '', indent), query.suffix);
     if (text.trim() === '' || texts.includes(text)) return;
     texts.push(text);
     candidateIndex.push(i);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { dropRepeatedLines } from '../../server/protocol/completion';
+import { afterIndentation, complete, dropRepeatedLines, splitIndentation } from '../../server/protocol/completion';
+import { resolveSamplerOptions } from '../../server/engine/options';
+import { CharCodec, FACTS, textModel } from './engine-mocks';
 import { defaultConfig, needsReload, parseConfig } from '../../server/protocol/config';
 import { inlineItems, inlineSource } from '../../server/protocol/inline';
 import { LONG_LINE_CHARS, unsuitableReason, windowAround } from '../../server/protocol/window';
@@ -117,5 +119,40 @@ describe('inline items', () => {
     assert.deepEqual(source.file, { before: 'def f(x):\n    return format', after: 'o(x)\n' });
     const [item] = inlineItems(['(x)'], source, position);
     assert.equal(item.insertText, '    return format(x)');
+  });
+});
+
+describe('indentation at the cursor', () => {
+  const cases: [string, string, string, string][] = [
+    ['after Enter inside a block', 'def f():\n    ', 'def f():\n', '    '],
+    ['tabs', 'if (x) {\n\t\t', 'if (x) {\n', '\t\t'],
+    ['indentation on the first line of the file', '  ', '', '  '],
+    ['code before the cursor on its line', 'def f():\n    x = ', 'def f():\n    x = ', ''],
+    ['an empty line', 'x = 1\n', 'x = 1\n', ''],
+  ];
+  for (const [what, prefix, expectedPrefix, indent] of cases) {
+    it(`moves into the hole only when the line holds nothing else before the cursor: ${what}`, () => {
+      assert.deepEqual(splitIndentation(prefix), { prefix: expectedPrefix, indent });
+    });
+  }
+
+  it('comes back off the completion, and the typed indentation wins over a different one', () => {
+    assert.equal(afterIndentation('    return x', '    '), 'return x');
+    assert.equal(afterIndentation('  return x\n  y', '    '), 'return x\n  y');
+    assert.equal(afterIndentation('return x', ''), 'return x');
+  });
+
+  it('lets the model write the line from its start and returns only what follows the typed indentation', async () => {
+    const prefix = 'def f():\n    ';
+    const holeStart = 1 + 'def f():\n'.length; // the language tag, then the prefix without its indentation
+    const { model, calls } = textModel(holeStart, '    return 1');
+    const outcome = await complete(
+      { run: model, codec: new CharCodec(), facts: FACTS },
+      { prefix, suffix: '\n', languageId: 'python', maxTokens: 16 },
+      resolveSamplerOptions({ steps: 16 }),
+    );
+    assert.deepEqual(outcome.texts, ['return 1']);
+    const codec = new CharCodec();
+    assert.equal(codec.decode(Array.from(calls[0].ids.subarray(1, holeStart))), 'def f():\n', 'the canvas prefix ends at the line start');
   });
 });
