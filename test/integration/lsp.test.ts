@@ -24,7 +24,7 @@ import { holeAsks } from '../../client/holeFill';
 import { findHoles } from '../../client/holeMarker';
 import { isNearDuplicate } from '../../server/engine/rerank';
 import { GRAMMAR_FILES, RUNTIME_FILE } from '../../server/runtime/syntax';
-import { smokeModel, tempDir, testModel } from '../fixtures/models';
+import { fixtureModel, SHIPPED_MODEL_DIR, smokeModel, tempDir } from '../fixtures/models';
 import { DISC_FILE, writeTinyDiscriminator } from '../fixtures/tiny-disc';
 import { writeTinyModel } from '../fixtures/tiny-model';
 import { REPO_ROOT, TestClient, ensureBuilt } from './lsp-client';
@@ -49,7 +49,8 @@ type InlineResult = InlineCompletionList | InlineCompletionItem[] | null;
 const itemsOf = (result: InlineResult): InlineCompletionItem[] => (result === null ? [] : Array.isArray(result) ? result : result.items);
 
 describe('the language server', () => {
-  const model = testModel();
+  // The mechanics need a model that always writes visible text; the shipped model has its own suite below.
+  const model = fixtureModel();
   let client: TestClient;
 
   before(async () => {
@@ -259,7 +260,8 @@ describe('the language server', () => {
     const hole = (line: number) => ({ range: { start: { line, character: 0 }, end: { line, character: 0 } }, maxTokens: 128 });
     const result: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, {
       textDocument: { uri: 'file:///work/holes.py' },
-      holes: [hole(1), hole(5), hole(8)],
+      // Five holes of the largest span bucket: more masks than the model's canvas holds, whatever its buckets.
+      holes: [hole(0), hole(1), hole(2), hole(5), hole(8)],
     });
     assert.deepEqual(result.texts, []);
     assert.match(result.error!, /the holes do not fit the model: .*more than the model's maximum/);
@@ -359,5 +361,58 @@ describe('the language server', () => {
     const again = client.statuses.length;
     await client.changeSettings({ modelPath: model.dir });
     await client.waitForStatus((s) => s.state === 'ready', again);
+  });
+});
+
+describe('the language server with the shipped default model', () => {
+  let client: TestClient;
+
+  before(async () => {
+    ensureBuilt();
+    client = new TestClient({ modelPath: SHIPPED_MODEL_DIR, device: 'cpu', threads: 1, steps: 8, maxSpanTokens: 32 });
+    await client.initialize();
+    await client.waitForStatus((s) => s.state === 'ready' || s.state === 'error');
+    await client.open('file:///work/read.py', 'python', PYTHON);
+  });
+  after(() => client?.stop());
+
+  it('loads unmask-coder-base on the CPU', () => {
+    const ready = client.statuses.find((s) => s.state === 'ready');
+    assert.ok(ready, `model did not load: ${JSON.stringify(client.statuses.at(-1))}`);
+    assert.equal(ready.modelId, 'unmask-coder-base');
+    assert.equal(ready.device, 'cpu');
+  });
+
+  it('answers an inline completion with at most one well-formed whole-line item, in at most 8 model calls', async () => {
+    const since = client.traces.length;
+    const items = itemsOf(
+      await client.connection.sendRequest(InlineCompletionRequest.type, {
+        textDocument: { uri: 'file:///work/read.py' },
+        position: CURSOR,
+        context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+      }),
+    );
+    // The CPU-trained model may write only whitespace here (then there is no item); what it writes must be clean.
+    assert.ok(items.length <= 1);
+    for (const item of items) {
+      const text = typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
+      assert.deepEqual(item.range, { start: { line: 5, character: 0 }, end: CURSOR });
+      assert.ok(text.startsWith('        ') && text.trim().length > 0 && !text.includes('<|'));
+    }
+    const final = client.traces.slice(since).find((t) => !t.partial);
+    assert.ok(final && final.steps <= 8 && final.tokens.length > 0, 'the generation ran and was traced');
+    assert.ok(final.tokens.some((t) => !t.eos), 'end-of-span after code: the hole is never all end-of-span');
+  });
+
+  it('fills two holes jointly with one text per hole', async () => {
+    const holes: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, {
+      textDocument: { uri: 'file:///work/read.py' },
+      holes: [
+        { range: { start: { line: 0, character: 7 }, end: { line: 0, character: 9 } }, maxTokens: 8 },
+        { range: { start: { line: 5, character: 8 }, end: { line: 5, character: 8 } }, maxTokens: 16 },
+      ],
+    });
+    assert.equal(holes.error, undefined);
+    assert.equal(holes.texts.length, 2);
   });
 });
