@@ -129,8 +129,12 @@ describe('Unmask in VS Code', () => {
     editor.selection = selection;
     const accepted = vscode.commands.executeCommand('unmask.fillSelection');
     await waitFor('the fill preview', 90_000, previewOpen);
-    const preview = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'unmask-preview');
-    assert.ok(preview, 'the preview document is open');
+    // The diff tab names the preview document; the workspace may not list it among its documents yet.
+    const previewTab = vscode.window.tabGroups.all
+      .flatMap((group) => group.tabs)
+      .find((tab) => tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.scheme === 'unmask-preview');
+    assert.ok(previewTab, 'the preview is shown');
+    const preview = await vscode.workspace.openTextDocument((previewTab.input as vscode.TabInputTextDiff).modified);
     const previewed = preview.getText();
     await vscode.commands.executeCommand('unmask.acceptFill');
     await accepted;
