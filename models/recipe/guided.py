@@ -165,13 +165,7 @@ def guided_denoise(model_fn: sample.ModelFn, disc: Optional[Discriminator], canv
         tokens = torch.stack([c[0] for c in cands])[pick, row]  # [B, P]: each row's picked candidate
         commit = torch.stack([c[1] for c in cands])[pick, row]
         fill = torch.stack([c[2] for c in cands])[pick, row]
-        take = commit | fill
-        rows, cols = take.nonzero(as_tuple=True)
-        where = positions[rows, cols]
-        x[rows, where] = tokens[rows, cols]
-        step_of[rows, where] = i
-        filled[rows, where] = fill[rows, cols]
-        masked[rows, where] = False
+        sample.apply_step(x, step_of, filled, masked, positions, tokens, commit, fill, i)
     if bool(masked.any()):
         raise RuntimeError("sampler left masks unresolved")
     return GuidedResult(x, step_of, filled, calls, disc_calls)

@@ -227,16 +227,23 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
             marker = torch.where(commit & (tokens == eos_id), hole, torch.full_like(hole, -1))
             fill = valid & ~commit & (marker.cummax(1).values == hole)
             tokens = torch.where(fill, torch.full_like(tokens, eos_id), tokens)
-        take = commit | fill
-        rows, cols = take.nonzero(as_tuple=True)
-        where = positions[rows, cols]
-        x[rows, where] = tokens[rows, cols]
-        step_of[rows, where] = i
-        filled[rows, where] = fill[rows, cols]
-        masked[rows, where] = False
+        apply_step(x, step_of, filled, masked, positions, tokens, commit, fill, i)
     if bool(masked.any()):
         raise RuntimeError("sampler left masks unresolved")  # Impossible by construction: the last step commits all.
     return DenoiseResult(x, step_of, filled, calls)
+
+
+def apply_step(x: torch.Tensor, step_of: torch.Tensor, filled: torch.Tensor, masked: torch.Tensor,
+               positions: torch.Tensor, tokens: torch.Tensor, commit: torch.Tensor, fill: torch.Tensor, step: int) -> None:
+    """Writes one step's commits and end-of-span fill into the canvas state, in place: x, step_of, filled, masked are
+    [B, T]; positions, tokens, commit, fill are [B, P] (slot j of row b is canvas position positions[b, j])."""
+    take = commit | fill
+    rows, cols = take.nonzero(as_tuple=True)
+    where = positions[rows, cols]
+    x[rows, where] = tokens[rows, cols]
+    step_of[rows, where] = step
+    filled[rows, where] = fill[rows, cols]
+    masked[rows, where] = False
 
 
 def decoding_order(step: list[int], filled: list[bool]) -> list[int]:
