@@ -5,21 +5,12 @@
  * string out), so the policy and the escaping are unit-tested.
  */
 import type { PanelModel } from './candidateView';
+import { escapeAttribute, webviewHead, type WebviewPage } from './webviewPage';
 
-export interface CandidatesPage {
-  /** webview.cspSource: the origin the webview serves the extension's local files from. */
-  readonly cspSource: string;
-  /** A fresh random value per page. */
-  readonly nonce: string;
-  readonly scriptUri: string;
-  readonly styleUri: string;
-}
+export type CandidatesPage = WebviewPage;
 
 /** Id of the JSON data block that media/candidates.js reads. */
 export const MODEL_ELEMENT_ID = 'unmask-candidates-model';
-
-const escapeHtml = (value: string): string =>
-  value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /**
  * JSON that can sit inside a <script> element: "<" is written as \u003c, so no "</script>" or "<!--" in the
@@ -29,20 +20,8 @@ export function embeddedJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c');
 }
 
-export function candidatesCsp(page: Pick<CandidatesPage, 'cspSource' | 'nonce'>): string {
-  return ["default-src 'none'", `style-src ${page.cspSource}`, `font-src ${page.cspSource}`, `script-src 'nonce-${page.nonce}'`].join('; ');
-}
-
 export function candidatesHtml(page: CandidatesPage, model: PanelModel): string {
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${escapeHtml(candidatesCsp(page))}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${escapeHtml(page.styleUri)}">
-<title>Unmask candidates</title>
-</head>
+  return `${webviewHead(page, 'Unmask candidates')}
 <body>
 <main class="unmask-candidates">
   <header>
@@ -56,7 +35,7 @@ export function candidatesHtml(page: CandidatesPage, model: PanelModel): string 
   <ol id="candidates" class="candidates" role="listbox" aria-label="Candidates, best first"></ol>
 </main>
 <script type="application/json" id="${MODEL_ELEMENT_ID}">${embeddedJson(model)}</script>
-<script nonce="${escapeHtml(page.nonce)}" src="${escapeHtml(page.scriptUri)}"></script>
+<script nonce="${escapeAttribute(page.nonce)}" src="${escapeAttribute(page.scriptUri)}"></script>
 </body>
 </html>
 `;

@@ -4,42 +4,17 @@
  * no remote resources. Pure (strings in, a string out) so that the policy is unit-tested.
  */
 
-export interface VisualizerPage {
-  /** webview.cspSource: the origin the webview serves the extension's local files from. */
-  readonly cspSource: string;
-  /** A fresh random value per page load. */
-  readonly nonce: string;
-  readonly scriptUri: string;
-  readonly styleUri: string;
-}
+import { escapeAttribute, webviewHead, type WebviewPage } from './webviewPage';
+
+export type VisualizerPage = WebviewPage;
 
 /** Replay speeds offered, as multiples of the base rate (media/visualizer.js: steps per second at 1x). */
 export const SPEEDS = [0.25, 0.5, 1, 2, 4];
 
-const escapeAttribute = (value: string): string =>
-  value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
-export function contentSecurityPolicy(page: Pick<VisualizerPage, 'cspSource' | 'nonce'>): string {
-  return [
-    "default-src 'none'",
-    `style-src ${page.cspSource}`,
-    `font-src ${page.cspSource}`,
-    `img-src ${page.cspSource}`,
-    `script-src 'nonce-${page.nonce}'`,
-  ].join('; ');
-}
 
 export function visualizerHtml(page: VisualizerPage): string {
   const speeds = SPEEDS.map((s) => `<option value="${s}"${s === 1 ? ' selected' : ''}>${s}×</option>`).join('');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${escapeAttribute(contentSecurityPolicy(page))}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${escapeAttribute(page.styleUri)}">
-<title>Unmasking Order</title>
-</head>
+  return `${webviewHead(page, 'Unmasking Order')}
 <body>
 <main id="app" class="unmask-visualizer" data-state="empty">
   <header>

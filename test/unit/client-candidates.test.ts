@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { candidatesCsp, candidatesHtml, embeddedJson, MODEL_ELEMENT_ID } from '../../client/candidatesHtml';
+import { candidatesHtml, embeddedJson, MODEL_ELEMENT_ID } from '../../client/candidatesHtml';
+import { webviewCsp } from '../../client/webviewPage';
 import { CONTEXT_LINES, panelModel, surroundings } from '../../client/candidateView';
 import { PinnedCandidates } from '../../client/pinnedCandidates';
 import type { CandidateItem, CandidatesResult } from '../../server/protocol/messages';
@@ -120,7 +121,7 @@ describe('the candidates page', () => {
   const html = candidatesHtml(page, model);
 
   it('allows only its own stylesheet and its one nonce-carrying script, and nothing remote', () => {
-    const csp = candidatesCsp(page);
+    const csp = webviewCsp(page);
     assert.equal(csp, `default-src 'none'; style-src ${page.cspSource}; font-src ${page.cspSource}; script-src 'nonce-abc123=='`);
     assert.ok(html.includes(`content="${csp}"`));
     const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);

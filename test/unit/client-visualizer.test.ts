@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { contentSecurityPolicy, SPEEDS, visualizerHtml } from '../../client/visualizerHtml';
+import { SPEEDS, visualizerHtml } from '../../client/visualizerHtml';
+import { webviewCsp } from '../../client/webviewPage';
 import { displayText, replayOf } from '../../client/visualizerModel';
 import type { TraceParams, TraceToken } from '../../server/protocol/messages';
 
@@ -116,7 +117,7 @@ describe('the unmasking-order page', () => {
   const script = readFileSync(join(root, 'media/visualizer.js'), 'utf8');
 
   it('has a strict Content Security Policy: nothing but local styles and the script with this page\'s nonce', () => {
-    const csp = contentSecurityPolicy(page);
+    const csp = webviewCsp(page);
     assert.match(csp, /^default-src 'none';/);
     assert.match(csp, /script-src 'nonce-abc123\+\/='$/);
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
