@@ -248,3 +248,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     return model, ckpt
+
+
+def add_run_args(add) -> None:
+    """The flags every training stage shares (pretrain, distill, rl), given the parser's add_argument: where its run
+    folder goes, its seed and where it runs. Each stage adds its own flags around them."""
+    add("--run-name", required=True, help="output folder name under --runs-dir")
+    add("--runs-dir", default=str(RUNS_DIR), help="where run folders go")
+    add("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
+    add("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")

@@ -452,8 +452,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--teacher", required=True, help="teacher checkpoint written by pretrain.py (kind mdm)")
-    a("--run-name", required=True, help="output folder name under --runs-dir")
-    a("--runs-dir", default=str(common.RUNS_DIR), help="where run folders go")
+    common.add_run_args(a)
     a("--corpus-dir", default=str(common.CORPUS_DIR), help="folder with {train,valid}.jsonl.gz (contexts come from train)")
     a("--tokenizer", default=None, help="tokenizer.json (default: the one named in the teacher checkpoint)")
     a("--token-cache", default=None, help="folder for the uint16 token streams (default: next to the corpus)")
@@ -493,9 +492,6 @@ def parse_args(argv=None):
     a("--eval-every", type=int, default=1000,
       help="every N iterations: validation ELBO of the EMA student and a checkpoint (0: only at the end, no ELBO)")
     a("--eval-examples", type=int, default=256, help="validation canvases for the ELBO")
-    a("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
-    a("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    a("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")
     return p.parse_args(argv)
 
 

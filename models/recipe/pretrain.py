@@ -339,8 +339,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--objective", choices=["mdm", "ar"], required=True, help="masked diffusion denoiser or causal FIM baseline")
-    a("--run-name", required=True, help="output folder name under --runs-dir")
-    a("--runs-dir", default=str(common.RUNS_DIR), help="where run folders go")
+    common.add_run_args(a)
     a("--corpus-dir", default=str(common.CORPUS_DIR), help="folder with {train,valid}.jsonl.gz")
     a("--tokenizer", default=str(common.TOKENIZER_PATH), help="tokenizer.json (its vocabulary size sets V)")
     a("--token-cache", default=None, help="folder for the uint16 token streams (default: next to the corpus)")
@@ -372,9 +371,6 @@ def parse_args(argv=None):
     a("--p-loose", type=float, default=0.5,
       help="mdm: share of spans padded to a larger bucket than the smallest that holds them (bucket = upper bound)")
     a("--fim-rate", type=float, default=0.5, help="ar: share of PSM fill-in-the-middle sequences")
-    a("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
-    a("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    a("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")
     a("--compile", action="store_true", help="torch.compile the backbone (torch 2.x)")
     a("--workers", type=int, default=0, help="DataLoader processes building batches (0: in the training process)")
     a("--init-from", default=None, help="start from the weights of this checkpoint (same config)")

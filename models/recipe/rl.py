@@ -374,8 +374,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--init-from", required=True, help="masked-diffusion checkpoint to improve (pretrain.py or distill.py output)")
-    a("--run-name", required=True, help="output folder name under --runs-dir")
-    a("--runs-dir", default=str(common.RUNS_DIR), help="where run folders go")
+    common.add_run_args(a)
     a("--train", default=str(common.CORPUS_DIR / "train.jsonl.gz"), help="training split the tasks are cut from")
     a("--valid", default=str(common.CORPUS_DIR / "valid.jsonl.gz"), help="split the validation tasks are cut from")
     a("--tokenizer", default=None, help="tokenizer.json (default: the checkpoint's)")
@@ -419,9 +418,6 @@ def parse_args(argv=None):
     a("--test-workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) - 1)), help="doctest processes at a time")
     a("--ts-typecheck", action="store_true", help="also type-check TypeScript completions (slow)")
     a("--node", default="node", help="Node.js binary for the TypeScript checks")
-    a("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
-    a("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    a("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")
     args = p.parse_args(argv)
     if args.group_size < 2:
         p.error("--group-size must be at least 2 (the leave-one-out baseline needs another rollout)")

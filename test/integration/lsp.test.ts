@@ -44,6 +44,11 @@ const PYTHON = [
   '',
 ].join('\n');
 const CURSOR = { line: 5, character: 8 };
+/** Two holes of PYTHON: "os" on the import line and the empty body line at the cursor. */
+const TWO_HOLES = [
+  { range: { start: { line: 0, character: 7 }, end: { line: 0, character: 9 } }, maxTokens: 8 },
+  { range: { start: CURSOR, end: CURSOR }, maxTokens: 16 },
+];
 
 type InlineResult = InlineCompletionList | InlineCompletionItem[] | null;
 const itemsOf = (result: InlineResult): InlineCompletionItem[] => (result === null ? [] : Array.isArray(result) ? result : result.items);
@@ -186,10 +191,7 @@ describe('the language server', () => {
 
     const holes: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, {
       textDocument: { uri: 'file:///work/read.py' },
-      holes: [
-        { range: { start: { line: 0, character: 7 }, end: { line: 0, character: 9 } }, maxTokens: 8 },
-        { range: { start: { line: 5, character: 8 }, end: { line: 5, character: 8 } }, maxTokens: 16 },
-      ],
+      holes: TWO_HOLES,
     });
     assert.equal(holes.error, undefined);
     assert.equal(holes.texts.length, 2, 'one text per hole');
@@ -407,10 +409,7 @@ describe('the language server with the shipped default model', () => {
   it('fills two holes jointly with one text per hole', async () => {
     const holes: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, {
       textDocument: { uri: 'file:///work/read.py' },
-      holes: [
-        { range: { start: { line: 0, character: 7 }, end: { line: 0, character: 9 } }, maxTokens: 8 },
-        { range: { start: { line: 5, character: 8 }, end: { line: 5, character: 8 } }, maxTokens: 16 },
-      ],
+      holes: TWO_HOLES,
     });
     assert.equal(holes.error, undefined);
     assert.equal(holes.texts.length, 2);
