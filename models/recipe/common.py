@@ -44,6 +44,11 @@ LANGUAGES = ("python", "typescript", "javascript", "other")
 # A span is padded with end-of-span tokens up to the smallest bucket that holds it, so the model learns its length.
 SPAN_BUCKETS = (8, 16, 32, 64, 128)
 
+# K of the K-best head (models/README.md): the entries per position that a denoiser graph hands the sampler, and the
+# sampler's top-k. A few dozen hold nearly all of a trained model's mass at a position, and the engine reads B*P*K
+# values per step instead of B*P*V.
+DEFAULT_TOP_K = 64
+
 
 def read_special_ids(tokenizer_path: str | Path) -> dict[str, int]:
     """Returns {short name: id} for every special token, read from the tokenizer's added tokens by string."""
@@ -54,6 +59,12 @@ def read_special_ids(tokenizer_path: str | Path) -> dict[str, int]:
     if missing:
         raise ValueError(f"{tokenizer_path}: special tokens missing from added_tokens: {missing}")
     return {name: int(by_content[s]) for name, s in SPECIAL_TOKENS.items()}
+
+
+def banned_ids(special: dict) -> list[int]:
+    """The ids the sampler never commits, ascending: every special id but end-of-span (models/README.md, "K-best
+    head"). Keys may be short names ("eos") or token strings ("<|eos|>")."""
+    return sorted({int(v) for k, v in special.items() if k.strip("<|>") != "eos"})
 
 
 def lang_ids(special: dict[str, int]) -> dict[str, int]:

@@ -47,7 +47,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import sample  # noqa: E402  (the recipe is a folder of flat scripts)
+import common  # noqa: E402  (the recipe is a folder of flat scripts)
+import sample  # noqa: E402
 import tasks as tasks_mod  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -200,8 +201,6 @@ class Loaded:
     """A checkpoint with what decoding needs: the model, its kind, special ids, buckets, max length, tokenizer."""
 
     def __init__(self, path: str, device: torch.device, tokenizer_path: Optional[str] = None):
-        import common  # The training engineer's loader: builds the model from the checkpoint's config.
-
         self.path = path
         self.model, self.ckpt = common.load_checkpoint(path, device)
         self.device = device
@@ -214,11 +213,9 @@ class Loaded:
         self.max_seq_len = int(self.config["max_seq_len"])
         self.buckets = tuple(self.config.get("span_buckets", common.SPAN_BUCKETS))
         self.context_only = self.config.get("attention", "full") == "context_only"
-        # The engine's banned ids: every special token but end-of-span (mask, padding, file separator, language
-        # tags) never reaches a completion.
-        names = {k.strip("<|>"): int(v) for k, v in self.special.items()}
-        self.banned_ids = tuple(sorted(v for k, v in names.items()
-                                       if k in ("mask", "pad", "file") or k.startswith("lang:")))
+        # The engine's banned ids, those the exported head leaves out: every special token but end-of-span never
+        # reaches a completion.
+        self.banned_ids = tuple(common.banned_ids(self.special))
         # The tokenizer: the one asked for, else the checkpoint's (its path may come from another machine), else the
         # recipe's default.
         candidates = [tokenizer_path] if tokenizer_path else [self.ckpt.get("tokenizer"), str(common.TOKENIZER_PATH)]
@@ -325,7 +322,7 @@ def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOption
     items, meta = [], {}
     for i, task in enumerate(task_list):
         bucket = bucket_for(task["target_tokens"], m.buckets, fixed_bucket)
-        key = (i, options.strategy, min(options.steps, bucket), options.temperature, options.top_p,
+        key = (i, options.strategy, min(options.steps, bucket), options.temperature, options.top_p, options.top_k,
                options.threshold, options.eos_fill, options.eos_after_code)
         if key in cache:
             out[i], seconds[i] = cache[key]
@@ -382,6 +379,12 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
     cli = os.path.join(REPO, args.cli)
     if not os.path.exists(cli):
         raise SystemExit(f"eval: {cli} not found; build it with `node esbuild.mjs`")
+    # The engine samples from the graph's own K-best lists: another --top-k here would compare different samplers.
+    with open(os.path.join(model_dir, "manifest.json"), encoding="utf-8") as f:
+        head_k = json.load(f).get("facts", {}).get("unmask.top_k")
+    if head_k is not None and int(head_k) != options.top_k:
+        raise SystemExit(f"eval: --top-k {options.top_k} differs from the K-best head of {model_dir} (K = {head_k}); "
+                         "the CLI samples from the graph's lists")
     with tempfile.TemporaryDirectory() as tmp:
         requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
         with open(requests, "w", encoding="utf-8") as f:
@@ -484,7 +487,6 @@ def finish(run: dict, syntax_results: dict[int, bool], keep_rows: bool) -> dict:
 def test_nll(m: Loaded, batches: int, batch_size: int, seed: int, corpus_dir: Optional[str]) -> dict:
     """Denoiser: ELBO bits/token on whole-window and on infill canvases (MC over stratified t, fixed seed).
     AR: bits/token left to right and on FIM middles. Both read the test split's token stream."""
-    import common
     import pretrain
 
     stream = common.token_stream("test", corpus_dir or common.CORPUS_DIR, m.tokenizer_path)
@@ -698,6 +700,9 @@ def parse_args(argv=None):
     a("--strategies", default=",".join(sample.STRATEGIES), help="comma-separated unmasking strategies to sweep")
     a("--temperature", type=float, default=0.0, help="sampling temperature (0: argmax)")
     a("--top-p", type=float, default=1.0, help="nucleus mass when the temperature is above 0")
+    a("--top-k", type=int, default=common.DEFAULT_TOP_K,
+      help="K of the sampler's K-best lists (the exported head's K): greedy scores and sampling see only the K "
+           "likeliest allowed tokens of a position")
     a("--threshold", type=float, default=0.0, help="also commit tokens at least this probable (0: off)")
     a("--eos-fill", action=argparse.BooleanOptionalAction, default=True,
       help="after an end-of-span commit, fill the rest of the span with end-of-span in the same step (the engine's "
@@ -778,8 +783,8 @@ def main(argv=None) -> dict:
     for strategy in strategies:
         for steps in steps_list:
             options = sample.SamplerOptions(steps=steps, strategy=strategy, temperature=args.temperature,
-                                            top_p=args.top_p, threshold=args.threshold, eos_fill=args.eos_fill,
-                                            eos_after_code=args.eos_after_code)
+                                            top_p=args.top_p, top_k=args.top_k, threshold=args.threshold,
+                                            eos_fill=args.eos_fill, eos_after_code=args.eos_after_code)
             outputs, seconds = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed,
                                             decoded)
             runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
@@ -808,7 +813,8 @@ def main(argv=None) -> dict:
     by_cell: dict[str, int] = defaultdict(int)
     for task in task_list:
         by_cell[cell_of(task)] += 1
-    sampler = (f"temperature {args.temperature}" + (f", top-p {args.top_p}" if args.temperature > 0 else "")
+    sampler = (f"K-best lists of {args.top_k}, temperature {args.temperature}"
+               + (f", top-p {args.top_p}" if args.temperature > 0 else "")
                + (f", threshold {args.threshold}" if args.threshold > 0 else "")
                + (", end-of-span fill" if args.eos_fill else ", no end-of-span fill")
                + (", end-of-span after code" if args.eos_after_code else ", end-of-span anywhere") + f", seed {args.seed}")

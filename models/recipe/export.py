@@ -1,10 +1,18 @@
 """Exports a checkpoint to a shipped model folder per models/README.md: int8 ONNX (+ fp32 with --fp32), tokenizer.json,
 manifest.json, parity.json and the model card's generated sections.
 
-    python export.py --ckpt runs/cpu-mdm/ckpt.pt --out ../unmask-coder-base --id unmask-coder-base
+    python export.py --ckpt runs/cpu-mdm/ckpt.pt --out ../unmask-coder-base --id unmask-coder-base [--top-k 64]
+    python export.py --add-head ../unmask-coder-base        # give an exported folder's graphs the K-best head
 
-ONNX graph: inputs input_ids [B,T] int64 and positions [B,P] int64, output logits [B,P,V] float32 (B, T, P dynamic),
-opset 17, metadata `unmask.*` (the runtime reads and validates it; manifest.json repeats it under "facts").
+ONNX graph: inputs input_ids [B,T] int64 and positions [B,P] int64, outputs logits [B,P,V] float32 and the K-best
+head (kbest_head.py): top_logits [B,P,K] float32, top_ids [B,P,K] int32, log_z [B,P] float32 (B, T, P dynamic;
+K = --top-k, clamped to the ids the sampler may commit), opset 17, metadata `unmask.*` with `unmask.top_k` and
+`unmask.banned_ids` (every special id but end-of-span); the runtime reads and validates the metadata, and
+manifest.json repeats it under "facts". `--add-head DIR` appends the head in place to the denoiser graphs a folder's manifest lists (the
+single graph or the step graph, fp32 and int8; the context graph has no vocabulary projection), refusing graphs that
+have one, takes the banned ids from each graph's `unmask.special_ids` and `unmask.eos_id`, and rewrites only the
+files' sha256 and bytes and the two new facts in manifest.json (and the card's file table); it then checks the head
+on parity.json as below.
 
 int8 (`unmask.quantization = int8-dynamic-reduce-range`): every MatMul with a constant weight W [K,N] becomes
 DynamicQuantizeLinear(x) -> MatMulInteger(xq, Wq, x_zero) -> Cast -> Mul(x_scale * w_scale[N]) (the pattern onnxruntime
@@ -18,10 +26,10 @@ A checkpoint trained with `--attention context_only` exports as two graphs inste
 models/README.md; modules in cached.py): context.int8.onnx (input_ids [B,T] int64, span_mask [B,T] bool ->
 past_key, past_value [L,B,H,T,Dh] float32), run once per request, and step.int8.onnx (span_ids [B,S] int64,
 span_pos [B,S] int64, past_key, past_value [L,Bc,H,T,Dh], context_mask [Bc,T] bool, out_idx [B,P] int64 -> logits
-[B,P,V]; Bc = B or 1), run per denoising step; context.onnx and step.onnx with --fp32. Both carry the metadata
-below plus `unmask.graph` ("context" or "step") and `unmask.cache` (JSON: layout, layers, heads, head_dim);
-manifest.json names them under "cached_context". The export refuses to write them unless the PyTorch two-module
-computation matches the checkpoint's own forward on every parity case.
+[B,P,V] and the K-best head; Bc = B or 1), run per denoising step; context.onnx and step.onnx with --fp32. Both
+carry the metadata below plus `unmask.graph` ("context" or "step") and `unmask.cache` (JSON: layout, layers, heads,
+head_dim); manifest.json names them under "cached_context". The export refuses to write them unless the PyTorch
+two-module computation matches the checkpoint's own forward on every parity case.
 
 parity.json (checked by test/unit/parity.test.ts): {"format": 1, "tolerance": {...}, "cases": [{"name", "input_ids"
 [B][T], "positions" [B][P], "holes" [[start, length], ...] (the span layout shared by the rows; positions lie in it),
@@ -29,6 +37,11 @@ parity.json (checked by test/unit/parity.test.ts): {"format": 1, "tolerance": {.
 positions), "logits" [B][K][V] (PyTorch fp32 logits there)}]}. The logits are the checkpoint's full forward with the
 holes as span_mask. An fp32 ONNX must match "logits" with relative L2 error < tolerance.fp32_rel_l2; an int8 ONNX
 must agree with "top1" on at least tolerance.int8_top1 of the positions.
+
+When onnxruntime is at hand (the Python package, else onnxruntime-node through ort_session.py), the export runs every
+graph it wrote on the parity cases and reports the top-1 agreement and the logits' relative L2 error, and it fails
+unless the K-best head matches the same run's logits: top_logits equal to the K largest allowed logits, top_ids their
+ids (ties may differ only between equal logits), log_z the logsumexp within 1e-4 (relative).
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import argparse
 import datetime
 import inspect
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -47,7 +61,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import common
+import kbest_head
+import ort_session
 from cached import ContextEncoder, SpanStep, cached_logits
+from kbest_head import append_kbest_head
 from model import count_params
 
 FORMAT = 1
@@ -370,10 +387,10 @@ def check_cached_modules(model, cases: list[dict], tolerance: float = 1e-5) -> f
     return worst
 
 
-def run_cached(c: dict, context, step) -> np.ndarray:
+def run_cached(c: dict, context, step, outputs=("logits",)) -> list[np.ndarray]:
     """Runs one parity case through onnxruntime sessions of the context and step graphs, as the runtime does: the
     context graph once with batch 1 when every row shares row 0's context (else once per row), then the step graph
-    over the span positions. Returns logits [B, P, V]."""
+    over the span positions. Returns the step graph's `outputs` (logits [B, P, V] by default)."""
     ids, positions = np.asarray(c["input_ids"], np.int64), np.asarray(c["positions"], np.int64)
     B, T = ids.shape
     span_pos = np.concatenate([np.arange(s, s + n) for s, n in c["holes"]])
@@ -385,46 +402,49 @@ def run_cached(c: dict, context, step) -> np.ndarray:
     past_key, past_value = context.run(["past_key", "past_value"], {"input_ids": context_ids, "span_mask": masks})
     index_in_span = np.full(T, -1, np.int64)
     index_in_span[span_pos] = np.arange(len(span_pos))
-    return step.run(["logits"], {"span_ids": ids[:, span_pos], "span_pos": np.broadcast_to(span_pos, (B, len(span_pos))).copy(),
-                                 "past_key": past_key, "past_value": past_value, "context_mask": ~masks,
-                                 "out_idx": index_in_span[positions]})[0]
+    return step.run(list(outputs), {"span_ids": ids[:, span_pos],
+                                    "span_pos": np.broadcast_to(span_pos, (B, len(span_pos))).copy(),
+                                    "past_key": past_key, "past_value": past_value, "context_mask": ~masks,
+                                    "out_idx": index_in_span[positions]})
 
 
-def check_with_onnxruntime(paths: dict, cases: list[dict]) -> dict:
-    """Optional self-check when the Python onnxruntime is installed (CI does not need it): top-1 agreement with the
-    fixture and the worst relative L2 error of the stored logits, per model: a path or serialised bytes, or a
-    (context, step) pair of them for a cached-context denoiser."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return {"skipped": "python onnxruntime not installed"}
-    report = {"onnxruntime": ort.__version__}
-
-    def session(path):
-        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), providers=["CPUExecutionProvider"])
-
+def check_with_onnxruntime(paths: dict, cases: list[dict], banned) -> dict:
+    """Self-check when onnxruntime is at hand (ort_session.py: the Python package, else onnxruntime-node): per model
+    (a path or serialised bytes, or a (context, step) pair of them for a cached-context denoiser), top-1 agreement
+    with the fixture and the worst relative L2 error of the stored logits, reported; and the K-best head against the
+    same run's logits with `banned` ids left out (kbest_head.check_head), which raises on any mismatch."""
+    runtime = ort_session.runtime_name()
+    if runtime is None:
+        return {"skipped": "neither the python onnxruntime nor onnxruntime-node is installed"}
+    report = {"onnxruntime": runtime}
+    names = ["logits", *kbest_head.OUTPUTS]
     for label, path in paths.items():
         if isinstance(path, tuple):
-            context, step = session(path[0]), session(path[1])
+            context, step = ort_session.open_session(path[0]), ort_session.open_session(path[1])
 
             def run(c):
-                return run_cached(c, context, step)
+                return run_cached(c, context, step, names)
         else:
-            sess = session(path)
+            sess = ort_session.open_session(path)
 
             def run(c):
-                return sess.run(["logits"], {"input_ids": np.asarray(c["input_ids"], np.int64),
-                                             "positions": np.asarray(c["positions"], np.int64)})[0]
+                return sess.run(names, {"input_ids": np.asarray(c["input_ids"], np.int64),
+                                        "positions": np.asarray(c["positions"], np.int64)})
         agree = total = 0
         worst = 0.0
+        head = {"top_logits_max_abs_diff": 0.0, "ids_agreement": 1.0, "log_z_max_rel_err": 0.0}
         for c in cases:
-            out = run(c)
+            out, top_logits, top_ids, log_z = run(c)
             agree += int((out.argmax(-1) == np.asarray(c["top1"])).sum())
             total += out.shape[0] * out.shape[1]
             ref = np.asarray(c["logits"], np.float32)
             got = out[:, c["logits_at"], :]
             worst = max(worst, float(np.linalg.norm(got - ref) / np.linalg.norm(ref)))
-        report[label] = {"top1_agreement": agree / total, "rel_l2": worst}
+            h = kbest_head.check_head(out, top_logits, top_ids, log_z, banned, f"export: {label}, case {c['name']!r}")
+            head = {"top_logits_max_abs_diff": max(head["top_logits_max_abs_diff"], h["top_logits_max_abs_diff"]),
+                    "ids_agreement": min(head["ids_agreement"], h["ids_agreement"]),
+                    "log_z_max_rel_err": max(head["log_z_max_rel_err"], h["log_z_max_rel_err"])}
+        report[label] = {"top1_agreement": agree / total, "rel_l2": worst, "head": head}
     return report
 
 
@@ -483,6 +503,8 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         f"- Parameters: {ckpt.get('params', 0):,} ({ckpt.get('params_non_embedding', 0):,} outside the embedding).",
         f"- Weights: `{meta['unmask.quantization']}` (7-bit symmetric per-column weights for every matrix product, "
         "int8 embedding with per-row scales; activations quantized per call).",
+        f"- Output: the logits and the K-best head (K = {meta['unmask.top_k']}: the likeliest tokens the sampler may "
+        "commit and the normaliser, per requested position; models/README.md, \"K-best head\").",
         "",
         "## Training",
         "",
@@ -582,8 +604,9 @@ ROLES = {"model.int8.onnx": "denoiser-int8", "model.onnx": "denoiser-fp32",
          "tokenizer.json": "tokenizer", "tokenizer_config.json": "tokenizer-config", "parity.json": "parity-fixture"}
 
 
-def export_graph(model, ckpt: dict, out: Path, opset: int, summary: dict) -> dict:
-    """The single denoiser graph of a full-attention checkpoint: {file name: checked ONNX model}, fp32 and int8."""
+def export_graph(model, ckpt: dict, out: Path, opset: int, summary: dict, top_k: int) -> dict:
+    """The single denoiser graph of a full-attention checkpoint, with the K-best head: {file name: checked ONNX
+    model}, fp32 and int8."""
     tmp = out / "model.fp32.tmp.onnx"
     export_fp32(model, tmp, opset)
     fp32 = onnx.load(str(tmp))
@@ -592,14 +615,17 @@ def export_graph(model, ckpt: dict, out: Path, opset: int, summary: dict) -> dic
     int8 = quantize_int8(fp32, "model.embed.weight")
     set_metadata(fp32, metadata(ckpt, "none", summary))
     set_metadata(int8, metadata(ckpt, QUANT_NAME, summary))
+    for proto in (fp32, int8):
+        append_kbest_head(proto, top_k, common.banned_ids(ckpt["special"]))
     onnx.checker.check_model(fp32)
     onnx.checker.check_model(int8)
     return {"model.int8.onnx": int8, "model.onnx": fp32}
 
 
-def export_cached_graphs(model, ckpt: dict, out: Path, opset: int, summary: dict) -> dict:
+def export_cached_graphs(model, ckpt: dict, out: Path, opset: int, summary: dict, top_k: int) -> dict:
     """The context and step graphs of a context_only checkpoint: {file name: checked ONNX model}, fp32 and int8.
-    The context graph has no vocabulary projection, so only the step graph unties the transposed embedding."""
+    The context graph has no vocabulary projection, so only the step graph unties the transposed embedding and ends
+    in the K-best head."""
     context_tmp, step_tmp = out / "context.fp32.tmp.onnx", out / "step.fp32.tmp.onnx"
     export_cached_fp32(model, context_tmp, step_tmp, opset)
     graphs = {}
@@ -613,16 +639,83 @@ def export_cached_graphs(model, ckpt: dict, out: Path, opset: int, summary: dict
         int8 = quantize_int8(fp32, "model.embed.weight")
         set_metadata(fp32, {**metadata(ckpt, "none", summary), **cache_metadata(ckpt["config"], graph)})
         set_metadata(int8, {**metadata(ckpt, QUANT_NAME, summary), **cache_metadata(ckpt["config"], graph)})
+        if graph == "step":
+            for proto in (fp32, int8):
+                append_kbest_head(proto, top_k, common.banned_ids(ckpt["special"]))
         onnx.checker.check_model(fp32)
         onnx.checker.check_model(int8)
         graphs[f"{graph}.int8.onnx"], graphs[f"{graph}.onnx"] = int8, fp32
     return graphs
 
 
+# The manifest roles of the graphs that end in the vocabulary projection, and so in the K-best head.
+HEAD_ROLES = ("denoiser-int8", "denoiser-fp32", "step-int8", "step-fp32")
+
+
+def update_card_files(card: Path, files: list[dict]) -> None:
+    """Rewrites the bytes and sha256 of `files` in the model card's file table (model_card's rows), if it has them."""
+    if not card.exists():
+        return
+    text = card.read_text()
+    for f in files:
+        row = re.compile(rf"^\| `{re.escape(f['name'])}` \| \d+ \| `[0-9a-f]{{16}}\.\.\.` \|$", re.M)
+        text = row.sub(f"| `{f['name']}` | {f['bytes']} | `{f['sha256'][:16]}...` |", text)
+    card.write_text(text)
+
+
+def add_head(folder: Path, top_k: int) -> dict:
+    """`--add-head`: appends the K-best head in place to the denoiser graphs that `folder`'s manifest lists (roles
+    HEAD_ROLES), with the banned ids of each graph's own metadata and K = top_k clamped to its vocabulary; refuses
+    before writing anything when a graph already has a head. Rewrites those files' sha256 and bytes and adds the
+    two head facts in manifest.json, nothing else, and the card's file table; then checks the head on parity.json
+    (check_with_onnxruntime). Returns what it did."""
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    targets = [f for f in manifest["files"] if f["role"] in HEAD_ROLES]
+    if not targets:
+        raise SystemExit(f"export: {manifest_path} lists no denoiser graph (roles {', '.join(HEAD_ROLES)})")
+    protos = {f["name"]: onnx.load(str(folder / f["name"])) for f in targets}
+    for name, proto in protos.items():
+        if kbest_head.has_head(proto):
+            raise SystemExit(f"export: {folder / name} already has a K-best head")
+    head_facts, banned = None, None
+    for name, proto in protos.items():
+        meta = {p.key: p.value for p in proto.metadata_props}
+        banned = kbest_head.banned_from_metadata(meta)
+        k = kbest_head.clamp_top_k(top_k, int(meta["unmask.vocab_size"]), len(banned))
+        append_kbest_head(proto, k, banned)
+        onnx.checker.check_model(proto)
+        facts = {p.key: p.value for p in proto.metadata_props if p.key in kbest_head.META_KEYS}
+        if head_facts not in (None, facts):
+            raise SystemExit(f"export: the graphs of {folder} disagree on the head: {head_facts} vs {facts}")
+        head_facts = facts
+    for name, proto in protos.items():
+        onnx.save(proto, str(folder / name))
+    for f in manifest["files"]:
+        if f["name"] in protos:
+            f["sha256"], f["bytes"] = common.file_sha256(folder / f["name"]), (folder / f["name"]).stat().st_size
+    manifest["facts"].update(head_facts)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    update_card_files(folder / "MODEL_CARD.md", [f for f in manifest["files"] if f["name"] in protos])
+
+    check = {"skipped": "no parity.json"}
+    if (folder / "parity.json").exists():
+        cases = json.loads((folder / "parity.json").read_text())["cases"]
+        if "cached_context" in manifest:
+            paths = {f"{pair['context']} + {pair['step']}": (folder / pair["context"], folder / pair["step"])
+                     for pair in manifest["cached_context"].values()}
+        else:
+            paths = {name: folder / name for name in protos}
+        check = check_with_onnxruntime(paths, cases, banned)
+    return {"folder": str(folder), "head": head_facts,
+            "files": {name: (folder / name).stat().st_size for name in protos}, "ort_check": check}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="checkpoint written by pretrain.py")
-    p.add_argument("--out", required=True, help="model folder to write (created; files in it are replaced)")
+    p.add_argument("--ckpt", default=None, help="checkpoint written by pretrain.py (required unless --add-head)")
+    p.add_argument("--out", default=None,
+                   help="model folder to write (created; files in it are replaced; required unless --add-head)")
     p.add_argument("--id", default=None, help="model id (default: the --out folder name)")
     p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the one named in the checkpoint)")
     p.add_argument("--corpus-dir", default=str(common.CORPUS_DIR), help="corpus folder; parity canvases come from test")
@@ -631,13 +724,26 @@ def main(argv=None):
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17 for LayerNormalization)")
     p.add_argument("--parity-logits", type=int, default=3, help="positions per canvas row with full logits in parity.json")
     p.add_argument("--no-card", action="store_true", help="do not (re)write MODEL_CARD.md")
+    p.add_argument("--top-k", type=int, default=common.DEFAULT_TOP_K,
+                   help="K of the K-best head every denoiser graph ends in (entries per position handed to the "
+                        "sampler); clamped to the vocabulary minus the banned ids")
+    p.add_argument("--add-head", metavar="DIR", default=None,
+                   help="instead of exporting: add the K-best head in place to the denoiser graphs of the exported "
+                        "model folder DIR (refused if they have one), update its manifest.json, check it, and exit")
     args = p.parse_args(argv)
+    if args.add_head:
+        print(json.dumps(add_head(Path(args.add_head), args.top_k), indent=1))
+        return
+    if not args.ckpt or not args.out:
+        p.error("--ckpt and --out are required (or --add-head DIR)")
 
     torch.manual_seed(0)
     model, ckpt = common.load_checkpoint(args.ckpt)
     ckpt["params"] = count_params(model)
     ckpt["params_non_embedding"] = count_params(model, non_embedding=True)
     cached = ckpt["config"]["attention"] == "context_only"
+    banned = common.banned_ids(ckpt["special"])
+    top_k = kbest_head.clamp_top_k(args.top_k, ckpt["config"]["vocab_size"], len(banned))
     tokenizer_path = Path(args.tokenizer or ckpt["tokenizer"])
     if ckpt.get("tokenizer_sha256") and common.file_sha256(tokenizer_path) != ckpt["tokenizer_sha256"]:
         sys.exit(f"export: {tokenizer_path} is not the tokenizer {args.ckpt} was trained with (sha256 differs)")
@@ -659,10 +765,13 @@ def main(argv=None):
     cases = parity_cases(model, ckpt, tokenizer_path, args.corpus_dir, args.parity_logits)
     if cached:  # refuse to write graphs of a computation that differs from the checkpoint's
         modules_rel_l2 = check_cached_modules(model, cases)
-        graphs = export_cached_graphs(model, ckpt, out, args.opset, summary)
+        graphs = export_cached_graphs(model, ckpt, out, args.opset, summary, top_k)
     else:
-        graphs = export_graph(model, ckpt, out, args.opset, summary)
-    meta = metadata(ckpt, QUANT_NAME, summary)
+        graphs = export_graph(model, ckpt, out, args.opset, summary, top_k)
+    # The manifest's facts: the denoiser graph's metadata (the single or the step graph), head included.
+    meta = {**metadata(ckpt, QUANT_NAME, summary),
+            **{p.key: p.value for p in graphs["step.int8.onnx" if cached else "model.int8.onnx"].metadata_props
+               if p.key in kbest_head.META_KEYS}}
     written = {name: proto for name, proto in graphs.items() if args.fp32 or "int8" in name}
     for name in ROLES:
         if name.endswith(".onnx") and name not in written and (out / name).exists():
@@ -690,11 +799,12 @@ def main(argv=None):
         check = check_with_onnxruntime(
             {"context.onnx + step.onnx": (graphs["context.onnx"].SerializeToString(),
                                           graphs["step.onnx"].SerializeToString()),
-             "context.int8.onnx + step.int8.onnx": (out / "context.int8.onnx", out / "step.int8.onnx")}, cases)
+             "context.int8.onnx + step.int8.onnx": (out / "context.int8.onnx", out / "step.int8.onnx")}, cases,
+            banned)
         check["pytorch_cached_rel_l2"] = modules_rel_l2
     else:
         check = check_with_onnxruntime({"model.onnx": graphs["model.onnx"].SerializeToString(),
-                                        "model.int8.onnx": out / "model.int8.onnx"}, cases)
+                                        "model.int8.onnx": out / "model.int8.onnx"}, cases, banned)
     files = [{"name": n, "sha256": common.file_sha256(out / n), "bytes": (out / n).stat().st_size}
              for n in list(written) + tok_files + ["parity.json"]]
     if cached:  # the runtime takes the cached-context path when the manifest names the two graphs

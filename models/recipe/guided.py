@@ -10,9 +10,10 @@ discriminator and `GuidanceOptions`, same result plus `disc_calls`):
 Steps follow sample.denoise exactly (same schedule, strategies, threshold, end-of-span fill, banned ids, one random
 stream per row, and the same draws from it when guidance is off); guidance changes two things:
 - First half of the steps (`tilt_fraction`): gradient tilting. The student's log-probabilities at the masked
-  positions become log p + h * clamp(dD/dlog p, +-c), where D is the discriminator's summed logit over the span of
-  the canvas whose masked positions hold the *expected* token embedding under p (a soft, differentiable x_0), scored
-  at the discriminator's cleanest noise level. Tokens are then chosen from the tilted distribution as usual.
+  positions (over the vocabulary minus the banned ids) become log p + h * clamp(dD/dlog p, +-c), where D is the
+  discriminator's summed logit over the span of the canvas whose masked positions hold the *expected* token
+  embedding under p (a soft, differentiable x_0), scored at the discriminator's cleanest noise level. Tokens are then
+  chosen from the tilted distribution as usual: its K-best lists (sample.kbest) under sample.choose_tokens' rule.
 - Second half: reranking. M candidate commits are drawn for the step (candidate 0 is exactly the unguided choice;
   the others are drawn at `candidate_temperature`), each candidate canvas is scored by the discriminator (sum of its
   per-token logits over the span, at the noise level s the step ends at), and one is kept per row: drawn from
@@ -126,19 +127,21 @@ def guided_denoise(model_fn: sample.ModelFn, disc: Optional[Discriminator], canv
         positions, valid = sample.masked_positions(masked)  # [B, P]
         logits = model_fn(x, positions, span).float()  # [B, P, V]
         calls += 1
-        logits[..., banned] = float("-inf")
-        if options.eos_after_code:
-            sample.ban_eos_first(logits, positions, hole_of, eos_id)
         if i < tilt_steps and guidance.tilt > 0:
+            logits[..., banned] = float("-inf")  # the tilt moves the distribution the sampler lists from
             logits = tilt_logits(disc, x, positions, valid, span_pos, span_valid, logits, guidance)
             disc_calls += 1
+        top_logits, top_ids, log_z = sample.kbest(logits, options.top_k, banned)
+        tail = sample.entropy_tail(top_logits, log_z, logits.shape[-1] - len(banned))
+        if options.eos_after_code:
+            top_logits = sample.ban_eos_first(top_logits, top_ids, positions, hole_of, eos_id)
         n = sample.commit_counts(left, i, options.steps)  # [B]
         rerank = guidance.enabled and i >= tilt_steps and guidance.candidates > 1
         M = guidance.candidates if rerank else 1
         cands = []
         for c in range(M):
             opts = options if c == 0 else replace(options, temperature=guidance.candidate_temperature)
-            tokens, token_prob, score = sample.choose_tokens(logits, valid, opts, generators)
+            tokens, token_prob, score = sample.choose_tokens(top_logits, top_ids, log_z, valid, opts, generators, tail)
             cands.append(commit_mask(tokens, token_prob, score, valid, positions, masked, hole_of, n, options, eos_id))
         pick = torch.zeros(B, dtype=torch.long, device=x.device)
         if M > 1:

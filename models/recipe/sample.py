@@ -9,11 +9,19 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
 - N steps over t = linspace(1, 0, N+1). At step i (t -> s) a row with m masked positions commits
   n = m * (1 - s/t) = m // (N - i) tokens (exact integer form of the same formula; at the last step n = m), and at
   least one, so a row with fewer masks than steps finishes early and later steps cost no model call.
-- Each step predicts every masked position once. Temperature 0 takes the argmax; above 0 the logits are divided by
-  the temperature, cut to the top-p nucleus and sampled. The commit order score is the chosen token's probability
-  ("confidence"), top-1 minus top-2 probability ("margin"), negative entropy ("entropy"), all of the tempered,
-  nucleus-cut distribution, or a uniform random draw ("random"). With a confidence threshold every position whose
-  token probability is above it is committed (Fast-dLLM); then the best-scored others up to n.
+- Each step predicts every masked position once, from its K-best list (models/README.md, "K-best head"; `kbest`
+  computes what the exported graph's head does): the K largest logits (K = top_k; ties to the lower id) over the
+  vocabulary minus the banned ids, and log_z, the logsumexp over that vocabulary. A position's list is its K
+  entries minus those with logit -inf, minus end-of-span at the first position of a hole (end-of-span after code);
+  nothing is renormalised for the removal. With p_i = exp(logit_i - log_z): temperature 0 takes the first entry and
+  scores with p (confidence p_0, margin p_0 - p_1, negative entropy sum p log p over the list plus entropy_tail's even
+  tail for the mass outside the K entries); temperature T > 0
+  weighs the list by w_i = exp((logit_i - logit_0) / T), keeps the shortest prefix whose weight reaches top_p of the
+  list's total, draws from q = w / sum(prefix) and scores with q (confidence q(token), margin q_0 - q_1, negative
+  entropy sum q log q over the prefix). "random" scores with a uniform draw. (The engine ranks candidate fills by
+  the model's log-probability logit - log_z; this sampler makes one fill per row and ranks none.) With a confidence
+  threshold every position whose token probability (p or q) is above it is committed (Fast-dLLM); then the
+  best-scored others up to n.
 - With end-of-span fill (the engine's default), once a step commits end-of-span in a hole, the hole's masks to its
   right are committed as end-of-span in the same step: the completion ends there anyway.
 - With end-of-span after code (the engine's default), the first position of a hole never chooses end-of-span, and a
@@ -23,7 +31,7 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
   a hole is never empty: without it, confidence order commits the surest end-of-span tokens at the far right first
   and walks left until the whole span is end-of-span (DiffuCoder's "entropy sink", seen in every CPU-trained
   checkpoint), an empty completion.
-- Committed tokens are never re-masked. Banned ids (every special token but end-of-span) are never predicted.
+- Committed tokens are never re-masked. Banned ids (every special token but end-of-span) are never listed.
 - The completion is the span's tokens up to the first end-of-span token.
 The step of every commit comes back for AR-ness (decoding order: by step, left to right within a step).
 """
@@ -33,6 +41,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
+
+import common
 
 STRATEGIES = ("random", "confidence", "margin", "entropy")
 
@@ -46,8 +56,11 @@ class SamplerOptions:
     threshold: float = 0.0  # 0 turns the threshold off.
     eos_fill: bool = True  # After an end-of-span commit, the hole's later masks become end-of-span too.
     eos_after_code: bool = True  # End-of-span only right after a committed code token of its hole (never first).
+    top_k: int = common.DEFAULT_TOP_K  # K of the K-best lists (the exported head's K): top-k sampling with k = K.
 
     def __post_init__(self):
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.strategy not in STRATEGIES:
@@ -75,48 +88,85 @@ def commit_counts(masked: torch.Tensor, step: int, steps: int) -> torch.Tensor:
     return torch.where(masked > 0, n.clamp(min=1), n)
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """logits: [..., V] -> logits with everything outside the smallest set of mass >= top_p set to -inf."""
-    if top_p >= 1.0:
-        return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p  # Keep the token that crosses top_p.
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+def kbest(logits: torch.Tensor, k: int, banned) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the exported graph's K-best head computes (kbest_head.py): logits [B, P, V] -> (top_logits [B, P, K]
+    float, descending, ties to the lower id; top_ids [B, P, K] long; log_z [B, P] float, the logsumexp), over the
+    vocabulary minus `banned` (set to -inf first). K = min(k, V); a list longer than the allowed ids ends in -inf."""
+    masked = logits.float().clone()
+    masked[..., list(banned)] = float("-inf")
+    # A stable descending sort keeps equal logits in id order (torch.topk does not promise an order for ties).
+    top_logits, top_ids = masked.sort(dim=-1, descending=True, stable=True)
+    k = min(k, masked.shape[-1])
+    return top_logits[..., :k], top_ids[..., :k], masked.logsumexp(-1)
 
 
-def choose_tokens(logits: torch.Tensor, valid: torch.Tensor, options: SamplerOptions,
-                  generators: list[torch.Generator]):
-    """logits: [B, P, V] float, valid: [B, P] bool -> (tokens [B, P] long, probability of each token [B, P], order
-    score [B, P]). Row r draws its random numbers from generators[r], only for its own valid positions, so a row's
-    result does not depend on which other rows share its batch."""
-    logits = logits.float()
-    if options.temperature > 0:
-        logits = top_p_filter(logits / options.temperature, options.top_p)
-    probs = logits.softmax(-1)  # [B, P, V]
-    tokens = probs.argmax(-1)  # [B, P]
+def entropy_tail(top_logits: torch.Tensor, log_z: torch.Tensor, allowed: int) -> torch.Tensor:
+    """The K-best lists' entropy term for what they leave out (models/README.md): top_logits [B, P, K] as the head
+    returned them (before any id is skipped), log_z [B, P], `allowed` = vocabulary size - banned ids -> [B, P]
+    r log(r / n) for the mass r outside the finite entries, taken as spread evenly over the n ids it covers (the most
+    entropy it can have; 0 when r <= 0 or n = 0)."""
+    finite = top_logits > float("-inf")
+    p = torch.where(finite, (top_logits.double() - log_z.double()[..., None]).exp(), torch.zeros_like(top_logits, dtype=torch.double))
+    r = 1 - p.sum(-1)  # [B, P]
+    n = allowed - finite.sum(-1)  # [B, P]
+    ok = (r > 0) & (n > 0)
+    return torch.where(ok, r.clamp_min(1e-300) * (r.clamp_min(1e-300) / n.clamp_min(1)).log(), torch.zeros_like(r))
+
+
+def _listed(top_logits: torch.Tensor, top_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Moves the entries left out of a list (logit -inf) behind the listed ones, keeping the listed ones' order."""
+    order = (top_logits == float("-inf")).to(torch.uint8).sort(dim=-1, stable=True).indices
+    return top_logits.gather(-1, order), top_ids.gather(-1, order)
+
+
+def choose_tokens(top_logits: torch.Tensor, top_ids: torch.Tensor, log_z: torch.Tensor, valid: torch.Tensor,
+                  options: SamplerOptions, generators: list[torch.Generator], tail: Optional[torch.Tensor] = None):
+    """The K-best lists (top_logits, top_ids [B, P, K], best first; an entry with logit -inf is not listed) and
+    log_z [B, P], valid [B, P] bool -> (tokens [B, P] long, probability of each token [B, P], order score [B, P]),
+    by models/README.md's rule (module docstring). Row r draws its random numbers from generators[r], only for its
+    own valid positions, so a row's result does not depend on which other rows share its batch. A valid position
+    with an empty list is an error (the engine refuses such a model output too). `tail` [B, P] (entropy_tail) is the
+    entropy strategy's term for the unlisted tokens at temperature 0."""
+    logits, ids = _listed(top_logits.double(), top_ids)
+    listed = logits > float("-inf")  # [B, P, K], a prefix of each list
+    if bool((valid & ~listed[..., 0]).any()):
+        raise RuntimeError("sampler: a K-best list holds no token the sampler may commit")
     counts = valid.sum(1).tolist()
+    slot = torch.zeros_like(valid, dtype=torch.long)  # [B, P]: the chosen entry
     if options.temperature > 0:
-        cpu_probs = probs.cpu()
+        weights = torch.where(listed, ((logits - logits[..., :1]) / options.temperature).exp(),
+                              torch.zeros_like(logits))
+        if options.top_p < 1:
+            # The nucleus: the shortest prefix whose weight reaches top_p of the list's total (at least one entry).
+            before = weights.cumsum(-1) - weights
+            weights = torch.where(before < options.top_p * weights.sum(-1, keepdim=True), weights,
+                                  torch.zeros_like(weights))
+        dist = weights / weights.sum(-1, keepdim=True).clamp_min(1e-300)  # q, 0 outside the nucleus
+        cpu_dist = dist.cpu()
         for r, n in enumerate(counts):
             if n:
-                drawn = torch.multinomial(cpu_probs[r, :n], 1, generator=generators[r]).squeeze(1)
-                tokens[r, :n] = drawn.to(tokens.device)
-    token_prob = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, P]
+                drawn = torch.multinomial(cpu_dist[r, :n], 1, generator=generators[r]).squeeze(1)
+                slot[r, :n] = drawn.to(slot.device)
+    else:
+        dist = torch.where(listed, (logits - log_z.double()[..., None]).exp(), torch.zeros_like(logits))  # p
+    tokens = ids.gather(-1, slot[..., None]).squeeze(-1)
+    token_prob = dist.gather(-1, slot[..., None]).squeeze(-1)
     if options.strategy == "confidence":
         score = token_prob
     elif options.strategy == "margin":
-        top2 = probs.topk(2, dim=-1).values
-        score = top2[..., 0] - top2[..., 1]
+        second = dist[..., 1] if dist.shape[-1] > 1 else torch.zeros_like(token_prob)
+        score = dist[..., 0] - second
     elif options.strategy == "entropy":
-        score = (probs * probs.clamp_min(1e-30).log()).sum(-1)  # Negative entropy: the surest position first.
+        # Negative entropy over the list (or nucleus): the surest position first; 0 log 0 counts as 0.
+        score = torch.where(dist > 0, dist * dist.clamp_min(1e-300).log(), torch.zeros_like(dist)).sum(-1)
+        if options.temperature == 0 and tail is not None:
+            score = score + tail.to(score.dtype)
     else:
         score = torch.zeros_like(token_prob)
         for r, n in enumerate(counts):
             if n:
-                score[r, :n] = torch.rand(n, generator=generators[r]).to(score.device)
-    return tokens, token_prob, score
+                score[r, :n] = torch.rand(n, generator=generators[r]).to(score.device, score.dtype)
+    return tokens, token_prob.float(), score.float()
 
 
 def masked_positions(masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,12 +187,14 @@ def masked_positions(masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def ban_eos_first(logits: torch.Tensor, positions: torch.Tensor, hole_of: torch.Tensor, eos_id: int) -> None:
-    """End-of-span after code, part 1, in place: logits [B, P, V] at positions [B, P] get -inf for eos_id at the first
-    position of each hole (hole_of [B, T]), so that no hole is empty."""
+def ban_eos_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: torch.Tensor, hole_of: torch.Tensor,
+                  eos_id: int) -> torch.Tensor:
+    """End-of-span after code, part 1: the K-best lists (top_logits, top_ids [B, P, K]) at positions [B, P] without
+    eos_id at the first position of each hole (hole_of [B, T]), so that no hole is empty. Returns top_logits with
+    those entries at -inf (left out of the list; choose_tokens closes the gap); log_z is not changed."""
     left_pos = (positions - 1).clamp(min=0)
     first = (hole_of.gather(1, left_pos) != hole_of.gather(1, positions)) | (positions == 0)  # [B, P]
-    logits[..., eos_id] = logits[..., eos_id].masked_fill(first, float("-inf"))
+    return top_logits.masked_fill(first[..., None] & (top_ids == eos_id), float("-inf"))
 
 
 def select_commits(tokens: torch.Tensor, token_prob: torch.Tensor, score: torch.Tensor, valid: torch.Tensor,
@@ -211,11 +263,11 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
         positions, valid = masked_positions(masked)  # [B, P], ascending per row
         logits = model_fn(x, positions, span)  # [B, P, V]
         calls += 1
-        logits = logits.float()
-        logits[..., banned] = float("-inf")
+        top_logits, top_ids, log_z = kbest(logits, options.top_k, banned)
+        tail = entropy_tail(top_logits, log_z, logits.shape[-1] - len(banned))
         if options.eos_after_code:
-            ban_eos_first(logits, positions, hole_of, eos_id)
-        tokens, token_prob, score = choose_tokens(logits, valid, options, generators)
+            top_logits = ban_eos_first(top_logits, top_ids, positions, hole_of, eos_id)
+        tokens, token_prob, score = choose_tokens(top_logits, top_ids, log_z, valid, options, generators, tail)
         n = commit_counts(left, i, options.steps)  # [B]
         commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id)
         fill = torch.zeros_like(commit)

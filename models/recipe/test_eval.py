@@ -278,6 +278,152 @@ class DiffusionSampler(unittest.TestCase):
         self.assertEqual(sample.hole_ids(span).tolist(), [[-1, 0, 0, -1, 1, -1]])
 
 
+class KBestSampler(unittest.TestCase):
+    """The per-position rule of models/README.md ("K-best head"), shared with the engine's choose-token.ts."""
+
+    BANNED = (PAD, MASK, FILE, LANG)
+
+    def lists(self, rows, k=4):
+        """rows: [P][V] logits of one canvas row -> its K-best lists [1, P, K] and log_z [1, P]."""
+        return sample.kbest(torch.tensor([rows], dtype=torch.float32), k, self.BANNED)
+
+    def choose(self, top_logits, top_ids, log_z, seed=0, **options):
+        opts = sample.SamplerOptions(**{"steps": 1, **options})
+        valid = torch.ones(top_ids.shape[:2], dtype=torch.bool)
+        return sample.choose_tokens(top_logits, top_ids, log_z, valid, opts, [torch.Generator().manual_seed(seed)])
+
+    def test_kbest_lists_the_largest_allowed_logits_with_ties_to_the_lower_id(self):
+        logits = torch.zeros(V)
+        logits[[MASK, PAD]] = 9.0  # banned, however likely
+        logits[[12, 5, 9]] = torch.tensor([3.0, 3.0, 1.0])
+        top, ids, log_z = self.lists([logits.tolist()], k=4)
+        self.assertEqual(ids[0, 0].tolist(), [5, 12, 9, 2])  # 5 before 12 at equal logits; then 2 (EOS), the lowest 0
+        self.assertEqual(top[0, 0].tolist(), [3.0, 3.0, 1.0, 0.0])
+        allowed = [i for i in range(V) if i not in self.BANNED]
+        self.assertAlmostEqual(float(log_z[0, 0]), float(logits[allowed].logsumexp(0)), places=5)
+        self.assertEqual(ids.dtype, torch.long)
+
+    def test_kbest_of_more_entries_than_allowed_ids_ends_in_minus_infinity(self):
+        top, ids, _ = self.lists([[0.0] * V], k=V)
+        self.assertEqual(int(torch.isinf(top).sum()), len(self.BANNED))
+        self.assertEqual(set(ids[0, 0, -len(self.BANNED):].tolist()), set(self.BANNED))
+
+    def test_greedy_takes_the_first_entry_and_scores_with_the_models_own_probabilities(self):
+        logits = [0.0] * V
+        logits[8], logits[9], logits[10] = 4.0, 3.0, 2.5
+        top, ids, log_z = self.lists([logits], k=3)
+        z = float(log_z[0, 0])
+        p = [math.exp(v - z) for v in (4.0, 3.0, 2.5)]
+        for strategy, want in (("confidence", p[0]), ("margin", p[0] - p[1]),
+                               ("entropy", sum(q * math.log(q) for q in p))):  # over the K entries only
+            tokens, prob, score = self.choose(top, ids, log_z, strategy=strategy)
+            self.assertEqual(int(tokens[0, 0]), 8)
+            self.assertAlmostEqual(float(prob[0, 0]), p[0], places=6)
+            self.assertAlmostEqual(float(score[0, 0]), want, places=6, msg=strategy)
+
+    def test_greedy_entropy_adds_an_even_tail_for_the_unlisted_mass(self):
+        logits = [0.0] * V
+        logits[8], logits[9], logits[10] = 4.0, 3.0, 2.5
+        top, ids, log_z = self.lists([logits], k=3)
+        z = float(log_z[0, 0])
+        p = [math.exp(v - z) for v in (4.0, 3.0, 2.5)]
+        rest = 1 - sum(p)
+        n = V - len(self.BANNED) - 3  # the allowed ids outside the list
+        want = sum(q * math.log(q) for q in p) + rest * math.log(rest / n)
+        tail = sample.entropy_tail(top, log_z, V - len(self.BANNED))
+        _, _, score = sample.choose_tokens(top, ids, log_z, torch.ones(1, 1, dtype=torch.bool),
+                                           sample.SamplerOptions(steps=1, strategy="entropy"),
+                                           [torch.Generator().manual_seed(0)], tail)
+        self.assertAlmostEqual(float(score[0, 0]), want, places=5)
+        # Every allowed id listed: no tail, the exact entropy.
+        top, ids, log_z = self.lists([logits], k=V)
+        self.assertAlmostEqual(float(sample.entropy_tail(top, log_z, V - len(self.BANNED))[0, 0]), 0.0, places=6)
+
+    def test_a_list_of_one_entry_has_margin_p0(self):
+        logits = [0.0] * V
+        logits[8] = 2.0
+        top, ids, log_z = self.lists([logits], k=1)
+        _, prob, score = self.choose(top, ids, log_z, strategy="margin")
+        self.assertAlmostEqual(float(score[0, 0]), float(prob[0, 0]), places=6)
+
+    def test_end_of_span_is_dropped_from_the_list_at_a_holes_first_position_without_renormalising(self):
+        logits = [0.0] * V
+        logits[EOS], logits[8], logits[9] = 5.0, 3.0, 1.0
+        top, ids, log_z = self.lists([logits, logits], k=3)
+        positions = torch.tensor([[3, 4]])
+        hole_of = torch.tensor([[-1, -1, -1, 0, 0, -1]])  # position 3 starts the hole, 4 follows it
+        top = sample.ban_eos_first(top, ids, positions, hole_of, EOS)
+        self.assertTrue(math.isinf(float(top[0, 0, 0])) and float(top[0, 1, 0]) == 5.0)
+        tokens, prob, score = self.choose(top, ids, log_z, strategy="margin")
+        self.assertEqual(tokens[0].tolist(), [8, EOS])
+        z = float(log_z[0, 0])
+        self.assertAlmostEqual(float(prob[0, 0]), math.exp(3.0 - z), places=6)  # log_z still counts end-of-span
+        self.assertAlmostEqual(float(score[0, 0]), math.exp(3.0 - z) - math.exp(1.0 - z), places=6)
+
+    def test_sampling_weighs_the_list_by_tempered_logits_and_scores_with_q(self):
+        logits = [0.0] * V
+        logits[8], logits[9], logits[10] = 2.0, 1.0, 0.5
+        top, ids, log_z = self.lists([logits], k=3)
+        T = 0.5
+        w = [math.exp((v - 2.0) / T) for v in (2.0, 1.0, 0.5)]
+        q = {8: w[0] / sum(w), 9: w[1] / sum(w), 10: w[2] / sum(w)}
+        seen = set()
+        for seed in range(40):
+            tokens, prob, score = self.choose(top, ids, log_z, seed=seed, temperature=T, strategy="confidence")
+            token = int(tokens[0, 0])
+            seen.add(token)
+            self.assertAlmostEqual(float(prob[0, 0]), q[token], places=6)
+            self.assertAlmostEqual(float(score[0, 0]), q[token], places=6)
+            _, _, margin = self.choose(top, ids, log_z, seed=seed, temperature=T, strategy="margin")
+            self.assertAlmostEqual(float(margin[0, 0]), q[8] - q[9], places=6)
+            _, _, entropy = self.choose(top, ids, log_z, seed=seed, temperature=T, strategy="entropy")
+            self.assertAlmostEqual(float(entropy[0, 0]), sum(v * math.log(v) for v in q.values()), places=6)
+        self.assertEqual(seen, {8, 9, 10})  # every entry of the list is drawn, and nothing else
+
+    def test_top_p_keeps_the_shortest_prefix_that_reaches_it(self):
+        logits = [0.0] * V
+        logits[8], logits[9], logits[10] = 2.0, 1.0, 0.5
+        top, ids, log_z = self.lists([logits], k=3)
+        w = [1.0, math.exp(-1.0), math.exp(-1.5)]
+        share = w[0] / sum(w)  # about 0.63: top_p just above it needs two entries, just below it one
+        for top_p, nucleus in ((share - 1e-3, [8]), (share + 1e-3, [8, 9])):
+            seen = set()
+            for seed in range(40):
+                tokens, prob, score = self.choose(top, ids, log_z, seed=seed, temperature=1.0, top_p=top_p,
+                                                  strategy="margin")
+                seen.add(int(tokens[0, 0]))
+                want = 1.0 if len(nucleus) == 1 else (w[0] - w[1]) / (w[0] + w[1])
+                self.assertAlmostEqual(float(score[0, 0]), want, places=6)
+            self.assertEqual(seen, set(nucleus))
+
+    def test_sampling_never_leaves_the_k_entries(self):
+        top, ids, log_z = self.lists([[0.0] * V], k=2)  # a flat distribution: only ids 2 and 4 are listed
+        drawn = {int(self.choose(top, ids, log_z, seed=s, temperature=5.0)[0][0, 0]) for s in range(30)}
+        self.assertEqual(drawn, {EOS, 4})
+
+    def test_a_position_with_nothing_to_commit_is_an_error(self):
+        top, ids, log_z = self.lists([[0.0] * V], k=1)  # the list holds end-of-span only
+        top = sample.ban_eos_first(top, ids, torch.tensor([[0]]), torch.tensor([[0]]), EOS)
+        with self.assertRaises(RuntimeError):
+            self.choose(top, ids, log_z)
+
+    def test_top_k_reaches_the_sampler_through_its_options(self):
+        # A nearly flat model sampled at temperature 1: with K = 1 every seed fills the same tokens, with K = 64
+        # the seeds disagree.
+        canvas = canvas_with_span(2, 16, 2)
+        fills = {k: {tuple(self.run_sampled(canvas, k, seed).canvas[0].tolist()) for seed in range(3)} for k in (1, 64)}
+        self.assertEqual(len(fills[1]), 1)
+        self.assertGreater(len(fills[64]), 1)
+        with self.assertRaises(ValueError):
+            sample.SamplerOptions(steps=1, top_k=0)
+
+    @staticmethod
+    def run_sampled(canvas, top_k, seed):
+        opts = sample.SamplerOptions(steps=4, strategy="random", temperature=1.0, top_k=top_k)
+        return sample.denoise(MockDenoiser(sure=0.01), canvas, MASK, EOS, opts, [torch.Generator().manual_seed(seed)],
+                              banned_ids=(PAD, FILE, LANG))
+
+
 class GreedyAR(unittest.TestCase):
     @staticmethod
     def counting_model(ids, last):

@@ -1,30 +1,26 @@
 /**
- * The per-position work of a denoising step: from one position's logits, choose a token (argmax at temperature 0,
- * otherwise a sample from the tempered, nucleus-truncated distribution) and score how sure the model is, the way
- * Dream's `sample_tokens` does (which DiffuCoder uses):
- *   - confidence: probability of the chosen token under the sampling distribution (MaskGIT; top-1 at temperature 0);
- *   - margin: top-1 minus top-2 probability;
- *   - entropy: negative entropy of the sampling distribution (higher = surer);
- *   - random: a uniform draw (MDLM's random order).
- * It also returns the token's log-probability under the model's own distribution (temperature 1, no truncation),
- * so that candidates sampled at different temperatures can be ranked on one scale.
+ * The per-position work of a denoising step: from one position's K-best list (types.ts KBest), choose a token and
+ * score how sure the model is, by the rule of models/README.md ("K-best head"), which the recipe's sample.py follows
+ * too. The list is the K entries minus padding (-Infinity), minus ids the sampler never commits, minus end-of-span
+ * where the position may not end its span; nothing is renormalised for what is removed. With p_i = exp(logit_i -
+ * logZ), the model's own probabilities:
+ *   - temperature 0 takes the first entry; confidence p_0, margin p_0 - p_1 (Dream's `sample_tokens` scores, which
+ *     DiffuCoder uses), negative entropy sum p_i log p_i over the list plus r log(r / n) for the mass r outside the K
+ *     entries taken as spread evenly over the n tokens it covers: the list alone would make a flat distribution look
+ *     surer than a peaked one, and an even tail is the most entropy the tail can have;
+ *   - temperature T > 0 weighs the list by w_i = exp((logit_i - logit_0) / T), keeps the shortest prefix whose weight
+ *     reaches topP of the total (top-k sampling with k = K, then top-p), draws from q = w / sum(prefix), and scores
+ *     with q: confidence q(token), margin q_0 - q_1, negative entropy sum q log q;
+ *   - the random strategy scores with a uniform draw (MDLM's random order).
+ * The token's log-probability under the model (temperature 1, no truncation) is logit - logZ, so candidates sampled
+ * at different temperatures rank on one scale.
  *
- * Cost: one pass for the maximum and one pass of table exponentials (fast-exp.ts) over the vocabulary. Sampling
- * reuses the stored weights. Top-p finds the nucleus with a histogram of the weights (1/32-nat buckets): every bucket
- * above the one where the mass crosses topP is wholly inside, and only that boundary bucket is sorted. Ids the model
- * must never produce (the mask itself, padding, language tags) are skipped by looping over the ranges between them,
- * so the hot loops carry no per-token test. Nothing is allocated per call.
+ * The lists arrive sorted, so the work per position is a pass over K entries (K = 64 for the shipped model), not over
+ * the vocabulary: the graph's head did the scan natively. Nothing is allocated per call.
  */
 import { ModelOutputError } from './errors';
-import * as fastExp from './fast-exp';
 import type { Rng } from './rng';
-import type { UnmaskStrategy } from './types';
-
-// Local bindings: a CommonJS build reaches imports through getters, which the hot loops must not pay per token.
-const expScaled = fastExp.expScaled;
-const EXP_TABLE = fastExp.EXP_TABLE;
-const EXP_STEPS_PER_NAT = fastExp.EXP_STEPS_PER_NAT;
-const EXP_RANGE_NATS = fastExp.EXP_RANGE_NATS;
+import type { KBest, UnmaskStrategy } from './types';
 
 export interface TokenChoice {
   token: number;
@@ -42,41 +38,38 @@ export function emptyChoice(): TokenChoice {
   return { token: -1, probability: 0, score: 0, logProb: 0 };
 }
 
-/** Nucleus histogram: bucket b holds weights in (exp(-(b+1)/BUCKETS_PER_NAT), exp(-b/BUCKETS_PER_NAT)]. */
-const BUCKETS_PER_NAT = 32;
-const TABLE_STEPS_PER_BUCKET = EXP_STEPS_PER_NAT / BUCKETS_PER_NAT;
-const BUCKETS_PER_TABLE_STEP = 1 / TABLE_STEPS_PER_BUCKET;
-const BUCKETS = EXP_RANGE_NATS * BUCKETS_PER_NAT;
-
 export class TokenChooser {
-  /** [start, end) pairs covering the vocabulary minus the banned ids. */
-  private readonly ranges: Int32Array;
+  /** banned[id] = 1 for ids the sampler never commits. */
+  private readonly banned: Uint8Array;
+  /** Offsets (into the K-best arrays) of the current position's list, best first. */
+  private readonly list: Int32Array;
   private readonly weights: Float64Array;
-  private readonly nucleus: Int32Array;
-  private readonly bucketMass = new Float64Array(BUCKETS + 1);
-  private readonly byWeightDescending = (a: number, b: number): number => this.weights[b] - this.weights[a] || a - b;
+  /** Finite entries of the current position's K (before any id is skipped), for the entropy's tail. */
+  private finite = 0;
+  /** Where the current position's K entries start in the K-best arrays. */
+  private slotStart = 0;
 
-  constructor(vocabSize: number, bannedIds: readonly number[]) {
-    const banned = [...new Set(bannedIds)].filter((id) => id >= 0 && id < vocabSize).sort((a, b) => a - b);
-    const ranges: number[] = [];
-    let start = 0;
-    for (const id of banned) {
-      if (id > start) ranges.push(start, id);
-      start = id + 1;
-    }
-    if (start < vocabSize) ranges.push(start, vocabSize);
-    this.ranges = Int32Array.from(ranges);
-    this.weights = new Float64Array(vocabSize);
-    this.nucleus = new Int32Array(vocabSize);
+  constructor(
+    private readonly vocabSize: number,
+    bannedIds: readonly number[],
+    private readonly eosId: number,
+    /** The longest K-best list this chooser takes. */
+    readonly maxK: number,
+  ) {
+    this.banned = new Uint8Array(vocabSize);
+    for (const id of bannedIds) if (id >= 0 && id < vocabSize) this.banned[id] = 1;
+    this.list = new Int32Array(maxK);
+    this.weights = new Float64Array(maxK);
   }
 
   /**
-   * Chooses the token at the position whose logits start at `offset` and writes the result into `out`.
-   * `row` and `position` only name the position in errors.
+   * Chooses the token of K-best slot `slot` (= row * numPositions + index) and writes the result into `out`. With
+   * `banEos` the position may not end its span. `row` and `position` only name the position in errors.
    */
   choose(
-    logits: Float32Array,
-    offset: number,
+    kbest: KBest,
+    slot: number,
+    banEos: boolean,
     temperature: number,
     topP: number,
     strategy: UnmaskStrategy,
@@ -85,215 +78,120 @@ export class TokenChooser {
     row: number,
     position: number,
   ): void {
-    const ranges = this.ranges;
-    let max1 = -Infinity;
-    let max2 = -Infinity;
-    let argmax = -1;
-    for (let r = 0; r < ranges.length; r += 2) {
-      for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
-        const x = logits[offset + i];
-        if (x > max1) {
-          max2 = max1;
-          max1 = x;
-          argmax = i;
-        } else if (x > max2) {
-          max2 = x;
-        }
-      }
-    }
-    if (argmax < 0 || max1 === Infinity) {
-      throw new ModelOutputError(`The model returned no usable logits at ${where(row, position)} (all -Infinity, NaN or +Infinity).`);
-    }
-    if (temperature === 0) {
-      this.chooseGreedy(logits, offset, max1, max2, argmax, strategy, rng, out);
-    } else {
-      this.chooseSampled(logits, offset, max1, max2, temperature, topP, strategy, rng, out);
-    }
-    if (!Number.isFinite(out.probability) || Number.isNaN(out.score)) {
-      throw new ModelOutputError(`The model returned NaN logits at ${where(row, position)}.`);
-    }
+    const size = this.collect(kbest, slot, banEos, row, position);
+    const logZ = kbest.logZ[slot];
+    if (!Number.isFinite(logZ)) throw new ModelOutputError(`The model returned log_z ${logZ} at ${where(row, position)}.`);
+    if (temperature === 0) this.chooseGreedy(kbest, size, logZ, strategy, rng, out);
+    else this.chooseSampled(kbest, size, logZ, temperature, topP, strategy, rng, out);
   }
 
-  private chooseGreedy(
-    logits: Float32Array,
-    offset: number,
-    max1: number,
-    max2: number,
-    argmax: number,
-    strategy: UnmaskStrategy,
-    rng: Rng,
-    out: TokenChoice,
-  ): void {
-    const ranges = this.ranges;
-    let z = 0;
-    let weightedLogit = 0;
-    if (strategy === 'entropy') {
-      for (let r = 0; r < ranges.length; r += 2) {
-        for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
-          const d = logits[offset + i] - max1;
-          const e = expScaled(-d * EXP_STEPS_PER_NAT);
-          z += e;
-          // A logit of -Infinity has weight 0 and adds nothing (0 * -Infinity would be NaN).
-          if (e > 0) weightedLogit += e * d;
-        }
-      }
-    } else {
-      for (let r = 0; r < ranges.length; r += 2) {
-        for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) z += expScaled((max1 - logits[offset + i]) * EXP_STEPS_PER_NAT);
-      }
+  /** Fills `list` with the position's usable entries, best first; returns how many. */
+  private collect(kbest: KBest, slot: number, banEos: boolean, row: number, position: number): number {
+    const { logits, ids, k } = kbest;
+    const list = this.list;
+    let size = 0;
+    let finite = 0;
+    let previous = Infinity;
+    for (let j = slot * k, end = j + k; j < end; j++) {
+      const logit = logits[j];
+      const id = ids[j];
+      if (Number.isNaN(logit) || logit === Infinity) throw new ModelOutputError(`The model returned a logit of ${logit} at ${where(row, position)}.`);
+      if (logit > previous) throw new ModelOutputError(`The model's K-best list at ${where(row, position)} is not sorted best first.`);
+      previous = logit;
+      if (logit === -Infinity) break;
+      finite++;
+      if (id < 0 || id >= this.vocabSize) throw new ModelOutputError(`The model returned token id ${id} at ${where(row, position)}, outside the vocabulary (${this.vocabSize}).`);
+      if (this.banned[id] === 1 || (banEos && id === this.eosId)) continue;
+      list[size++] = j;
     }
-    const logZ = Math.log(z);
-    out.token = argmax;
-    out.probability = 1 / z;
-    out.logProb = -logZ;
-    out.score = this.score(strategy, out.probability, (1 - Math.exp(max2 - max1)) / z, weightedLogit / z - logZ, rng);
+    if (size === 0) throw new ModelOutputError(`The model's K-best list at ${where(row, position)} has no token the sampler may commit.`);
+    this.finite = finite;
+    this.slotStart = slot * k;
+    return size;
+  }
+
+  private chooseGreedy(kbest: KBest, size: number, logZ: number, strategy: UnmaskStrategy, rng: Rng, out: TokenChoice): void {
+    const { logits, ids } = kbest;
+    const list = this.list;
+    const best = list[0];
+    const p0 = Math.exp(logits[best] - logZ);
+    let score: number;
+    if (strategy === 'confidence') score = p0;
+    else if (strategy === 'margin') score = p0 - (size > 1 ? Math.exp(logits[list[1]] - logZ) : 0);
+    else if (strategy === 'entropy') score = this.negEntropy(kbest, size, logZ);
+    else score = rng.next();
+    out.token = ids[best];
+    out.probability = p0;
+    out.logProb = logits[best] - logZ;
+    out.score = score;
+  }
+
+  /** Negative entropy of the model's distribution at the position: the list's terms and an even tail (see above). */
+  private negEntropy(kbest: KBest, size: number, logZ: number): number {
+    const { logits } = kbest;
+    const list = this.list;
+    let sum = 0;
+    for (let i = 0; i < size; i++) {
+      const logP = logits[list[i]] - logZ;
+      sum += Math.exp(logP) * logP;
+    }
+    // The tail: everything outside the K entries (a skipped end-of-span is inside them, so it is not tail).
+    let listed = 0;
+    for (let j = 0; j < this.finite; j++) listed += Math.exp(kbest.logits[this.slotStart + j] - logZ);
+    const tail = 1 - listed;
+    const spread = kbest.allowed - this.finite;
+    if (tail > 0 && spread > 0) sum += tail * Math.log(tail / spread);
+    return sum;
   }
 
   private chooseSampled(
-    logits: Float32Array,
-    offset: number,
-    max1: number,
-    max2: number,
+    kbest: KBest,
+    size: number,
+    logZ: number,
     temperature: number,
     topP: number,
     strategy: UnmaskStrategy,
     rng: Rng,
     out: TokenChoice,
   ): void {
-    const ranges = this.ranges;
-    const weights = this.weights;
+    const { logits, ids } = kbest;
+    const { list, weights } = this;
+    const top = logits[list[0]];
     const invT = 1 / temperature;
-    const scaleT = EXP_STEPS_PER_NAT * invT;
-    const truncate = topP < 1;
-    const untempered = invT === 1;
-    const bucketMass = this.bucketMass;
-    if (truncate) bucketMass.fill(0);
-    let z1 = 0;
-    let zT = 0;
-    let weightedLogit = 0;
-    for (let r = 0; r < ranges.length; r += 2) {
-      for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
-        const below = max1 - logits[offset + i];
-        const y = below * scaleT;
-        const w = expScaled(y);
-        weights[i] = w;
-        z1 += untempered ? w : expScaled(below * EXP_STEPS_PER_NAT);
-        zT += w;
-        // A weight of 0 (more than EXP_RANGE_NATS below the best) adds nothing to either sum.
-        if (w > 0) {
-          weightedLogit -= w * below * invT;
-          if (truncate) bucketMass[(y * BUCKETS_PER_TABLE_STEP) | 0] += w;
-        }
+    let total = 0;
+    for (let i = 0; i < size; i++) total += weights[i] = Math.exp((logits[list[i]] - top) * invT);
+    // The nucleus: the shortest prefix whose weight reaches topP of the total (the whole list when topP is 1).
+    let nucleus = size;
+    let mass = total;
+    if (topP < 1) {
+      const target = topP * total;
+      mass = 0;
+      nucleus = 0;
+      while (nucleus < size && (nucleus === 0 || mass < target)) mass += weights[nucleus++];
+    }
+    let u = rng.next() * mass;
+    let chosen = nucleus - 1; // Rounding can leave u a hair above zero after the last entry.
+    for (let i = 0; i < nucleus; i++) {
+      u -= weights[i];
+      if (u < 0) {
+        chosen = i;
+        break;
       }
     }
-    if (!Number.isFinite(z1) || !Number.isFinite(zT)) {
-      // NaN logits: reported by choose() from the NaN probability.
-      out.token = -1;
-      out.probability = NaN;
-      return;
-    }
-
-    let token: number;
-    let probability: number;
-    let margin: number;
-    let negEntropy: number;
-    if (truncate) {
-      const { size, mass } = this.findNucleus(topP * zT);
-      const nucleus = this.nucleus;
-      let u = rng.next() * mass;
-      token = nucleus[size - 1];
-      for (let j = 0; j < size; j++) {
-        u -= weights[nucleus[j]];
-        if (u < 0) {
-          token = nucleus[j];
-          break;
-        }
+    let score: number;
+    if (strategy === 'confidence') score = weights[chosen] / mass;
+    else if (strategy === 'margin') score = (weights[0] - (nucleus > 1 ? weights[1] : 0)) / mass;
+    else if (strategy === 'entropy') {
+      score = 0;
+      for (let i = 0; i < nucleus; i++) {
+        const q = weights[i] / mass;
+        if (q > 0) score += q * Math.log(q);
       }
-      probability = weights[token] / mass;
-      // The top two tokens are in any nucleus of two or more; the best one has weight exp(0) = 1.
-      margin = (1 - (size > 1 ? expScaled((max1 - max2) * scaleT) : 0)) / mass;
-      negEntropy = 0;
-      if (strategy === 'entropy') {
-        for (let j = 0; j < size; j++) {
-          const q = weights[nucleus[j]] / mass;
-          if (q > 0) negEntropy += q * Math.log(q);
-        }
-      }
-    } else {
-      let u = rng.next() * zT;
-      token = -1;
-      for (let r = 0; r < ranges.length && token < 0; r += 2) {
-        for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
-          u -= weights[i];
-          if (u < 0) {
-            token = i;
-            break;
-          }
-        }
-      }
-      // Rounding can leave u a hair above zero after the last token; the best token is then the draw.
-      if (token < 0) token = this.argmaxOfWeights();
-      probability = weights[token] / zT;
-      margin = (1 - expScaled((max1 - max2) * scaleT)) / zT;
-      negEntropy = weightedLogit / zT - Math.log(zT);
-    }
-    out.token = token;
-    out.probability = probability;
-    out.logProb = logits[offset + token] - max1 - Math.log(z1);
-    out.score = this.score(strategy, probability, margin, negEntropy, rng);
-  }
-
-  /**
-   * Fills `nucleus` with the smallest set of highest-weight tokens whose weights reach `target` (in any order but
-   * the boundary bucket's, which is sorted) and returns its size and mass.
-   */
-  private findNucleus(target: number): { size: number; mass: number } {
-    const { ranges, weights, nucleus, bucketMass } = this;
-    let boundary = 0;
-    let above = 0;
-    while (boundary < BUCKETS && above + bucketMass[boundary] < target) above += bucketMass[boundary++];
-    // Bucket b holds weights w with EXP_TABLE[b * s + s] < w <= EXP_TABLE[b * s] (s = table steps per bucket); the
-    // table exponential is monotone, so these comparisons put each token in the same bucket as the histogram did.
-    const upper = EXP_TABLE[boundary * TABLE_STEPS_PER_BUCKET];
-    const lower = boundary < BUCKETS ? EXP_TABLE[(boundary + 1) * TABLE_STEPS_PER_BUCKET] : -1;
-    let sure = 0;
-    let edge = weights.length;
-    for (let r = 0; r < ranges.length; r += 2) {
-      for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) {
-        const w = weights[i];
-        if (w > upper) nucleus[sure++] = i;
-        else if (w > lower) nucleus[--edge] = i;
-      }
-    }
-    // The boundary bucket's tokens sit at the end of the array; sort them best first and take what reaches target.
-    const boundaryTokens = nucleus.subarray(edge).sort(this.byWeightDescending);
-    let mass = above;
-    let size = sure;
-    for (let j = 0; j < boundaryTokens.length && (mass < target || size === 0); j++) {
-      nucleus[size++] = boundaryTokens[j];
-      mass += weights[boundaryTokens[j]];
-    }
-    return { size, mass };
-  }
-
-  private argmaxOfWeights(): number {
-    let best = this.ranges[0];
-    for (let r = 0; r < this.ranges.length; r += 2) {
-      for (let i = this.ranges[r]; i < this.ranges[r + 1]; i++) if (this.weights[i] > this.weights[best]) best = i;
-    }
-    return best;
-  }
-
-  private score(strategy: UnmaskStrategy, probability: number, margin: number, negEntropy: number, rng: Rng): number {
-    switch (strategy) {
-      case 'confidence':
-        return probability;
-      case 'margin':
-        return margin;
-      case 'entropy':
-        return negEntropy;
-      case 'random':
-        return rng.next();
-    }
+    } else score = rng.next();
+    const entry = list[chosen];
+    out.token = ids[entry];
+    out.probability = weights[chosen] / mass;
+    out.logProb = logits[entry] - logZ;
+    out.score = score;
   }
 }

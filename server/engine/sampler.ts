@@ -4,7 +4,9 @@
  * positions still masked, and commits some of them. A committed token is never re-masked.
  *
  * Candidates are the batch dimension: every row starts from the same canvas and differs only by its random stream
- * (and, possibly, its temperature), so N candidates cost N rows of one call per step, not N generations.
+ * (and, possibly, its temperature), so N candidates cost at most N rows of one call per step, not N generations. A
+ * call carries each distinct unfinished canvas once: the first step of N candidates is a single row, and rows that
+ * agree (greedy rows, or rows that drew the same tokens) or have finished cost nothing.
  *
  * Per row and step:
  *   1. choose a token at every masked position and score it by the strategy (choose-token.ts);
@@ -30,7 +32,7 @@ import { emptyChoice, TokenChooser } from './choose-token';
 import { AbortError, ModelOutputError, OptionsError } from './errors';
 import { createRng, type Rng } from './rng';
 import { tokensToCommit } from './schedule';
-import type { HoleLayout, ModelFn, UnmaskStrategy } from './types';
+import type { HoleLayout, KBest, ModelFn, UnmaskStrategy } from './types';
 
 export interface SamplerConfig {
   readonly steps: number;
@@ -106,6 +108,57 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError();
 }
 
+/** Checks the model's answer against the call it answers; a broken model function gets a clear error. */
+function checkKBest(answer: KBest, batch: number, numPositions: number): void {
+  const slots = batch * numPositions;
+  const ok =
+    answer !== null &&
+    typeof answer === 'object' &&
+    Number.isInteger(answer.k) &&
+    answer.k >= 1 &&
+    answer.logits instanceof Float32Array &&
+    answer.ids instanceof Int32Array &&
+    answer.logZ instanceof Float32Array &&
+    Number.isInteger(answer.allowed) &&
+    answer.allowed >= 1 &&
+    answer.logits.length === slots * answer.k &&
+    answer.ids.length === slots * answer.k &&
+    answer.logZ.length === slots;
+  if (!ok) {
+    const got =
+      answer && typeof answer === 'object'
+        ? `k ${answer.k}, logits ${answer.logits?.length}, ids ${answer.ids?.length}, logZ ${answer.logZ?.length}`
+        : String(answer);
+    throw new ModelOutputError(
+      `The model returned ${got}; expected K-best lists for batch ${batch} x positions ${numPositions}: ` +
+        `float32 logits and int32 ids of ${slots} x k values and float32 logZ of ${slots}.`,
+    );
+  }
+}
+
+/**
+ * The rows a step's model call needs: each unfinished row whose canvas no earlier row has, in row order. Fills
+ * `callRow` with the index in that list that answers each row (-1 for a finished row). Equal canvases have equal masks,
+ * so one row of the call serves all of them.
+ */
+function distinctUnfinishedRows(ids: Int32Array, seqLen: number, maskedCount: Int32Array, callRow: Int32Array): number[] {
+  const rows: number[] = [];
+  for (let r = 0; r < maskedCount.length; r++) {
+    callRow[r] = -1;
+    if (maskedCount[r] === 0) continue;
+    const canvas = ids.subarray(r * seqLen, (r + 1) * seqLen);
+    const same = rows.findIndex((q) => maskedCount[q] === maskedCount[r] && sameIds(ids.subarray(q * seqLen, (q + 1) * seqLen), canvas));
+    if (same >= 0) callRow[r] = same;
+    else callRow[r] = rows.push(r) - 1;
+  }
+  return rows;
+}
+
+function sameIds(a: Int32Array, b: Int32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function configProblems(canvas: SamplerCanvas, config: SamplerConfig): string[] {
   const problems: string[] = [];
   if (!Number.isInteger(config.steps) || config.steps < 1) problems.push(`steps must be a positive integer (got ${config.steps})`);
@@ -164,10 +217,8 @@ export async function sampleCanvas(
     commits.push([]);
   }
 
-  // Scratch reused by every row and step.
-  const chooser = new TokenChooser(V, config.bannedIds);
-  // The same choice with end-of-span banned too, for the first position of each hole (rule 4).
-  const chooserWithoutEos = config.eosAfterCode ? new TokenChooser(V, [...config.bannedIds, eosId]) : chooser;
+  // Scratch reused by every row and step (the chooser's lists grow to the model's K on the first call).
+  let chooser: TokenChooser | undefined;
   const choice = emptyChoice();
   const tokens = new Int32Array(capacity);
   const probabilities = new Float64Array(capacity);
@@ -181,44 +232,44 @@ export async function sampleCanvas(
 
   let modelCalls = 0;
   let modelMs = 0;
+  // callRow[r]: which row of this step's model call answers row r (-1 once r is finished).
+  const callRow = new Int32Array(batch);
   for (let step = 0; step < steps; step++) {
-    let numPositions = 0;
-    for (let r = 0; r < batch; r++) numPositions = Math.max(numPositions, maskedCount[r]);
-    if (numPositions === 0) break;
+    const callRows = distinctUnfinishedRows(ids, seqLen, maskedCount, callRow);
+    if (callRows.length === 0) break;
     throwIfAborted(hooks.signal);
+    let numPositions = 0;
+    for (const r of callRows) numPositions = Math.max(numPositions, maskedCount[r]);
 
-    // Rows with fewer masked positions repeat their last one (a finished row repeats any hole position); the
-    // logits at those padding slots are ignored.
-    const positions = new Int32Array(batch * numPositions);
-    for (let r = 0; r < batch; r++) {
+    // The call carries each distinct unfinished canvas once: the candidates of a request all start from one canvas,
+    // so the first step is one row however many there are, and a finished row costs nothing. Rows with fewer masked
+    // positions repeat their last one; the answers at those padding slots are ignored. Fresh arrays each call: the
+    // model function may keep them or transfer them to a worker.
+    const callBatch = callRows.length;
+    const callIds = new Int32Array(callBatch * seqLen);
+    const positions = new Int32Array(callBatch * numPositions);
+    callRows.forEach((r, c) => {
       const m = maskedCount[r];
-      const row = positions.subarray(r * numPositions, (r + 1) * numPositions);
+      callIds.set(ids.subarray(r * seqLen, (r + 1) * seqLen), c * seqLen);
+      const row = positions.subarray(c * numPositions, (c + 1) * numPositions);
       row.set(masked[r].subarray(0, m));
-      row.fill(m > 0 ? masked[r][m - 1] : holeStart[0], m);
-    }
-    // Fresh arrays each call: the model function may keep them or transfer them to a worker.
+      row.fill(masked[r][m - 1], m);
+    });
     const started = performance.now();
-    const logits = await model({ ids: ids.slice(), batch, seqLen, positions, numPositions, holes: layout });
+    const kbest = await model({ ids: callIds, batch: callBatch, seqLen, positions, numPositions, holes: layout });
     modelMs += performance.now() - started;
     modelCalls++;
     throwIfAborted(hooks.signal);
-    const expected = batch * numPositions * V;
-    if (!(logits instanceof Float32Array) || logits.length !== expected) {
-      throw new ModelOutputError(
-        `The model returned ${logits instanceof Float32Array ? `${logits.length} logits` : 'something other than a Float32Array'}; ` +
-          `expected batch ${batch} x positions ${numPositions} x vocabulary ${V} = ${expected} float32 values.`,
-      );
-    }
-
+    checkKBest(kbest, callBatch, numPositions);
+    if (!chooser || chooser.maxK < kbest.k) chooser = new TokenChooser(V, config.bannedIds, eosId, kbest.k);
     for (let r = 0; r < batch; r++) {
       const m = maskedCount[r];
       if (m === 0) continue;
       const rowMasked = masked[r];
       for (let j = 0; j < m; j++) {
-        const offset = (r * numPositions + j) * V;
         const position = rowMasked[j];
-        const firstOfHole = position === 0 || holeOf[position - 1] !== holeOf[position];
-        (firstOfHole ? chooserWithoutEos : chooser).choose(logits, offset, temperatures[r], topP, strategy, rngs[r], choice, r, position);
+        const banEos = config.eosAfterCode && (position === 0 || holeOf[position - 1] !== holeOf[position]);
+        chooser.choose(kbest, callRow[r] * numPositions + j, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position);
         tokens[j] = choice.token;
         probabilities[j] = choice.probability;
         scores[j] = choice.score;

@@ -27,7 +27,7 @@ export interface HoleLayout {
 
 /**
  * One forward pass of the denoiser. `ids` is row-major [batch, seqLen]; `positions` is [batch, numPositions]
- * (indices into seqLen). Returns row-major logits [batch, numPositions, vocabSize].
+ * (indices into seqLen). The answer is the model's K-best lists at those positions (KBest).
  *
  * `holes` is the canvas's span layout, the same for every row, in canvas order: every position inside a hole is a
  * span position (masked or already committed), everything else is context. A full-attention model ignores it; a
@@ -41,7 +41,25 @@ export interface ModelInput {
   readonly numPositions: number;
   readonly holes: readonly HoleLayout[];
 }
-export type ModelFn = (input: ModelInput) => Promise<Float32Array>;
+
+/**
+ * What a model call answers for each requested position (models/README.md, "K-best head"): the K likeliest tokens
+ * the sampler may commit, best first, and the normaliser of the model's distribution. The sampler never needs more:
+ * greedy choice, confidence, margin, top-k/top-p sampling and log-probabilities all come from these.
+ */
+export interface KBest {
+  /** Entries per position. */
+  readonly k: number;
+  /** [batch, numPositions, k] logits, descending within a position; -Infinity pads a list shorter than k. */
+  readonly logits: Float32Array;
+  /** [batch, numPositions, k] their token ids. */
+  readonly ids: Int32Array;
+  /** [batch, numPositions] logsumexp of the logits over the ids the lists rank. */
+  readonly logZ: Float32Array;
+  /** How many ids the lists rank: the vocabulary minus the ids the model's head bans. */
+  readonly allowed: number;
+}
+export type ModelFn = (input: ModelInput) => Promise<KBest>;
 
 /** Encodes and decodes text; injected so that the engine stays free of I/O and of any tokenizer library. */
 export interface TextCodec {

@@ -3,6 +3,7 @@
  * the metadata keys and their values, agreement with the manifest's copy, and the names, dtypes and shapes of the
  * graph's inputs and outputs as onnxruntime reports them. Every error names what mismatches.
  */
+import { bannedTokenIds } from '../engine/special-tokens';
 import type { ModelFacts } from '../engine/types';
 
 /** The contract version this runtime implements (`unmask.format`). */
@@ -120,6 +121,43 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
   });
 }
 
+/** The metadata keys of the K-best head: only a graph that ends in the vocabulary projection carries them. */
+const HEAD_KEYS = new Set(['unmask.top_k', 'unmask.banned_ids']);
+
+/** The K-best head of a denoiser graph: entries per position, and how many ids its lists rank. */
+export interface KBestHead {
+  readonly topK: number;
+  readonly allowed: number;
+}
+
+/**
+ * Reads the K-best head's size (`unmask.top_k`) of a denoiser graph and checks its banned ids (`unmask.banned_ids`):
+ * every id the sampler never commits (a head that lists one would spend entries on it), never end-of-span, and
+ * otherwise only ids the model names as special (`unmask.special_ids`, e.g. fill-in-the-middle markers): a head that
+ * dropped a text token would hide it from the sampler.
+ */
+export function headFromMetadata(meta: Readonly<Record<string, string>>, facts: ModelFacts, where: string): KBestHead {
+  if (meta['unmask.top_k'] === undefined) {
+    throw new Error(
+      `${where} has no K-best head (metadata "unmask.top_k", outputs top_logits, top_ids, log_z); ` +
+        'add one with `python models/recipe/export.py --add-head <model folder>`',
+    );
+  }
+  const topK = intKey(meta, 'unmask.top_k', where, 1);
+  if (topK > facts.vocabSize) throw new Error(`${where} metadata "unmask.top_k" = ${topK} exceeds the vocabulary (${facts.vocabSize})`);
+  const banned = jsonKey(meta, 'unmask.banned_ids', where);
+  const problem = (why: string): Error => new Error(`${where} metadata "unmask.banned_ids" is ${JSON.stringify(banned)}; ${why}`);
+  if (!Array.isArray(banned) || !banned.every((id) => Number.isInteger(id))) throw problem('expected a JSON list of token ids');
+  const missing = bannedTokenIds(facts).filter((id) => !banned.includes(id));
+  if (missing.length) throw problem(`the sampler also bans ${JSON.stringify(missing)} (mask, padding, file separator, language tags)`);
+  if (banned.includes(facts.eosId)) throw problem(`it bans end-of-span (${facts.eosId}), which ends every completion`);
+  const special = new Set<unknown>(Object.values((meta['unmask.special_ids'] && jsonKey(meta, 'unmask.special_ids', where)) || {}));
+  const known = new Set<number>(bannedTokenIds(facts));
+  const unnamed = (banned as number[]).filter((id) => !known.has(id) && !special.has(id));
+  if (unnamed.length) throw problem(`${JSON.stringify(unnamed)} are not special ids (unmask.special_ids), so they are text the sampler must see`);
+  return { topK, allowed: facts.vocabSize - new Set(banned).size };
+}
+
 /** The attention pattern of a denoiser (`unmask.attention`, "full" when absent). */
 export type Attention = 'full' | 'context_only';
 
@@ -163,14 +201,17 @@ export function cacheFromMetadata(meta: Readonly<Record<string, string>>, graph:
   return Object.freeze({ layers: size('layers'), heads: size('heads'), headDim: size('head_dim') });
 }
 
-/** Checks that the context and step graphs of one model carry the same facts (every `unmask.*` key but the graph). */
+/**
+ * Checks that the context and step graphs of one model carry the same facts (every `unmask.*` key but the graph and
+ * the step graph's K-best head).
+ */
 export function checkGraphsAgree(
   contextMeta: Readonly<Record<string, string>>,
   stepMeta: Readonly<Record<string, string>>,
   whereContext: string,
   whereStep: string,
 ): void {
-  const keys = new Set([...Object.keys(contextMeta), ...Object.keys(stepMeta)].filter((k) => k.startsWith('unmask.') && k !== 'unmask.graph'));
+  const keys = new Set([...Object.keys(contextMeta), ...Object.keys(stepMeta)].filter((k) => k.startsWith('unmask.') && k !== 'unmask.graph' && !HEAD_KEYS.has(k)));
   for (const key of keys) {
     if (contextMeta[key] !== stepMeta[key]) {
       const show = (v: string | undefined): string => (v === undefined ? 'absent' : v.slice(0, 80));
@@ -209,14 +250,24 @@ function sameValue(a: string, b: string): boolean {
   }
 }
 
-/** The denoiser's I/O per models/README.md: input_ids [B,T] int64, positions [B,P] int64, logits [B,P,V] float32. */
-function denoiserContract(facts: ModelFacts): IoContract {
+/** The outputs of a graph that ends in the vocabulary projection: logits [B,P,V] and the K-best head. */
+function denoiserOutputs(facts: ModelFacts, topK: number): ExpectedTensor[] {
+  return [
+    { name: 'logits', type: 'float32', dims: ['B', 'P', 'V'], fixed: { 2: facts.vocabSize } },
+    { name: 'top_logits', type: 'float32', dims: ['B', 'P', 'K'], fixed: { 2: topK } },
+    { name: 'top_ids', type: 'int32', dims: ['B', 'P', 'K'], fixed: { 2: topK } },
+    { name: 'log_z', type: 'float32', dims: ['B', 'P'] },
+  ];
+}
+
+/** The denoiser's I/O per models/README.md: input_ids [B,T] int64, positions [B,P] int64 -> the denoiser outputs. */
+function denoiserContract(facts: ModelFacts, topK: number): IoContract {
   return {
     inputs: [
       { name: 'input_ids', type: 'int64', dims: ['B', 'T'] },
       { name: 'positions', type: 'int64', dims: ['B', 'P'] },
     ],
-    outputs: [{ name: 'logits', type: 'float32', dims: ['B', 'P', 'V'], fixed: { 2: facts.vocabSize } }],
+    outputs: denoiserOutputs(facts, topK),
   };
 }
 
@@ -238,9 +289,9 @@ function contextContract(cache: CacheShape): IoContract {
 
 /**
  * The step graph: span_ids, span_pos [B,S] int64, past_key, past_value [L,Bc,H,T,Dh] float32, context_mask [Bc,T]
- * bool, out_idx [B,P] int64 -> logits [B,P,V] float32.
+ * bool, out_idx [B,P] int64 -> the denoiser outputs.
  */
-function stepContract(facts: ModelFacts, cache: CacheShape): IoContract {
+function stepContract(facts: ModelFacts, topK: number, cache: CacheShape): IoContract {
   return {
     inputs: [
       { name: 'span_ids', type: 'int64', dims: ['B', 'S'] },
@@ -250,7 +301,7 @@ function stepContract(facts: ModelFacts, cache: CacheShape): IoContract {
       { name: 'context_mask', type: 'bool', dims: ['Bc', 'T'] },
       { name: 'out_idx', type: 'int64', dims: ['B', 'P'] },
     ],
-    outputs: [{ name: 'logits', type: 'float32', dims: ['B', 'P', 'V'], fixed: { 2: facts.vocabSize } }],
+    outputs: denoiserOutputs(facts, topK),
   };
 }
 
@@ -297,8 +348,8 @@ export function checkIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], c
 }
 
 /** Checks a denoiser session's inputs and outputs against the contract; throws naming the first mismatch. */
-export function checkDenoiserIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], facts: ModelFacts, where: string): void {
-  checkIo(inputs, outputs, denoiserContract(facts), where);
+export function checkDenoiserIo(inputs: readonly IoInfo[], outputs: readonly IoInfo[], facts: ModelFacts, topK: number, where: string): void {
+  checkIo(inputs, outputs, denoiserContract(facts, topK), where);
 }
 
 /** The inputs and outputs of one session, as onnxruntime reports them. */
@@ -312,10 +363,11 @@ export function checkCachedIo(
   context: SessionIo,
   step: SessionIo,
   facts: ModelFacts,
+  topK: number,
   cache: CacheShape,
   whereContext: string,
   whereStep: string,
 ): void {
   checkIo(context.inputs, context.outputs, contextContract(cache), whereContext);
-  checkIo(step.inputs, step.outputs, stepContract(facts, cache), whereStep);
+  checkIo(step.inputs, step.outputs, stepContract(facts, topK, cache), whereStep);
 }

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { ModelFacts, ModelFn, ModelInput, TextCodec } from '../engine/types';
+import type { KBest, ModelFacts, ModelFn, ModelInput, TextCodec } from '../engine/types';
 import { type CachedRunInputs, splitForCache } from './cached-context';
 import { type LoadedDiscriminator, openDiscriminator } from './discriminator';
 import { type DenoiserGraphs, type Manifest, type Precision, denoiserGraphs, loadManifest, requireFile, verifyFiles } from './manifest';
@@ -28,6 +28,7 @@ import {
   checkGraphsAgree,
   checkManifestAgrees,
   factsFromMetadata,
+  headFromMetadata,
 } from './metadata';
 import { readOnnxFileInfo } from './onnx-proto';
 import type { DeviceSetting } from './providers';
@@ -85,8 +86,11 @@ function defaultWorkerPath(): string {
   return path.join(__dirname, 'worker.ts');
 }
 
+/** What the worker answers: the K-best lists without the count of ids they rank, which the metadata gives. */
+type WorkerKBest = Omit<KBest, 'allowed'>;
+
 interface Pending {
-  resolve(logits: Float32Array): void;
+  resolve(kbest: WorkerKBest): void;
   reject(err: Error): void;
   shapes: string;
 }
@@ -141,7 +145,7 @@ class InferenceWorker {
         this.stats.calls += 1;
         this.stats.onnxMs += m.ms;
         if (m.contextRan) this.stats.contextCalls += 1;
-        p.resolve(m.logits);
+        p.resolve(m.kbest);
       } else {
         p.reject(new Error(`Model run failed for ${m.message}`));
       }
@@ -177,7 +181,7 @@ class InferenceWorker {
     });
   }
 
-  run(input: ModelInput): Promise<Float32Array> {
+  run(input: ModelInput): Promise<WorkerKBest> {
     const shapes = `input_ids [${input.batch}, ${input.seqLen}], positions [${input.batch}, ${input.numPositions}]`;
     if (this.exited) return Promise.reject(new Error(`Model run aborted (${shapes}): the inference worker is not running`));
     const id = this.nextId++;
@@ -265,21 +269,25 @@ function checkInput(input: ModelInput, facts: ModelFacts): void {
  * One small forward pass right after loading: onnxruntime allocates and plans on the first run, so the user's first
  * completion does not pay for it, and a model whose graph fails at run time is refused at load with a clear error.
  */
-async function warmUp(worker: InferenceWorker, facts: ModelFacts, where: string): Promise<void> {
+async function warmUp(worker: InferenceWorker, facts: ModelFacts, topK: number, where: string): Promise<void> {
   const seqLen = Math.min(64, facts.maxSeqLen);
   const numPositions = Math.min(16, seqLen);
   const ids = new Int32Array(seqLen).fill(facts.maskId);
   ids[0] = facts.langIds.other;
   const positions = Int32Array.from({ length: numPositions }, (_, i) => seqLen - numPositions + i);
   const holes = [{ start: seqLen - numPositions, length: numPositions }];
-  let logits: Float32Array;
+  let kbest: WorkerKBest;
   try {
-    logits = await worker.run({ ids, batch: 1, seqLen, positions, numPositions, holes });
+    kbest = await worker.run({ ids, batch: 1, seqLen, positions, numPositions, holes });
   } catch (err) {
     throw new Error(`${where} loads but does not run: ${(err as Error).message}`);
   }
-  if (logits.length !== numPositions * facts.vocabSize) {
-    throw new Error(`${where} returned ${logits.length} logits for positions [1, ${numPositions}]; expected [1, ${numPositions}, ${facts.vocabSize}]`);
+  const { k, logits, ids: topIds, logZ } = kbest;
+  if (k !== topK || logits.length !== numPositions * topK || topIds.length !== numPositions * topK || logZ.length !== numPositions) {
+    throw new Error(
+      `${where} returned top_logits ${logits.length}, top_ids ${topIds.length}, log_z ${logZ.length} values (K ${k}) for positions ` +
+        `[1, ${numPositions}]; expected [1, ${numPositions}, ${topK}] and [1, ${numPositions}]`,
+    );
   }
 }
 
@@ -319,6 +327,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const where = path.basename(modelFile);
   const info = readOnnxFileInfo(modelFile);
   const facts = factsFromMetadata(info.metadata, where);
+  const head = headFromMetadata(info.metadata, facts, where);
+  const { topK } = head;
   checkManifestAgrees(info.metadata, manifest.metadata, where);
   const cached = graphs.kind === 'cached' ? readCachedGraphs(graphs, info.metadata, manifest) : undefined;
   if (!cached) checkAttention(info.metadata, 'full', where);
@@ -336,11 +346,11 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       const loaded = await worker.load(graphs, device, threads);
       if (cached) {
         if (!loaded.context) throw new Error(`${cached.where} was not loaded by the inference worker`);
-        checkCachedIo(loaded.context, loaded, facts, cached.cache, cached.where, where);
+        checkCachedIo(loaded.context, loaded, facts, topK, cached.cache, cached.where, where);
       } else {
-        checkDenoiserIo(loaded.inputs, loaded.outputs, facts, where);
+        checkDenoiserIo(loaded.inputs, loaded.outputs, facts, topK, where);
       }
-      await warmUp(worker, facts, where);
+      await warmUp(worker, facts, topK, where);
       return { worker, loaded };
     } catch (err) {
       await worker.dispose();
@@ -383,7 +393,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const run: ModelFn = async (input) => {
     if (disposed) throw new Error('Model run refused: the model was unloaded');
     checkInput(input, facts);
-    return (await alive()).run(input);
+    return { ...(await (await alive()).run(input)), allowed: head.allowed };
   };
 
   const discriminator = await openDiscriminator(manifest, facts, where, {

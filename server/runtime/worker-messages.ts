@@ -1,7 +1,8 @@
 /**
  * Messages between the main thread (model.ts) and the inference worker (worker.ts). Typed arrays travel as
- * transferables, so a step moves its ids in and its logits out without copying.
+ * transferables, so a step moves its ids in and its K-best lists out without copying.
  */
+import type { KBest } from '../engine/types';
 import type { CachedRunInputs } from './cached-context';
 import type { DeviceSetting } from './providers';
 
@@ -96,13 +97,14 @@ export interface LoadFailedMessage {
   message: string;
 }
 /**
- * Worker -> main thread: logits [batch, numPositions, vocab] of run `id`, the time spent inside onnxruntime, and
- * whether the run included a pass of the context graph (a cached-context model whose cache missed).
+ * Worker -> main thread: the K-best lists of run `id` (the graph's head outputs top_logits, top_ids [batch,
+ * numPositions, k] and log_z [batch, numPositions]), the time spent inside onnxruntime, and whether the run included
+ * a pass of the context graph (a cached-context model whose cache missed).
  */
 export interface ResultMessage {
   type: 'result';
   id: number;
-  logits: Float32Array;
+  kbest: Omit<KBest, 'allowed'>;
   ms: number;
   contextRan: boolean;
 }

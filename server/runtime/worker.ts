@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { type CachedRunInputs, ContextCache, describeCachedRun } from './cached-context';
+import type { KBest } from '../engine/types';
 import { handleDiscMessage, releaseDisc } from './disc-session';
 import { defaultLibraryProbe, planProviders, shortError } from './providers';
 import type { FromWorker, IoDescription, LoadMessage, RunCachedMessage, RunMessage, ToWorker } from './worker-messages';
@@ -97,13 +98,29 @@ function tile<T extends Int32Array | Uint8Array>(row: T, rows: number): T {
   return out;
 }
 
-/** The logits output as a Float32Array that can be transferred whole (copied only if it views part of a buffer). */
-function logitsOf(outputs: ort.InferenceSession.OnnxValueMapType): Float32Array {
-  const output = outputs.logits;
-  if (!output || output.type !== 'float32') throw new Error(`output "logits" is ${output ? output.type : 'missing'}, expected float32`);
-  // onnxruntime-node hands back a plain ArrayBuffer per output: transfer it whole (no copy of B x P x V floats).
-  const data = output.data as Float32Array;
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Float32Array(data);
+/**
+ * The outputs a denoising step fetches: the K-best head (models/README.md). The `logits` output is left in the
+ * graph, so onnxruntime never copies B x P x V floats out of it.
+ */
+const HEAD_OUTPUTS = ['top_logits', 'top_ids', 'log_z'];
+
+/** One output as a typed array that can be transferred whole (copied only if it views part of a buffer). */
+function output<T extends Float32Array | Int32Array>(outputs: ort.InferenceSession.OnnxValueMapType, name: string, type: 'float32' | 'int32'): T {
+  const value = outputs[name];
+  if (!value || value.type !== type) throw new Error(`output "${name}" is ${value ? value.type : 'missing'}, expected ${type}`);
+  // onnxruntime-node hands back a plain ArrayBuffer per output: transfer it whole.
+  const data = value.data as T;
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : (data.slice() as T);
+}
+
+/** The head's outputs as the engine's K-best lists (model.ts adds how many ids they rank), and the buffers to transfer. */
+function kbestOf(outputs: ort.InferenceSession.OnnxValueMapType): { kbest: Omit<KBest, 'allowed'>; buffers: ArrayBuffer[] } {
+  const logits = output<Float32Array>(outputs, 'top_logits', 'float32');
+  const ids = output<Int32Array>(outputs, 'top_ids', 'int32');
+  const logZ = output<Float32Array>(outputs, 'log_z', 'float32');
+  const dims = outputs.top_logits.dims;
+  const kbest = { k: dims[dims.length - 1], logits, ids, logZ };
+  return { kbest, buffers: [logits.buffer, ids.buffer, logZ.buffer] as ArrayBuffer[] };
 }
 
 /** Runs the context graph once for the run's context rows (batch 1 when the rows share it). */
@@ -143,16 +160,16 @@ async function runCached(message: RunCachedMessage): Promise<void> {
   try {
     const { batch: B, numPositions: P } = run;
     const S = run.spanPos.length;
-    const outputs = await session.run({
+    const feeds = {
       span_ids: new ort.Tensor('int64', toInt64(run.spanIds), [B, S]),
       span_pos: new ort.Tensor('int64', toInt64(tile(run.spanPos, B)), [B, S]),
       past_key: cached.pastKey,
       past_value: cached.pastValue,
       context_mask: cached.contextMask,
       out_idx: new ort.Tensor('int64', toInt64(run.outIdx), [B, P]),
-    });
-    const logits = logitsOf(outputs);
-    post({ type: 'result', id: message.id, logits, ms: performance.now() - started, contextRan }, [logits.buffer as ArrayBuffer]);
+    };
+    const { kbest, buffers } = kbestOf(await session.run(feeds, HEAD_OUTPUTS));
+    post({ type: 'result', id: message.id, kbest, ms: performance.now() - started, contextRan }, buffers);
   } catch (err) {
     post({ type: 'runFailed', id: message.id, message: `the step graph with ${shapes.step}: ${shortError(err)}` });
   }
@@ -170,8 +187,8 @@ async function run(message: RunMessage): Promise<void> {
       input_ids: new ort.Tensor('int64', toInt64(message.ids), [message.batch, message.seqLen]),
       positions: new ort.Tensor('int64', toInt64(message.positions), [message.batch, message.numPositions]),
     };
-    const logits = logitsOf(await session.run(feeds));
-    post({ type: 'result', id: message.id, logits, ms: performance.now() - started, contextRan: false }, [logits.buffer as ArrayBuffer]);
+    const { kbest, buffers } = kbestOf(await session.run(feeds, HEAD_OUTPUTS));
+    post({ type: 'result', id: message.id, kbest, ms: performance.now() - started, contextRan: false }, buffers);
   } catch (err) {
     post({ type: 'runFailed', id: message.id, message: `${shapes}: ${shortError(err)}` });
   }

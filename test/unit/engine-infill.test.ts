@@ -45,12 +45,13 @@ describe('infill', () => {
     assert.ok(result.trace.tokens.length > 0);
   });
 
-  it('generates N candidates as one batch: one model call per step, with N rows', async () => {
+  it('generates N candidates as one batch: one model call per step, one row per distinct canvas', async () => {
     const { model, calls } = hashedModel();
     const result = await infill(model, codec, FACTS, request('x = ', '\n', 16), options({ candidates: 4, steps: 8, temperature: 1, eosFill: false }));
     assert.equal(calls.length, 8);
     assert.equal(result.modelCalls, 8);
-    assert.ok(calls.every((call) => call.batch === 4));
+    assert.equal(calls[0].batch, 1, 'the candidates start from one canvas');
+    assert.ok(calls.slice(1).every((call) => call.batch === 4), 'sampled rows part after the first step');
     assert.ok(result.candidates.length >= 1 && result.candidates.length <= 4);
   });
 

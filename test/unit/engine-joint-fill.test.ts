@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { infill } from '../../server/engine/infill';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { ModelFn } from '../../server/engine/types';
-import { CharCodec, EOS, FACTS, MASK, tok, VOCAB } from './engine-mocks';
+import { answer, CharCodec, EOS, FACTS, MASK, tok, VOCAB } from './engine-mocks';
 
 /**
  * "Fill All Holes" relies on this: the holes of one request share a canvas, so a token committed in one hole is
@@ -29,7 +29,7 @@ describe('joint multi-hole fill', () => {
         out[(r * numPositions + j) * VOCAB + token] = strength;
       }
     }
-    return out;
+    return answer(out);
   };
 
   it('lets a hole use the tokens another hole committed in an earlier step', async () => {

@@ -1,9 +1,12 @@
 /**
  * Test doubles for the engine: a character-level codec, the facts of a tiny model, and mock model functions
- * (deterministic pseudo-random logits, and a scripted model whose preferences the test chooses).
+ * (deterministic pseudo-random logits, and a scripted model whose preferences the test chooses). The mocks compute full
+ * logits and answer with the K-best lists a real graph's head would return (test/fixtures/kbest.ts).
  */
+import { bannedTokenIds } from '../../server/engine/special-tokens';
+import { kbestFromLogits } from '../fixtures/kbest';
 import { Mulberry32 } from '../../server/engine/rng';
-import type { ModelFacts, ModelFn, ModelInput, TextCodec } from '../../server/engine/types';
+import type { KBest, ModelFacts, ModelFn, ModelInput, TextCodec } from '../../server/engine/types';
 
 export const PAD = 0;
 export const MASK = 1;
@@ -57,6 +60,14 @@ export interface MockModel {
   readonly calls: RecordedCall[];
 }
 
+/** Entries per K-best list of the mocks: fewer than the vocabulary, so that the truncation is exercised too. */
+export const MOCK_K = 32;
+
+/** The K-best answer to full mock logits [slots, VOCAB]. */
+export function answer(logits: Float32Array, k = MOCK_K): KBest {
+  return kbestFromLogits(logits, VOCAB, k, bannedTokenIds(FACTS));
+}
+
 function record(calls: RecordedCall[], input: ModelInput): void {
   calls.push({ ...input, ids: input.ids.slice(), positions: input.positions.slice() });
 }
@@ -82,7 +93,7 @@ export function hashedModel(spread = 4): MockModel {
         for (let v = 0; v < VOCAB; v++) out[offset + v] = (rng.next() * 2 - 1) * spread;
       }
     }
-    return out;
+    return answer(out);
   };
   return { model, calls };
 }
@@ -109,7 +120,7 @@ export function scriptedModel(prefer: (position: number) => Preference | undefin
         out[(r * input.numPositions + j) * VOCAB + preference.token] = preference.strength;
       }
     }
-    return out;
+    return answer(out);
   };
   return { model, calls };
 }

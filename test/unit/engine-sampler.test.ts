@@ -81,12 +81,15 @@ describe('the denoising sampler', () => {
   it('never changes a committed token: every model call sees earlier commits unchanged', async () => {
     const { model, calls } = hashedModel();
     const result = await sampleCanvas(model, canvas, config({ temperatures: [0, 1, 1], steps: 6, confidenceThreshold: 0.02, eosFill: true }));
-    const snapshots = [...calls.map((call) => call.ids), Int32Array.from(result.rows.flatMap((row) => Array.from(row)))];
+    // A call carries the distinct unfinished canvases, not rows in a fixed order: each canvas of a call must extend
+    // one of the previous call, and each final row one of the last call that carried it (any earlier call).
+    const extendsOne = (later: Int32Array, earlier: readonly Int32Array[]): boolean =>
+      earlier.some((row) => row.every((id, position) => id === MASK || later[position] === id));
+    const snapshots = calls.map(rowsOf);
     for (let i = 1; i < snapshots.length; i++) {
-      snapshots[i - 1].forEach((id, position) => {
-        if (id !== MASK) assert.equal(snapshots[i][position], id, `position ${position} changed after call ${i}`);
-      });
+      for (const later of snapshots[i]) assert.ok(extendsOne(later, snapshots[i - 1]), `a canvas of call ${i} changed a token committed before it`);
     }
+    for (const row of result.rows) assert.ok(extendsOne(row, snapshots.flat()), 'a final row changed a committed token');
   });
 
   it('reports commits through onStep that later steps only extend', async () => {
@@ -126,14 +129,35 @@ describe('the denoising sampler', () => {
     }
   });
 
-  it('batches the candidates: one model call per step whose batch holds every row', async () => {
+  it('batches the candidates: one model call per step, whose batch holds each distinct unfinished canvas once', async () => {
     const { model, calls } = hashedModel();
-    await sampleCanvas(model, canvas, config({ steps: 8, temperatures: [0, 0.8, 0.8, 0.8, 0.8] }));
+    const result = await sampleCanvas(model, canvas, config({ steps: 8, temperatures: [0, 0.8, 0.8, 0.8, 0.8] }));
     assert.equal(calls.length, 8);
+    assert.equal(calls[0].batch, 1, 'the five rows start from one canvas');
+    assert.equal(calls[1].batch, 5, 'and part after the first step');
     for (const call of calls) {
-      assert.equal(call.batch, 5);
-      assert.equal(call.ids.length, 5 * canvas.ids.length);
+      assert.equal(call.ids.length, call.batch * canvas.ids.length);
+      const rows = rowsOf(call).map((row) => row.join());
+      assert.equal(new Set(rows).size, rows.length, 'no canvas twice');
+      assert.ok(rowsOf(call).every((row) => row.includes(MASK)), 'no finished canvas');
     }
+    assert.equal(result.rows.length, 5);
+  });
+
+  it('runs identical rows as one: greedy candidates cost one row, and finished rows drop out', async () => {
+    const { model, calls } = hashedModel();
+    const result = await sampleCanvas(model, canvas, config({ steps: 4, temperatures: [0, 0, 0] }));
+    assert.ok(calls.every((call) => call.batch === 1));
+    assert.deepEqual(result.rows[1], result.rows[0]);
+    assert.deepEqual(result.rows[2], result.rows[0]);
+
+    // Row 0 ends its span early (end-of-span fill); row 1, sampled hot, goes on alone.
+    const eager = textModel(HOLE_START, 'a');
+    const mixed = await sampleCanvas(eager.model, canvas, config({ steps: 8, temperatures: [0, 30], eosFill: true }));
+    const finished = mixed.commits[0].at(-1)!.step;
+    assert.ok(eager.calls.length > finished + 1, 'row 1 needed more calls than row 0');
+    assert.ok(eager.calls.slice(finished + 1).every((call) => call.batch === 1), 'calls after row 0 finished carry row 1 only');
+    assert.ok(eager.calls.slice(0, finished + 1).every((call, i) => call.batch === (i === 0 ? 1 : 2)));
   });
 
   it('asks only for the logits of still-masked positions, padding shorter rows with a repeated position', async () => {
@@ -312,11 +336,14 @@ describe('the denoising sampler', () => {
     });
   });
 
-  it('fails clearly when the model returns logits of the wrong size', async () => {
-    const model: ModelFn = async (input) => new Float32Array(input.batch * input.numPositions * (VOCAB - 1));
+  it('fails clearly when the model returns K-best lists of the wrong size', async () => {
+    const model: ModelFn = async (input) => {
+      const full = await hashedModel().model(input);
+      return { ...full, logZ: full.logZ.subarray(1) };
+    };
     await assert.rejects(
       sampleCanvas(model, canvas, config()),
-      (error: unknown) => error instanceof ModelOutputError && /expected batch 1 x positions 16 x vocabulary 144/.test(error.message),
+      (error: unknown) => error instanceof ModelOutputError && /expected K-best lists for batch 1 x positions 16/.test(error.message),
     );
   });
 
@@ -342,4 +369,9 @@ function maskedPositions(call: RecordedCall, r: number): number[] {
   const positions: number[] = [];
   row.forEach((id, p) => id === MASK && positions.push(p));
   return positions;
+}
+
+/** The canvases of a recorded call, one array per row. */
+function rowsOf(call: RecordedCall): Int32Array[] {
+  return Array.from({ length: call.batch }, (_, r) => call.ids.subarray(r * call.seqLen, (r + 1) * call.seqLen));
 }

@@ -6,24 +6,34 @@ import type { ModelFn } from '../../server/engine/types';
 import { rankedCompletions } from '../../server/protocol/candidates';
 import type { DiscriminatorInput } from '../../server/runtime/discriminator';
 import { RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
-import { CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
+import { answer, CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
 
 const MODULES = path.resolve(__dirname, '../../node_modules');
 const locate = (file: string): string =>
   file === RUNTIME_FILE ? path.join(MODULES, 'web-tree-sitter', file) : path.join(MODULES, '@vscode/tree-sitter-wasm/wasm', file);
 
-/** Batch row r writes texts[r] into the hole starting at canvas position `start`, with logit strengths[r]. */
-function rowTextModel(start: number, texts: string[], strengths: number[]): ModelFn {
+/**
+ * A model of the canvas alone (as a real one is): the hole's first position chooses among the texts by their first
+ * characters, with logit strengths[i] for texts[i]; once it is committed, the rest of the hole writes the chosen text
+ * surely and then ends the span. While the first position is still masked the others surely end the span, which the
+ * end-of-span-after-code rule holds back until their left neighbours are written, so they wait for it. The greedy row takes the strongest text; rows sampled at the alternatives' temperature take the others
+ * as often as their strengths allow, so which texts a seed yields is fixed but not chosen by the test.
+ */
+function branchingModel(start: number, texts: string[], strengths: number[]): ModelFn {
   return async (input) => {
     const out = new Float32Array(input.batch * input.numPositions * VOCAB);
     for (let r = 0; r < input.batch; r++) {
+      const first = input.ids[r * input.seqLen + start];
+      const text = texts.find((t) => tok(t[0]) === first);
       for (let j = 0; j < input.numPositions; j++) {
+        const logits = out.subarray((r * input.numPositions + j) * VOCAB, (r * input.numPositions + j + 1) * VOCAB);
         const i = input.positions[r * input.numPositions + j] - start;
-        const text = texts[r];
-        out[(r * input.numPositions + j) * VOCAB + (i >= 0 && i < text.length ? tok(text[i]) : EOS)] = strengths[r];
+        if (i === 0) texts.forEach((t, k) => (logits[tok(t[0])] = strengths[k]));
+        else if (text === undefined) logits[EOS] = 12;
+        else logits[i < text.length ? tok(text[i]) : EOS] = 12;
       }
     }
-    return out;
+    return answer(out);
   };
 }
 
@@ -31,8 +41,9 @@ describe('ranked completions (the candidates request and explicit inline request
   const prefix = 'def f(x):\n    return ';
   const suffix = '\n';
   // Row 0 is the likelier one but leaves the expression unfinished; row 1 parses.
-  const model = { run: rowTextModel(holeStartAfter(prefix.length), ['x +', 'x + 1'], [12, 8]), codec: new CharCodec(), facts: FACTS };
-  const options = resolveSamplerOptions({ candidates: 2, steps: 4 });
+  const model = { run: branchingModel(holeStartAfter(prefix.length), ['x +', '1 + x'], [10, 9]), codec: new CharCodec(), facts: FACTS };
+  // Seed 4 is one whose sampled row takes the weaker text (branchingModel), so the two candidates differ.
+  const options = resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 });
   const logs: string[] = [];
   const log = (line: string): number => logs.push(line);
   const checker = new SyntaxChecker(locate, log);
@@ -41,7 +52,7 @@ describe('ranked completions (the candidates request and explicit inline request
   it('puts the candidate that parses first, with the syntax errors of each', async () => {
     const query = { prefix, suffix, languageId: 'python', maxTokens: 8 };
     const { candidates, result } = await rankedCompletions(model, query, { before: prefix, after: suffix }, options, {}, checker, log);
-    assert.deepEqual(candidates.map((c) => [c.text, c.syntaxErrors]), [['x + 1', 0], ['x +', 1]]);
+    assert.deepEqual(candidates.map((c) => [c.text, c.syntaxErrors]), [['1 + x', 0], ['x +', 1]]);
     assert.ok(candidates[0].score > candidates[1].score);
     assert.ok(candidates[0].logProb / candidates[0].tokens < candidates[1].logProb / candidates[1].tokens, 'the broken one is likelier');
     assert.ok(result.modelCalls >= 1 && result.modelCalls <= 4, 'both rows come from one generation of at most 4 steps');
@@ -50,7 +61,7 @@ describe('ranked completions (the candidates request and explicit inline request
   it('ranks by likelihood alone for a language without a parser', async () => {
     const query = { prefix, suffix, languageId: 'plaintext', maxTokens: 8 };
     const { candidates } = await rankedCompletions(model, query, { before: prefix, after: suffix }, options, {}, checker, log);
-    assert.deepEqual(candidates.map((c) => [c.text, c.syntaxErrors]), [['x +', undefined], ['x + 1', undefined]]);
+    assert.deepEqual(candidates.map((c) => [c.text, c.syntaxErrors]), [['x +', undefined], ['1 + x', undefined]]);
   });
 
   it('checks the whole file around the position, not the model window', async () => {
@@ -63,13 +74,13 @@ describe('ranked completions (the candidates request and explicit inline request
     };
     const file = { before: `import os\n\n\n${prefix}`, after: `${suffix}\n\nprint(f(1))\n` };
     await rankedCompletions(model, { prefix, suffix, languageId: 'python', maxTokens: 8 }, file, options, {}, spy, log);
-    assert.deepEqual(seen, [{ languageId: 'python', ...file, texts: ['x +', 'x + 1'] }]);
+    assert.deepEqual(seen, [{ languageId: 'python', ...file, texts: ['x +', '1 + x'] }]);
   });
 
   it('keeps the candidates, ranked by likelihood, when the syntax check fails, and logs why', async () => {
     const failing = { errorsWithInsertions: async () => Promise.reject(new Error('out of memory')) };
     const { candidates } = await rankedCompletions(model, { prefix, suffix, languageId: 'python', maxTokens: 8 }, { before: prefix, after: suffix }, options, {}, failing, log);
-    assert.deepEqual(candidates.map((c) => c.text), ['x +', 'x + 1']);
+    assert.deepEqual(candidates.map((c) => c.text), ['x +', '1 + x']);
     assert.ok(logs.some((l) => l.includes('checking 2 candidate(s) failed (out of memory)')), logs.join('\n'));
   });
 });
@@ -101,7 +112,7 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
   const prefix = 'def f(x):\n    return ';
   const suffix = '\n';
   const start = holeStartAfter(prefix.length);
-  const run = rowTextModel(start, ['x +', 'x + 1'], [12, 8]);
+  const run = branchingModel(start, ['x +', '1 + x'], [10, 9]);
   // plaintext has no parser: without a reward the likelier 'x +' ranks first (the test above).
   const query = { prefix, suffix, languageId: 'plaintext', maxTokens: 8 };
   const file = { before: prefix, after: suffix };
@@ -112,17 +123,18 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
   it('ranks by the reward added to the likelihood, with each candidate\'s mean score over its span', async () => {
     const discriminator = mockDiscriminator('1', 15);
     const model = { run, codec: new CharCodec(), facts: FACTS, discriminator };
-    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4 }), {}, noSyntax, log);
-    // The span is one bucket of 8 positions: 'x + 1' holds one '1' ((15 - 7) / 8 = 1), 'x +' none (-1).
-    assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x + 1', 1], ['x +', -1]]);
+    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
+    // The span is one bucket of 8 positions: '1 + x' holds one '1' ((15 - 7) / 8 = 1), 'x +' none (-1).
+    assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['1 + x', 1], ['x +', -1]]);
     assert.ok(candidates[0].score > candidates[1].score);
   });
 
   it('scores all the candidates\' finished canvases in one call, at t_clean, over the span positions', async () => {
+    // Seed 3 is one whose three sampled rows take the three texts the greedy row does not.
     const texts = ['a', 'bb', 'ccc', 'dddd'];
     const discriminator = mockDiscriminator('d', 3);
-    const model = { run: rowTextModel(start, texts, [9, 9, 9, 9]), codec: new CharCodec(), facts: FACTS, discriminator };
-    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 4, steps: 2 }), {}, noSyntax, log);
+    const model = { run: branchingModel(start, texts, [9, 9, 9, 9]), codec: new CharCodec(), facts: FACTS, discriminator };
+    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 4, steps: 2, seed: 3 }), {}, noSyntax, log);
     assert.equal(discriminator.calls.length, 1, 'one batched call');
     const [call] = discriminator.calls;
     assert.equal(call.batch, 4);
@@ -143,8 +155,8 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
   it('ranks without the reward when the discriminator fails, and logs why', async () => {
     const discriminator = { tClean: 0.05, score: async () => Promise.reject(new Error('the inference worker exited')) };
     const model = { run, codec: new CharCodec(), facts: FACTS, discriminator };
-    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4 }), {}, noSyntax, log);
-    assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x +', undefined], ['x + 1', undefined]]);
+    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
+    assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x +', undefined], ['1 + x', undefined]]);
     assert.ok(logs.includes('discriminator: scoring 2 candidate(s) failed (the inference worker exited); ranking without it'), logs.join('\n'));
   });
 });

@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sampleCanvas } from '../../server/engine/sampler';
-import type { HoleLayout, ModelInput } from '../../server/engine/types';
+import type { HoleLayout, KBest, ModelInput } from '../../server/engine/types';
 import { ContextCache, splitForCache } from '../../server/runtime/cached-context';
 import { denoiserGraphs, loadManifest } from '../../server/runtime/manifest';
 import { cacheFromMetadata } from '../../server/runtime/metadata';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
+import { kbestDiff, kbestFromLogits } from '../fixtures/kbest';
 import { tempDir } from '../fixtures/models';
 import { referenceCachedLogits } from '../fixtures/tiny-cached-model';
 import { type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
@@ -32,13 +33,6 @@ function canvasInput(batch: number, seqLen: number, holes: HoleLayout[], vary = 
   const masked = holes.flatMap((h) => Array.from({ length: h.length - 1 }, (_, i) => h.start + 1 + i));
   const positions = Int32Array.from({ length: batch * masked.length }, (_, i) => masked[i % masked.length]);
   return { ids, batch, seqLen, positions, numPositions: masked.length, holes };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
 }
 
 describe('splitting a model input for a cached-context model', () => {
@@ -116,8 +110,13 @@ describe('a loaded cached-context model', () => {
     assert.equal(model.facts.vocabSize, fixture.vocabSize);
   });
 
-  const reference = (x: ModelInput): Float32Array =>
-    referenceCachedLogits(fixture, x.ids, x.batch, x.seqLen, x.positions, x.numPositions, x.holes);
+  const reference = (x: ModelInput): KBest =>
+    kbestFromLogits(
+      referenceCachedLogits(fixture, x.ids, x.batch, x.seqLen, x.positions, x.numPositions, x.holes),
+      fixture.vocabSize,
+      fixture.topK,
+      fixture.bannedIds,
+    );
 
   it('computes the logits of rows that share one context from a single context pass', async () => {
     const x = canvasInput(4, 60, [
@@ -125,14 +124,14 @@ describe('a loaded cached-context model', () => {
       { start: 30, length: 16 },
     ]);
     const before = model.stats.contextCalls;
-    assert.ok(maxAbsDiff(await model.run(x), reference(x)) < 1e-4);
+    assert.ok(kbestDiff(await model.run(x), reference(x)) < 1e-4);
     assert.equal(model.stats.contextCalls, before + 1);
   });
 
   it('computes the logits of rows with different contexts (one cache row each)', async () => {
     const x = canvasInput(3, 40, [{ start: 20, length: 8 }]);
     x.ids[40 + 2] = 77;
-    assert.ok(maxAbsDiff(await model.run(x), reference(x)) < 1e-4);
+    assert.ok(kbestDiff(await model.run(x), reference(x)) < 1e-4);
   });
 
   it('runs the context graph once per generation: steps 2..N reuse the cache', async () => {
@@ -168,17 +167,17 @@ describe('a loaded cached-context model', () => {
     const committed = { ...x, ids: x.ids.slice() };
     committed.ids[13] = 50;
     committed.ids[32 + 13] = 51;
-    assert.ok(maxAbsDiff(await model.run(committed), reference(committed)) < 1e-4);
+    assert.ok(kbestDiff(await model.run(committed), reference(committed)) < 1e-4);
     assert.equal(model.stats.contextCalls, start, 'a committed span token keeps the cache');
 
     const edited = { ...x, ids: x.ids.slice() };
     edited.ids[3] = 60;
     edited.ids[32 + 3] = 60;
-    assert.ok(maxAbsDiff(await model.run(edited), reference(edited)) < 1e-4, 'the new context is used, not the stale cache');
+    assert.ok(kbestDiff(await model.run(edited), reference(edited)) < 1e-4, 'the new context is used, not the stale cache');
     assert.equal(model.stats.contextCalls, start + 1);
 
     const moved = { ...edited, holes: [{ start: 12, length: 9 }] };
-    assert.ok(maxAbsDiff(await model.run(moved), reference(moved)) < 1e-4);
+    assert.ok(kbestDiff(await model.run(moved), reference(moved)) < 1e-4);
     assert.equal(model.stats.contextCalls, start + 2);
   });
 

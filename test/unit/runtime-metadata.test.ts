@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { checkDenoiserIo, checkManifestAgrees, factsFromMetadata, type IoInfo } from '../../server/runtime/metadata';
+import { checkDenoiserIo, checkManifestAgrees, factsFromMetadata, type IoInfo, headFromMetadata } from '../../server/runtime/metadata';
 import { readOnnxFileInfo } from '../../server/runtime/onnx-proto';
 import { tempDir } from '../fixtures/models';
 import { writeTinyModel } from '../fixtures/tiny-model';
@@ -25,7 +25,13 @@ const IO_INPUTS: IoInfo[] = [
   { name: 'input_ids', isTensor: true, type: 'int64', shape: ['batch', 'seq'] },
   { name: 'positions', isTensor: true, type: 'int64', shape: ['batch', 'num_positions'] },
 ];
-const IO_OUTPUTS: IoInfo[] = [{ name: 'logits', isTensor: true, type: 'float32', shape: ['batch', 'num_positions', 8192] }];
+const K = 64;
+const IO_OUTPUTS: IoInfo[] = [
+  { name: 'logits', isTensor: true, type: 'float32', shape: ['batch', 'num_positions', 8192] },
+  { name: 'top_logits', isTensor: true, type: 'float32', shape: ['batch', 'num_positions', K] },
+  { name: 'top_ids', isTensor: true, type: 'int32', shape: ['batch', 'num_positions', K] },
+  { name: 'log_z', isTensor: true, type: 'float32', shape: ['batch', 'num_positions'] },
+];
 
 describe('ONNX metadata', () => {
   it('is read from the protobuf of a model file, with IR version and opsets', () => {
@@ -108,13 +114,13 @@ describe('the denoiser contract', () => {
   const facts = factsFromMetadata(GOOD, 'model.onnx');
 
   it('accepts input_ids, positions and logits with dynamic B, T, P', () => {
-    checkDenoiserIo(IO_INPUTS, IO_OUTPUTS, facts, 'model.onnx');
+    checkDenoiserIo(IO_INPUTS, IO_OUTPUTS, facts, K, 'model.onnx');
   });
 
   it('names a missing input and lists the ones there are', () => {
     const inputs = [{ ...IO_INPUTS[0], name: 'tokens' }, IO_INPUTS[1]];
     assert.throws(
-      () => checkDenoiserIo(inputs, IO_OUTPUTS, facts, 'model.onnx'),
+      () => checkDenoiserIo(inputs, IO_OUTPUTS, facts, K, 'model.onnx'),
       /model.onnx has no input "input_ids" \(int64 \[B, T\]\); its inputs are "tokens" \(int64, \[batch, seq\]\), "positions"/,
     );
   });
@@ -122,28 +128,62 @@ describe('the denoiser contract', () => {
   it('names an input with the wrong dtype, with its shape', () => {
     const inputs = [{ ...IO_INPUTS[0], type: 'int32' }, IO_INPUTS[1]];
     assert.throws(
-      () => checkDenoiserIo(inputs, IO_OUTPUTS, facts, 'model.onnx'),
+      () => checkDenoiserIo(inputs, IO_OUTPUTS, facts, K, 'model.onnx'),
       /input "input_ids" \(int32, \[batch, seq\]\) must have dtype int64/,
     );
   });
 
   it('names an input of the wrong rank and a fixed dimension that must be dynamic', () => {
     const rank = [IO_INPUTS[0], { ...IO_INPUTS[1], shape: ['batch'] }];
-    assert.throws(() => checkDenoiserIo(rank, IO_OUTPUTS, facts, 'model.onnx'), /input "positions" \(int64, \[batch\]\) has rank 1/);
+    assert.throws(() => checkDenoiserIo(rank, IO_OUTPUTS, facts, K, 'model.onnx'), /input "positions" \(int64, \[batch\]\) has rank 1/);
     const fixed = [{ ...IO_INPUTS[0], shape: ['batch', 128] }, IO_INPUTS[1]];
-    assert.throws(() => checkDenoiserIo(fixed, IO_OUTPUTS, facts, 'model.onnx'), /dimension T must be dynamic/);
+    assert.throws(() => checkDenoiserIo(fixed, IO_OUTPUTS, facts, K, 'model.onnx'), /dimension T must be dynamic/);
   });
 
   it('names logits whose vocabulary disagrees with the metadata', () => {
-    const outputs = [{ ...IO_OUTPUTS[0], shape: ['batch', 'num_positions', 32000] }];
+    const outputs = [{ ...IO_OUTPUTS[0], shape: ['batch', 'num_positions', 32000] }, ...IO_OUTPUTS.slice(1)];
     assert.throws(
-      () => checkDenoiserIo(IO_INPUTS, outputs, facts, 'model.onnx'),
+      () => checkDenoiserIo(IO_INPUTS, outputs, facts, K, 'model.onnx'),
       /output "logits" \(float32, \[batch, num_positions, 32000\]\): dimension V must be 8192/,
     );
   });
 
+  it('names a K-best head that is missing or has another K than its metadata', () => {
+    assert.throws(() => checkDenoiserIo(IO_INPUTS, IO_OUTPUTS.slice(0, 1), facts, K, 'model.onnx'), /model.onnx has no output "top_logits" \(float32 \[B, P, K\]\)/);
+    const ids32 = [IO_OUTPUTS[0], IO_OUTPUTS[1], { ...IO_OUTPUTS[2], shape: ['batch', 'num_positions', 32] }, IO_OUTPUTS[3]];
+    assert.throws(() => checkDenoiserIo(IO_INPUTS, ids32, facts, K, 'model.onnx'), /output "top_ids" \(int32, \[batch, num_positions, 32\]\): dimension K must be 64/);
+    const ids64 = [IO_OUTPUTS[0], IO_OUTPUTS[1], { ...IO_OUTPUTS[2], type: 'int64' }, IO_OUTPUTS[3]];
+    assert.throws(() => checkDenoiserIo(IO_INPUTS, ids64, facts, K, 'model.onnx'), /output "top_ids" \(int64, .*must have dtype int32/);
+  });
+
   it('refuses inputs it would not feed', () => {
     const inputs = [...IO_INPUTS, { name: 'attention_mask', isTensor: true, type: 'int64', shape: ['batch', 'seq'] }];
-    assert.throws(() => checkDenoiserIo(inputs, IO_OUTPUTS, facts, 'model.onnx'), /inputs the runtime does not feed: "attention_mask"/);
+    assert.throws(() => checkDenoiserIo(inputs, IO_OUTPUTS, facts, K, 'model.onnx'), /inputs the runtime does not feed: "attention_mask"/);
+  });
+});
+
+describe('the K-best head metadata', () => {
+  const facts = factsFromMetadata(GOOD, 'model.onnx');
+  const head = { ...GOOD, 'unmask.top_k': '64', 'unmask.banned_ids': '[10, 7, 3, 1, 0]' };
+
+  it('gives K when the head bans what the sampler bans, in any order, and other special ids', () => {
+    assert.deepEqual(headFromMetadata(head, facts, 'step.int8.onnx'), { topK: 64, allowed: 8192 - 5 });
+    const fim = { ...head, 'unmask.special_ids': '{"pad": 0, "mask": 1, "eos": 2, "fim_prefix": 4}', 'unmask.banned_ids': '[0, 1, 3, 4, 7, 10]' };
+    assert.deepEqual(headFromMetadata(fim, facts, 'step.int8.onnx'), { topK: 64, allowed: 8192 - 6 });
+  });
+
+  it('tells how to add a head to a graph exported without one', () => {
+    assert.throws(() => headFromMetadata(GOOD, facts, 'step.int8.onnx'), /step.int8.onnx has no K-best head .*export.py --add-head/);
+  });
+
+  it('refuses a head that bans other ids than the sampler, or lists more tokens than the vocabulary', () => {
+    assert.throws(
+      () => headFromMetadata({ ...head, 'unmask.banned_ids': '[0, 1, 3]' }, facts, 'm.onnx'),
+      /m.onnx metadata "unmask.banned_ids" is \[0,1,3\]; the sampler also bans \[7,10\]/,
+    );
+    assert.throws(() => headFromMetadata({ ...head, 'unmask.banned_ids': '[0, 1, 2, 3, 7, 10]' }, facts, 'm.onnx'), /bans end-of-span \(2\)/);
+    assert.throws(() => headFromMetadata({ ...head, 'unmask.banned_ids': '[0, 1, 3, 7, 10, 500]' }, facts, 'm.onnx'), /\[500\] are not special ids/);
+    assert.throws(() => headFromMetadata({ ...head, 'unmask.top_k': '9000' }, facts, 'm.onnx'), /"unmask.top_k" = 9000 exceeds the vocabulary \(8192\)/);
+    assert.throws(() => headFromMetadata({ ...head, 'unmask.top_k': '0' }, facts, 'm.onnx'), /expected an integer >= 1/);
   });
 });

@@ -2,19 +2,17 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ModelInput } from '../../server/engine/types';
+import type { KBest, ModelInput } from '../../server/engine/types';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
+import { kbestDiff, kbestFromLogits } from '../fixtures/kbest';
 import { tempDir } from '../fixtures/models';
 import { referenceLogits, type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
 
 const CRASHING_WORKER = path.join(__dirname, '..', 'fixtures', 'crashing-worker.ts');
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
+/** The K-best lists the fixture's graph must answer `x` with, from its logits recomputed in JavaScript. */
+const expected = (x: ModelInput, m: TinyModel): KBest =>
+  kbestFromLogits(referenceLogits(m, x.ids, x.batch, x.seqLen, x.positions, x.numPositions), m.vocabSize, m.topK, m.bannedIds);
 
 function input(batch: number, seqLen: number, numPositions: number, seed = 1): ModelInput {
   const ids = Int32Array.from({ length: batch * seqLen }, (_, i) => 8 + ((i * 37 + seed * 11) % 200));
@@ -42,11 +40,13 @@ describe('a loaded model', () => {
     assert.ok(model.loadMs > 0);
   });
 
-  it('runs batches in the worker and returns the logits of the requested positions, row by row', async () => {
+  it('runs batches in the worker and returns the K-best lists of the requested positions, row by row', async () => {
     const x = input(3, 40, 6);
-    const logits = await model.run(x);
-    assert.equal(logits.length, 3 * 6 * fixture.vocabSize);
-    assert.ok(maxAbsDiff(logits, referenceLogits(fixture, x.ids, x.batch, x.seqLen, x.positions, x.numPositions)) < 1e-4);
+    const kbest = await model.run(x);
+    assert.equal(kbest.k, fixture.topK);
+    assert.equal(kbest.logits.length, 3 * 6 * fixture.topK);
+    assert.equal(kbest.logZ.length, 3 * 6);
+    assert.ok(kbestDiff(kbest, expected(x, fixture)) < 1e-4);
   });
 
   it('leaves the caller its input arrays (nothing is detached by the transfer)', async () => {
@@ -61,7 +61,7 @@ describe('a loaded model', () => {
     const results = await Promise.all(inputs.map((x) => model.run(x)));
     results.forEach((logits, i) => {
       const x = inputs[i];
-      assert.ok(maxAbsDiff(logits, referenceLogits(fixture, x.ids, x.batch, x.seqLen, x.positions, x.numPositions)) < 1e-4);
+      assert.ok(kbestDiff(logits, expected(x, fixture)) < 1e-4);
     });
   });
 
@@ -140,7 +140,7 @@ describe('a crashed inference worker', () => {
       await assert.rejects(model.run(crash), /Model run aborted \(input_ids \[7, 8\], positions \[7, 1\]\): the inference worker exited with code 3; it restarts on the next request/);
       const x = input(2, 9, 3);
       const logits = await model.run(x);
-      assert.ok(maxAbsDiff(logits, referenceLogits(fixture, x.ids, x.batch, x.seqLen, x.positions, x.numPositions)) < 1e-4);
+      assert.ok(kbestDiff(logits, expected(x, fixture)) < 1e-4);
       assert.ok(logs.includes('runtime: restarting the inference worker'));
     } finally {
       await model.dispose();
