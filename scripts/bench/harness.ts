@@ -143,7 +143,7 @@ async function engineRun(
   const before = { onnx: model.stats.onnxMs };
   const segments = holes.length === 1 ? [site.prefix, site.suffix] : splitForHoles(site, holes.length);
   const result = await infill(
-    model.run,
+    model,
     model.codec,
     model.facts,
     { segments, holes: holes.map((maxTokens) => ({ maxTokens })), languageId: site.languageId },

@@ -12,13 +12,19 @@ import { OptionsError } from './errors';
 import { rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
-import { sampleCanvas, type Commit } from './sampler';
+import { sampleCanvas, type Commit, type SampleFn } from './sampler';
 import { bannedTokenIds } from './special-tokens';
 import { TraceBuilder, type Trace } from './trace';
 import type { HoleLayout, InfillRequest, ModelFacts, ModelFn, SamplerOptions, TextCodec } from './types';
 
 export type { InfillRequest, SamplerOptions } from './types';
 export type { Trace, TraceToken } from './trace';
+
+/**
+ * What infill denoises with: a model function (the sampler calls it once per step), or a model that runs the sampler
+ * itself (the runtime's in-worker sampler, the same sampleCanvas next to the session).
+ */
+export type Denoiser = ModelFn | { readonly sample: SampleFn };
 
 export interface InfillHooks {
   readonly signal?: AbortSignal;
@@ -69,7 +75,7 @@ export interface InfillResult {
 }
 
 export async function infill(
-  model: ModelFn,
+  model: Denoiser,
   codec: TextCodec,
   facts: ModelFacts,
   request: InfillRequest,
@@ -89,8 +95,8 @@ export async function infill(
     settings.steps,
   );
   const onStep = hooks.onStep;
-  const sampled = await sampleCanvas(
-    model,
+  const sample: SampleFn = typeof model === 'function' ? (c, config, h) => sampleCanvas(model, c, config, h) : model.sample;
+  const sampled = await sample(
     canvas,
     {
       steps: settings.steps,

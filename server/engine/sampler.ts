@@ -99,6 +99,12 @@ export interface SamplerResult {
   readonly modelMs: number;
 }
 
+/**
+ * The sampler as a service: sampleCanvas with the model bound in. The runtime offers one that runs the whole loop next
+ * to the session, in the inference worker, so a step costs no message round trip between threads.
+ */
+export type SampleFn = (canvas: SamplerCanvas, config: SamplerConfig, hooks?: SamplerHooks) => Promise<SamplerResult>;
+
 const NOT_SELECTED = 0;
 const BY_MODEL = 1;
 const BY_EOS_FILL = 2;

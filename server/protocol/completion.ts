@@ -4,7 +4,7 @@
  * removal of whole lines that repeat the lines below the cursor, and of candidates that became empty or identical.
  * No LSP types here.
  */
-import { infill, type InfillHooks, type InfillResult } from '../engine/infill';
+import { type Denoiser, infill, type InfillHooks, type InfillResult } from '../engine/infill';
 import type { SamplerOptions } from '../engine/types';
 import type { LoadedModel } from '../runtime/model';
 
@@ -25,7 +25,13 @@ export interface CompletionOutcome {
 }
 
 /** The model pieces a completion needs (a LoadedModel, or a test double with the same shape). */
-export type CompletionModel = Pick<LoadedModel, 'run' | 'codec' | 'facts'>;
+/** The model a completion needs; a loaded model also offers `sample`, the sampler run inside the inference worker. */
+export type CompletionModel = Pick<LoadedModel, 'run' | 'codec' | 'facts'> & Partial<Pick<LoadedModel, 'sample'>>;
+
+/** What infill denoises with: the in-worker sampler when the model offers one, else its model function. */
+export function denoiserOf(model: CompletionModel): Denoiser {
+  return model.sample ? { sample: model.sample } : model.run;
+}
 
 /**
  * Drops trailing lines of a completion that the lines after the cursor already start with (a model that sees the
@@ -84,7 +90,7 @@ export async function complete(
 ): Promise<CompletionOutcome> {
   const { prefix, indent } = splitIndentation(query.prefix);
   const result = await infill(
-    model.run,
+    denoiserOf(model),
     model.codec,
     model.facts,
     { segments: [prefix, query.suffix], holes: [{ maxTokens: query.maxTokens }], languageId: query.languageId },

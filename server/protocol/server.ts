@@ -26,7 +26,7 @@ import type { Trace } from '../engine/trace';
 import type { LoadedModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { rankedCompletions } from './candidates';
-import { complete, dropRepeatedLines } from './completion';
+import { complete, denoiserOf, dropRepeatedLines } from './completion';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
 import {
@@ -267,7 +267,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         const request = { segments, holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })), languageId: document.languageId };
         let result: InfillResult;
         try {
-          result = await infill(model.run, model.codec, model.facts, request, resolveSamplerOptions(samplerOverrides(config)), traceHooks(params.textDocument.uri, 'fillHoles', signal));
+          result = await infill(denoiserOf(model), model.codec, model.facts, request, resolveSamplerOptions(samplerOverrides(config)), traceHooks(params.textDocument.uri, 'fillHoles', signal));
         } catch (err) {
           // Holes that together do not fit the model are the request's problem, not the server's: no error status.
           if (!(err instanceof CanvasError)) throw err;

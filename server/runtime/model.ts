@@ -15,6 +15,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { AbortError } from '../engine/errors';
+import type { SampleFn, SamplerCanvas, SamplerConfig, SamplerHooks, SamplerResult } from '../engine/sampler';
 import type { KBest, ModelFacts, ModelFn, ModelInput, TextCodec } from '../engine/types';
 import { type CachedRunInputs, splitForCache } from './cached-context';
 import { type LoadedDiscriminator, openDiscriminator } from './discriminator';
@@ -31,6 +33,7 @@ import {
   headFromMetadata,
 } from './metadata';
 import { readOnnxFileInfo } from './onnx-proto';
+import { RemoteGeneration } from './remote-generation';
 import type { DeviceSetting } from './providers';
 import { loadTokenizer } from './tokenizer';
 import type { FromWorker, LoadedMessage, ToWorker } from './worker-messages';
@@ -59,7 +62,10 @@ export interface RunStats {
 export interface LoadedModel {
   readonly facts: ModelFacts;
   readonly codec: TextCodec;
+  /** One model call (a denoising step) in the worker. */
   readonly run: ModelFn;
+  /** A whole generation in the worker: the engine's sampler with no message round trip per step (what infill uses). */
+  readonly sample: SampleFn;
   readonly manifest: Manifest;
   /** The ONNX file in use (a cached-context model's step graph). */
   readonly modelFile: string;
@@ -107,6 +113,7 @@ class InferenceWorker {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private readonly requests = new Map<number, PendingRequest>();
+  private readonly generations = new Map<number, RemoteGeneration>();
   private nextId = 1;
   private loaded?: (m: LoadedMessage) => void;
   private loadFailed?: (err: Error) => void;
@@ -129,7 +136,19 @@ class InferenceWorker {
   }
 
   private receive(m: FromWorker): void {
-    if (m.type === 'discLoaded' || m.type === 'scores' || (m.type === 'runFailed' && this.requests.has(m.id))) {
+    if (m.type === 'progress' || m.type === 'sampled' || m.type === 'sampleFailed') {
+      const generation = this.generations.get(m.id);
+      if (m.type === 'progress') generation?.progress(m);
+      else {
+        this.generations.delete(m.id);
+        if (m.type === 'sampled') {
+          this.stats.calls += m.result.modelCalls;
+          this.stats.onnxMs += m.onnxMs;
+          this.stats.contextCalls += m.contextCalls;
+          generation?.finish(m);
+        } else generation?.failed(m);
+      }
+    } else if (m.type === 'discLoaded' || m.type === 'scores' || (m.type === 'runFailed' && this.requests.has(m.id))) {
       const request = this.requests.get(m.id);
       this.requests.delete(m.id);
       if (m.type === 'runFailed') request?.reject(new Error(m.message));
@@ -161,6 +180,8 @@ class InferenceWorker {
     this.pending.clear();
     for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: ${reason}; it restarts on the next request`));
     this.requests.clear();
+    for (const g of this.generations.values()) g.lost(`${reason}; it restarts on the next request`);
+    this.generations.clear();
     this.onExit(reason);
   }
 
@@ -212,6 +233,25 @@ class InferenceWorker {
   }
 
   /**
+   * Runs a whole generation in the worker (worker.ts `sample`): the engine's sampler next to the session. `allowed`
+   * completes the K-best lists the worker's model function returns.
+   */
+  sample(canvas: SamplerCanvas, config: SamplerConfig, allowed: number, hooks: SamplerHooks): Promise<SamplerResult> {
+    if (this.exited) return Promise.reject(new Error('Generation refused: the inference worker is not running'));
+    if (hooks.signal?.aborted) return Promise.reject(new AbortError());
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const cancel = (): void => this.send({ type: 'abortSample', id });
+      this.generations.set(id, new RemoteGeneration(config.temperatures.length, hooks, resolve, reject, cancel));
+      // A copy of the canvas ids: the caller keeps its canvas, and the copy's buffer can be transferred.
+      const ids = canvas.ids.slice();
+      this.send({ type: 'sample', id, canvas: { ids, holes: canvas.holes }, config, allowed, progress: hooks.onStep !== undefined }, [
+        ids.buffer,
+      ]);
+    });
+  }
+
+  /**
    * Sends the message `build` makes for a fresh request id (discriminator.ts speaks these); resolves with the
    * worker's answer of that id, and rejects on a `runFailed` answer or when the worker ends first.
    */
@@ -237,6 +277,8 @@ class InferenceWorker {
     this.pending.clear();
     for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: the model was unloaded`));
     this.requests.clear();
+    for (const g of this.generations.values()) g.lost('the model was unloaded');
+    this.generations.clear();
     await this.worker.terminate();
   }
 }
@@ -396,6 +438,14 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     return { ...(await (await alive()).run(input)), allowed: head.allowed };
   };
 
+  const sample: SampleFn = async (canvas, config, hooks = {}) => {
+    if (disposed) throw new Error('Generation refused: the model was unloaded');
+    // The checks a model call gets, on the canvas the worker's steps will read (its requested positions are the holes').
+    const positions = Int32Array.from(canvas.holes.flatMap(({ start, length }) => Array.from({ length }, (_, i) => start + i)));
+    checkInput({ ids: canvas.ids, batch: 1, seqLen: canvas.ids.length, positions, numPositions: positions.length, holes: canvas.holes }, facts);
+    return (await alive()).sample(canvas, config, head.allowed, hooks);
+  };
+
   const discriminator = await openDiscriminator(manifest, facts, where, {
     worker: () => (disposed ? Promise.reject(new Error('Discriminator run refused: the model was unloaded')) : alive()),
     device: loadedOn,
@@ -408,6 +458,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     facts,
     codec: tokenizer.codec,
     run,
+    sample,
     manifest,
     modelFile,
     ...(graphs.kind === 'cached' ? { contextFile: graphs.context } : {}),

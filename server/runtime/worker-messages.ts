@@ -2,6 +2,7 @@
  * Messages between the main thread (model.ts) and the inference worker (worker.ts). Typed arrays travel as
  * transferables, so a step moves its ids in and its K-best lists out without copying.
  */
+import type { Commit, SamplerCanvas, SamplerConfig, SamplerResult } from '../engine/sampler';
 import type { KBest } from '../engine/types';
 import type { CachedRunInputs } from './cached-context';
 import type { DeviceSetting } from './providers';
@@ -64,11 +65,37 @@ export interface ScoreMessage {
   numPositions: number;
   t: Float32Array;
 }
+/**
+ * Main thread -> worker: run a whole denoising generation (the engine's sampleCanvas) next to the session, calling
+ * the model once per step without leaving the worker. `allowed` completes the K-best lists (the head's metadata);
+ * with `progress` each step is reported by a `progress` message. Answered by `sampled` or `sampleFailed` with `id`.
+ */
+export interface SampleMessage {
+  type: 'sample';
+  id: number;
+  canvas: SamplerCanvas;
+  config: SamplerConfig;
+  allowed: number;
+  progress: boolean;
+}
+/** Main thread -> worker: stop generation `id` before its next step (it answers `sampleFailed` with `aborted`). */
+export interface AbortSampleMessage {
+  type: 'abortSample';
+  id: number;
+}
 /** Main thread -> worker: release the sessions; the worker answers `disposed` and the main thread ends it. */
 export interface DisposeMessage {
   type: 'dispose';
 }
-export type ToWorker = LoadMessage | RunMessage | RunCachedMessage | LoadDiscMessage | ScoreMessage | DisposeMessage;
+export type ToWorker =
+  | LoadMessage
+  | RunMessage
+  | RunCachedMessage
+  | SampleMessage
+  | AbortSampleMessage
+  | LoadDiscMessage
+  | ScoreMessage
+  | DisposeMessage;
 
 export interface IoDescription {
   name: string;
@@ -108,6 +135,32 @@ export interface ResultMessage {
   ms: number;
   contextRan: boolean;
 }
+/** Worker -> main thread: generation `id` finished `step`; `commits` holds each row's commits of that step only. */
+export interface ProgressMessage {
+  type: 'progress';
+  id: number;
+  step: number;
+  commits: Commit[][];
+}
+/**
+ * Worker -> main thread: generation `id` finished, with the time its steps spent inside onnxruntime and how many of
+ * them ran the context graph (for the runtime's statistics).
+ */
+export interface SampledMessage {
+  type: 'sampled';
+  id: number;
+  result: SamplerResult;
+  onnxMs: number;
+  contextCalls: number;
+}
+/** Worker -> main thread: generation `id` failed (`name` is the error's class name) or was aborted. */
+export interface SampleFailedMessage {
+  type: 'sampleFailed';
+  id: number;
+  name: string;
+  message: string;
+  aborted: boolean;
+}
 export interface RunFailedMessage {
   type: 'runFailed';
   id: number;
@@ -138,6 +191,9 @@ export type FromWorker =
   | LoadedMessage
   | LoadFailedMessage
   | ResultMessage
+  | ProgressMessage
+  | SampledMessage
+  | SampleFailedMessage
   | RunFailedMessage
   | DisposedMessage
   | DiscLoadedMessage

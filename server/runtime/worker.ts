@@ -5,16 +5,19 @@
  *
  * A cached-context model has two sessions: the context graph, run when a step's context differs from the cached
  * one, and the step graph, run every step with the cached keys and values (cached-context.ts). A model folder with a
- * discriminator adds its session here too (disc-session.ts).
+ * discriminator adds its session here too (disc-session.ts). Whole generations run here too (`sample`): the engine's
+ * sampler calls the session without a message round trip per step.
  */
 import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { type CachedRunInputs, ContextCache, describeCachedRun } from './cached-context';
-import type { KBest } from '../engine/types';
+import { type CachedRunInputs, ContextCache, describeCachedRun, splitForCache } from './cached-context';
+import { AbortError } from '../engine/errors';
+import { sampleCanvas, type SamplerProgress } from '../engine/sampler';
+import type { KBest, ModelFn } from '../engine/types';
 import { handleDiscMessage, releaseDisc } from './disc-session';
 import { defaultLibraryProbe, planProviders, shortError } from './providers';
-import type { FromWorker, IoDescription, LoadMessage, RunCachedMessage, RunMessage, ToWorker } from './worker-messages';
+import type { FromWorker, IoDescription, LoadMessage, SampleMessage, ToWorker } from './worker-messages';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread (started by server/runtime/model.ts)');
 const port = parentPort;
@@ -138,13 +141,18 @@ async function encodeContext(context: ort.InferenceSession, run: CachedRunInputs
   return { pastKey, pastValue, contextMask: new ort.Tensor('bool', contextMask, [rows, T]) };
 }
 
-async function runCached(message: RunCachedMessage): Promise<void> {
-  const { run } = message;
+/** One step's K-best answer, with the time spent inside onnxruntime and whether the context graph ran. */
+interface StepAnswer {
+  readonly kbest: Omit<KBest, 'allowed'>;
+  readonly buffers: ArrayBuffer[];
+  readonly ms: number;
+  readonly contextRan: boolean;
+}
+
+/** One step of a cached-context model; errors name the graph and its inputs' shapes. */
+async function stepCached(run: CachedRunInputs): Promise<StepAnswer> {
   const shapes = describeCachedRun(run);
-  if (!session || !contextSession) {
-    post({ type: 'runFailed', id: message.id, message: `no cached-context model loaded (${shapes.step})` });
-    return;
-  }
+  if (!session || !contextSession) throw new Error(`no cached-context model loaded (${shapes.step})`);
   const started = performance.now();
   let cached = cache.get(run);
   const contextRan = cached === undefined;
@@ -152,8 +160,7 @@ async function runCached(message: RunCachedMessage): Promise<void> {
     try {
       cached = await encodeContext(contextSession, run);
     } catch (err) {
-      post({ type: 'runFailed', id: message.id, message: `the context graph with ${shapes.context}: ${shortError(err)}` });
-      return;
+      throw new Error(`the context graph with ${shapes.context}: ${shortError(err)}`);
     }
     cache.set(run, cached);
   }
@@ -169,35 +176,90 @@ async function runCached(message: RunCachedMessage): Promise<void> {
       out_idx: new ort.Tensor('int64', toInt64(run.outIdx), [B, P]),
     };
     const { kbest, buffers } = kbestOf(await session.run(feeds, HEAD_OUTPUTS));
-    post({ type: 'result', id: message.id, kbest, ms: performance.now() - started, contextRan }, buffers);
+    return { kbest, buffers, ms: performance.now() - started, contextRan };
   } catch (err) {
-    post({ type: 'runFailed', id: message.id, message: `the step graph with ${shapes.step}: ${shortError(err)}` });
+    throw new Error(`the step graph with ${shapes.step}: ${shortError(err)}`);
   }
 }
 
-async function run(message: RunMessage): Promise<void> {
-  const shapes = `input_ids int64 [${message.batch}, ${message.seqLen}], positions int64 [${message.batch}, ${message.numPositions}]`;
-  if (!session) {
-    post({ type: 'runFailed', id: message.id, message: `no model loaded (${shapes})` });
-    return;
-  }
+/** One step of a single-graph model; errors name its inputs' shapes. */
+async function stepFull(ids: Int32Array, batch: number, seqLen: number, positions: Int32Array, numPositions: number): Promise<StepAnswer> {
+  const shapes = `input_ids int64 [${batch}, ${seqLen}], positions int64 [${batch}, ${numPositions}]`;
+  if (!session) throw new Error(`no model loaded (${shapes})`);
   try {
     const started = performance.now();
     const feeds = {
-      input_ids: new ort.Tensor('int64', toInt64(message.ids), [message.batch, message.seqLen]),
-      positions: new ort.Tensor('int64', toInt64(message.positions), [message.batch, message.numPositions]),
+      input_ids: new ort.Tensor('int64', toInt64(ids), [batch, seqLen]),
+      positions: new ort.Tensor('int64', toInt64(positions), [batch, numPositions]),
     };
     const { kbest, buffers } = kbestOf(await session.run(feeds, HEAD_OUTPUTS));
-    post({ type: 'result', id: message.id, kbest, ms: performance.now() - started, contextRan: false }, buffers);
+    return { kbest, buffers, ms: performance.now() - started, contextRan: false };
   } catch (err) {
-    post({ type: 'runFailed', id: message.id, message: `${shapes}: ${shortError(err)}` });
+    throw new Error(`${shapes}: ${shortError(err)}`);
+  }
+}
+
+/** Answers one step asked for by the main thread (a `run` or `runCached` message). */
+async function answer(id: number, step: Promise<StepAnswer>): Promise<void> {
+  try {
+    const { kbest, buffers, ms, contextRan } = await step;
+    post({ type: 'result', id, kbest, ms, contextRan }, buffers);
+  } catch (err) {
+    post({ type: 'runFailed', id, message: (err as Error).message });
+  }
+}
+
+/** The generations running in this worker, to abort between their steps. */
+const generations = new Map<number, AbortController>();
+
+/**
+ * Runs a whole generation here, next to the session: the engine's sampler with a model function that calls the
+ * session directly, so no step waits for a message between threads (on a small model that wait is a tenth of a step).
+ */
+async function sample(message: SampleMessage): Promise<void> {
+  const controller = new AbortController();
+  generations.set(message.id, controller);
+  let onnxMs = 0;
+  let contextCalls = 0;
+  const model: ModelFn = async (input) => {
+    // A turn of the event loop before each step, so that an abortSample message sent meanwhile is seen in time.
+    await new Promise((resolve) => setImmediate(resolve));
+    let step: StepAnswer;
+    try {
+      step = contextSession ? await stepCached(splitForCache(input)) : await stepFull(input.ids, input.batch, input.seqLen, input.positions, input.numPositions);
+    } catch (err) {
+      throw new Error(`Model run failed for ${(err as Error).message}`);
+    }
+    onnxMs += step.ms;
+    if (step.contextRan) contextCalls++;
+    return { ...step.kbest, allowed: message.allowed };
+  };
+  const reported: number[] = [];
+  const onStep = (progress: SamplerProgress): void => {
+    const commits = progress.commits.map((row, r) => row.slice(reported[r] ?? 0));
+    progress.commits.forEach((row, r) => (reported[r] = row.length));
+    post({ type: 'progress', id: message.id, step: progress.step, commits });
+  };
+  try {
+    const result = await sampleCanvas(model, message.canvas, message.config, {
+      signal: controller.signal,
+      ...(message.progress ? { onStep } : {}),
+    });
+    post({ type: 'sampled', id: message.id, result, onnxMs, contextCalls }, result.rows.map((row) => row.buffer as ArrayBuffer));
+  } catch (err) {
+    const error = err as Error;
+    post({ type: 'sampleFailed', id: message.id, name: error.name, message: error.message, aborted: err instanceof AbortError });
+  } finally {
+    generations.delete(message.id);
   }
 }
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'load') void load(message);
-  else if (message.type === 'run') void run(message);
-  else if (message.type === 'runCached') void runCached(message);
+  else if (message.type === 'run') void answer(message.id, stepFull(message.ids, message.batch, message.seqLen, message.positions, message.numPositions));
+  else if (message.type === 'runCached') void answer(message.id, stepCached(message.run));
+  else if (message.type === 'sample') void sample(message);
+  else if (message.type === 'abortSample') generations.get(message.id)?.abort();
   else if (message.type === 'loadDisc' || message.type === 'score') void handleDiscMessage(message, post);
   else if (message.type === 'dispose') {
     const current = [session, contextSession];

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sampleCanvas } from '../../server/engine/sampler';
+import { isAbortError } from '../../server/engine/errors';
+import { type Commit, type SamplerConfig, sampleCanvas } from '../../server/engine/sampler';
 import type { HoleLayout, KBest, ModelInput } from '../../server/engine/types';
 import { ContextCache, splitForCache } from '../../server/runtime/cached-context';
 import { denoiserGraphs, loadManifest } from '../../server/runtime/manifest';
@@ -132,6 +133,64 @@ describe('a loaded cached-context model', () => {
     const x = canvasInput(3, 40, [{ start: 20, length: 8 }]);
     x.ids[40 + 2] = 77;
     assert.ok(kbestDiff(await model.run(x), reference(x)) < 1e-4);
+  });
+
+  describe('a whole generation in the worker', () => {
+    const seqLen = 48;
+    const ids = Int32Array.from({ length: seqLen }, (_, t) => 8 + ((t * 17) % 150));
+    ids.fill(MASK, 16, 32);
+    const canvas = { ids, holes: [{ start: 16, length: 16 }] };
+    const config = (steps: number): SamplerConfig => ({
+      steps,
+      strategy: 'confidence',
+      confidenceThreshold: 0,
+      topP: 0.9,
+      temperatures: [0, 1, 1],
+      seed: 5,
+      vocabSize: model.facts.vocabSize,
+      eosId: 2,
+      eosFill: true,
+      eosAfterCode: true,
+      bannedIds: fixture.bannedIds,
+    });
+
+    it('gives exactly what the sampler gives over model calls, and reports every step', async () => {
+      const overCalls = await sampleCanvas(model.run, canvas, config(6));
+      const steps: number[] = [];
+      let last: readonly (readonly Commit[])[] = [];
+      const calls = model.stats.calls;
+      const inWorker = await model.sample(canvas, config(6), {
+        onStep: (progress) => {
+          steps.push(progress.step);
+          last = progress.commits.map((row) => [...row]);
+        },
+      });
+      assert.deepEqual(inWorker.rows, overCalls.rows);
+      assert.deepEqual(inWorker.commits, overCalls.commits);
+      assert.equal(inWorker.modelCalls, overCalls.modelCalls);
+      assert.deepEqual(steps, Array.from({ length: inWorker.modelCalls }, (_, i) => i));
+      assert.deepEqual(last, inWorker.commits);
+      assert.equal(model.stats.calls - calls, inWorker.modelCalls, 'the worker\'s steps count in the runtime statistics');
+      assert.deepEqual([...ids.subarray(16, 32)], new Array(16).fill(MASK), 'the caller\'s canvas is left as it was');
+    });
+
+    it('stops between steps when the signal aborts, and the worker goes on serving', async () => {
+      const controller = new AbortController();
+      const steps: number[] = [];
+      await assert.rejects(
+        model.sample(canvas, config(8), { signal: controller.signal, onStep: (progress) => (steps.push(progress.step), controller.abort()) }),
+        (error: unknown) => isAbortError(error),
+      );
+      assert.ok(steps.length < 8, `stopped after ${steps.length} step(s)`);
+      await assert.rejects(model.sample(canvas, config(8), { signal: AbortSignal.abort() }), (error: unknown) => isAbortError(error));
+      assert.equal((await model.sample(canvas, config(4))).rows.length, 3);
+    });
+
+    it('refuses a canvas the model cannot read, naming the input', async () => {
+      const bad = { ids: ids.slice(), holes: canvas.holes };
+      bad.ids[3] = 1_000_000;
+      await assert.rejects(model.sample(bad, config(2)), /token id 1000000 is outside the vocabulary/);
+    });
   });
 
   it('runs the context graph once per generation: steps 2..N reuse the cache', async () => {

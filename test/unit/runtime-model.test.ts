@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { SamplerConfig } from '../../server/engine/sampler';
 import type { KBest, ModelInput } from '../../server/engine/types';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
 import { kbestDiff, kbestFromLogits } from '../fixtures/kbest';
@@ -142,6 +143,32 @@ describe('a crashed inference worker', () => {
       const logits = await model.run(x);
       assert.ok(kbestDiff(logits, expected(x, fixture)) < 1e-4);
       assert.ok(logs.includes('runtime: restarting the inference worker'));
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('fails a generation in flight in the worker with a clear error, and the next one runs in a fresh worker', async () => {
+    const fixture = writeTinyModel(tempDir('crash-sample'));
+    const model = await loadModel(fixture.dir, { device: 'cpu', threads: 1, workerPath: CRASHING_WORKER });
+    const ids = Int32Array.from({ length: 12 }, (_, t) => (t >= 4 && t < 8 ? 1 : 20 + t));
+    const config = (rows: number): SamplerConfig => ({
+      steps: 2,
+      strategy: 'confidence',
+      confidenceThreshold: 0,
+      topP: 1,
+      temperatures: new Array(rows).fill(0),
+      seed: 1,
+      vocabSize: fixture.vocabSize,
+      eosId: 2,
+      eosFill: false,
+      eosAfterCode: false,
+      bannedIds: fixture.bannedIds,
+    });
+    try {
+      const canvas = { ids, holes: [{ start: 4, length: 4 }] };
+      await assert.rejects(model.sample(canvas, config(7)), /Generation aborted: the inference worker exited with code 3; it restarts on the next request/);
+      assert.equal((await model.sample(canvas, config(2))).rows.length, 2);
     } finally {
       await model.dispose();
     }
