@@ -287,10 +287,10 @@ class KBestSampler(unittest.TestCase):
         """rows: [P][V] logits of one canvas row -> its K-best lists [1, P, K] and log_z [1, P]."""
         return sample.kbest(torch.tensor([rows], dtype=torch.float32), k, self.BANNED)
 
-    def choose(self, top_logits, top_ids, log_z, seed=0, **options):
+    def choose(self, top_logits, top_ids, log_z, seed=0, tail=None, **options):
         opts = sample.SamplerOptions(**{"steps": 1, **options})
         valid = torch.ones(top_ids.shape[:2], dtype=torch.bool)
-        return sample.choose_tokens(top_logits, top_ids, log_z, valid, opts, [torch.Generator().manual_seed(seed)])
+        return sample.choose_tokens(top_logits, top_ids, log_z, valid, opts, [torch.Generator().manual_seed(seed)], tail)
 
     def test_kbest_lists_the_largest_allowed_logits_with_ties_to_the_lower_id(self):
         logits = torch.zeros(V)
@@ -314,27 +314,15 @@ class KBestSampler(unittest.TestCase):
         top, ids, log_z = self.lists([logits], k=3)
         z = float(log_z[0, 0])
         p = [math.exp(v - z) for v in (4.0, 3.0, 2.5)]
+        # The entropy counts the unlisted mass as spread evenly over the allowed ids outside the list.
+        rest, n = 1 - sum(p), V - len(self.BANNED) - 3
+        tail = sample.entropy_tail(top, log_z, V - len(self.BANNED))
         for strategy, want in (("confidence", p[0]), ("margin", p[0] - p[1]),
-                               ("entropy", sum(q * math.log(q) for q in p))):  # over the K entries only
-            tokens, prob, score = self.choose(top, ids, log_z, strategy=strategy)
+                               ("entropy", sum(q * math.log(q) for q in p) + rest * math.log(rest / n))):
+            tokens, prob, score = self.choose(top, ids, log_z, strategy=strategy, tail=tail)
             self.assertEqual(int(tokens[0, 0]), 8)
             self.assertAlmostEqual(float(prob[0, 0]), p[0], places=6)
-            self.assertAlmostEqual(float(score[0, 0]), want, places=6, msg=strategy)
-
-    def test_greedy_entropy_adds_an_even_tail_for_the_unlisted_mass(self):
-        logits = [0.0] * V
-        logits[8], logits[9], logits[10] = 4.0, 3.0, 2.5
-        top, ids, log_z = self.lists([logits], k=3)
-        z = float(log_z[0, 0])
-        p = [math.exp(v - z) for v in (4.0, 3.0, 2.5)]
-        rest = 1 - sum(p)
-        n = V - len(self.BANNED) - 3  # the allowed ids outside the list
-        want = sum(q * math.log(q) for q in p) + rest * math.log(rest / n)
-        tail = sample.entropy_tail(top, log_z, V - len(self.BANNED))
-        _, _, score = sample.choose_tokens(top, ids, log_z, torch.ones(1, 1, dtype=torch.bool),
-                                           sample.SamplerOptions(steps=1, strategy="entropy"),
-                                           [torch.Generator().manual_seed(0)], tail)
-        self.assertAlmostEqual(float(score[0, 0]), want, places=5)
+            self.assertAlmostEqual(float(score[0, 0]), want, places=5, msg=strategy)
         # Every allowed id listed: no tail, the exact entropy.
         top, ids, log_z = self.lists([logits], k=V)
         self.assertAlmostEqual(float(sample.entropy_tail(top, log_z, V - len(self.BANNED))[0, 0]), 0.0, places=6)
