@@ -460,6 +460,10 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
     int8_check = next((v for k, v in (check or {}).items() if "int8" in k and isinstance(v, dict)), {})
     int8_top1 = int8_check.get("top1_agreement")
     ort_version = (check or {}).get("onnxruntime")
+    # A run continued with --init-from lists the runs before it: the card reports the whole training.
+    stages = [*ckpt.get("lineage", []), ckpt]
+    total_seconds = sum(s["train_seconds"] for s in stages)
+    total_tokens = sum(s["train_tokens"] for s in stages)
     hours = ckpt["train_seconds"] / 3600
     device = ckpt.get("device", "cpu")
     on_cpu = str(device).startswith("cpu")
@@ -472,8 +476,9 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         "Unmask's default model, run locally by the extension through onnxruntime-node (int8 weights).",
         "",
         ("**Trained on a CPU.** No GPU was available when this model was made: it was trained for "
-         f"{ckpt['train_seconds'] / 60:.0f} minutes on {threads} CPU thread(s) of a shared 2-core machine, has seen "
-         f"only {ckpt['train_tokens'] / 1e6:.1f}M tokens and is far from converged. `models/recipe/run_gpu.sh` trains "
+         f"{total_seconds / 60:.0f} minutes on {threads} CPU thread(s) of a shared 2-core machine"
+         f"{f' in {len(stages)} runs' if len(stages) > 1 else ''}, has seen "
+         f"only {total_tokens / 1e6:.1f}M tokens and is far from converged. `models/recipe/run_gpu.sh` trains "
          "the same recipe on a GPU." if on_cpu else
          f"Trained on {ckpt.get('world', 1)} x {device} for {hours:.2f} hours."),
         "",
@@ -531,11 +536,17 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         f"| throughput | {ckpt['train_tokens'] / max(ckpt['train_seconds'], 1):.0f} tokens/s |",
         f"| validation ELBO | {m.get('valid_elbo_bits', float('nan')):.3f} bits/span token (infill canvases "
         f"{m.get('valid_elbo_infill_bits', float('nan')):.3f}) |",
+        *([f"| earlier runs | this run continued (`--init-from`) "
+           + "; ".join(f"`{s['args'].get('run_name')}`: {s['step']} steps, {s['train_tokens']:,} tokens, "
+                       f"{s['train_seconds']:.0f} s, peak lr {s['args'].get('lr')}, valid ELBO "
+                       f"{(s.get('metrics') or {}).get('valid_elbo_bits', float('nan')):.3f}"
+                       for s in stages[:-1])
+           + f"; in all {total_tokens:,} tokens in {total_seconds:.0f} s |"] if len(stages) > 1 else []),
         "",
         "Reproduce:",
         "",
         "```sh",
-        f"python models/recipe/pretrain.py {' '.join(cli_args(a))}",
+        *[f"python models/recipe/pretrain.py {' '.join(cli_args(s['args']))}" for s in stages],
         f"python models/recipe/export.py --ckpt <run>/ckpt.pt --out models/{model_id} --id {model_id}",
         "```",
         "",
@@ -561,7 +572,7 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         "</details>",
         "",
         (f"Token counts with this tokenizer: train {summary['tokens']['train']:,}, valid {summary['tokens']['valid']:,}, "
-         f"test {summary['tokens']['test']:,}; this run saw {ckpt['train_tokens'] / summary['tokens']['train']:.2f} "
+         f"test {summary['tokens']['test']:,}; training saw {total_tokens / summary['tokens']['train']:.2f} "
          "epochs' worth of canvas tokens." if "tokens" in summary else ""),
         "",
         "## Limitations",
@@ -583,8 +594,8 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
 
 
 def cli_args(a: dict) -> list[str]:
-    keep = ["objective", "run_name", "n_layer", "d_model", "n_head", "d_ff", "max_seq_len", "attention", "batch_size",
-            "grad_accum", "lr", "warmup_steps", "max_steps", "max_minutes", "seed", "threads"]
+    keep = ["objective", "run_name", "init_from", "n_layer", "d_model", "n_head", "d_ff", "max_seq_len", "attention",
+            "batch_size", "grad_accum", "lr", "warmup_steps", "max_steps", "max_minutes", "seed", "threads"]
     out = []
     for k in keep:
         v = a.get(k)

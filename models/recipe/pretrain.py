@@ -377,6 +377,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def training_stage(ckpt: dict) -> dict:
+    """What a checkpoint's own run did (its flags, steps, tokens, time, last metrics): one entry of the lineage a
+    run started with --init-from records."""
+    keys = ("args", "step", "train_tokens", "train_seconds", "cpu_seconds", "metrics", "device", "world", "torch")
+    return {k: ckpt.get(k) for k in keys}
+
+
 def main(argv=None):
     args = parse_args(argv)
     env = common.setup_runtime(args.device, args.threads)
@@ -394,9 +401,12 @@ def main(argv=None):
               "span_buckets": list(common.SPAN_BUCKETS)}
     model = build_model(config).to(dev)
     config = dict(model.config)
+    # The stages this checkpoint continues (oldest first), so a card can report the whole training and its commands.
+    lineage = []
     if args.init_from:
         init = common.torch_load(args.init_from, dev)
         model.load_state_dict(init["model"])
+        lineage = init.get("lineage", []) + [training_stage(init)]
     out_dir = Path(args.runs_dir) / args.run_name
     tokenizer_copy = (out_dir / "tokenizer.json").resolve()  # the run keeps the tokenizer it was trained with
     tokenizer_sha = common.file_sha256(args.tokenizer)
@@ -435,7 +445,8 @@ def main(argv=None):
                     "tokenizer_source": str(args.tokenizer), "tokenizer_sha256": tokenizer_sha,
                     "step": step, "train_tokens": tokens, "train_seconds": seconds, "metrics": metrics,
                     "cpu_seconds": round(time.process_time() - cpu0, 1),
-                    "args": vars(args), "torch": torch.__version__, "device": str(dev), "world": env.world},
+                    "args": vars(args), "torch": torch.__version__, "device": str(dev), "world": env.world,
+                    "lineage": lineage},
                    out_dir / "ckpt.pt")
 
     def do_eval(step, tokens, train_s):

@@ -333,3 +333,26 @@ class AddHeadTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ContinuedTrainingCardTest(unittest.TestCase):
+    """A run continued with --init-from records the runs before it; the card reports the whole training."""
+
+    def test_the_card_sums_every_run_and_gives_each_runs_command(self):
+        import pretrain
+
+        args1 = {"objective": "mdm", "run_name": "first", "lr": 0.002, "threads": 1, "init_from": None}
+        first = {"args": args1, "step": 10, "train_tokens": 1000, "train_seconds": 60.0, "cpu_seconds": 60.0,
+                 "metrics": {"valid_elbo_bits": 9.0}, "device": "cpu", "world": 1, "torch": "x"}
+        args2 = {**args1, "run_name": "second", "lr": 0.001, "init_from": "runs/first/ckpt.pt"}
+        cfg = {"n_layer": 2, "d_model": 64, "n_head": 2, "d_ff": 128, "vocab_size": 300, "max_seq_len": 128,
+               "attention": "full", "rope_base": 10000.0}
+        second = {**first, "args": args2, "train_tokens": 3000, "train_seconds": 120.0, "config": cfg,
+                  "metrics": {"valid_elbo_bits": 8.0}, "lineage": [pretrain.training_stage(first)]}
+        meta = {"unmask.span_buckets": "[8]", "unmask.quantization": "none", "unmask.top_k": "64"}
+        card = export.model_card("m", second, meta, [], [], {}, {}, 0, None)
+        self.assertIn("trained for 3 minutes on 1 CPU thread(s) of a shared 2-core machine in 2 runs", card)
+        self.assertIn("has seen only 0.0M tokens", card)
+        self.assertIn("`first`: 10 steps, 1,000 tokens, 60 s, peak lr 0.002, valid ELBO 9.000; in all 4,000 tokens", card)
+        self.assertIn("pretrain.py --objective mdm --run-name first --lr 0.002 --threads 1\n", card)
+        self.assertIn("pretrain.py --objective mdm --run-name second --init-from runs/first/ckpt.pt --lr 0.001", card)
