@@ -40,13 +40,18 @@ export class TestClient {
   settings: Record<string, unknown>;
   private readonly child: ChildProcess;
   private statusWaiters: { accept: (s: StatusParams) => boolean; resolve: (s: StatusParams) => void }[] = [];
+  private configurationWaiters: (() => void)[] = [];
 
   constructor(settings: Record<string, unknown>) {
     this.settings = settings;
     this.child = fork(SERVER_JS, ['--node-ipc'], { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child.stderr?.on('data', (chunk: Buffer) => this.logs.push(`stderr: ${chunk.toString()}`));
     this.connection = createProtocolConnection(new IPCMessageReader(this.child), new IPCMessageWriter(this.child));
-    this.connection.onRequest(ConfigurationRequest.type, (params) => params.items.map((item) => (item.section === 'unmask' ? this.settings : null)));
+    this.connection.onRequest(ConfigurationRequest.type, (params) => {
+      const answer = params.items.map((item) => (item.section === 'unmask' ? this.settings : null));
+      for (const pulled of this.configurationWaiters.splice(0)) pulled();
+      return answer;
+    });
     this.connection.onRequest(RegistrationRequest.type, () => undefined);
     this.connection.onNotification(LogMessageNotification.method, (p: LogMessageParams) => {
       this.logs.push(p.message);
@@ -81,6 +86,17 @@ export class TestClient {
     await this.connection.sendNotification(InitializedNotification.type, {});
   }
 
+  /**
+   * Changes settings as the editor does (a didChangeConfiguration notification) and resolves once the server has
+   * pulled them: requests sent afterwards reach it after its configuration answer, so they run with the new settings.
+   */
+  async changeSettings(changes: Record<string, unknown>): Promise<void> {
+    this.settings = { ...this.settings, ...changes };
+    const pulled = new Promise<void>((resolve) => this.configurationWaiters.push(resolve));
+    await this.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: { unmask: this.settings } });
+    await pulled;
+  }
+
   /** The next status (already received ones from index `since` on count) that `accept` likes. */
   waitForStatus(accept: (s: StatusParams) => boolean, since = 0, timeoutMs = 30_000): Promise<StatusParams> {
     const seen = this.statuses.slice(since).find(accept);
@@ -89,11 +105,6 @@ export class TestClient {
       const timer = setTimeout(() => reject(new Error(`no matching status in ${timeoutMs} ms; got ${JSON.stringify(this.statuses)}`)), timeoutMs);
       this.statusWaiters.push({ accept, resolve: (s) => (clearTimeout(timer), resolve(s)) });
     });
-  }
-
-  async changeSettings(change: Record<string, unknown>): Promise<void> {
-    this.settings = { ...this.settings, ...change };
-    await this.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: { unmask: this.settings } });
   }
 
   async open(uri: string, languageId: string, text: string, version = 1): Promise<void> {

@@ -153,6 +153,17 @@ describe('the language server', () => {
   });
 
   it('cancels a request whose token is cancelled, and a previous inline request when a new one arrives', async () => {
+    // Long generations (64 steps of a 64-token span): the tiny model finishes 8 steps in the inference worker before
+    // the cancellation has crossed the pipe, and an answer that was ready first is a valid answer.
+    await client.changeSettings({ steps: 64, maxSpanTokens: 64 });
+    try {
+      await cancelsAndCancelsPrevious();
+    } finally {
+      await client.changeSettings({ steps: 8, maxSpanTokens: 16 });
+    }
+  });
+
+  async function cancelsAndCancelsPrevious(): Promise<void> {
     const source = new CancellationTokenSource();
     const params = { textDocument: { uri: 'file:///work/read.py' }, position: CURSOR, context: { triggerKind: InlineCompletionTriggerKind.Automatic } };
     const cancelled = client.connection.sendRequest(InlineCompletionRequest.type, params, source.token);
@@ -167,7 +178,7 @@ describe('the language server', () => {
     assert.equal(results[0], null, 'the first generation was aborted');
     assert.equal(results[1], null, 'the second generation was aborted');
     assert.equal(itemsOf(results[2]).length, 1, 'the last request is answered');
-  });
+  }
 
   it('returns nothing for a binary document, with a log line saying why', async () => {
     await client.open('file:///work/blob.bin', 'plaintext', 'PK\u0003\u0004\u0000\u0000binary\u0000data');
