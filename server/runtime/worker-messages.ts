@@ -20,15 +20,18 @@ export interface LoadMessage {
   /** Intra-op threads; 0 lets onnxruntime choose. */
   threads: number;
 }
-/** Main thread -> worker: one forward pass. `ids` is [batch, seqLen], `positions` is [batch, numPositions]. */
-export interface RunMessage {
-  type: 'run';
-  id: number;
+/** The canvases of one forward pass: `ids` is [batch, seqLen], `positions` is [batch, numPositions]. */
+export interface ForwardInputs {
   ids: Int32Array;
   batch: number;
   seqLen: number;
   positions: Int32Array;
   numPositions: number;
+}
+/** Main thread -> worker: one forward pass of the denoiser. */
+export interface RunMessage extends ForwardInputs {
+  type: 'run';
+  id: number;
 }
 /**
  * Main thread -> worker: one step of a cached-context model, already split into the two graphs' inputs; the worker
@@ -55,14 +58,9 @@ export interface LoadDiscMessage {
  * Main thread -> worker (discriminator.ts): one batched discriminator pass; `ids` is [batch, seqLen], `positions`
  * [batch, numPositions], `t` [batch]. Answered by `scores` or `runFailed` with `id`.
  */
-export interface ScoreMessage {
+export interface ScoreMessage extends ForwardInputs {
   type: 'score';
   id: number;
-  ids: Int32Array;
-  batch: number;
-  seqLen: number;
-  positions: Int32Array;
-  numPositions: number;
   t: Float32Array;
 }
 /**
