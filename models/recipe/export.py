@@ -2,15 +2,15 @@
 manifest.json, parity.json and the model card's generated sections.
 
     python export.py --ckpt runs/cpu-mdm/ckpt.pt --out ../unmask-coder-base --id unmask-coder-base [--top-k 64]
-    python export.py --add-head ../unmask-coder-base        # give an exported folder's graphs the K-best head
+    python export.py --add-head ../unmask-coder-base        # (re)write the K-best head of an exported folder's graphs
 
 ONNX graph: inputs input_ids [B,T] int64 and positions [B,P] int64, outputs logits [B,P,V] float32 and the K-best
 head (kbest_head.py): top_logits [B,P,K] float32, top_ids [B,P,K] int32, log_z [B,P] float32 (B, T, P dynamic;
 K = --top-k, clamped to the ids the sampler may commit), opset 17, metadata `unmask.*` with `unmask.top_k` and
 `unmask.banned_ids` (every special id but end-of-span); the runtime reads and validates the metadata, and
-manifest.json repeats it under "facts". `--add-head DIR` appends the head in place to the denoiser graphs a folder's manifest lists (the
-single graph or the step graph, fp32 and int8; the context graph has no vocabulary projection), refusing graphs that
-have one, takes the banned ids from each graph's `unmask.special_ids` and `unmask.eos_id`, and rewrites only the
+manifest.json repeats it under "facts". `--add-head DIR` writes the head in place on the denoiser graphs a folder's
+manifest lists (the single graph or the step graph, fp32 and int8; the context graph has no vocabulary projection),
+replacing the head a graph has (an older folder gets the current head; a second run writes the same bytes), takes the banned ids from each graph's `unmask.special_ids` and `unmask.eos_id`, and rewrites only the
 files' sha256 and bytes and the two new facts in manifest.json (and the card's file table); it then checks the head
 on parity.json as below.
 
@@ -675,20 +675,18 @@ def update_card_files(card: Path, files: list[dict]) -> None:
 
 
 def add_head(folder: Path, top_k: int) -> dict:
-    """`--add-head`: appends the K-best head in place to the denoiser graphs that `folder`'s manifest lists (roles
-    HEAD_ROLES), with the banned ids of each graph's own metadata and K = top_k clamped to its vocabulary; refuses
-    before writing anything when a graph already has a head. Rewrites those files' sha256 and bytes and adds the
-    two head facts in manifest.json, nothing else, and the card's file table; then checks the head on parity.json
-    (check_with_onnxruntime). Returns what it did."""
+    """`--add-head`: (re)writes the K-best head in place on the denoiser graphs that `folder`'s manifest lists (roles
+    HEAD_ROLES), with the banned ids of each graph's own metadata and K = top_k clamped to its vocabulary; a head a
+    graph already has is replaced (strip_kbest_head), so an older folder gets the current head and a second run writes
+    the same bytes. Rewrites those files' sha256 and bytes and the two head facts in manifest.json, nothing else, and
+    the card's file table; then checks the head on parity.json (check_with_onnxruntime). Returns what it did."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     targets = [f for f in manifest["files"] if f["role"] in HEAD_ROLES]
     if not targets:
         raise SystemExit(f"export: {manifest_path} lists no denoiser graph (roles {', '.join(HEAD_ROLES)})")
     protos = {f["name"]: onnx.load(str(folder / f["name"])) for f in targets}
-    for name, proto in protos.items():
-        if kbest_head.has_head(proto):
-            raise SystemExit(f"export: {folder / name} already has a K-best head")
+    replaced = [name for name, proto in protos.items() if kbest_head.strip_kbest_head(proto)]
     head_facts, banned = None, None
     for name, proto in protos.items():
         meta = {p.key: p.value for p in proto.metadata_props}
@@ -718,7 +716,7 @@ def add_head(folder: Path, top_k: int) -> dict:
         else:
             paths = {name: folder / name for name in protos}
         check = check_with_onnxruntime(paths, cases, banned)
-    return {"folder": str(folder), "head": head_facts,
+    return {"folder": str(folder), "head": head_facts, "replaced": replaced,
             "files": {name: (folder / name).stat().st_size for name in protos}, "ort_check": check}
 
 
@@ -739,8 +737,8 @@ def main(argv=None):
                    help="K of the K-best head every denoiser graph ends in (entries per position handed to the "
                         "sampler); clamped to the vocabulary minus the banned ids")
     p.add_argument("--add-head", metavar="DIR", default=None,
-                   help="instead of exporting: add the K-best head in place to the denoiser graphs of the exported "
-                        "model folder DIR (refused if they have one), update its manifest.json, check it, and exit")
+                   help="instead of exporting: write the K-best head in place on the denoiser graphs of the exported "
+                        "model folder DIR (replacing the head they have), update its manifest.json, check it, and exit")
     args = p.parse_args(argv)
     if args.add_head:
         print(json.dumps(add_head(Path(args.add_head), args.top_k), indent=1))

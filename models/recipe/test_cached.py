@@ -192,6 +192,14 @@ class KBestHeadTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             kbest_head.append_kbest_head(step, 16, BANNED)  # a second head
 
+    def test_stripping_the_head_gives_back_the_graph_it_was_added_to(self):
+        _, step = exported_step(tiny_model())
+        before = step.SerializeToString()
+        self.assertFalse(kbest_head.strip_kbest_head(step))
+        kbest_head.append_kbest_head(step, 16, BANNED)
+        self.assertTrue(kbest_head.strip_kbest_head(step))
+        self.assertEqual(step.SerializeToString(), before)
+
     def test_k_is_clamped_to_the_ids_the_sampler_may_commit(self):
         self.assertEqual(kbest_head.clamp_top_k(64, 300, 10), 64)
         self.assertEqual(kbest_head.clamp_top_k(64, 40, 10), 30)
@@ -243,6 +251,19 @@ class KBestHeadTest(unittest.TestCase):
             out = ort_session.open_session(proto.SerializeToString()).run(HEAD, {"x": logits})
             self.assertEqual(out[2][0, 0, :3].tolist(), [20, 30, 50], f"opset {opset}")
             self.assert_head_matches_the_sampler(*out, 5)
+
+    @needs_runtime
+    def test_log_z_stays_finite_and_exact_where_exp_of_the_logits_overflows(self):
+        logits = np.random.default_rng(2).normal(size=(1, 2, V)).astype(np.float32)
+        logits[0, 0] += 300.0  # exp(300) overflows float32: only a max-shifted sum survives
+        logits[0, 1, 40] = 500.0  # one token holds all the mass
+        proto = logits_graph(17)
+        kbest_head.append_kbest_head(proto, 4, BANNED)
+        out = ort_session.open_session(proto.SerializeToString()).run(HEAD, {"x": logits})
+        self.assertTrue(np.isfinite(out[3]).all())
+        self.assertAlmostEqual(float(out[3][0, 1]), 500.0, places=4)
+        self.assert_head_matches_the_sampler(*out, 4)
+        kbest_head.check_head(*out, BANNED, "overflow")
 
     def test_the_check_catches_a_head_that_differs_from_the_logits(self):
         logits = np.random.default_rng(1).normal(size=(1, 2, V)).astype(np.float32)
@@ -321,14 +342,14 @@ class AddHeadTest(unittest.TestCase):
             for pair in ("context.int8.onnx + step.int8.onnx", "context.onnx + step.onnx"):
                 self.assertEqual(report["ort_check"][pair]["head"]["top_logits_max_abs_diff"], 0.0)
 
-    def test_a_folder_whose_graphs_have_the_head_is_refused_and_left_alone(self):
-        self.add_head()
+    def test_adding_the_head_again_replaces_it_and_writes_the_same_bytes(self):
+        first = self.add_head()
         manifest = (self.folder / "manifest.json").read_text()
-        step = common.file_sha256(self.folder / "step.int8.onnx")
-        with self.assertRaises(SystemExit):
-            self.add_head()
+        files = {f: common.file_sha256(self.folder / f) for f in ("step.onnx", "step.int8.onnx")}
+        second = self.add_head()
+        self.assertEqual((first["replaced"], sorted(second["replaced"])), ([], sorted(files)))
         self.assertEqual((self.folder / "manifest.json").read_text(), manifest)
-        self.assertEqual(common.file_sha256(self.folder / "step.int8.onnx"), step)
+        self.assertEqual({f: common.file_sha256(self.folder / f) for f in files}, files)
 
 
 if __name__ == "__main__":
@@ -356,3 +377,7 @@ class ContinuedTrainingCardTest(unittest.TestCase):
         self.assertIn("`first`: 10 steps, 1,000 tokens, 60 s, peak lr 0.002, valid ELBO 9.000; in all 4,000 tokens", card)
         self.assertIn("pretrain.py --objective mdm --run-name first --lr 0.002 --threads 1\n", card)
         self.assertIn("pretrain.py --objective mdm --run-name second --init-from runs/first/ckpt.pt --lr 0.001", card)
+
+
+if __name__ == "__main__":
+    unittest.main()
