@@ -5,20 +5,12 @@
  * string out), so the policy and the escaping are unit-tested.
  */
 import type { PanelModel } from './candidateView';
-import { escapeAttribute, webviewHead, type WebviewPage } from './webviewPage';
+import { embeddedJson, escapeAttribute, webviewHead, type WebviewPage } from './webviewPage';
 
 export type CandidatesPage = WebviewPage;
 
 /** Id of the JSON data block that media/candidates.js reads. */
 export const MODEL_ELEMENT_ID = 'unmask-candidates-model';
-
-/**
- * JSON that can sit inside a <script> element: "<" is written as \u003c, so no "</script>" or "<!--" in the
- * candidates' code can end the block early; JSON.parse reads it back unchanged.
- */
-export function embeddedJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c');
-}
 
 export function candidatesHtml(page: CandidatesPage, model: PanelModel): string {
   return `${webviewHead(page, 'Unmask candidates')}

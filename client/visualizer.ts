@@ -1,7 +1,8 @@
 /**
  * "Unmask: Show Unmasking Order": a webview panel that replays the last generation step by step (media/visualizer.js
- * draws it; visualizerModel.ts computes what to draw). It starts from the server's last trace (`unmask/lastTrace`)
- * and follows new generations live through the `unmask/trace` notifications, which the extension forwards here.
+ * draws it; visualizerModel.ts computes what to draw). It starts from the newest trace this extension has seen,
+ * written into the page (the server's last trace, `unmask/lastTrace`, when it has seen none), and follows new
+ * generations live through the `unmask/trace` notifications, which the extension forwards here.
  *
  * The page keeps its replay position with the webview's getState/setState instead of retaining a hidden webview, so
  * a hidden panel costs no memory and resumes where it was when shown again; a serializer restores it after a reload.
@@ -73,12 +74,18 @@ export class UnmaskingOrderView implements vscode.Disposable {
     const webview = panel.webview;
     webview.options = this.webviewOptions();
     const media = (file: string): string => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', file)).toString();
-    webview.html = visualizerHtml({
-      cspSource: webview.cspSource,
-      nonce: randomBytes(16).toString('base64'),
-      scriptUri: media('visualizer.js'),
-      styleUri: media('visualizer.css'),
-    });
+    // The page draws the newest trace it is written with at once; its "ready" asks again for anything newer (and the
+    // server's last trace when this extension has seen none).
+    const initial = this.latest ? replayOf(this.latest, this.stopped) : null;
+    webview.html = visualizerHtml(
+      {
+        cspSource: webview.cspSource,
+        nonce: randomBytes(16).toString('base64'),
+        scriptUri: media('visualizer.js'),
+        styleUri: media('visualizer.css'),
+      },
+      initial,
+    );
     let timed = false;
     const subscriptions = [
       webview.onDidReceiveMessage(async (message: FromPage) => {

@@ -1,10 +1,13 @@
 /**
- * The unmasking-order webview's page: a fixed skeleton that media/visualizer.js fills in. The Content Security Policy
- * allows nothing but the extension's own stylesheet and the one script carrying this page's nonce: no inline code,
- * no remote resources. Pure (strings in, a string out) so that the policy is unit-tested.
+ * The unmasking-order webview's page: a fixed skeleton that media/visualizer.js fills in, starting from the replay
+ * the extension knew when it wrote the page, which travels in the page as a JSON data block (not code) so that the
+ * first paint does not wait for a message round trip. The Content Security Policy allows nothing but the extension's
+ * own stylesheet and the one script carrying this page's nonce: no inline code, no remote resources. Pure (strings in,
+ * a string out) so that the policy and the escaping are unit-tested.
  */
 
-import { escapeAttribute, webviewHead, type WebviewPage } from './webviewPage';
+import { embeddedJson, escapeAttribute, webviewHead, type WebviewPage } from './webviewPage';
+import type { Replay } from './visualizerModel';
 
 export type VisualizerPage = WebviewPage;
 
@@ -12,7 +15,10 @@ export type VisualizerPage = WebviewPage;
 export const SPEEDS = [0.25, 0.5, 1, 2, 4];
 
 
-export function visualizerHtml(page: VisualizerPage): string {
+/** Id of the JSON data block holding the replay the page starts from (null: no generation yet). */
+export const INITIAL_REPLAY_ELEMENT_ID = 'unmask-visualizer-initial';
+
+export function visualizerHtml(page: VisualizerPage, initial: Replay | null): string {
   const speeds = SPEEDS.map((s) => `<option value="${s}"${s === 1 ? ' selected' : ''}>${s}×</option>`).join('');
   return `${webviewHead(page, 'Unmasking Order')}
 <body>
@@ -40,6 +46,7 @@ export function visualizerHtml(page: VisualizerPage): string {
     <p class="hint">1 means strictly left to right. Local: share of commits that continue a run of the k commits before them; global: share of commits that take one of the k left-most masks still open.</p>
   </section>
 </main>
+<script type="application/json" id="${INITIAL_REPLAY_ELEMENT_ID}">${embeddedJson(initial)}</script>
 <script nonce="${escapeAttribute(page.nonce)}" src="${escapeAttribute(page.scriptUri)}"></script>
 </body>
 </html>

@@ -13,6 +13,15 @@ export interface WebviewPage {
   readonly styleUri: string;
 }
 
+/**
+ * JSON that can sit inside a <script type="application/json"> data block: "<" is written as \u003c, so no
+ * "</script>" or "<!--" in the data (code from the user's files) can end the block early; JSON.parse reads it back
+ * unchanged.
+ */
+export function embeddedJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c');
+}
+
 /** Escapes text for an HTML attribute value or element content. */
 export const escapeAttribute = (value: string): string =>
   value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -34,8 +34,12 @@
   };
 
   const saved = vscode.getState() || {};
-  let replay = saved.replay || null;
-  let position = Number.isInteger(saved.position) ? saved.position : 0;
+  // The replay the extension wrote into the page (null: no generation yet). A state restored from getState wins: the
+  // page is reloaded with its first HTML when a hidden panel is shown again, so the saved replay may be newer.
+  const initialBlock = byId('unmask-visualizer-initial');
+  const initial = initialBlock ? JSON.parse(initialBlock.textContent) : null;
+  let replay = saved.replay || initial;
+  let position = Number.isInteger(saved.position) ? saved.position : replay ? replay.steps : 0;
   let speed = typeof saved.speed === 'number' ? saved.speed : 1;
   let live = saved.live !== false;
   let playing = false;
@@ -293,6 +297,7 @@
   const resume = saved.playing === true;
   render();
   show(position);
+  reportRender();
   if (resume) play();
   else updatePlayButton();
   vscode.postMessage({ type: 'ready' });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { candidatesHtml, embeddedJson, MODEL_ELEMENT_ID } from '../../client/candidatesHtml';
-import { webviewCsp } from '../../client/webviewPage';
+import { candidatesHtml, MODEL_ELEMENT_ID } from '../../client/candidatesHtml';
+import { embeddedJson, webviewCsp } from '../../client/webviewPage';
 import { CONTEXT_LINES, panelModel, surroundings } from '../../client/candidateView';
 import { PinnedCandidates } from '../../client/pinnedCandidates';
 import type { CandidateItem, CandidatesResult } from '../../server/protocol/messages';

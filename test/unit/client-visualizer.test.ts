@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { SPEEDS, visualizerHtml } from '../../client/visualizerHtml';
+import { INITIAL_REPLAY_ELEMENT_ID, SPEEDS, visualizerHtml } from '../../client/visualizerHtml';
 import { webviewCsp } from '../../client/webviewPage';
 import { displayText, replayOf } from '../../client/visualizerModel';
 import type { TraceParams, TraceToken } from '../../server/protocol/messages';
@@ -113,8 +113,14 @@ describe('the unmasking-order replay', () => {
 
 describe('the unmasking-order page', () => {
   const page = { cspSource: 'https://file+.vscode-resource.vscode-cdn.net', nonce: 'abc123+/=', scriptUri: 'https://x/media/visualizer.js', styleUri: 'https://x/media/visualizer.css' };
-  const html = visualizerHtml(page);
+  const replay = replayOf({ ...TRACE, tokens: [...TRACE.tokens.slice(0, -1), token(0, 1, 0, '</script><!--')] });
+  const html = visualizerHtml(page, replay);
   const script = readFileSync(join(root, 'media/visualizer.js'), 'utf8');
+  const dataBlock = (page: string): string => {
+    const open = `<script type="application/json" id="${INITIAL_REPLAY_ELEMENT_ID}">`;
+    const start = page.indexOf(open) + open.length;
+    return page.slice(start, page.indexOf('</script>', start));
+  };
 
   it('has a strict Content Security Policy: nothing but local styles and the script with this page\'s nonce', () => {
     const csp = webviewCsp(page);
@@ -124,10 +130,20 @@ describe('the unmasking-order page', () => {
     assert.ok(html.includes(`content="${csp}"`), 'the policy is in the page');
   });
 
-  it('loads exactly one script, with the nonce, and no inline script or style', () => {
+  it('loads exactly one script, with the nonce, and no inline script or style: the replay is a JSON data block', () => {
     const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
-    assert.deepEqual(scripts, [`<script nonce="${page.nonce}" src="${page.scriptUri}">`]);
+    assert.deepEqual(scripts, [
+      `<script type="application/json" id="${INITIAL_REPLAY_ELEMENT_ID}">`,
+      `<script nonce="${page.nonce}" src="${page.scriptUri}">`,
+    ]);
     assert.doesNotMatch(html, /<style|\sstyle="|\son[a-z]+="/);
+  });
+
+  it('carries the replay it opens with, so that code in it cannot end the data block', () => {
+    assert.ok(!dataBlock(html).includes('<'));
+    assert.deepEqual(JSON.parse(dataBlock(html)), replay);
+    assert.equal(JSON.parse(dataBlock(visualizerHtml(page, null))), null, 'no generation yet');
+    assert.ok(script.includes(`byId('${INITIAL_REPLAY_ELEMENT_ID}')`), 'the script reads the block');
   });
 
   it('refers to no remote resource', () => {
