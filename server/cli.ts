@@ -5,26 +5,34 @@
  *   npm start -- src/app.py --line 12 --col 5 --json     the same as JSON (completion, candidates, trace, timings)
  *   npm start -- --batch tasks.jsonl --out results.jsonl   fill {prefix, suffix, language} tasks, one JSON per line
  *
- * Prints the completion and the unmasking order (which tokens were committed at which step). Run with --help for
- * every flag. Exit codes: 0 done, 1 a model or I/O failure, 2 bad arguments.
+ * Prints the completion and the unmasking order (which tokens were committed at which step). With --candidates N the
+ * alternatives are ranked as the extension ranks them (likelihood, tree-sitter syntax errors of the file with each
+ * one inserted, the discriminator's reward when the model folder ships one; near-duplicates merged), best first, and
+ * the completion is the best. Run with --help for every flag. Exit codes: 0 done, 1 a model or I/O failure, 2 bad
+ * arguments.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { Trace } from './engine/infill';
+import type { InfillResult, Trace } from './engine/infill';
 import { resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
-import { type CompletionOutcome, complete } from './protocol/completion';
+import { rankedCompletions } from './protocol/candidates';
+import { type CompletionQuery, complete } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
+import type { CandidateItem } from './protocol/messages';
 import { DEFAULT_MODEL_DIR } from './protocol/model-host';
 import { unsuitableReason, windowAround } from './protocol/window';
 import { type LoadedModel, loadModel } from './runtime/model';
 import { DEVICE_SETTINGS, type DeviceSetting } from './runtime/providers';
+import { SyntaxChecker } from './runtime/syntax';
 
 const HELP = `Usage:
   unmask <file> --line L --col C [options]        complete at a position (1-based line and column)
-  unmask --batch tasks.jsonl --out results.jsonl   fill JSONL tasks {id?, prefix, suffix, language, max_tokens?}
+  unmask --batch tasks.jsonl --out results.jsonl   fill JSONL tasks {id?, prefix, suffix, language, max_tokens?,
+                                                   before?, after?} (before/after: the whole file around the hole,
+                                                   for the candidates' syntax check; default prefix/suffix)
 
 Options:
   --line N             line of the cursor, 1-based
@@ -40,7 +48,7 @@ Options:
   --threshold X        also commit tokens above this confidence (default ${defaultConfig().confidenceThreshold})
   --temperature X      sampling temperature (default ${defaultConfig().temperature})
   --top-p X            nucleus mass (default ${defaultConfig().topP})
-  --candidates N       alternatives in one batch, 1-16 (default 1)
+  --candidates N       alternatives in one batch, 1-16 (default 1), ranked as in the editor
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
   --json               print JSON instead of text
@@ -176,7 +184,50 @@ function unmaskingOrder(trace: Trace): { step: number; tokens: { hole: number; i
   return [...steps.entries()].sort((a, b) => a[0] - b[0]).map(([step, tokens]) => ({ step, tokens }));
 }
 
-function timings(outcome: CompletionOutcome, totalMs: number) {
+/** A completion as the CLI reports it: ranked candidates carry their score and what it was made of. */
+type Candidate = Pick<CandidateItem, 'text' | 'logProb' | 'meanConfidence' | 'syntaxErrors' | 'reward'> & { score?: number };
+
+/**
+ * The completions at a query, best first: with one candidate the engine's text; with several, the alternatives ranked
+ * as the extension's "Regenerate with N Candidates" ranks them (the syntax check reads `file`, the whole document
+ * around the hole, with the grammars the build puts in dist/tree-sitter).
+ */
+async function generate(
+  model: LoadedModel,
+  query: CompletionQuery,
+  file: { before: string; after: string },
+  options: SamplerOptions,
+  syntax: SyntaxChecker,
+): Promise<{ candidates: Candidate[]; result: InfillResult }> {
+  if (options.candidates > 1) {
+    const ranked = await rankedCompletions(model, query, file, options, {}, syntax, (line) => process.stderr.write(`${line}\n`));
+    return { candidates: [...ranked.candidates], result: ranked.result };
+  }
+  const outcome = await complete(model, query, options);
+  const candidates = outcome.texts.map((text, i) => {
+    const c = outcome.result.candidates[outcome.candidateIndex[i]];
+    return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
+  });
+  return { candidates, result: outcome.result };
+}
+
+function newSyntaxChecker(): SyntaxChecker {
+  const root = path.resolve(__dirname, '..');
+  return new SyntaxChecker((file) => path.join(root, 'dist', 'tree-sitter', file), (line) => process.stderr.write(`${line}\n`));
+}
+
+function candidateJson(c: Candidate) {
+  return {
+    text: c.text,
+    ...(c.score !== undefined ? { score: c.score } : {}),
+    log_prob: c.logProb,
+    mean_confidence: c.meanConfidence,
+    ...(c.syntaxErrors !== undefined ? { syntax_errors: c.syntaxErrors } : {}),
+    ...(c.reward !== undefined ? { reward: c.reward } : {}),
+  };
+}
+
+function timings(outcome: { result: InfillResult }, totalMs: number) {
   const r = outcome.result;
   return {
     latency_ms: round(totalMs),
@@ -205,9 +256,11 @@ async function single(args: Args, file: string): Promise<void> {
   if (unsuitable) throw new UsageError(`will not complete ${file} at ${line}:${col}: ${unsuitable}`);
 
   const model = await openModel(args, Boolean(args.json));
+  const syntax = newSyntaxChecker();
   try {
     const started = performance.now();
-    const outcome = await complete(model, { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens }, options);
+    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens };
+    const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax);
     const totalMs = performance.now() - started;
     const order = unmaskingOrder(outcome.result.trace);
     if (args.json) {
@@ -219,11 +272,8 @@ async function single(args: Args, file: string): Promise<void> {
         model: model.manifest.id,
         device: model.device,
         load_ms: round(model.loadMs),
-        completion: outcome.texts[0] ?? '',
-        candidates: outcome.texts.map((text, i) => {
-          const c = outcome.result.candidates[outcome.candidateIndex[i]];
-          return { text, log_prob: c.logProb, mean_confidence: c.meanConfidence };
-        }),
+        completion: outcome.candidates[0]?.text ?? '',
+        candidates: outcome.candidates.map(candidateJson),
         order,
         local_arness: outcome.result.trace.localArness,
         global_arness: outcome.result.trace.globalArness,
@@ -240,10 +290,14 @@ async function single(args: Args, file: string): Promise<void> {
       `${languageId} at ${line}:${col}: ${r.trace.holeLengths[0]}-token span, ${r.modelCalls} model calls, ` +
         `${totalMs.toFixed(0)} ms (${r.modelMs.toFixed(0)} ms in the model), canvas ${r.canvasTokens} tokens`,
     );
-    if (outcome.texts.length === 0) out.push('', '(no completion: the model ended the span at once)');
-    outcome.texts.forEach((text, i) => {
-      out.push('', outcome.texts.length > 1 ? `--- candidate ${i + 1} ---` : '--- completion ---', text);
-    });
+    if (outcome.candidates.length === 0) out.push('', '(no completion: the model ended the span at once)');
+    for (const [i, c] of outcome.candidates.entries()) {
+      const why =
+        c.score === undefined
+          ? ''
+          : ` (score ${c.score.toFixed(2)}${c.syntaxErrors === undefined ? '' : `, ${c.syntaxErrors} syntax error${c.syntaxErrors === 1 ? '' : 's'}`})`;
+      out.push('', outcome.candidates.length > 1 || c.score !== undefined ? `--- candidate ${i + 1}${why} ---` : '--- completion ---', c.text);
+    }
     out.push('', '--- unmasking order (step: token@index confidence) ---');
     for (const { step, tokens } of order) {
       const shown = tokens.map((t) => `${t.eos ? '<eos>' : JSON.stringify(t.text)}@${t.index} ${t.confidence.toFixed(2)}`);
@@ -253,6 +307,7 @@ async function single(args: Args, file: string): Promise<void> {
     out.push(`AR-ness@1..8 local: ${fmt(r.trace.localArness)}   global: ${fmt(r.trace.globalArness)}`);
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
+    syntax.dispose();
     await model.dispose();
   }
 }
@@ -263,6 +318,8 @@ interface Task {
   suffix?: unknown;
   language?: unknown;
   max_tokens?: unknown;
+  before?: unknown;
+  after?: unknown;
 }
 
 async function batch(args: Args): Promise<void> {
@@ -271,6 +328,7 @@ async function batch(args: Args): Promise<void> {
   const options = samplerOptions(args);
   const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
   const model = await openModel(args, false);
+  const syntax = newSyntaxChecker();
   const out = args.out && args.out !== '-' ? fs.createWriteStream(args.out) : process.stdout;
   const write = (record: object): Promise<void> =>
     new Promise((resolve, reject) => out.write(`${JSON.stringify(record)}\n`, (err) => (err ? reject(err) : resolve())));
@@ -297,6 +355,9 @@ async function batch(args: Args): Promise<void> {
       if (task.language !== undefined && typeof task.language !== 'string') problems.push('"language" must be a string');
       const maxTokens = task.max_tokens ?? defaultMax;
       if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) problems.push('"max_tokens" must be a positive integer');
+      for (const side of ['before', 'after'] as const) {
+        if (task[side] !== undefined && typeof task[side] !== 'string') problems.push(`"${side}" must be a string`);
+      }
       if (problems.length) {
         failed += 1;
         await write({ id, line: lineNo, error: problems.join('; ') });
@@ -304,16 +365,20 @@ async function batch(args: Args): Promise<void> {
       }
       try {
         const started = performance.now();
-        const outcome = await complete(
+        const prefix = task.prefix as string;
+        const suffix = task.suffix as string;
+        const outcome = await generate(
           model,
-          { prefix: task.prefix as string, suffix: task.suffix as string, languageId: (task.language as string) ?? 'other', maxTokens: maxTokens as number },
+          { prefix, suffix, languageId: (task.language as string) ?? 'other', maxTokens: maxTokens as number },
+          { before: (task.before as string | undefined) ?? prefix, after: (task.after as string | undefined) ?? suffix },
           options,
+          syntax,
         );
         const totalMs = performance.now() - started;
         await write({
           id,
-          completion: outcome.texts[0] ?? '',
-          ...(options.candidates > 1 ? { candidates: outcome.texts } : {}),
+          completion: outcome.candidates[0]?.text ?? '',
+          ...(options.candidates > 1 ? { candidates: outcome.candidates.map(candidateJson) } : {}),
           // Per step, the positions (within the span) committed then: the decoding order for AR-ness.
           order: unmaskingOrder(outcome.result.trace).map((s) => s.tokens.map((t) => t.index)),
           ...timings(outcome, totalMs),
@@ -325,6 +390,7 @@ async function batch(args: Args): Promise<void> {
       }
     }
   } finally {
+    syntax.dispose();
     await model.dispose();
     if (out !== process.stdout) await new Promise<void>((resolve) => (out as fs.WriteStream).end(resolve));
   }

@@ -8,6 +8,9 @@ Quick look at one setting:
     python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt --tasks 12 --steps 8 \
         --strategies confidence --nll-batches 0
 On a GPU, all 120 tasks of the default tasks file: add --tasks 120 --device cuda.
+The shipped ONNX model through the extension's own engine (the TypeScript CLI, built by `node esbuild.mjs`), and its
+"Regenerate with N Candidates" ranking at the --focus setting: add --onnx-cli models/unmask-coder-base
+--onnx-candidates 4.
 
 What it measures, per decoding setting (strategy x steps) of the denoiser and for the AR baseline on the same tasks:
 - exact match: the completion equals the target after trailing whitespace is trimmed from both;
@@ -371,9 +374,12 @@ def run_ar(m: Loaded, task_list: list[dict], fixed_bucket: Optional[int], bucket
 
 
 def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerOptions, fixed_bucket: Optional[int],
-                 buckets: tuple[int, ...], args) -> tuple[list[dict], float]:
+                 buckets: tuple[int, ...], args, candidates: int = 1) -> tuple[list[dict], float]:
     """Fills every task with the shipped ONNX model through the TypeScript CLI's batch mode (one Node process per
-    setting): the extension's own engine, runtime and post-processing. Returns (outputs, seconds spent in the CLI)."""
+    setting): the extension's own engine, runtime and post-processing. With `candidates` > 1 the CLI generates that
+    many alternatives in one batch and ranks them as "Regenerate with N Candidates" does (likelihood and tree-sitter
+    syntax errors of the whole file with each one inserted): the completion is the best, and "candidates" lists them
+    all, best first. Returns (outputs, seconds spent in the CLI)."""
     import tempfile
 
     cli = os.path.join(REPO, args.cli)
@@ -391,12 +397,15 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
             for i, task in enumerate(task_list):
                 f.write(json.dumps({"id": i, "prefix": task["prefix"], "suffix": task["suffix"],
                                     "language": task["language"],
-                                    "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket)}) + "\n")
+                                    "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket),
+                                    # The file the editor would check the candidates in: the hole is empty there.
+                                    "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]})
+                        + "\n")
         command = [args.node, cli, "--batch", requests, "--out", results, "--model", model_dir,
                    "--precision", args.onnx_precision, "--threads", str(max(args.threads, 1)),
                    "--steps", str(options.steps), "--strategy", options.strategy,
                    "--threshold", str(options.threshold), "--temperature", str(options.temperature),
-                   "--top-p", str(options.top_p), "--seed", str(args.seed)]
+                   "--top-p", str(options.top_p), "--seed", str(args.seed), "--candidates", str(candidates)]
         t0 = time.time()
         proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         seconds = time.time() - t0
@@ -411,8 +420,19 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
             raise RuntimeError(f"the CLI could not fill task {task['id']}: {answer and answer.get('error')}")
         order = [p for step in answer["order"] for p in step]  # Per step, left to right; fill already left out.
         out.append({"completion": answer["completion"], "tokens": None, "order": order,
-                    "nfe": answer["model_calls"]})
+                    "nfe": answer["model_calls"],
+                    "candidates": [c["text"] for c in answer.get("candidates", [])] or [answer["completion"]]})
     return out, seconds
+
+
+def best_of(task_list: list[dict], outputs: list[dict]) -> list[dict]:
+    """Each task's candidate closest to the target (edit similarity; the first of equals): what the alternatives are
+    worth to a user who picks the right one, an upper bound on any ranking of them."""
+    out = []
+    for task, output in zip(task_list, outputs):
+        best = max(output["candidates"], key=lambda text: edit_similarity(text, task["target"]))
+        out.append({**output, "completion": best})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -567,6 +587,35 @@ def headline(report: dict) -> list[str]:
     return [text, ""]
 
 
+def candidates_summary(report: dict) -> list[str]:
+    """What the N-candidates rows say, next to the single completion of the same setting through the same CLI."""
+    out = []
+    for ranked in (r for r in report["runs"] if r.get("pick") == "ranked"):
+        same = [r for r in report["runs"] if r["model"] == ranked["model"] and r.get("strategy") == ranked["strategy"]
+                and r.get("steps") == ranked["steps"]]
+        single = next((r for r in same if not r.get("candidates")), None)
+        best = next((r for r in same if r.get("pick") == "best" and r.get("candidates") == ranked["candidates"]), None)
+        if single is None or best is None:
+            continue
+        n = ranked["candidates"]
+        out += ["", f"Candidates ({ranked['strategy']}, {ranked['steps']} steps): {n} alternatives per task in one "
+                f"batch through the CLI, ranked as the editor's \"Regenerate with N Candidates\" ranks them "
+                f"(likelihood, tree-sitter syntax errors of the file, near-duplicates merged). The top-ranked one: "
+                f"edit similarity {pct(ranked['edit_similarity'])}%, syntax valid {pct(ranked['syntax_valid'])}%, "
+                f"empty {pct(ranked['empty'])}%, against {pct(single['edit_similarity'])}%, "
+                f"{pct(single['syntax_valid'])}% and {pct(single['empty'])}% for the single completion; the best of the "
+                f"{n} (closest to the target, an upper bound on the ranking): edit similarity "
+                f"{pct(best['edit_similarity'])}%, exact match {pct(best['exact_match'])}%."]
+    return out
+
+
+def run_label(run: dict) -> str:
+    """The model column: the model, and for a candidates run how many and which one was scored."""
+    if run.get("candidates"):
+        return f"{run['model']} x{run['candidates']} {run['pick']}"
+    return run["model"]
+
+
 def markdown(report: dict) -> str:
     lines = []
     t = report["tasks"]
@@ -591,7 +640,7 @@ def markdown(report: dict) -> str:
                  "local AR@1 | global AR@1 | s/task |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["runs"]:
-        lines.append(f"| {r['model']} | {r.get('strategy', '-')} | {r.get('steps', '-')} | {num(r['nfe'], 1)} | "
+        lines.append(f"| {run_label(r)} | {r.get('strategy', '-')} | {r.get('steps', '-')} | {num(r['nfe'], 1)} | "
                      f"{pct(r['exact_match'])} | {pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} | "
                      f"{pct(r['empty'])} | "
                      f"{num(r['arness_local'][0])} | {num(r['arness_global'][0])} | "
@@ -603,6 +652,7 @@ def markdown(report: dict) -> str:
                  "(batched). AR-ness is defined for one commit per step; "
                  "with fewer steps than span tokens the commits of a step are read left to right, and end-of-span "
                  "fill is left out.")
+    lines.extend(candidates_summary(report))
     focus = [r for r in report["runs"] if r["model"] == "ar" or
              (r.get("strategy") == report["focus"]["strategy"] and r.get("steps") == report["focus"]["steps"])]
     if focus:
@@ -613,7 +663,7 @@ def markdown(report: dict) -> str:
         lines.append("| model | " + " | ".join(cells_all) + " |")
         lines.append("|---|" + "---:|" * len(cells_all))
         for r in focus:
-            label = r["model"] if r["model"] == "ar" else f"{r['model']} {r['strategy']} {r['steps']} steps"
+            label = r["model"] if r["model"] == "ar" else f"{run_label(r)} {r['strategy']} {r['steps']} steps"
             vals = [f"{pct(r['by_cell'][c]['exact_match'])} / {pct(r['by_cell'][c]['syntax_valid'])}"
                     if c in r["by_cell"] else "-" for c in cells_all]
             lines.append(f"| {label} | " + " | ".join(vals) + " |")
@@ -730,6 +780,10 @@ def parse_args(argv=None):
       help="also score this shipped model folder (manifest + ONNX) through the TypeScript CLI's batch mode at every "
            "swept setting (rows labelled 'onnx'; the CLI's text post-processing applies)")
     a("--onnx-precision", default="auto", choices=["auto", "int8", "fp32"], help="ONNX weights the CLI loads")
+    a("--onnx-candidates", type=int, default=1, metavar="N",
+      help="with --onnx-cli, at the --focus setting: also generate N candidates per task in one batch, ranked as the "
+           "editor's 'Regenerate with N Candidates' ranks them, and score the top-ranked one ('ranked') and the one "
+           "closest to the target ('best', an upper bound on the ranking)")
     a("--cli", default=os.path.join("dist", "cli.js"), help="the built CLI, relative to the repository root")
     return p.parse_args(argv)
 
@@ -795,6 +849,14 @@ def main(argv=None) -> dict:
                 runs.append(score_run("onnx", task_list, outputs, syntax, original_ok, seconds,
                                       {"model": "onnx", "strategy": strategy, "steps": steps}))
                 print(f"eval: onnx {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
+            if args.onnx_cli and args.onnx_candidates > 1 and (strategy, steps) == (focus_strategy, int(focus_steps)):
+                n = args.onnx_candidates
+                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, mdm.buckets, args, n)
+                for pick, picked in (("ranked", outputs), ("best", best_of(task_list, outputs))):
+                    runs.append(score_run("onnx", task_list, picked, syntax, original_ok, seconds,
+                                          {"model": "onnx", "strategy": strategy, "steps": steps, "candidates": n,
+                                           "pick": pick}))
+                print(f"eval: onnx {strategy} {steps} steps, {n} candidates: {seconds:.1f} s", file=sys.stderr)
     if ar is not None:
         outputs, seconds = run_ar(ar, task_list, fixed_bucket, mdm.buckets, args.batch_size)
         runs.append(score_run("ar", task_list, outputs, syntax, original_ok, seconds, {"model": "ar"}))

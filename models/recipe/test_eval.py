@@ -6,6 +6,7 @@ Run: python -m unittest models/recipe/test_eval.py      (or: python -m pytest mo
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gzip
 import io
@@ -524,6 +525,75 @@ class ModelCard(unittest.TestCase):
             ev.write_card_section(card, "table\n")
             with open(card) as f:
                 self.assertEqual(f.read(), "# Model\n\n## Evaluation\n\ntable\n")
+
+
+FAKE_CLI = """
+import json, sys
+args = sys.argv[1:]
+requests, results = args[args.index("--batch") + 1], args[args.index("--out") + 1]
+n = int(args[args.index("--candidates") + 1])
+with open(requests) as f, open(results, "w") as out:
+    for line in f:
+        task = json.loads(line)
+        # Candidates best first; the second one repeats the file around the hole so the test can see what it got.
+        texts = ["first", task["before"][-3:] + "|" + task["after"][:3], "third"][:n]
+        answer = {"id": task["id"], "completion": texts[0], "order": [[0]], "model_calls": 1}
+        if n > 1:
+            answer["candidates"] = [{"text": t, "score": -i} for i, t in enumerate(texts)]
+        out.write(json.dumps(answer) + "\\n")
+"""
+
+
+class CandidatesThroughTheCli(unittest.TestCase):
+    """`--onnx-candidates`: the CLI is asked for N ranked candidates with the whole file around each hole."""
+
+    task = {"id": "t", "prefix": "a = ", "suffix": "\n", "language": "python", "target_tokens": 3, "target": "abc|xyz",
+            "file": "abc<hole>xyz", "start": 3, "end": 9}
+
+    def run_cli(self, candidates):
+        with tempfile.TemporaryDirectory() as tmp:
+            fake = os.path.join(tmp, "cli.py")
+            with open(fake, "w") as f:
+                f.write(FAKE_CLI)
+            with open(os.path.join(tmp, "manifest.json"), "w") as f:
+                json.dump({"facts": {"unmask.top_k": "64"}}, f)
+            args = argparse.Namespace(cli=os.path.relpath(fake, ev.REPO), node=sys.executable, onnx_precision="auto",
+                                      threads=1, seed=0)
+            options = sample.SamplerOptions(steps=4, strategy="confidence", top_k=64)
+            outputs, _ = ev.run_onnx_cli(tmp, [self.task], options, None, (8,), args, candidates)
+        return outputs[0]
+
+    def test_the_ranked_list_comes_back_best_first_with_the_file_around_the_hole(self):
+        output = self.run_cli(3)
+        self.assertEqual(output["completion"], "first")
+        self.assertEqual(output["candidates"], ["first", "abc|xyz", "third"])
+
+    def test_one_candidate_is_its_own_list(self):
+        self.assertEqual(self.run_cli(1)["candidates"], ["first"])
+
+    def test_best_of_takes_the_candidate_closest_to_the_target_and_the_first_of_equals(self):
+        outputs = [{"completion": "first", "candidates": ["first", "abc|xyz", "third"]},
+                   {"completion": "x", "candidates": ["q", "r"]}]
+        tasks = [self.task, {**self.task, "target": "zz"}]
+        self.assertEqual([o["completion"] for o in ev.best_of(tasks, outputs)], ["abc|xyz", "q"])
+
+    def test_the_table_labels_the_candidates_rows_and_says_what_they_show(self):
+        def run(**extra):
+            return {"model": "onnx", "strategy": "confidence", "steps": 8, "nfe": 2.0, "exact_match": 0.0,
+                    "edit_similarity": extra.pop("sim"), "syntax_valid": 0.5, "empty": extra.pop("empty"),
+                    "arness_local": [1.0], "arness_global": [1.0], "seconds": 1.0, "tasks": 2, "syntax_counted": 2,
+                    "by_cell": {}, **extra}
+
+        report = {"tasks": {"count": 2, "by_cell": {"python/single-line": 2}, "bucket": "oracle bucket"},
+                  "sampler": "s", "focus": {"strategy": "confidence", "steps": 8}, "runs": [
+                      run(sim=0.1, empty=0.5), run(sim=0.2, empty=0.0, candidates=4, pick="ranked"),
+                      run(sim=0.3, empty=0.0, candidates=4, pick="best")],
+                  "nll": {}, "device": "cpu", "wall_seconds": 1.0, "command": "python eval.py"}
+        text = ev.markdown(report)
+        self.assertIn("| onnx x4 ranked | confidence | 8 |", text)
+        self.assertIn("| onnx x4 best | confidence | 8 |", text)
+        self.assertIn("The top-ranked one: edit similarity 20.0%, syntax valid 50.0%, empty 0.0%, against 10.0%, "
+                      "50.0% and 50.0% for the single completion; the best of the 4", text)
 
 
 class EndToEnd(unittest.TestCase):

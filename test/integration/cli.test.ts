@@ -32,15 +32,41 @@ describe('the command line', () => {
     assert.match(run.stdout, /AR-ness@1..8 local: /);
   });
 
-  it('prints JSON with candidates, order and timings', () => {
+  /** Ranked candidates as the extension ranks them: best first, each with its score and the file's syntax errors. */
+  function assertRanked(candidates: { text: string; score: number; syntax_errors?: number }[], atMost: number): void {
+    assert.ok(candidates.length >= 1 && candidates.length <= atMost, `${candidates.length} candidates`);
+    for (const [i, c] of candidates.entries()) {
+      assert.equal(typeof c.score, 'number');
+      assert.ok(Number.isInteger(c.syntax_errors), 'Python has a parser: every candidate is checked');
+      if (i > 0) assert.ok(candidates[i - 1].score >= c.score, 'best first');
+    }
+  }
+
+  it('prints JSON with ranked candidates, order and timings', () => {
     const run = cli([file, '--line', '4', '--col', '9', '--json', '--candidates', '3', '--steps', '4', ...common]);
     assert.equal(run.code, 0, run.stderr);
     const result = JSON.parse(run.stdout);
     assert.equal(result.language, 'python');
-    assert.ok(result.candidates.length >= 1 && result.candidates.length <= 3);
-    assert.equal(result.completion, result.candidates[0]?.text ?? '');
+    assertRanked(result.candidates, 3);
+    assert.equal(result.completion, result.candidates[0].text);
     assert.ok(result.order.length >= 1 && result.order.length <= 4);
     assert.ok(result.model_calls <= 4 && result.latency_ms > 0 && result.model_ms > 0);
+  });
+
+  it('ranks a batch task\'s candidates against the whole file it gives', () => {
+    const tasks = path.join(dir, 'ranked.jsonl');
+    const out = path.join(dir, 'ranked-results.jsonl');
+    const task = { id: 'r', prefix: '    for x in xs:\n        ', suffix: '\n', language: 'python' };
+    fs.writeFileSync(tasks, [
+      JSON.stringify({ ...task, before: 'def total(xs):\n    result = 0\n    for x in xs:\n        ', after: '\n    return result\n' }),
+      JSON.stringify({ ...task, id: 'bad', before: 7 }),
+    ].join('\n'));
+    const run = cli(['--batch', tasks, '--out', out, '--steps', '4', '--candidates', '4', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    const [ranked, bad] = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assertRanked(ranked.candidates, 4);
+    assert.equal(ranked.completion, ranked.candidates[0].text);
+    assert.match(bad.error, /"before" must be a string/);
   });
 
   it('fills a JSONL batch, keeping one result per line and an error for each bad line', () => {
