@@ -24,6 +24,8 @@ export interface UnmaskConfig {
   readonly threads: number;
   /** Alternatives per batch for "Regenerate with N Candidates" and explicit inline requests (Alt+] / Alt+[). */
   readonly candidates: number;
+  /** Rows per batch for inline completions as you type; the ghost text is the best-ranked one. */
+  readonly inlineCandidates: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -44,6 +46,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   device: 'auto',
   threads: 0,
   candidates: 4,
+  inlineCandidates: 2,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -131,6 +134,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     device: oneOf(p, 'device', get('device'), DEVICES, d.device),
     threads: number(p, 'threads', get('threads'), d.threads, 0, 64, true),
     candidates: number(p, 'candidates', get('candidates'), d.candidates, 1, 16, true),
+    inlineCandidates: number(p, 'inlineCandidates', get('inlineCandidates'), d.inlineCandidates, 1, 16, true),
   });
   return { config, problems: Object.freeze(p) };
 }

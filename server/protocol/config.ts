@@ -22,6 +22,8 @@ export interface ServerConfig {
   readonly threads: number;
   /** Alternatives per batch for "Regenerate with N Candidates" and explicit inline requests (Alt+] / Alt+[). */
   readonly candidates: number;
+  /** Rows per batch for inline completions as you type; the ghost text is the best-ranked one. */
+  readonly inlineCandidates: number;
 }
 
 interface PropertySchema {
@@ -35,7 +37,7 @@ interface PropertySchema {
 const SCHEMA = packageJson.contributes.configuration.properties as unknown as Record<string, PropertySchema>;
 
 /** Settings whose schema type is "number" but that only make sense as integers. */
-const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates']);
+const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates']);
 
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'steps',
@@ -49,6 +51,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'device',
   'threads',
   'candidates',
+  'inlineCandidates',
 ];
 
 function schemaOf(key: string): PropertySchema {

@@ -184,8 +184,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       log(`inline: no completion for ${params.textDocument.uri}: ${unsuitable}`);
       return [];
     }
-    // An explicit request (Alt+\, or Alt+] / Alt+[ asking for more) gets the ranked alternatives of one batch.
+    // Every request ranks the rows of one batch: an explicit one (Alt+\, or Alt+] / Alt+[ asking for more) gets
+    // unmask.candidates alternatives, one made as you type unmask.inlineCandidates rows, so that a row that comes out
+    // blank or broken gives way to one that does not. One row is the engine's text as it is.
     const explicit = params.context.triggerKind === InlineCompletionTriggerKind.Invoked;
+    const rows = explicit ? config.candidates : config.inlineCandidates;
     const uri = params.textDocument.uri;
     return generate(
       'inline',
@@ -196,8 +199,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         const hooks = traceHooks(uri, 'inline', signal);
         let texts: readonly string[];
         let trace: Trace;
-        if (explicit) {
-          const options = resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates }));
+        if (rows > 1) {
+          const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
           texts = ranked.candidates.map((c) => c.text);
           trace = ranked.result.trace;

@@ -136,6 +136,30 @@ describe('the language server', () => {
     assert.ok(finals[0].steps <= 8);
   });
 
+  it('ranks unmask.inlineCandidates rows of one batch as you type: distinct, never blank, best first', async () => {
+    const automatic = async (): Promise<string[]> =>
+      itemsOf(
+        await client.connection.sendRequest(InlineCompletionRequest.type, {
+          textDocument: { uri: 'file:///work/read.py' },
+          position: CURSOR,
+          context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+        }),
+      ).map((i) => (typeof i.insertText === 'string' ? i.insertText : i.insertText.value));
+    try {
+      await client.changeSettings({ inlineCandidates: 3 });
+      const since = client.traces.length;
+      const ranked = await automatic();
+      assert.ok(ranked.length >= 1 && ranked.length <= 3, `got ${ranked.length} items: ${JSON.stringify(ranked)}`);
+      assert.equal(new Set(ranked).size, ranked.length, 'distinct');
+      for (const text of ranked) assert.ok(text.trim().length > 0, 'a blank row gives way');
+      assert.equal(client.traces.slice(since).filter((t) => !t.partial).length, 1, 'one generation for all the rows');
+      await client.changeSettings({ inlineCandidates: 1 });
+      assert.ok((await automatic()).length <= 1, 'one row: the engine\'s text alone');
+    } finally {
+      await client.changeSettings({ inlineCandidates: 2 });
+    }
+  });
+
   it('follows incremental document changes', async () => {
     await client.connection.sendNotification(DidChangeTextDocumentNotification.type, {
       textDocument: { uri: 'file:///work/read.py', version: 2 },
