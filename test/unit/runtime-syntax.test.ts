@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { GRAMMAR_FILES, RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
+import { CHECK_WINDOW_CHARS, GRAMMAR_FILES, RUNTIME_FILE, SyntaxChecker, checkedWindow } from '../../server/runtime/syntax';
 
 /** The .wasm files where npm installs them (the server reads the copies esbuild.mjs puts in dist/tree-sitter/). */
 const MODULES = path.resolve(__dirname, '../../node_modules');
@@ -56,6 +56,32 @@ describe('the syntax checker', () => {
     for (const [i, text] of texts.entries()) {
       assert.deepEqual(await checker.errorsWithInsertions('python', before + text + afterText, '', ['']), [first![i]], text);
     }
+  });
+
+  /** A Python file of `n` top-level functions, each 3 lines, about 60 characters. */
+  const functions = (n: number, name: string): string =>
+    Array.from({ length: n }, (_, i) => `def ${name}${i}(x):\n    y = x + ${i}\n    return y\n`).join('');
+
+  it('checks a long file in a window that starts and ends at top-level lines near the insertion', () => {
+    const before = functions(1000, 'a') + 'def target(x):\n    ';
+    const afterText = '\n    return x\n' + functions(1000, 'b');
+    const window = checkedWindow(before, afterText);
+    assert.ok(window.before.length <= CHECK_WINDOW_CHARS && window.before.length > CHECK_WINDOW_CHARS - 100);
+    assert.ok(window.after.length <= CHECK_WINDOW_CHARS && window.after.length > CHECK_WINDOW_CHARS - 100);
+    assert.ok(before.endsWith(window.before) && afterText.startsWith(window.after));
+    assert.match(window.before, /^def a\d+\(x\):\n/, 'starts at a def');
+    assert.match(window.after, /\n$/);
+    assert.match(afterText.slice(window.after.length), /^def b\d+\(x\):\n/, 'ends before a def');
+    assert.deepEqual(checkedWindow('x = 1\n', '\ny = 2\n'), { before: 'x = 1\n', after: '\ny = 2\n' }, 'a short file whole');
+  });
+
+  it('in a long file, counts the errors near the insertion and not those beyond the window', async () => {
+    const far = 'def broken(:\n    pass\n';
+    const before = far + functions(1000, 'a') + 'def target(x):\n    ';
+    const afterText = '\n    return x\n' + functions(1000, 'b') + far;
+    const errors = await checker.errorsWithInsertions('python', before, afterText, ['x = 1', 'x = (1']);
+    assert.equal(errors![0], 0, 'the broken defs at both ends are outside the window');
+    assert.ok(errors![1] > 0);
   });
 
   it('handles multi-line insertions and text that is not ASCII', async () => {
