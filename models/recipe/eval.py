@@ -9,8 +9,8 @@ Quick look at one setting:
         --strategies confidence --nll-batches 0
 On a GPU, all 120 tasks of the default tasks file: add --tasks 120 --device cuda.
 The shipped ONNX model through the extension's own engine (the TypeScript CLI, built by `node esbuild.mjs`), and its
-"Regenerate with N Candidates" ranking at the --focus setting: add --onnx-cli models/unmask-coder-base
---onnx-candidates 4.
+ranking of N candidates at the --focus setting (N = 2: inline completions' rows; 4: "Regenerate with N
+Candidates"): add --onnx-cli models/unmask-coder-base --onnx-candidates 2,4.
 
 What it measures, per decoding setting (strategy x steps) of the denoiser and for the AR baseline on the same tasks:
 - exact match: the completion equals the target after trailing whitespace is trimmed from both;
@@ -599,13 +599,17 @@ def candidates_summary(report: dict) -> list[str]:
             continue
         n = ranked["candidates"]
         out += ["", f"Candidates ({ranked['strategy']}, {ranked['steps']} steps): {n} alternatives per task in one "
-                f"batch through the CLI, ranked as the editor's \"Regenerate with N Candidates\" ranks them "
-                f"(likelihood, tree-sitter syntax errors of the file, near-duplicates merged). The top-ranked one: "
+                f"batch through the CLI, ranked as the editor ranks the rows of an inline completion and \"Regenerate "
+                f"with N Candidates\" (likelihood, tree-sitter syntax errors of the file, blank ones dropped, "
+                f"near-duplicates merged). The top-ranked one: "
                 f"edit similarity {pct(ranked['edit_similarity'])}%, syntax valid {pct(ranked['syntax_valid'])}%, "
                 f"empty {pct(ranked['empty'])}%, against {pct(single['edit_similarity'])}%, "
                 f"{pct(single['syntax_valid'])}% and {pct(single['empty'])}% for the single completion; the best of the "
                 f"{n} (closest to the target, an upper bound on the ranking): edit similarity "
-                f"{pct(best['edit_similarity'])}%, exact match {pct(best['exact_match'])}%."]
+                f"{pct(best['edit_similarity'])}%, exact match {pct(best['exact_match'])}%."
+                + (" (Syntax validity falls where empty completions fall: a blank hole often leaves a file that "
+                   "parses.)" if ranked["syntax_valid"] is not None and single["syntax_valid"] is not None
+                   and ranked["syntax_valid"] < single["syntax_valid"] and ranked["empty"] < single["empty"] else "")]
     return out
 
 
@@ -780,10 +784,11 @@ def parse_args(argv=None):
       help="also score this shipped model folder (manifest + ONNX) through the TypeScript CLI's batch mode at every "
            "swept setting (rows labelled 'onnx'; the CLI's text post-processing applies)")
     a("--onnx-precision", default="auto", choices=["auto", "int8", "fp32"], help="ONNX weights the CLI loads")
-    a("--onnx-candidates", type=int, default=1, metavar="N",
-      help="with --onnx-cli, at the --focus setting: also generate N candidates per task in one batch, ranked as the "
-           "editor's 'Regenerate with N Candidates' ranks them, and score the top-ranked one ('ranked') and the one "
-           "closest to the target ('best', an upper bound on the ranking)")
+    a("--onnx-candidates", default="", metavar="N,...",
+      help="with --onnx-cli, at the --focus setting: for each N (comma-separated, each > 1) also generate N candidates "
+           "per task in one batch, ranked as the editor ranks them (inline rows, 'Regenerate with N Candidates'), and "
+           "score the top-ranked one ('ranked') and the one closest to the target ('best', an upper bound on the "
+           "ranking)")
     a("--cli", default=os.path.join("dist", "cli.js"), help="the built CLI, relative to the repository root")
     return p.parse_args(argv)
 
@@ -811,6 +816,10 @@ def main(argv=None) -> dict:
         if s not in sample.STRATEGIES:
             raise SystemExit(f"eval: unknown strategy {s!r}; choose from {', '.join(sample.STRATEGIES)}")
     focus_strategy, focus_steps = args.focus.split(":")
+    if any(not 2 <= n <= 16 for n in parse_list(args.onnx_candidates, int)):
+        raise SystemExit(f"eval: --onnx-candidates {args.onnx_candidates}: each N must be 2 to 16 (the CLI's range)")
+    if args.onnx_candidates and not args.onnx_cli:
+        raise SystemExit("eval: --onnx-candidates needs --onnx-cli MODEL_DIR")
 
     mdm = Loaded(args.ckpt, device, args.tokenizer)
     if mdm.kind != "mdm":
@@ -849,8 +858,8 @@ def main(argv=None) -> dict:
                 runs.append(score_run("onnx", task_list, outputs, syntax, original_ok, seconds,
                                       {"model": "onnx", "strategy": strategy, "steps": steps}))
                 print(f"eval: onnx {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
-            if args.onnx_cli and args.onnx_candidates > 1 and (strategy, steps) == (focus_strategy, int(focus_steps)):
-                n = args.onnx_candidates
+            at_focus = (strategy, steps) == (focus_strategy, int(focus_steps))
+            for n in (parse_list(args.onnx_candidates, int) if args.onnx_cli and at_focus else []):
                 outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, mdm.buckets, args, n)
                 for pick, picked in (("ranked", outputs), ("best", best_of(task_list, outputs))):
                     runs.append(score_run("onnx", task_list, picked, syntax, original_ok, seconds,
