@@ -10,7 +10,8 @@
  *   - N = 1/4/16 candidates (one batch) against issue 5's targets, in the engine and as `unmask/candidates` requests
  *     (generation plus syntax check and ranking), one model call at 1/4/16 distinct rows (the floor under those
  *     ratios), and a 3-hole joint fill against one hole;
- *   - a typing burst at 20 characters per second: how many requests generated and how many were cancelled.
+ *   - a typing burst at 20 characters per second: how many requests generated and how many were cancelled;
+ *   - inline completions at 1/2/4 ranked rows per request (unmask.inlineCandidates): latency and suggestions shown.
  * Prints markdown tables. Flags: --model DIR, --runs N (per configuration, default 5), --threads N, --quick (only the
  * 32-token / 8-step configuration), --holes (only the joint multi-hole rows, against issue 5's target), --candidates
  * (only the candidates rows, against issue 5's targets), --json FILE (also write the numbers).
@@ -456,6 +457,44 @@ async function e2eTable(server: Server, sites: Site[]): Promise<{ rows: (string 
 }
 
 /**
+ * Inline completions at 1, 2 (the default) and 4 rows per request (unmask.inlineCandidates; span 32, 8 steps): what
+ * ranking more rows costs in latency and buys in suggestions that are not empty. Rounds go over every row count in
+ * turn, so that drift lands on all alike.
+ */
+async function inlineRowsTable(server: Server, sites: Site[]): Promise<{ lines: string[]; data: object }> {
+  const docs = await openSites(server, sites);
+  const counts = [1, 2, 4];
+  const latencies: number[][] = counts.map(() => []);
+  const shown = counts.map(() => 0);
+  for (let i = 0; i < Math.max(runs, 8); i++) {
+    const doc = docs[i % docs.length];
+    for (const [j, rows] of counts.entries()) {
+      await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, inlineCandidates: rows });
+      const started = performance.now();
+      const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
+        textDocument: { uri: doc.uri },
+        position: doc.position,
+        context: { triggerKind: 2 },
+      });
+      latencies[j].push(performance.now() - started);
+      if (result && (Array.isArray(result) ? result.length : result.items.length) > 0) shown[j]++;
+    }
+  }
+  await server.configure({ inlineCandidates: 2 });
+  const total = latencies[0].length;
+  const rows = counts.map((n, j) => [n, ms(median(latencies[j])), ms(percentile(latencies[j], 95)), `${(median(latencies[j]) / median(latencies[0])).toFixed(2)}x`, `${shown[j]}/${total}`]);
+  return {
+    lines: [
+      '',
+      '### Inline rows per request (unmask.inlineCandidates; span 32, 8 steps, ranked when more than one)',
+      '',
+      table(['rows', 'p50 ms', 'p95 ms', 'cost vs 1 row', 'suggestion shown'], rows),
+    ],
+    data: { counts, latencies, shown },
+  };
+}
+
+/**
  * `unmask/candidates` requests for N = 1/4/16 (span 32, 8 steps): the batched generation plus what the command adds,
  * the syntax check of every candidate and the ranking. Empty answers count; the model may give few distinct ones.
  */
@@ -606,16 +645,19 @@ async function main(): Promise<void> {
     const e2e = await e2eTable(server, sites);
     const typing = await typingBurst(server, sites[1 % sites.length]);
     const candidatesLsp = await candidatesOverLsp(server, sites);
+    const inlineRows = await inlineRowsTable(server, sites);
     const memory = server.memory();
     out.push('', '### End to end (textDocument/inlineCompletion over IPC to dist/server.js)', '');
     out.push(`Server start to model ready: ${ms(readyMs)} ms. Server RSS after the run: ${ms(memory.rssMb)} MB (peak ${ms(memory.peakMb)} MB).`, '');
     out.push(table(['span', 'steps', 'p50 ms', 'p95 ms', 'mean model calls', 'non-empty'], e2e.rows));
-    out.push('', 'These run the extension\'s defaults (end-of-span fill on): a generation ends once the model ends its span, so "mean model calls" says how much of the step budget was used.');
+    out.push('', 'These run the extension\'s defaults (end-of-span fill on, two ranked rows per request): a generation ends once every row has ended its span, so "mean model calls" says how much of the step budget was used.');
     out.push(
       '',
       `Typing at 20 characters/second (${typing.requests} requests, 8 steps, span 32): ${typing.answered} generated to the end, ` +
         `${typing.cancelled} cancelled by the next keystroke; the last request took ${ms(typing.lastMs)} ms.`,
     );
+    out.push(...inlineRows.lines);
+    json.inlineRows = inlineRows.data;
     out.push(...candidatesLsp.lines);
     json.candidatesLsp = candidatesLsp.data;
     json.e2e = e2e.data;
