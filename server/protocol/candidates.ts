@@ -3,14 +3,15 @@
  * (cycled with Alt+] / Alt+[): one batched generation of N rows (engine/infill.ts through completion.ts), the syntax
  * errors of the file with each candidate filled in (runtime/syntax.ts), the reward of the model folder's
  * discriminator when it has one (runtime/discriminator.ts), and the combined score with near-duplicates merged
- * (engine/rerank.ts). No LSP types here.
+ * (engine/rerank.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
+ * here.
  */
-import type { InfillHooks, InfillResult } from '../engine/infill';
+import { infill, type InfillHooks, type InfillRequest, type InfillResult } from '../engine/infill';
 import { rankCandidates } from '../engine/rerank';
 import type { SamplerOptions } from '../engine/types';
 import type { LoadedDiscriminator } from '../runtime/discriminator';
 import type { SyntaxChecker } from '../runtime/syntax';
-import { type CompletionModel, type CompletionQuery, complete } from './completion';
+import { type CompletionModel, type CompletionQuery, complete, denoiserOf, dropRepeatedLines } from './completion';
 import type { CandidateItem } from './messages';
 
 export interface RankedOutcome {
@@ -91,4 +92,50 @@ export async function rankedCompletions(
   });
   const candidates = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
   return { candidates, result: outcome.result };
+}
+
+export interface HoleFill {
+  /** The text for each hole (after dropRepeatedLines); undefined when every row left every hole blank. */
+  readonly texts: readonly string[] | undefined;
+  /** Holes the chosen row left blank. */
+  readonly blankHoles: number;
+  readonly result: InfillResult;
+}
+
+/**
+ * The best joint fill of the holes of `request` from one generation of `options.candidates` rows: the row that leaves
+ * the fewest holes blank (a hole the user marked is meant to be filled), and among those the best by the candidates'
+ * score: likelihood and the tree-sitter syntax errors of the file with every hole filled (runtime/syntax.ts
+ * errorsWithFills). A syntax check that fails is logged and leaves the likelihood alone.
+ */
+export async function bestHoleFill(
+  model: CompletionModel,
+  request: InfillRequest,
+  options: SamplerOptions,
+  hooks: InfillHooks,
+  syntax: Pick<SyntaxChecker, 'errorsWithFills'>,
+  log: (line: string) => void,
+): Promise<HoleFill> {
+  const result = await infill(denoiserOf(model), model.codec, model.facts, request, options, hooks);
+  const fills = result.candidates.map((c) => c.holes.map((text, i) => dropRepeatedLines(text, request.segments[i + 1])));
+  if (fills.length === 0) return { texts: undefined, blankHoles: request.holes.length, result };
+  let errors: number[] | undefined;
+  try {
+    errors = await syntax.errorsWithFills(request.languageId, request.segments, fills);
+  } catch (err) {
+    log(`syntax: checking ${fills.length} hole fill(s) failed (${(err as Error).message}); ranking without it`);
+  }
+  const blanks = fills.map((texts) => texts.filter((t) => t.trim() === '').length);
+  const ranked = rankCandidates(
+    result.candidates.map((c, i) => ({
+      text: fills[i].join('\n\u0000\n'),
+      logProb: c.logProb,
+      tokens: c.scoredTokens,
+      ...(errors ? { syntaxErrors: errors[i] } : {}),
+      index: i,
+    })),
+  );
+  // Fewer blank holes first; the ranking's order (a stable sort keeps it) decides among rows with as many.
+  const best = [...ranked].sort((a, b) => blanks[a.candidate.index] - blanks[b.candidate.index])[0].candidate.index;
+  return { texts: fills[best], blankHoles: blanks[best], result };
 }

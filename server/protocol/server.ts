@@ -20,13 +20,13 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CanvasError, isAbortError } from '../engine/errors';
-import { type InfillHooks, type InfillResult, infill } from '../engine/infill';
+import type { InfillHooks } from '../engine/infill';
 import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
 import type { LoadedModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
-import { rankedCompletions } from './candidates';
-import { complete, denoiserOf, dropRepeatedLines } from './completion';
+import { bestHoleFill, type HoleFill, rankedCompletions } from './candidates';
+import { complete } from './completion';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
 import {
@@ -185,8 +185,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       return [];
     }
     // Every request ranks the rows of one batch: an explicit one (Alt+\, or Alt+] / Alt+[ asking for more) gets
-    // unmask.candidates alternatives, one made as you type unmask.inlineCandidates rows, so that a row that comes out
-    // blank or broken gives way to one that does not. One row is the engine's text as it is.
+    // unmask.candidates alternatives, one made as you type the best of unmask.inlineCandidates rows, so that a row
+    // that comes out blank or broken gives way to one that does not. One row is the engine's text as it is.
     const explicit = params.context.triggerKind === InlineCompletionTriggerKind.Invoked;
     const rows = explicit ? config.candidates : config.inlineCandidates;
     const uri = params.textDocument.uri;
@@ -202,7 +202,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         if (rows > 1) {
           const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
-          texts = ranked.candidates.map((c) => c.text);
+          // As you type, the best row alone is shown; an explicit request lists them all for Alt+] / Alt+[.
+          texts = ranked.candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
           trace = ranked.result.trace;
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config)), hooks);
@@ -236,15 +237,20 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       async (model, signal) => {
         const selected = text.slice(start, end);
         const maxTokens = params.maxTokens ?? fillLength(model, selected, config);
-        const outcome = await complete(
+        // unmask.candidates rows of one batch, ranked as the candidates are; the preview shows the best.
+        const ranked = await rankedCompletions(
           model,
           { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens },
-          resolveSamplerOptions(samplerOverrides(config)),
+          { before: text.slice(0, start), after: text.slice(end) },
+          resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates })),
           traceHooks(params.textDocument.uri, 'fillRange', signal),
+          syntax,
+          log,
         );
         const latencyMs = performance.now() - started;
-        finishTrace(outcome.result.trace, params.textDocument.uri, 'fillRange', latencyMs);
-        return outcome.texts.length ? { text: outcome.texts[0], latencyMs } : { text: '', latencyMs, error: 'the model generated only whitespace' };
+        finishTrace(ranked.result.trace, params.textDocument.uri, 'fillRange', latencyMs);
+        const best = ranked.candidates[0];
+        return best ? { text: best.text, latencyMs } : { text: '', latencyMs, error: 'the model generated only whitespace' };
       },
       (message) => empty(message),
       empty('cancelled'),
@@ -268,9 +274,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       token,
       async (model, signal) => {
         const request = { segments, holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })), languageId: document.languageId };
-        let result: InfillResult;
+        // unmask.candidates rows of one joint run; the preview shows the best (fewest blank holes, then the ranking).
+        const options = resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates }));
+        let fill: HoleFill;
         try {
-          result = await infill(denoiserOf(model), model.codec, model.facts, request, resolveSamplerOptions(samplerOverrides(config)), traceHooks(params.textDocument.uri, 'fillHoles', signal));
+          fill = await bestHoleFill(model, request, options, traceHooks(params.textDocument.uri, 'fillHoles', signal), syntax, log);
         } catch (err) {
           // Holes that together do not fit the model are the request's problem, not the server's: no error status.
           if (!(err instanceof CanvasError)) throw err;
@@ -278,11 +286,9 @@ export function startServer(connection: Connection, options: ServerOptions): voi
           return empty(`the holes do not fit the model: ${err.message} Use fewer holes or smaller length hints.`);
         }
         const latencyMs = performance.now() - started;
-        finishTrace(result.trace, params.textDocument.uri, 'fillHoles', latencyMs);
-        // No candidate means the model ended every hole at once: that is its answer (empty holes), not a failure.
-        const best = result.candidates[0];
-        const texts = best ? best.holes.map((t, i) => dropRepeatedLines(t, segments[i + 1])) : params.holes.map(() => '');
-        return { texts, latencyMs };
+        finishTrace(fill.result.trace, params.textDocument.uri, 'fillHoles', latencyMs);
+        // No candidate means every row ended every hole at once: that is the model's answer (empty holes), not a failure.
+        return { texts: fill.texts ? [...fill.texts] : params.holes.map(() => ''), latencyMs };
       },
       (message) => empty(message),
       empty('cancelled'),

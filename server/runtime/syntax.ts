@@ -147,6 +147,27 @@ export class SyntaxChecker {
     });
   }
 
+  /**
+   * For each fill (one text per hole), the syntax errors of the file `segments` make with those texts in the holes
+   * between them (segments.length = holes + 1), checked from a window before the first hole to one after the last
+   * (checkedWindow); undefined when the language has no parser (or its grammar failed to load).
+   */
+  async errorsWithFills(languageId: string, segments: readonly string[], fills: readonly (readonly string[])[]): Promise<number[] | undefined> {
+    if (!this.supports(languageId)) return undefined;
+    const parser = await this.parserFor(languageId);
+    if (!parser) return undefined;
+    const { before, after } = checkedWindow(segments[0], segments[segments.length - 1]);
+    const between = segments.slice(1, -1);
+    return fills.map((texts) => {
+      if (texts.length !== segments.length - 1) throw new Error(`${texts.length} texts for ${segments.length - 1} holes`);
+      const tree = parser.parse(before + texts.map((t, i) => t + (between[i] ?? '')).join('') + after);
+      if (!tree) throw new Error(`tree-sitter returned no tree for a ${languageId} file`);
+      const errors = countErrors(tree);
+      tree.delete();
+      return errors;
+    });
+  }
+
   dispose(): void {
     this.base?.tree.delete();
     this.base = undefined;

@@ -136,7 +136,7 @@ describe('the language server', () => {
     assert.ok(finals[0].steps <= 8);
   });
 
-  it('ranks unmask.inlineCandidates rows of one batch as you type: distinct, never blank, best first', async () => {
+  it('shows the best of unmask.inlineCandidates rows of one batch as you type, never a blank one', async () => {
     const automatic = async (): Promise<string[]> =>
       itemsOf(
         await client.connection.sendRequest(InlineCompletionRequest.type, {
@@ -149,9 +149,8 @@ describe('the language server', () => {
       await client.changeSettings({ inlineCandidates: 3 });
       const since = client.traces.length;
       const ranked = await automatic();
-      assert.ok(ranked.length >= 1 && ranked.length <= 3, `got ${ranked.length} items: ${JSON.stringify(ranked)}`);
-      assert.equal(new Set(ranked).size, ranked.length, 'distinct');
-      for (const text of ranked) assert.ok(text.trim().length > 0, 'a blank row gives way');
+      assert.equal(ranked.length, 1, `one item, the best: ${JSON.stringify(ranked)}`);
+      assert.ok(ranked[0].trim().length > 0, 'a blank row gives way');
       assert.equal(client.traces.slice(since).filter((t) => !t.partial).length, 1, 'one generation for all the rows');
       await client.changeSettings({ inlineCandidates: 1 });
       assert.ok((await automatic()).length <= 1, 'one row: the engine\'s text alone');

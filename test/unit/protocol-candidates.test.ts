@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { ModelFn } from '../../server/engine/types';
-import { rankedCompletions } from '../../server/protocol/candidates';
+import { bestHoleFill, rankedCompletions } from '../../server/protocol/candidates';
 import type { DiscriminatorInput } from '../../server/runtime/discriminator';
 import { RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
 import { answer, CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
@@ -158,5 +158,72 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
     const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
     assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x +', undefined], ['1 + x', undefined]]);
     assert.ok(logs.includes('discriminator: scoring 2 candidate(s) failed (the inference worker exited); ranking without it'), logs.join('\n'));
+  });
+});
+
+/**
+ * branchingModel for several holes: the first position of the first hole chooses a plan (one text per hole) by its
+ * first character, with logit strengths[i] for plans[i]; once it is committed, every hole surely writes its text of
+ * that plan and then ends its span. `starts` are the first canvas positions of its two holes.
+ */
+function branchingHolesModel(starts: number[], plans: string[][], strengths: number[]): ModelFn {
+  return async (input) => {
+    const out = new Float32Array(input.batch * input.numPositions * VOCAB);
+    for (let r = 0; r < input.batch; r++) {
+      const first = input.ids[r * input.seqLen + starts[0]];
+      const plan = plans.find((p) => tok(p[0][0]) === first);
+      for (let j = 0; j < input.numPositions; j++) {
+        const logits = out.subarray((r * input.numPositions + j) * VOCAB, (r * input.numPositions + j + 1) * VOCAB);
+        const position = input.positions[r * input.numPositions + j];
+        const hole = position >= starts[1] ? 1 : 0;
+        const i = position - starts[hole];
+        if (hole === 0 && i === 0) plans.forEach((p, k) => (logits[tok(p[0][0])] = strengths[k]));
+        else if (plan === undefined) logits[EOS] = 12;
+        else logits[i < plan[hole].length ? tok(plan[hole][i]) : EOS] = 12;
+      }
+    }
+    return answer(out);
+  };
+}
+
+/** Seed 4 is one whose sampled row takes the weaker plan (branchingHolesModel), so the two rows differ. */
+const SEED = 4;
+
+describe('the best joint fill of several holes (Fill All Holes)', () => {
+  const segments = ['a = ', '\nb = ', '\n'];
+  // The canvas: prefix, 8 masks (the smallest bucket), the middle segment, 8 masks, the suffix.
+  const starts = [holeStartAfter(segments[0].length), holeStartAfter(segments[0].length) + 8 + segments[1].length];
+  const request = { segments, holes: [{ maxTokens: 8 }, { maxTokens: 8 }], languageId: 'python' };
+  const logs: string[] = [];
+  const log = (line: string): number => logs.push(line);
+  const checker = new SyntaxChecker(locate, log);
+  after(() => checker.dispose());
+  const fill = (plans: string[][], seed: number, syntax: Pick<SyntaxChecker, 'errorsWithFills'> = checker) =>
+    bestHoleFill(
+      { run: branchingHolesModel(starts, plans, [10, 9]), codec: new CharCodec(), facts: FACTS },
+      request,
+      resolveSamplerOptions({ candidates: 2, steps: 16, seed }),
+      {},
+      syntax,
+      log,
+    );
+
+  it('prefers the row that fills every hole over a likelier one that leaves a hole blank', async () => {
+    const result = await fill([['x', ' '], ['y', 'z']], SEED);
+    assert.equal(result.result.candidates.length, 2, 'both plans were generated');
+    assert.deepEqual(result.texts, ['y', 'z']);
+    assert.equal(result.blankHoles, 0);
+  });
+
+  it('prefers the fill that parses over a likelier broken one', async () => {
+    const result = await fill([['x +', '1'], ['y', '2']], SEED);
+    assert.deepEqual(result.texts, ['y', '2']);
+  });
+
+  it('keeps the likelier fill when the syntax check fails, and logs why', async () => {
+    const failing = { errorsWithFills: async () => Promise.reject(new Error('out of memory')) };
+    const result = await fill([['x +', '1'], ['y', '2']], SEED, failing);
+    assert.deepEqual(result.texts, ['x +', '1']);
+    assert.ok(logs.some((l) => l.includes('checking 2 hole fill(s) failed (out of memory)')), logs.join('\n'));
   });
 });

@@ -84,6 +84,15 @@ describe('the syntax checker', () => {
     assert.ok(errors![1] > 0);
   });
 
+  it('counts the errors of a file with every hole filled, for each fill', async () => {
+    const segments = ['def f(x):\n    y = ', '\n    return ', '\n'];
+    const errors = await checker.errorsWithFills('python', segments, [['x + 1', 'y'], ['x +', 'y'], ['x', '(y']]);
+    assert.equal(errors![0], 0);
+    assert.ok(errors![1] > 0 && errors![2] > 0, 'a broken text in either hole counts');
+    await assert.rejects(checker.errorsWithFills('python', segments, [['x']]), /1 texts for 2 holes/);
+    assert.equal(await checker.errorsWithFills('plaintext', segments, [['a', 'b']]), undefined);
+  });
+
   it('handles multi-line insertions and text that is not ASCII', async () => {
     const errors = await checker.errorsWithInsertions('typescript', 'const s = "é";\nfunction f() {\n', '\n}\n', [
       '  const ü = "ñ";\n  return ü;',
