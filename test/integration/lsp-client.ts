@@ -26,8 +26,23 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const SERVER_JS = path.join(REPO_ROOT, 'dist', 'server.js');
 
 /** Builds dist/ when it is missing (npm test and npm run test:integration build first anyway). */
+/** The newest modification time (ms) of the files under `dir` whose names end in `.ts`. */
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(full));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when it is missing or older than the server's sources (a stale bundle would test old code). */
 export function ensureBuilt(): void {
-  if (fs.existsSync(SERVER_JS) && fs.existsSync(path.join(REPO_ROOT, 'dist', 'worker.js'))) return;
+  const worker = path.join(REPO_ROOT, 'dist', 'worker.js');
+  const built = fs.existsSync(SERVER_JS) && fs.existsSync(worker) ? Math.min(fs.statSync(SERVER_JS).mtimeMs, fs.statSync(worker).mtimeMs) : 0;
+  const sources = Math.max(newestSource(path.join(REPO_ROOT, 'server')), fs.statSync(path.join(REPO_ROOT, 'package.json')).mtimeMs);
+  if (built > sources) return;
   const build = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: REPO_ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('node esbuild.mjs failed');
 }
