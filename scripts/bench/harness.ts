@@ -220,13 +220,20 @@ interface Comparison {
 }
 
 /**
- * p50/p95 of configurations (8 steps unless overridden) and the shares of the engine and of ONNX. Each runs once
- * untimed, then the runs go round all of them in turn, so that the machine's drift lands on every configuration alike:
- * their ratios are what issue 5's targets are about.
+ * Untimed rounds over every configuration before measuring: V8 optimises the sampler (in the inference worker) only
+ * after many runs, and a single warm-up left the first configuration's JavaScript several times slower (seen: 37% of
+ * a one-candidate generation, 7% once warm), which flattered every ratio against it.
+ */
+const WARMUP_ROUNDS = 5;
+
+/**
+ * p50/p95 of configurations (8 steps unless overridden) and the shares of the engine and of ONNX. They all run
+ * WARMUP_ROUNDS times untimed, then the runs go round all of them in turn, so that the machine's drift lands on every
+ * configuration alike: their ratios are what issue 5's targets are about.
  */
 async function measureTogether(model: LoadedModel, sites: Site[], configs: { holes: number[]; overrides: Partial<SamplerOptions> }[]): Promise<Comparison[]> {
   const run = (i: number, c: (typeof configs)[number]): Promise<EngineRun> => engineRun(model, sites[i % sites.length], c.holes, options({ steps: 8, ...c.overrides }));
-  for (const c of configs) await run(0, c);
+  for (let i = 0; i < WARMUP_ROUNDS; i++) for (const c of configs) await run(i, c);
   const results: EngineRun[][] = configs.map(() => []);
   for (let i = 0; i < runs; i++) for (const [j, c] of configs.entries()) results[j].push(await run(i, c));
   return results.map((rs) => {
@@ -466,8 +473,8 @@ async function inlineRowsTable(server: Server, sites: Site[]): Promise<{ lines: 
   const counts = [1, 2, 4];
   const latencies: number[][] = counts.map(() => []);
   const shown = counts.map(() => 0);
-  for (let i = 0; i < Math.max(runs, 8); i++) {
-    const doc = docs[i % docs.length];
+  for (let i = -WARMUP_ROUNDS; i < Math.max(runs, 8); i++) {
+    const doc = docs[(i + docs.length * WARMUP_ROUNDS) % docs.length];
     for (const [j, rows] of counts.entries()) {
       await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, inlineCandidates: rows });
       const started = performance.now();
@@ -476,6 +483,7 @@ async function inlineRowsTable(server: Server, sites: Site[]): Promise<{ lines: 
         position: doc.position,
         context: { triggerKind: 2 },
       });
+      if (i < 0) continue; // an untimed warm-up round
       latencies[j].push(performance.now() - started);
       if (result && (Array.isArray(result) ? result.length : result.items.length) > 0) shown[j]++;
     }
@@ -501,9 +509,12 @@ async function inlineRowsTable(server: Server, sites: Site[]): Promise<{ lines: 
 async function candidatesOverLsp(server: Server, sites: Site[]): Promise<{ lines: string[]; data: object }> {
   await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS });
   const docs = await openSites(server, sites);
-  // One request per language and N first, so that no row pays for loading a grammar or for a batch's first shapes.
+  // Untimed requests first, for every language and N: no row pays for loading a grammar, for a batch's first shapes
+  // or for V8 optimising the sampler (WARMUP_ROUNDS).
   for (const doc of new Map(docs.map((d) => [path.extname(d.uri), d])).values()) {
-    for (const count of CANDIDATE_COUNTS) await server.connection.sendRequest(CandidatesRequest, { textDocument: { uri: doc.uri }, position: doc.position, count });
+    for (let i = 0; i < WARMUP_ROUNDS; i++) {
+      for (const count of CANDIDATE_COUNTS) await server.connection.sendRequest(CandidatesRequest, { textDocument: { uri: doc.uri }, position: doc.position, count });
+    }
   }
   // The runs go round every N in turn (as in measureTogether), so that drift lands on every N alike.
   const latencies: number[][] = CANDIDATE_COUNTS.map(() => []);
