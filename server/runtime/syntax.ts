@@ -61,7 +61,9 @@ export function checkedWindow(before: string, after: string): { before: string; 
   if (after.length > CHECK_WINDOW_CHARS) {
     const lastLine = after.lastIndexOf('\n', CHECK_WINDOW_CHARS - 1) + 1;
     end = lastLine;
-    for (let line = lastLine; line > 0; line = after.lastIndexOf('\n', line - 2) + 1) {
+    // Line starts only: index 0 continues the cursor's line. Stop after 1, since lastIndexOf with a negative start
+    // searches from 0 and would find the newline at 0 again (an endless loop when `after` begins with one).
+    for (let line = lastLine; line > 0; line = line > 1 ? after.lastIndexOf('\n', line - 2) + 1 : 0) {
       if (isTopLevelLine(after, line)) {
         end = line;
         break;

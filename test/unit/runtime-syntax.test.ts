@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -73,6 +74,27 @@ describe('the syntax checker', () => {
     assert.match(window.after, /\n$/);
     assert.match(afterText.slice(window.after.length), /^def b\d+\(x\):\n/, 'ends before a def');
     assert.deepEqual(checkedWindow('x = 1\n', '\ny = 2\n'), { before: 'x = 1\n', after: '\ny = 2\n' }, 'a short file whole');
+  });
+
+  it('ends the window search when the text after the cursor starts with a newline and has no top-level line (issue 15)', () => {
+    // The cursor at the end of a line inside a long function body: more than the window after it, all indented. The
+    // search once stayed at the line start at 1 forever (100% CPU, every later request timed out), so it runs in a
+    // child process with a deadline: a hang fails the test instead of stalling the suite.
+    const body = Array.from({ length: 1200 }, (_, i) => `    y${i} = x + ${i}\n`).join('');
+    const script = `
+      const { checkedWindow } = require(${JSON.stringify(path.resolve(__dirname, '../../server/runtime/syntax.ts'))});
+      const w = checkedWindow('def f(x):\\n    y = 1', '\\n' + ${JSON.stringify(body)});
+      process.stdout.write(JSON.stringify([w.before.length, w.after.length]));`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(child.signal, null, 'checkedWindow returned before the deadline');
+    assert.equal(child.status, 0, child.stderr);
+    const [beforeLength, afterLength] = JSON.parse(child.stdout) as [number, number];
+    assert.equal(beforeLength, 'def f(x):\n    y = 1'.length, 'a short prefix whole');
+    assert.ok(afterLength > CHECK_WINDOW_CHARS - 100 && afterLength <= CHECK_WINDOW_CHARS, 'no top-level line: cut at a plain line start');
+    // A top-level line right at the start (index 1) is found, and one only in the middle of the window is too.
+    assert.equal(checkedWindow('', '\nz = 1\n' + body).after, '\n');
+    const head = body.slice(0, body.indexOf('\n', 4000) + 1);
+    assert.equal(checkedWindow('', '\n' + head + 'z = 1\n' + body).after, '\n' + head);
   });
 
   it('in a long file, counts the errors near the insertion and not those beyond the window', async () => {
