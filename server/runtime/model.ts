@@ -49,7 +49,19 @@ export interface LoadOptions {
   readonly log?: (line: string) => void;
   /** Worker script; defaults to worker.js next to this bundle (or worker.ts when running from source). */
   readonly workerPath?: string;
+  /** How long one model call or generation may take before the worker is abandoned (DEFAULT_DEADLINE_MS). */
+  readonly deadlineMs?: number;
 }
+
+/**
+ * A model call or whole generation still unanswered after this long is stuck (a native call that never returns):
+ * the worker is abandoned and a fresh one started. Far above any real generation (16 rows x 128 steps of the shipped
+ * model take about 5 s on 2 CPU cores), so only a stuck one reaches it.
+ */
+export const DEFAULT_DEADLINE_MS = 30_000;
+
+/** Session creation may read a large file and compile kernels: a longer deadline than one call's. */
+const LOAD_DEADLINE_MS = 120_000;
 
 /** Time spent inside onnxruntime, for the engine-overhead measurement. */
 export interface RunStats {
@@ -118,12 +130,16 @@ class InferenceWorker {
   private loaded?: (m: LoadedMessage) => void;
   private loadFailed?: (err: Error) => void;
   private disposed?: () => void;
+  /** The watchdog of each message awaiting an answer, by id (the load's under 0). */
+  private readonly deadlines = new Map<number, NodeJS.Timeout>();
   exited = false;
 
   constructor(
     workerPath: string,
     private readonly stats: RunStats,
-    private readonly onExit: (reason: string) => void,
+    private readonly deadlineMs: number,
+    /** Told why the worker ended, and whether it was abandoned (stuck) rather than crashed. */
+    private readonly onExit: (reason: string, abandoned: boolean) => void,
   ) {
     // Running from TypeScript sources (tests through tsx): the worker thread registers tsx itself, because loader
     // hooks of the main thread do not reach workers.
@@ -135,7 +151,28 @@ class InferenceWorker {
     this.worker.on('exit', (code) => this.fail(`the inference worker exited with code ${code}`));
   }
 
+  /**
+   * Starts the watchdog of message `id`: unanswered after `ms`, the worker is stuck, so everything in flight fails
+   * at once and the thread is terminated (V8 ends it when its native call returns; unref'd so it never holds the
+   * process). The caller starts a fresh worker.
+   */
+  private watch(id: number, what: string, ms = this.deadlineMs): void {
+    const timer = setTimeout(() => {
+      this.fail(`${what} passed its ${(ms / 1000).toFixed(ms < 1000 ? 1 : 0)} s deadline, so the inference worker was abandoned`, true);
+      this.worker.unref();
+      void this.worker.terminate();
+    }, ms);
+    timer.unref();
+    this.deadlines.set(id, timer);
+  }
+
+  private answered(id: number): void {
+    clearTimeout(this.deadlines.get(id));
+    this.deadlines.delete(id);
+  }
+
   private receive(m: FromWorker): void {
+    if (m.type !== 'progress' && m.type !== 'disposed') this.answered(m.type === 'loaded' || m.type === 'loadFailed' ? 0 : m.id);
     if (m.type === 'progress' || m.type === 'sampled' || m.type === 'sampleFailed') {
       const generation = this.generations.get(m.id);
       if (m.type === 'progress') generation?.progress(m);
@@ -171,18 +208,22 @@ class InferenceWorker {
     }
   }
 
-  private fail(reason: string): void {
+  private fail(reason: string, abandoned = false): void {
     if (this.exited) return;
     this.exited = true;
+    for (const timer of this.deadlines.values()) clearTimeout(timer);
+    this.deadlines.clear();
     this.loadFailed?.(new Error(reason));
     this.disposed?.();
-    for (const p of this.pending.values()) p.reject(new Error(`Model run aborted (${p.shapes}): ${reason}; it restarts on the next request`));
+    // An abandoned worker is replaced at once (loadModel); a crashed one on the next request.
+    const next = abandoned ? 'a fresh one is starting' : 'it restarts on the next request';
+    for (const p of this.pending.values()) p.reject(new Error(`Model run aborted (${p.shapes}): ${reason}; ${next}`));
     this.pending.clear();
-    for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: ${reason}; it restarts on the next request`));
+    for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: ${reason}; ${next}`));
     this.requests.clear();
-    for (const g of this.generations.values()) g.lost(`${reason}; it restarts on the next request`);
+    for (const g of this.generations.values()) g.lost(`${reason}; ${next}`);
     this.generations.clear();
-    this.onExit(reason);
+    this.onExit(reason, abandoned);
   }
 
   private send(message: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -198,6 +239,7 @@ class InferenceWorker {
     return new Promise((resolve, reject) => {
       this.loaded = resolve;
       this.loadFailed = reject;
+      this.watch(0, 'Loading the model', Math.max(LOAD_DEADLINE_MS, this.deadlineMs));
       this.send({ type: 'load', ...files, device, threads });
     });
   }
@@ -217,6 +259,7 @@ class InferenceWorker {
       const buffers = [run.contextIds, run.spanMask, run.spanPos, run.spanIds, run.outIdx].map((a) => a.buffer as ArrayBuffer);
       return new Promise((resolve, reject) => {
         this.pending.set(id, { resolve, reject, shapes });
+        this.watch(id, `A model call (${shapes})`);
         this.send({ type: 'runCached', id, run }, buffers);
       });
     }
@@ -225,6 +268,7 @@ class InferenceWorker {
     const positions = new Int32Array(input.positions);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, shapes });
+      this.watch(id, `A model call (${shapes})`);
       this.send({ type: 'run', id, ids, batch: input.batch, seqLen: input.seqLen, positions, numPositions: input.numPositions }, [
         ids.buffer,
         positions.buffer,
@@ -243,6 +287,8 @@ class InferenceWorker {
     return new Promise((resolve, reject) => {
       const cancel = (): void => this.send({ type: 'abortSample', id });
       this.generations.set(id, new RemoteGeneration(config.temperatures.length, hooks, resolve, reject, cancel));
+      // Watched until the worker answers, even when the caller aborted: a worker that does not stop is stuck too.
+      this.watch(id, `A generation (${config.temperatures.length} rows, ${config.steps} steps)`);
       // A copy of the canvas ids: the caller keeps its canvas, and the copy's buffer can be transferred.
       const ids = canvas.ids.slice();
       this.send({ type: 'sample', id, canvas: { ids, holes: canvas.holes }, config, allowed, progress: hooks.onStep !== undefined }, [
@@ -260,6 +306,7 @@ class InferenceWorker {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.requests.set(id, { resolve, reject, what });
+      this.watch(id, what);
       this.send(build(id), transfer);
     });
   }
@@ -273,6 +320,8 @@ class InferenceWorker {
       });
     }
     this.exited = true;
+    for (const timer of this.deadlines.values()) clearTimeout(timer);
+    this.deadlines.clear();
     for (const p of this.pending.values()) p.reject(new Error(`Model run aborted (${p.shapes}): the model was unloaded`));
     this.pending.clear();
     for (const r of this.requests.values()) r.reject(new Error(`${r.what} aborted: the model was unloaded`));
@@ -378,12 +427,18 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const device = options.device ?? 'auto';
   const workerPath = options.workerPath ?? defaultWorkerPath();
   const threads = options.threads ?? 0;
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const stats: RunStats = { calls: 0, onnxMs: 0, contextCalls: 0 };
 
   let current: InferenceWorker | undefined;
   let starting: Promise<InferenceWorker> | undefined;
+  let disposed = false;
   const start = async (): Promise<{ worker: InferenceWorker; loaded: LoadedMessage }> => {
-    const worker = new InferenceWorker(workerPath, stats, (reason) => log(`runtime: ${reason}`));
+    const worker = new InferenceWorker(workerPath, stats, deadlineMs, (reason, abandoned) => {
+      log(`runtime: ${reason}`);
+      // A stuck worker is replaced now, not on the next request, so that the next completion does not wait for it.
+      if (abandoned && current && !disposed) alive().catch((err: Error) => log(`runtime: the inference worker did not restart: ${err.message}`));
+    });
     try {
       const loaded = await worker.load(graphs, device, threads);
       if (cached) {
@@ -399,6 +454,18 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       throw err;
     }
   };
+  /** Starts a fresh worker after a crash; concurrent callers share one restart. */
+  const alive = async (): Promise<InferenceWorker> => {
+    if (current && !current.exited) return current;
+    if (!starting) {
+      log('runtime: restarting the inference worker');
+      starting = start()
+        .then(({ worker }) => (current = worker))
+        .finally(() => (starting = undefined));
+    }
+    return starting;
+  };
+
   // The worker creates the session in its thread while this one builds the tokenizer.
   const firstStart = start();
   let tokenizer: ReturnType<typeof loadTokenizer>;
@@ -419,19 +486,6 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const graphNames = cached ? `${cached.where} + ${where} (cached context)` : where;
   log(`model ${manifest.id}: ${graphNames} on ${loadedOn} (session ${first.loaded.ms.toFixed(0)} ms)`);
 
-  /** Starts a fresh worker after a crash; concurrent callers share one restart. */
-  const alive = async (): Promise<InferenceWorker> => {
-    if (current && !current.exited) return current;
-    if (!starting) {
-      log('runtime: restarting the inference worker');
-      starting = start()
-        .then(({ worker }) => (current = worker))
-        .finally(() => (starting = undefined));
-    }
-    return starting;
-  };
-
-  let disposed = false;
   const run: ModelFn = async (input) => {
     if (disposed) throw new Error('Model run refused: the model was unloaded');
     checkInput(input, facts);

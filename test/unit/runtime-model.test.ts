@@ -10,10 +10,34 @@ import { tempDir } from '../fixtures/models';
 import { referenceLogits, type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
 
 const CRASHING_WORKER = path.join(__dirname, '..', 'fixtures', 'crashing-worker.ts');
+const HANGING_WORKER = path.join(__dirname, '..', 'fixtures', 'hanging-worker.ts');
 
 /** The K-best lists the fixture's graph must answer `x` with, from its logits recomputed in JavaScript. */
 const expected = (x: ModelInput, m: TinyModel): KBest =>
   kbestFromLogits(referenceLogits(m, x.ids, x.batch, x.seqLen, x.positions, x.numPositions), m.vocabSize, m.topK, m.bannedIds);
+
+/** A greedy 2-step generation of `rows` rows on the fixture. */
+const samplerConfig = (fixture: TinyModel, rows: number): SamplerConfig => ({
+  steps: 2,
+  strategy: 'confidence',
+  confidenceThreshold: 0,
+  topP: 1,
+  temperatures: new Array(rows).fill(0),
+  seed: 1,
+  vocabSize: fixture.vocabSize,
+  eosId: 2,
+  eosFill: false,
+  eosAfterCode: false,
+  bannedIds: fixture.bannedIds,
+});
+
+/** Resolves once `done()` holds, checking every `everyMs`; fails after 5 s. */
+async function waitFor(done: () => boolean, everyMs: number): Promise<void> {
+  for (let waited = 0; !done(); waited += everyMs) {
+    if (waited > 5000) throw new Error('waited 5 s in vain');
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
 
 function input(batch: number, seqLen: number, numPositions: number, seed = 1): ModelInput {
   const ids = Int32Array.from({ length: batch * seqLen }, (_, i) => 8 + ((i * 37 + seed * 11) % 200));
@@ -152,23 +176,38 @@ describe('a crashed inference worker', () => {
     const fixture = writeTinyModel(tempDir('crash-sample'));
     const model = await loadModel(fixture.dir, { device: 'cpu', threads: 1, workerPath: CRASHING_WORKER });
     const ids = Int32Array.from({ length: 12 }, (_, t) => (t >= 4 && t < 8 ? 1 : 20 + t));
-    const config = (rows: number): SamplerConfig => ({
-      steps: 2,
-      strategy: 'confidence',
-      confidenceThreshold: 0,
-      topP: 1,
-      temperatures: new Array(rows).fill(0),
-      seed: 1,
-      vocabSize: fixture.vocabSize,
-      eosId: 2,
-      eosFill: false,
-      eosAfterCode: false,
-      bannedIds: fixture.bannedIds,
-    });
+    const config = (rows: number): SamplerConfig => samplerConfig(fixture, rows);
     try {
       const canvas = { ids, holes: [{ start: 4, length: 4 }] };
       await assert.rejects(model.sample(canvas, config(7)), /Generation aborted: the inference worker exited with code 3; it restarts on the next request/);
       assert.equal((await model.sample(canvas, config(2))).rows.length, 2);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('abandons a generation stuck past its deadline, says so, and has a fresh worker running within 2 s (issue 15)', { timeout: 20_000 }, async () => {
+    const fixture = writeTinyModel(tempDir('hang'));
+    const logs: string[] = [];
+    const model = await loadModel(fixture.dir, { device: 'cpu', threads: 1, workerPath: HANGING_WORKER, deadlineMs: 500, log: (l) => logs.push(l) });
+    const ids = Int32Array.from({ length: 12 }, (_, t) => (t >= 4 && t < 8 ? 1 : 20 + t));
+    const canvas = { ids, holes: [{ start: 4, length: 4 }] };
+    try {
+      const started = performance.now();
+      await assert.rejects(
+        model.sample(canvas, samplerConfig(fixture, 5)),
+        /Generation aborted: A generation \(5 rows, 2 steps\) passed its 0.5 s deadline, so the inference worker was abandoned; a fresh one is starting/,
+      );
+      const abandonedAfter = performance.now() - started;
+      assert.ok(abandonedAfter < 1500, `abandoned after ${abandonedAfter.toFixed(0)} ms`);
+      // The fresh worker starts without waiting for a request.
+      await waitFor(() => logs.includes('runtime: restarting the inference worker'), 100);
+      assert.equal((await model.sample(canvas, samplerConfig(fixture, 2))).rows.length, 2);
+      assert.ok(performance.now() - started - abandonedAfter < 2000, 'answered within 2 s of the abandonment');
+      // A single model call that hangs is abandoned the same way.
+      await assert.rejects(model.run(input(5, 8, 1)), /Model run aborted \(input_ids \[5, 8\], positions \[5, 1\]\): A model call .* passed its 0.5 s deadline/);
+      const x = input(2, 9, 3);
+      assert.ok(kbestDiff(await model.run(x), expected(x, fixture)) < 1e-4);
     } finally {
       await model.dispose();
     }
