@@ -9,6 +9,22 @@ import type { ModelFacts } from '../engine/types';
 /** The contract version this runtime implements (`unmask.format`). */
 export const SUPPORTED_FORMAT = '1';
 
+/**
+ * Upper bounds on the sizes a model may declare. The runtime sizes canvases and buffers from them (a range fill uses
+ * the largest span bucket), so a hostile or mistaken model with a huge one ran the process out of memory; these sit
+ * far above any model this runtime can run interactively on a laptop (the shipped one: V 8192, T 256, spans <= 128).
+ */
+export const METADATA_LIMITS = Object.freeze({
+  vocabSize: 1 << 20,
+  maxSeqLen: 16_384,
+  /** The largest span bucket (a hole of more tokens is not an inline completion). */
+  spanTokens: 1024,
+  spanBuckets: 32,
+  topK: 1024,
+  /** Each of the cache's layers, heads and head size. */
+  cacheDim: 4096,
+});
+
 /** What onnxruntime reports about one graph input or output (a subset of InferenceSession.ValueMetadata). */
 export interface IoInfo {
   readonly name: string;
@@ -39,12 +55,13 @@ function requireKey(meta: Readonly<Record<string, string>>, key: string, where: 
   return value;
 }
 
-function intKey(meta: Readonly<Record<string, string>>, key: string, where: string, min: number): number {
+function intKey(meta: Readonly<Record<string, string>>, key: string, where: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = requireKey(meta, key, where);
   const value = Number(raw);
   if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw new Error(`${where} metadata "${key}" is ${JSON.stringify(raw)}; expected an integer >= ${min}`);
+    throw new Error(`${where} metadata "${key}" is ${JSON.stringify(raw.slice(0, 80))}; expected an integer >= ${min}`);
   }
+  if (value > max) throw new Error(`${where} metadata "${key}" = ${value} is above the runtime's limit of ${max}`);
   return value;
 }
 
@@ -75,8 +92,8 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
   if (attention !== undefined && attention !== 'full' && attention !== 'context_only') {
     throw new Error(`${where} has attention "${attention}"; the runtime runs "full" (bidirectional) and "context_only" (cached-context) denoisers`);
   }
-  const vocabSize = intKey(meta, 'unmask.vocab_size', where, 2);
-  const maxSeqLen = intKey(meta, 'unmask.max_seq_len', where, 8);
+  const vocabSize = intKey(meta, 'unmask.vocab_size', where, 2, METADATA_LIMITS.vocabSize);
+  const maxSeqLen = intKey(meta, 'unmask.max_seq_len', where, 8, METADATA_LIMITS.maxSeqLen);
   const id = (key: string): number => {
     const value = intKey(meta, key, where, 0);
     if (value >= vocabSize) throw new Error(`${where} metadata "${key}" = ${value} is outside the vocabulary (size ${vocabSize})`);
@@ -107,7 +124,16 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
     buckets.length === 0 ||
     !buckets.every((b, i) => Number.isInteger(b) && b > 0 && (i === 0 || b > buckets[i - 1]))
   ) {
-    throw new Error(`${where} metadata "unmask.span_buckets" must be increasing positive integers, got ${JSON.stringify(buckets)}`);
+    throw new Error(`${where} metadata "unmask.span_buckets" must be increasing positive integers, got ${JSON.stringify(buckets).slice(0, 80)}`);
+  }
+  const largest = buckets[buckets.length - 1] as number;
+  // A span must fit the canvas next to its language tag.
+  const spanLimit = Math.min(METADATA_LIMITS.spanTokens, maxSeqLen - 1);
+  if (buckets.length > METADATA_LIMITS.spanBuckets || largest > spanLimit) {
+    throw new Error(
+      `${where} metadata "unmask.span_buckets" has ${buckets.length} buckets up to ${largest} tokens; the runtime takes at most ` +
+        `${METADATA_LIMITS.spanBuckets} buckets of at most ${spanLimit} tokens (${METADATA_LIMITS.spanTokens}, and below max_seq_len ${maxSeqLen})`,
+    );
   }
   return Object.freeze({
     vocabSize,
@@ -145,6 +171,7 @@ export function headFromMetadata(meta: Readonly<Record<string, string>>, facts: 
   }
   const topK = intKey(meta, 'unmask.top_k', where, 1);
   if (topK > facts.vocabSize) throw new Error(`${where} metadata "unmask.top_k" = ${topK} exceeds the vocabulary (${facts.vocabSize})`);
+  if (topK > METADATA_LIMITS.topK) throw new Error(`${where} metadata "unmask.top_k" = ${topK} is above the runtime's limit of ${METADATA_LIMITS.topK}`);
   const banned = jsonKey(meta, 'unmask.banned_ids', where);
   const problem = (why: string): Error => new Error(`${where} metadata "unmask.banned_ids" is ${JSON.stringify(banned)}; ${why}`);
   if (!Array.isArray(banned) || !banned.every((id) => Number.isInteger(id))) throw problem('expected a JSON list of token ids');
@@ -192,8 +219,8 @@ export function cacheFromMetadata(meta: Readonly<Record<string, string>>, graph:
   const raw = jsonKey(meta, 'unmask.cache', where) as Record<string, unknown> | null;
   const size = (key: string): number => {
     const value = raw?.[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-      throw new Error(`${where} metadata "unmask.cache" needs a positive integer "${key}", got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > METADATA_LIMITS.cacheDim) {
+      throw new Error(`${where} metadata "unmask.cache" needs an integer "${key}" from 1 to ${METADATA_LIMITS.cacheDim}, got ${JSON.stringify(value)}`);
     }
     return value;
   };

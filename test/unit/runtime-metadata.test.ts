@@ -89,6 +89,12 @@ describe('ONNX metadata', () => {
     ['no "other" language tag', { 'unmask.lang_ids': '{"python": 7}' }, /no "other" fallback tag/],
     ['a language id outside the vocabulary', { 'unmask.lang_ids': '{"other": 99999}' }, /gives "other" the id 99999/],
     ['span buckets out of order', { 'unmask.span_buckets': '[16, 8]' }, /must be increasing positive integers/],
+    // Issue 15: sizes past the runtime's limits ran the process out of memory (3.5 GB, abort) instead of a clear error.
+    ['a huge max_seq_len', { 'unmask.max_seq_len': '100000000' }, /"unmask.max_seq_len" = 100000000 is above the runtime's limit of 16384/],
+    ['a huge vocabulary', { 'unmask.vocab_size': '4000000000' }, /"unmask.vocab_size" = 4000000000 is above the runtime's limit of 1048576/],
+    ['a huge span bucket', { 'unmask.span_buckets': '[8, 5000000]' }, /has 2 buckets up to 5000000 tokens; the runtime takes at most 32 buckets of at most 255 tokens/],
+    ['a span bucket as long as the model', { 'unmask.span_buckets': '[8, 256]' }, /at most 255 tokens \(1024, and below max_seq_len 256\)/],
+    ['too many span buckets', { 'unmask.span_buckets': JSON.stringify(Array.from({ length: 40 }, (_, i) => i + 1)) }, /has 40 buckets/],
   ];
   for (const [what, change, message] of broken) {
     it(`refuses ${what}`, () => {
@@ -185,5 +191,6 @@ describe('the K-best head metadata', () => {
     assert.throws(() => headFromMetadata({ ...head, 'unmask.banned_ids': '[0, 1, 3, 7, 10, 500]' }, facts, 'm.onnx'), /\[500\] are not special ids/);
     assert.throws(() => headFromMetadata({ ...head, 'unmask.top_k': '9000' }, facts, 'm.onnx'), /"unmask.top_k" = 9000 exceeds the vocabulary \(8192\)/);
     assert.throws(() => headFromMetadata({ ...head, 'unmask.top_k': '0' }, facts, 'm.onnx'), /expected an integer >= 1/);
+    assert.throws(() => headFromMetadata({ ...head, 'unmask.top_k': '2000' }, facts, 'm.onnx'), /"unmask.top_k" = 2000 is above the runtime's limit of 1024/);
   });
 });
