@@ -5,9 +5,12 @@
  *
  * Each hole becomes a run of masks whose length is the requested token count rounded up to one of the model's span
  * buckets. The text around the holes is windowed to a token budget: the tag, the masks and the text together never
- * exceed the model's maximum sequence length, and the text kept is the text nearest the holes.
+ * exceed the model's maximum sequence length, and the text kept is the text nearest the holes. With token healing the
+ * text before a hole that ends inside a token loses that token, and the hole's first position is constrained to
+ * extend it (healing.ts).
  */
 import { CanvasError, OptionsError } from './errors';
+import { healTail, type TokenHealing } from './healing';
 import { specialTokenIds } from './special-tokens';
 import type { InfillRequest, ModelFacts, TextCodec } from './types';
 
@@ -31,6 +34,8 @@ export interface Canvas {
   readonly contextTokens: number;
   /** Tokens of text left out by the window: 0 when everything fit (a lower bound when a huge segment was cut). */
   readonly droppedTokens: number;
+  /** Per hole, the token healing of the text before it (healing.ts); undefined where there is none. */
+  readonly healing: readonly (TokenHealing | undefined)[];
 }
 
 /**
@@ -187,12 +192,19 @@ function requestProblems(request: InfillRequest): string[] {
   return problems;
 }
 
+/** Whether the tokens a window keeps of a segment run to the segment's end (a segment between two holes keeps its
+ * end only when at least two of its tokens are kept, or all of them). */
+function keepsEnd(segment: EncodedSegment, keep: number): boolean {
+  return segment.role === 'prefix' || keep >= 2 || keep >= segment.length;
+}
+
 /**
  * The canvas for a request, with at most `contextTokens` tokens of text (fewer when the model's maximum sequence
- * length leaves less room after the tag and the masks). Throws OptionsError for a malformed request and CanvasError
- * when the holes alone do not fit the model.
+ * length leaves less room after the tag and the masks). With `heal` (and a codec that lists its pieces) the text
+ * before each hole is healed (healing.ts). Throws OptionsError for a malformed request and CanvasError when the holes
+ * alone do not fit the model.
  */
-export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: InfillRequest, contextTokens: number): Canvas {
+export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: InfillRequest, contextTokens: number, heal = false): Canvas {
   const problems = requestProblems(request);
   if (problems.length > 0) throw new OptionsError(problems);
   const language = languageTagFor(request.languageId, facts.langIds);
@@ -219,6 +231,14 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
     budget,
   );
   const kept = segments.map((segment, i) => windowSegment(segment, keep[i]));
+  const windowed = kept.reduce((sum, tokens) => sum + tokens.length, 0);
+  const pieces = heal ? codec.pieces?.() : undefined;
+  const healing = spans.map((_, h) =>
+    pieces && keepsEnd(segments[h], keep[h]) ? healTail(kept[h], request.segments[h], (ids) => codec.decode(ids), pieces) : undefined,
+  );
+  healing.forEach((healed, h) => {
+    if (healed) kept[h] = kept[h].slice(0, kept[h].length - healed.removed);
+  });
   const textTokens = kept.reduce((sum, tokens) => sum + tokens.length, 0);
 
   const ids = new Int32Array(fixedTokens + textTokens);
@@ -239,6 +259,7 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
     holes,
     languageTag: language.tag,
     contextTokens: textTokens,
-    droppedTokens: segments.reduce((sum, s) => sum + s.length, 0) - textTokens,
+    droppedTokens: segments.reduce((sum, s) => sum + s.length, 0) - windowed,
+    healing,
   };
 }

@@ -2,7 +2,8 @@
  * The per-position work of a denoising step: from one position's K-best list (types.ts KBest), choose a token and
  * score how sure the model is, by the rule of models/README.md ("K-best head"), which the recipe's sample.py follows
  * too. The list is the K entries minus padding (-Infinity), minus ids the sampler never commits, minus end-of-span
- * where the position may not end its span; nothing is renormalised for what is removed. With p_i = exp(logit_i -
+ * where the position may not end its span, minus the ids a token-healing rule does not allow (healing.ts); nothing is
+ * renormalised for what is removed. With p_i = exp(logit_i -
  * logZ), the model's own probabilities:
  *   - temperature 0 takes the first entry; confidence p_0, margin p_0 - p_1 (Dream's `sample_tokens` scores, which
  *     DiffuCoder uses), negative entropy sum p_i log p_i over the list plus r log(r / n) for the mass r outside the K
@@ -64,7 +65,9 @@ export class TokenChooser {
 
   /**
    * Chooses the token of K-best slot `slot` (= row * numPositions + index) and writes the result into `out`. With
-   * `banEos` the position may not end its span. `row` and `position` only name the position in errors.
+   * `banEos` the position may not end its span; with `allowed` (a 0/1 mask over the vocabulary) it may take only the
+   * ids marked 1. `row` and `position` only name the position in errors. Returns false, leaving `out` alone, when
+   * `allowed` leaves the list empty (the caller falls back); a list empty without it is a ModelOutputError.
    */
   choose(
     kbest: KBest,
@@ -77,19 +80,23 @@ export class TokenChooser {
     out: TokenChoice,
     row: number,
     position: number,
-  ): void {
-    const size = this.collect(kbest, slot, banEos, row, position);
+    allowed?: Uint8Array,
+  ): boolean {
+    const size = this.collect(kbest, slot, banEos, allowed, row, position);
+    if (size === 0) return false;
     const logZ = kbest.logZ[slot];
     if (!Number.isFinite(logZ)) throw new ModelOutputError(`The model returned log_z ${logZ} at ${where(row, position)}.`);
     if (temperature === 0) this.chooseGreedy(kbest, size, logZ, strategy, rng, out);
     else this.chooseSampled(kbest, size, logZ, temperature, topP, strategy, rng, out);
+    return true;
   }
 
-  /** Fills `list` with the position's usable entries, best first; returns how many. */
-  private collect(kbest: KBest, slot: number, banEos: boolean, row: number, position: number): number {
+  /** Fills `list` with the position's usable entries, best first; returns how many (0 only when `allowed` left none). */
+  private collect(kbest: KBest, slot: number, banEos: boolean, allowed: Uint8Array | undefined, row: number, position: number): number {
     const { logits, ids, k } = kbest;
     const list = this.list;
     let size = 0;
+    let usable = 0;
     let finite = 0;
     let previous = Infinity;
     for (let j = slot * k, end = j + k; j < end; j++) {
@@ -102,9 +109,11 @@ export class TokenChooser {
       finite++;
       if (id < 0 || id >= this.vocabSize) throw new ModelOutputError(`The model returned token id ${id} at ${where(row, position)}, outside the vocabulary (${this.vocabSize}).`);
       if (this.banned[id] === 1 || (banEos && id === this.eosId)) continue;
+      usable++;
+      if (allowed !== undefined && allowed[id] !== 1) continue;
       list[size++] = j;
     }
-    if (size === 0) throw new ModelOutputError(`The model's K-best list at ${where(row, position)} has no token the sampler may commit.`);
+    if (usable === 0) throw new ModelOutputError(`The model's K-best list at ${where(row, position)} has no token the sampler may commit.`);
     this.finite = finite;
     this.slotStart = slot * k;
     return size;

@@ -2,13 +2,15 @@
  * The engine's entry point, called by the protocol layer, the CLI and the benchmarks: fill every hole of a request
  * with N candidates in one batched denoising run, turn them into text, and rank them.
  *
- *   request -> canvas (canvas.ts) -> batched sampler (sampler.ts) -> text per hole (postprocess.ts)
+ *   request -> canvas, healed where the text before a hole ends inside a token (canvas.ts, healing.ts)
+ *           -> batched sampler (sampler.ts) -> text per hole, minus the healed partial (postprocess.ts)
  *           -> ranked, near-duplicates merged (rerank.ts) + trace of the best candidate (trace.ts)
  *
  * Pure: the model and the tokenizer are handed in, nothing here does I/O.
  */
 import { buildCanvas } from './canvas';
 import { OptionsError } from './errors';
+import { afterPartial } from './healing';
 import { rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
@@ -40,7 +42,10 @@ export interface InfillHooks {
 export interface Candidate {
   /** The text for each hole, ready to insert ("" for a hole the model left empty). */
   readonly holes: readonly string[];
-  /** Per hole, the model's tokens up to the first end-of-span (before the text was tidied). */
+  /**
+   * Per hole, the model's tokens up to the first end-of-span (before the text was tidied). With token healing the
+   * first one's text starts with the hole's `InfillResult.healed` text, which `holes` leaves out.
+   */
   readonly tokenIds: readonly (readonly number[])[];
   /** Sum of the natural log-probabilities of the tokens the model chose, up to and including each hole's first end-of-span. */
   readonly logProb: number;
@@ -72,6 +77,8 @@ export interface InfillResult {
   readonly canvasTokens: number;
   /** Where each hole lies in the canvas, the same in every row: the span positions a reward model scores. */
   readonly holes: readonly HoleLayout[];
+  /** Per hole, the text that token healing took off the end of the context ("" where none, healing.ts). */
+  readonly healed: readonly string[];
 }
 
 export async function infill(
@@ -87,7 +94,8 @@ export async function infill(
   if (!Number.isInteger(facts.vocabSize) || facts.vocabSize < 1) {
     throw new OptionsError([`the model's vocabulary size must be a positive integer (got ${facts.vocabSize})`]);
   }
-  const canvas = buildCanvas(codec, facts, request, settings.contextTokens);
+  const canvas = buildCanvas(codec, facts, request, settings.contextTokens, settings.tokenHealing ?? true);
+  const healed = canvas.healing.map((healing) => healing?.partial ?? '');
   const traces = new TraceBuilder(
     codec,
     facts,
@@ -110,6 +118,7 @@ export async function infill(
       eosFill: settings.eosFill ?? true,
       eosAfterCode: settings.eosAfterCode ?? true,
       bannedIds: bannedTokenIds(facts),
+      firstTokens: canvas.healing.map((healing) => healing && { allowed: healing.allowed, fallback: healing.fallback }),
     },
     {
       signal: hooks.signal,
@@ -121,7 +130,9 @@ export async function infill(
   sampled.rows.forEach((ids, row) => {
     const holes = canvas.holes.map((hole, h) => {
       const tokens = holeTokensToText(ids.subarray(hole.start, hole.start + hole.length), codec, facts);
-      return { ...tokens, text: finishHoleText(tokens.text, request.segments[h], request.segments[h + 1]) };
+      // The text goes in at the cursor: a healed hole's text starts with the partial that is already there.
+      const text = afterPartial(tokens.text, healed[h]);
+      return { ...tokens, text: finishHoleText(text, request.segments[h], request.segments[h + 1]) };
     });
     if (holes.every((hole) => hole.text === '')) return;
     const firstEos = canvas.holes.map((hole) => {
@@ -152,6 +163,7 @@ export async function infill(
     totalMs: performance.now() - started,
     canvasTokens: canvas.ids.length,
     holes: canvas.holes.map(({ start, length }) => ({ start, length })),
+    healed,
   };
 }
 

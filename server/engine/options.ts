@@ -34,6 +34,7 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = Object.freeze({
   contextTokens: 224,
   eosFill: true,
   eosAfterCode: true,
+  tokenHealing: true,
 });
 
 /** Every problem with the options, as sentences; empty when they are valid. */
@@ -67,6 +68,9 @@ export function samplerOptionProblems(options: SamplerOptions): string[] {
   }
   if (options.eosAfterCode !== undefined && typeof options.eosAfterCode !== 'boolean') {
     problems.push(`eosAfterCode must be true or false (got ${String(options.eosAfterCode)})`);
+  }
+  if (options.tokenHealing !== undefined && typeof options.tokenHealing !== 'boolean') {
+    problems.push(`tokenHealing must be true or false (got ${String(options.tokenHealing)})`);
   }
   return problems;
 }

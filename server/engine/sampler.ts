@@ -23,6 +23,9 @@
  *      it, confidence order commits the surest end-of-span tokens at the far right first and walks left until the
  *      whole span is end-of-span (DiffuCoder's "entropy sink"), which a weakly trained model does on most requests.
  *      The call count does not change: waiting positions are resolved by later steps.
+ *   5. with `firstTokens` (token healing, healing.ts), a hole's first position chooses only among the allowed ids of
+ *      its list; when its list holds none, the position takes the rule's fallback token in that step, committed by
+ *      the sampler (like end-of-span fill: marked `filled`, not scored, not one of the step's scheduled commits).
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
  * otherwise at most that, fewer only because every mask got resolved early. Cancellation is checked before and after
@@ -30,6 +33,7 @@
  */
 import { emptyChoice, TokenChooser } from './choose-token';
 import { AbortError, ModelOutputError, OptionsError } from './errors';
+import type { FirstTokenRule } from './healing';
 import { createRng, type Rng } from './rng';
 import { tokensToCommit } from './schedule';
 import type { HoleLayout, KBest, ModelFn, UnmaskStrategy } from './types';
@@ -51,6 +55,8 @@ export interface SamplerConfig {
   readonly eosAfterCode: boolean;
   /** Ids never to commit (mask, padding, language tags, ...). */
   readonly bannedIds: readonly number[];
+  /** Per hole, the token-healing constraint on its first position (rule 5 above); missing or undefined: none. */
+  readonly firstTokens?: readonly (FirstTokenRule | undefined)[];
 }
 
 /** The part of a canvas the sampler needs: one row of ids and where the holes are. */
@@ -73,7 +79,10 @@ export interface Commit {
   readonly confidence: number;
   /** Its log-probability under the model's untempered distribution; 0 for end-of-span fill. */
   readonly logProb: number;
-  /** True when end-of-span fill committed it rather than the model (its confidence is the triggering token's). */
+  /**
+   * True when the sampler committed it rather than the model: end-of-span fill (its confidence is the triggering
+   * token's) or token healing's fallback (confidence 0).
+   */
   readonly filled: boolean;
 }
 
@@ -109,6 +118,7 @@ const NOT_SELECTED = 0;
 const BY_MODEL = 1;
 const BY_EOS_FILL = 2;
 const WAITING = 3;
+const BY_FORCE = 4;
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError();
@@ -178,6 +188,16 @@ function configProblems(canvas: SamplerCanvas, config: SamplerConfig): string[] 
     }
     end = hole.start + hole.length;
   }
+  const rules = config.firstTokens ?? [];
+  if (rules.length > canvas.holes.length) problems.push(`firstTokens has ${rules.length} rules for ${canvas.holes.length} holes`);
+  rules.forEach((rule, h) => {
+    if (!rule) return;
+    const inVocab = (id: number): boolean => Number.isInteger(id) && id >= 0 && id < config.vocabSize;
+    if (!inVocab(rule.fallback) || rule.fallback === config.eosId || config.bannedIds.includes(rule.fallback)) {
+      problems.push(`hole ${h}: the first-token fallback ${rule.fallback} is not a token the sampler may commit`);
+    }
+    if (!Array.from(rule.allowed).every(inVocab)) problems.push(`hole ${h}: the allowed first tokens must be ids of the vocabulary`);
+  });
   return problems;
 }
 
@@ -200,6 +220,14 @@ export async function sampleCanvas(
   const capacity = canvas.holes.reduce((sum, hole) => sum + hole.length, 0);
   // The span layout every model call carries: a cached-context model runs only these positions per step.
   const layout = canvas.holes.map(({ start, length }) => ({ start, length }));
+  // Rule 5: per hole, which ids its first position may take (a mask over the vocabulary) and the fallback.
+  const firstRules = canvas.holes.map((_, h) => {
+    const rule = config.firstTokens?.[h];
+    if (!rule) return undefined;
+    const allowed = new Uint8Array(V);
+    for (const id of rule.allowed) allowed[id] = 1;
+    return { allowed, fallback: rule.fallback };
+  });
 
   // Per row: its still-masked positions in ascending order, its random stream and its commits.
   const ids = new Int32Array(batch * seqLen);
@@ -233,6 +261,8 @@ export async function sampleCanvas(
   const selected = new Uint8Array(capacity);
   // waits[j]: rule 4 holds masked position j back this step (end-of-span whose left neighbour is still masked).
   const waits = new Uint8Array(capacity);
+  // forced[j]: rule 5 commits masked position j this step with its hole's fallback token.
+  const forced = new Uint8Array(capacity);
   const order = new Int32Array(capacity);
   const byScoreDescending = (a: number, b: number): number => scores[b] - scores[a] || a - b;
 
@@ -274,13 +304,26 @@ export async function sampleCanvas(
       const rowMasked = masked[r];
       for (let j = 0; j < m; j++) {
         const position = rowMasked[j];
-        const banEos = config.eosAfterCode && (position === 0 || holeOf[position - 1] !== holeOf[position]);
-        chooser.choose(kbest, callRow[r] * numPositions + j, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position);
-        tokens[j] = choice.token;
-        probabilities[j] = choice.probability;
-        scores[j] = choice.score;
-        logProbs[j] = choice.logProb;
-        waits[j] = config.eosAfterCode && choice.token === eosId && isMasked[r * seqLen + position - 1] === 1 ? 1 : 0;
+        const hole = holeOf[position];
+        const first = position === holeStart[hole];
+        const banEos = config.eosAfterCode && first;
+        const rule = first ? firstRules[hole] : undefined;
+        const slot = callRow[r] * numPositions + j;
+        if (chooser.choose(kbest, slot, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position, rule?.allowed)) {
+          tokens[j] = choice.token;
+          probabilities[j] = choice.probability;
+          scores[j] = choice.score;
+          logProbs[j] = choice.logProb;
+          forced[j] = 0;
+        } else {
+          // Rule 5: no listed token extends the partial, so the one that spells it goes in, by the sampler.
+          tokens[j] = rule!.fallback;
+          probabilities[j] = 0;
+          scores[j] = -Infinity;
+          logProbs[j] = 0;
+          forced[j] = 1;
+        }
+        waits[j] = config.eosAfterCode && tokens[j] === eosId && isMasked[r * seqLen + position - 1] === 1 ? 1 : 0;
       }
       selectPositions(m, tokensToCommit(m, step, steps), config.confidenceThreshold);
       if (config.eosFill) markEosFill(rowMasked, m);
@@ -298,7 +341,7 @@ export async function sampleCanvas(
         }
         const hole = holeOf[position];
         const byModel = how === BY_MODEL;
-        const tokenId = byModel ? tokens[j] : eosId;
+        const tokenId = how === BY_EOS_FILL ? eosId : tokens[j];
         if (byModel && tokenId === eosId) fillConfidence = probabilities[j];
         ids[rowOffset + position] = tokenId;
         isMasked[rowOffset + position] = 0;
@@ -308,7 +351,7 @@ export async function sampleCanvas(
           index: position - holeStart[hole],
           step,
           tokenId,
-          confidence: byModel ? probabilities[j] : fillConfidence,
+          confidence: byModel ? probabilities[j] : how === BY_FORCE ? 0 : fillConfidence,
           logProb: byModel ? logProbs[j] : 0,
           filled: !byModel,
         });
@@ -326,8 +369,10 @@ export async function sampleCanvas(
   /** Marks the positions the model commits this step: everything above the threshold, then the best-scored. */
   function selectPositions(m: number, scheduled: number, threshold: number): void {
     selected.fill(NOT_SELECTED, 0, m);
+    // Rule 5's fallbacks go in whatever the ranking; they are not the model's, so they use none of its slots.
+    for (let j = 0; j < m; j++) if (forced[j]) selected[j] = BY_FORCE;
     // The last step (scheduled = every mask) commits everything; before it, waiting positions are held back.
-    if (scheduled < m) for (let j = 0; j < m; j++) if (waits[j]) selected[j] = WAITING;
+    if (scheduled < m) for (let j = 0; j < m; j++) if (waits[j] && !forced[j]) selected[j] = WAITING;
     let count = 0;
     let committed = 0;
     if (threshold > 0) {
@@ -366,7 +411,7 @@ export async function sampleCanvas(
       const hole = holeOf[rowMasked[j]];
       if (selected[j] === BY_MODEL) {
         if (tokens[j] === eosId && fillHole !== hole) fillHole = hole;
-      } else if (hole === fillHole) {
+      } else if (hole === fillHole && selected[j] === NOT_SELECTED) {
         selected[j] = BY_EOS_FILL;
       }
     }

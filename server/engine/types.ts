@@ -65,6 +65,11 @@ export type ModelFn = (input: ModelInput) => Promise<KBest>;
 export interface TextCodec {
   encode(text: string): number[];
   decode(ids: readonly number[]): string;
+  /**
+   * The text of every id decoded alone ("" for special ids), index = id. Token healing (healing.ts) needs it to find
+   * the tokens that extend a partial word; without it the engine does not heal.
+   */
+  pieces?(): readonly string[];
 }
 
 /** How the sampler chooses which masked positions to commit first in a step (methods.md section 1). */
@@ -99,6 +104,11 @@ export interface SamplerOptions {
    * is never empty (sampler.ts, rule 4). Default true.
    */
   readonly eosAfterCode?: boolean;
+  /**
+   * Token healing (healing.ts): when the text before a hole ends inside a token, back the canvas up over it and let
+   * the hole's first token only extend it. Default true; it needs the codec's pieces.
+   */
+  readonly tokenHealing?: boolean;
 }
 
 /** One place to fill: a run of masks whose length is rounded up to one of the model's span buckets. */
