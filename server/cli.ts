@@ -172,6 +172,36 @@ function offsetOf(text: string, line: number, col: number): number {
   return start + col - 1;
 }
 
+/** Refuses a path that is missing or a folder, before anything is loaded (a raw EISDIR would exit 1). */
+function requireFile(file: string, what: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new UsageError(`${what} not found: ${file}`);
+  }
+  if (!stat.isFile()) throw new UsageError(`${what} ${file} is a folder, not a file`);
+}
+
+/**
+ * Opens the --out file before the model loads, so that a path that cannot be written is a usage error and not an
+ * unhandled stream error (a stack trace) after the first task. Later write errors fail the batch with their message.
+ */
+function openOut(file: string): fs.WriteStream {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'w');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'its folder does not exist' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new UsageError(`cannot write --out ${file}: ${why}`);
+  }
+  const stream = fs.createWriteStream(file, { fd });
+  // Each write's callback reports its error; without a listener the stream's 'error' event would crash the process.
+  stream.on('error', () => undefined);
+  return stream;
+}
+
 /** Per step, the hole-relative indices and texts of the tokens committed then. */
 function unmaskingOrder(trace: Trace): { step: number; tokens: { hole: number; index: number; text: string; confidence: number; eos: boolean }[] }[] {
   const steps = new Map<number, { hole: number; index: number; text: string; confidence: number; eos: boolean }[]>();
@@ -244,7 +274,7 @@ async function single(args: Args, file: string): Promise<void> {
   if (args.line === undefined || args.col === undefined) throw new UsageError('give the cursor with --line and --col (1-based)');
   const line = integer(args, 'line', 1, Number.MAX_SAFE_INTEGER)!;
   const col = integer(args, 'col', 1, Number.MAX_SAFE_INTEGER)!;
-  if (!fs.existsSync(file)) throw new UsageError(`file not found: ${file}`);
+  requireFile(file, 'file');
   const buffer = fs.readFileSync(file);
   const text = buffer.toString('utf8');
   const offset = offsetOf(text, line, col);
@@ -324,12 +354,18 @@ interface Task {
 
 async function batch(args: Args): Promise<void> {
   const source = args.batch!;
-  if (source !== '-' && !fs.existsSync(source)) throw new UsageError(`batch file not found: ${source}`);
+  if (source !== '-') requireFile(source, 'batch file');
   const options = samplerOptions(args);
   const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
-  const model = await openModel(args, false);
+  const out = args.out && args.out !== '-' ? openOut(args.out) : process.stdout;
+  let model: LoadedModel;
+  try {
+    model = await openModel(args, false);
+  } catch (err) {
+    if (out !== process.stdout) (out as fs.WriteStream).destroy();
+    throw err;
+  }
   const syntax = newSyntaxChecker();
-  const out = args.out && args.out !== '-' ? fs.createWriteStream(args.out) : process.stdout;
   const write = (record: object): Promise<void> =>
     new Promise((resolve, reject) => out.write(`${JSON.stringify(record)}\n`, (err) => (err ? reject(err) : resolve())));
   const input = readline.createInterface({ input: source === '-' ? process.stdin : fs.createReadStream(source), crlfDelay: Infinity });
@@ -348,6 +384,12 @@ async function batch(args: Args): Promise<void> {
         await write({ line: lineNo, error: `not JSON: ${(err as Error).message}` });
         continue;
       }
+      // JSON that is not an object (null, a number, a list) is a bad line, not the end of the batch.
+      if (task === null || typeof task !== 'object' || Array.isArray(task)) {
+        failed += 1;
+        await write({ line: lineNo, error: `a task must be a JSON object {prefix, suffix, ...}, got ${task === null ? 'null' : Array.isArray(task) ? 'a list' : typeof task}` });
+        continue;
+      }
       const id = task.id ?? lineNo;
       const problems: string[] = [];
       if (typeof task.prefix !== 'string') problems.push('"prefix" must be a string');
@@ -357,6 +399,10 @@ async function batch(args: Args): Promise<void> {
       if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) problems.push('"max_tokens" must be a positive integer');
       for (const side of ['before', 'after'] as const) {
         if (task[side] !== undefined && typeof task[side] !== 'string') problems.push(`"${side}" must be a string`);
+      }
+      // Binary content is refused here as in single-file mode and in the editor.
+      if ((['prefix', 'suffix', 'before', 'after'] as const).some((k) => typeof task[k] === 'string' && task[k].includes('\u0000'))) {
+        problems.push('the text contains NUL bytes (binary content)');
       }
       if (problems.length) {
         failed += 1;

@@ -94,6 +94,33 @@ describe('the command line', () => {
     assert.match(run.stderr, /batch: 2 tasks filled, 2 failed/);
   });
 
+  it('keeps going past batch lines that are null, not objects or binary, one error each (issue 15)', () => {
+    const tasks = path.join(dir, 'hostile.jsonl');
+    const out = path.join(dir, 'hostile-results.jsonl');
+    const good = { id: 'ok', prefix: 'def f(x):\n    return ', suffix: '\n', language: 'python' };
+    fs.writeFileSync(tasks, ['null', '[1, 2]', '7', JSON.stringify({ ...good, id: 'nul', prefix: 'x = "\u0000"\n' }), JSON.stringify(good)].join('\n'));
+    const run = cli(['--batch', tasks, '--out', out, '--steps', '2', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    const results = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(results.length, 5);
+    assert.match(results[0].error, /a task must be a JSON object \{prefix, suffix, \.\.\.\}, got null/);
+    assert.match(results[1].error, /got a list/);
+    assert.match(results[2].error, /got number/);
+    assert.match(results[3].error, /the text contains NUL bytes \(binary content\)/);
+    assert.equal(results[4].id, 'ok');
+    assert.equal(typeof results[4].completion, 'string');
+  });
+
+  it('ranks the rows of a 25 KB batch task whose cursor ends a line in a long function (issue 15: it hung)', () => {
+    const tasks = path.join(dir, 'long.jsonl');
+    const out = path.join(dir, 'long-results.jsonl');
+    const body = Array.from({ length: 1500 }, (_, i) => `    y${i} = x + ${i}\n`).join('');
+    fs.writeFileSync(tasks, JSON.stringify({ id: 'long', prefix: 'def f(x):\n    y = x', suffix: '\n' + body, language: 'python' }));
+    const run = cli(['--batch', tasks, '--out', out, '--steps', '2', '--candidates', '2', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(fs.readFileSync(out, 'utf8')).id, 'long');
+  });
+
   const badInput: [string, string[], RegExp][] = [
     ['a missing file', ['/nonexistent.py', '--line', '1', '--col', '1'], /file not found: \/nonexistent.py/],
     ['no cursor', [file], /give the cursor with --line and --col/],
@@ -101,6 +128,11 @@ describe('the command line', () => {
     ['a column past the end of the line', [file, '--line', '1', '--col', '80'], /--col 80 is past the end of line 1 \(it has 14 characters\)/],
     ['a bad strategy', [file, '--line', '1', '--col', '1', '--strategy', 'sideways'], /strategy must be one of/],
     ['an unknown flag', [file, '--lines', '1'], /Unknown option '--lines'/],
+    // Issue 15: a folder exited 1 with a raw EISDIR, and an --out that cannot be written printed a stack trace.
+    ['a folder given as the file', [dir, '--line', '1', '--col', '1'], new RegExp(`^unmask: file ${dir} is a folder, not a file\n$`)],
+    ['a folder given as the batch file', ['--batch', dir], new RegExp(`^unmask: batch file ${dir} is a folder, not a file\n$`)],
+    ['an --out in a missing folder', ['--batch', file, '--out', '/nonexistent/dir/out.jsonl'], /^unmask: cannot write --out \/nonexistent\/dir\/out.jsonl: its folder does not exist\n$/],
+    ['an --out that is a folder', ['--batch', file, '--out', dir], new RegExp(`^unmask: cannot write --out ${dir}: it is a folder\n$`)],
   ];
   for (const [what, args, message] of badInput) {
     it(`explains ${what} and exits with code 2`, () => {
