@@ -4,8 +4,10 @@
  * messages.ts, and reports status and traces. Every request ends in a result: errors become a status, a log line and
  * an empty answer, and the server keeps running.
  *
- * Cancellation: the LSP token and cancel-previous (a new inline request aborts the one before it, so typing never
- * queues more than one generation) both abort one AbortSignal, which the engine checks between denoising steps.
+ * Cancellation: the LSP token and cancel-previous (a new request aborts the one of its kind before it, so typing,
+ * or asking again for candidates or a fill, never queues more than one generation of each kind) both abort one
+ * AbortSignal, which the engine checks between denoising steps. Positions and counts are checked first
+ * (positions.ts): an invalid one is refused with a message, never clamped into a generation.
  */
 import * as path from 'node:path';
 import {
@@ -45,6 +47,7 @@ import {
   type TraceParams,
 } from './messages';
 import { ModelHost } from './model-host';
+import { countProblem, positionProblem, rangeProblem } from './positions';
 import { traceParams } from './trace';
 import { unsuitableReason, windowAround } from './window';
 
@@ -55,13 +58,17 @@ export interface ServerOptions {
 
 type RequestKind = TraceParams['kind'];
 
+/** The most tokens a request may ask for (maxTokens); the model's largest span bucket caps it further. */
+const MAX_REQUEST_TOKENS = 4096;
+
 export function startServer(connection: Connection, options: ServerOptions): void {
   const documents = new TextDocuments(TextDocument);
   const log = (line: string): void => connection.console.log(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
   const host = new ModelHost(options.extensionRoot, log, (status) => void connection.sendNotification(StatusNotification, status));
   let config: ServerConfig = parseConfig(undefined).config;
   let pullsConfiguration = false;
-  let inlineInFlight: AbortController | undefined;
+  /** The generation in flight of each kind, which the next request of that kind aborts. */
+  const inFlight = new Map<RequestKind, AbortController>();
   let lastTrace: TraceParams | null = null;
   // esbuild.mjs copies the parser's and the grammars' .wasm files here.
   const syntax = new SyntaxChecker((file) => path.join(options.extensionRoot, 'dist', 'tree-sitter', file), log);
@@ -116,13 +123,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     })();
   });
 
-  /** An AbortSignal tied to the LSP token and, for inline requests, to the next inline request (cancel-previous). */
+  /** An AbortSignal tied to the LSP token and to the next request of the same kind (cancel-previous). */
   function signalFor(kind: RequestKind, token: CancellationToken): AbortController {
     const controller = new AbortController();
-    if (kind === 'inline') {
-      inlineInFlight?.abort();
-      inlineInFlight = controller;
-    }
+    inFlight.get(kind)?.abort();
+    inFlight.set(kind, controller);
     if (token.isCancellationRequested) controller.abort();
     token.onCancellationRequested(() => controller.abort());
     return controller;
@@ -171,14 +176,22 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       end({ error: message });
       return failed(message);
     } finally {
-      if (inlineInFlight === controller) inlineInFlight = undefined;
+      if (inFlight.get(kind) === controller) inFlight.delete(kind);
     }
   }
 
   connection.languages.inlineCompletion.on(async (params, token): Promise<InlineCompletionItem[] | null> => {
     const document = documents.get(params.textDocument.uri);
     if (!document) return [];
-    const source = inlineSource(document, params.position, params.context);
+    const context = params.context ?? { triggerKind: InlineCompletionTriggerKind.Automatic };
+    const selected = context.selectedCompletionInfo;
+    const invalid =
+      positionProblem(document, params.position, 'position') ?? (selected ? rangeProblem(document, selected.range, 'selectedCompletionInfo.range') : undefined);
+    if (invalid) {
+      log(`inline: refused for ${params.textDocument.uri}: ${invalid}`);
+      return [];
+    }
+    const source = inlineSource(document, params.position, context);
     const unsuitable = unsuitableReason(source.window);
     if (unsuitable) {
       log(`inline: no completion for ${params.textDocument.uri}: ${unsuitable}`);
@@ -187,7 +200,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     // Every request ranks the rows of one batch: an explicit one (Alt+\, or Alt+] / Alt+[ asking for more) gets
     // unmask.candidates alternatives, one made as you type the best of unmask.inlineCandidates rows, so that a row
     // that comes out blank or broken gives way to one that does not. One row is the engine's text as it is.
-    const explicit = params.context.triggerKind === InlineCompletionTriggerKind.Invoked;
+    const explicit = context.triggerKind === InlineCompletionTriggerKind.Invoked;
     const rows = explicit ? config.candidates : config.inlineCandidates;
     const uri = params.textDocument.uri;
     return generate(
@@ -223,6 +236,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     const empty = (error: string): FillRangeResult => ({ text: '', latencyMs: performance.now() - started, error });
     const document = documents.get(params.textDocument.uri);
     if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    const invalid = rangeProblem(document, params.range, 'range') ?? countProblem(params.maxTokens, 'maxTokens', MAX_REQUEST_TOKENS);
+    if (invalid) return empty(`invalid request: ${invalid}`);
     const text = document.getText();
     const start = document.offsetAt(params.range.start);
     const end = Math.max(start, document.offsetAt(params.range.end));
@@ -263,6 +278,14 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     const document = documents.get(params.textDocument.uri);
     if (!document) return empty(`document ${params.textDocument.uri} is not open`);
     if (!Array.isArray(params.holes) || params.holes.length === 0) return empty('no holes to fill');
+    const invalid = params.holes
+      .map((h, i) =>
+        typeof h !== 'object' || h === null
+          ? `holes[${i}] must be {range, maxTokens?}`
+          : (rangeProblem(document, h.range, `holes[${i}].range`) ?? countProblem(h.maxTokens, `holes[${i}].maxTokens`, MAX_REQUEST_TOKENS)),
+      )
+      .find((problem) => problem !== undefined);
+    if (invalid) return empty(`invalid request: ${invalid}`);
     const text = document.getText();
     if (text.includes('\u0000')) return empty('the document contains NUL bytes (binary content)');
     const ranges = params.holes.map((h) => [document.offsetAt(h.range.start), document.offsetAt(h.range.end)]);
@@ -302,6 +325,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     if (!document) return empty(`document ${params.textDocument.uri} is not open`);
     const count = params.count ?? config.candidates;
     if (!Number.isInteger(count) || count < 1 || count > MAX_CANDIDATES) return empty(`count must be a whole number from 1 to ${MAX_CANDIDATES}`);
+    const invalid = positionProblem(document, params.position, 'position') ?? countProblem(params.maxTokens, 'maxTokens', MAX_REQUEST_TOKENS);
+    if (invalid) return empty(`invalid request: ${invalid}`);
     const text = document.getText();
     const offset = document.offsetAt(params.position);
     const window = windowAround(text, offset);
@@ -334,7 +359,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   connection.onRequest(LastTraceRequest, () => lastTrace);
 
   connection.onShutdown(async () => {
-    inlineInFlight?.abort();
+    for (const controller of inFlight.values()) controller.abort();
     syntax.dispose();
     await host.dispose();
   });

@@ -203,6 +203,62 @@ describe('the language server', () => {
     assert.equal(itemsOf(results[2]).length, 1, 'the last request is answered');
   }
 
+  it('refuses invalid positions, ranges and token counts with a message, and generates nothing (issue 15)', async () => {
+    // A document of its own: other tests edit read.py.
+    const uri = 'file:///work/positions.py';
+    await client.open(uri, 'python', PYTHON);
+    const lines = PYTHON.split('\n').length;
+    const bad: [unknown, RegExp][] = [
+      [{ line: -1, character: 0 }, /position.line must be a whole number >= 0 \(got -1\)/],
+      [{ line: 0, character: 0.5 }, /position.character must be a whole number >= 0 \(got 0.5\)/],
+      [{ line: lines, character: 0 }, new RegExp(`position.line ${lines} is past the end of the document \\(${lines} lines\\)`)],
+      [{ line: 0, character: 10 }, /position.character 10 is past the end of line 0 \(9 characters\)/],
+      [null, /position must be \{line, character\}/],
+    ];
+    const tracesBefore = client.traces.length;
+    for (const [position, message] of bad) {
+      const logsBefore = client.logs.length;
+      const inline = await client.connection.sendRequest(InlineCompletionRequest.type, {
+        textDocument: { uri },
+        position: position as { line: number; character: number },
+        context: { triggerKind: InlineCompletionTriggerKind.Invoked },
+      });
+      assert.deepEqual(inline, []);
+      assert.ok(client.logs.slice(logsBefore).some((l) => l.includes('inline: refused') && message.test(l)), `inline ${JSON.stringify(position)}`);
+      const candidates: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri }, position, count: 2 });
+      assert.match(candidates.error!, message);
+      assert.equal(candidates.candidates.length, 0);
+      const fill: FillRangeResult = await client.connection.sendRequest(FillRangeRequest, { textDocument: { uri }, range: { start: CURSOR, end: position } });
+      assert.match(fill.error!, new RegExp(message.source.replace(/^position/, 'range.end')));
+      const holes: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, { textDocument: { uri }, holes: [{ range: { start: position, end: position } }] });
+      assert.match(holes.error!, new RegExp(message.source.replace(/^position/, 'holes\\[0\\].range.start')));
+    }
+    const count: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri }, position: CURSOR, maxTokens: -3 });
+    assert.match(count.error!, /maxTokens must be a whole number from 1 to 4096 \(got -3\)/);
+    // The last position of a line and of the document are valid.
+    const end: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri }, position: { line: 0, character: 9 }, count: 1 });
+    assert.equal(end.error, undefined);
+    assert.ok(client.traces.slice(tracesBefore).every((t) => t.kind === 'candidates'), 'only the valid request generated');
+  });
+
+  it('keeps one candidates generation in flight: a new request aborts the one before it (issue 15: floods queued)', async () => {
+    await client.changeSettings({ steps: 64, maxSpanTokens: 64 });
+    try {
+      const params = { textDocument: { uri: 'file:///work/read.py' }, position: CURSOR, count: 16 };
+      const started = performance.now();
+      const flood = Array.from({ length: 20 }, () => client.connection.sendRequest(CandidatesRequest, params) as Promise<CandidatesResult>);
+      const results = await Promise.all(flood);
+      const ms = performance.now() - started;
+      assert.equal(results.at(-1)!.error, undefined, 'the last request is answered');
+      const cancelled = results.filter((r) => r.error === 'cancelled').length;
+      assert.ok(cancelled >= 15, `${cancelled} of 19 superseded requests were cancelled`);
+      assert.ok(results.every((r) => r.error === undefined || r.error === 'cancelled'));
+      assert.ok(ms < 20_000, `${ms.toFixed(0)} ms`);
+    } finally {
+      await client.changeSettings({ steps: 8, maxSpanTokens: 16 });
+    }
+  });
+
   it('returns nothing for a binary document, with a log line saying why', async () => {
     await client.open('file:///work/blob.bin', 'plaintext', 'PK\u0003\u0004\u0000\u0000binary\u0000data');
     const result = await client.connection.sendRequest(InlineCompletionRequest.type, {
