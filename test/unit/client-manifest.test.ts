@@ -25,6 +25,16 @@ describe('the extension manifest', () => {
     for (const command of used) assert.ok(known.has(command), `${command} is contributed`);
   });
 
+  it('works in Restricted Mode with the settings that load files restricted (issue 15)', () => {
+    const trust = manifest.capabilities?.untrustedWorkspaces;
+    assert.equal(trust?.supported, 'limited');
+    assert.match(trust.description, /unmask.modelPath/);
+    // Every setting that names a file or folder to load: a workspace must not pick what the extension executes.
+    const loadsFiles = Object.keys(manifest.contributes.configuration.properties).filter((key) => /path|file|folder|dir/i.test(key));
+    assert.deepEqual(loadsFiles, ['unmask.modelPath']);
+    assert.deepEqual(trust.restrictedConfigurations, loadsFiles);
+  });
+
   it('runs the bundled client', () => {
     assert.equal(manifest.main, './dist/client.js');
   });
