@@ -32,6 +32,13 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
   and walks left until the whole span is end-of-span (DiffuCoder's "entropy sink", seen in every CPU-trained
   checkpoint), an empty completion.
 - Committed tokens are never re-masked. Banned ids (every special token but end-of-span) are never listed.
+- Token healing (the engine's healing.ts; `heal_tail` decides it, test/fixtures/healing-cases.json holds both sides to
+  one rule): when the text before a hole ends inside a token (the cursor inside a word, `token.start_ma`), the canvas
+  drops that token (the "partial" text) and `first_tokens` constrains the hole's first position to the ids whose text
+  starts with it; the completion is the span's text minus the partial. The position's list loses the other entries
+  (not renormalised, like end-of-span at a hole's first position); when none is left, the position takes the rule's
+  fallback (the token that spells the partial, so the context reads as without healing) in that step, committed by
+  the sampler: marked filled, not one of the step's scheduled commits, left out of the decoding order.
 - The completion is the span's tokens up to the first end-of-span token.
 The step of every commit comes back for AR-ness (decoding order: by step, left to right within a step).
 """
@@ -67,6 +74,65 @@ class SamplerOptions:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {STRATEGIES}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or not 0 <= self.threshold <= 1:
             raise ValueError(f"bad sampler options {self}")
+
+
+MAX_HEALED_TOKENS = 4  # A character is at most 4 UTF-8 bytes: a clean tail never needs more byte-level tokens.
+
+
+@dataclass(frozen=True)
+class TokenHealing:
+    """How the first position of a hole is constrained (the engine's TokenHealing)."""
+    partial: str  # the text removed from the end of the context; the completion starts with it
+    removed: int  # how many tokens were removed
+    allowed: tuple[int, ...]  # ids whose text starts with the partial, ascending
+    fallback: int  # the id that spells the partial: taken when the K-best list holds no allowed id
+
+
+def token_pieces(decode: Callable[[list[int]], str], vocab_size: int, special_ids) -> list[str]:
+    """The text of every id decoded alone, "" for special ids (the engine's TextCodec.pieces)."""
+    special = set(special_ids)
+    return ["" if i in special else decode([i]) for i in range(vocab_size)]
+
+
+def first_token_rule(partial: str, pieces: list[str]) -> Optional[tuple[tuple[int, ...], int]]:
+    """(ids whose piece starts with partial, the first id that spells it), when one spells it and another extends it
+    (otherwise healing could change nothing)."""
+    allowed = tuple(i for i, piece in enumerate(pieces) if piece.startswith(partial))
+    fallback = next((i for i in allowed if pieces[i] == partial), None)
+    if fallback is None or not any(len(pieces[i]) > len(partial) for i in allowed):
+        return None
+    return allowed, fallback
+
+
+def heal_tail(tokens: list[int], text: str, decode: Callable[[list[int]], str],
+              pieces: list[str]) -> Optional[TokenHealing]:
+    """The healing of the text before a hole (tokens: its tokens as the canvas holds them), or None when it ends at a
+    certain boundary: a line break (the pre-tokenizer always ends a piece there, and the line start is the model's
+    line-aligned training shape). The partial is the text of the shortest run of last tokens (at most
+    MAX_HEALED_TOKENS) that decodes cleanly and is a suffix of the text; it heals when first_token_rule allows."""
+    if not tokens or not text or text[-1] in "\r\n":
+        return None
+    for removed in range(1, min(MAX_HEALED_TOKENS, len(tokens)) + 1):
+        partial = decode(tokens[len(tokens) - removed:])
+        if not partial or "\ufffd" in partial or not text.endswith(partial):
+            continue
+        rule = first_token_rule(partial, pieces)
+        return None if rule is None else TokenHealing(partial, removed, rule[0], rule[1])
+    return None
+
+
+def heal_prefix(prefix_ids: list[int], prefix: str, decode: Callable[[list[int]], str],
+                pieces: list[str]) -> tuple[list[int], Optional[TokenHealing]]:
+    """The prefix's tokens for the canvas and its healing: (prefix_ids minus the healed tokens, healing or None).
+    Pass {index of the hole's first position: healing} per row as denoise's first_tokens and cut the completion's
+    text with after_partial."""
+    healing = heal_tail(prefix_ids, prefix, decode, pieces)
+    return (prefix_ids[:len(prefix_ids) - healing.removed] if healing else list(prefix_ids)), healing
+
+
+def after_partial(text: str, partial: str) -> str:
+    """The completion at the cursor: the span's text minus the partial it starts with."""
+    return text[len(partial):] if text.startswith(partial) else text
 
 
 @dataclass
@@ -197,15 +263,49 @@ def ban_eos_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: to
     return top_logits.masked_fill(first[..., None] & (top_ids == eos_id), float("-inf"))
 
 
+Rules = list[dict[int, tuple[torch.Tensor, int]]]  # per row: canvas position -> (allowed ids [V] bool, fallback id)
+
+
+def constrain_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor,
+                    rules: Rules) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token healing's constraint: rules[b] maps a canvas position of row b to (allowed [V] bool, fallback id). The
+    K-best lists (top_logits, top_ids [B, P, K]) at those positions keep only allowed ids (the others -inf). A list
+    left empty by that (but not empty before it) is forced: its list becomes the fallback alone, so choose_tokens
+    picks it. Returns (top_logits, top_ids, forced [B, P] bool)."""
+    top_logits, top_ids = top_logits.clone(), top_ids.clone()
+    forced = torch.zeros_like(valid)
+    for b, row_rules in enumerate(rules):
+        for position, (allowed, fallback) in row_rules.items():
+            slots = ((positions[b] == position) & valid[b]).nonzero().flatten().tolist()
+            if not slots:
+                continue  # Already committed.
+            j = slots[0]
+            usable = top_logits[b, j] > float("-inf")
+            if not bool(usable.any()):
+                continue  # No list at all: choose_tokens reports it, as without healing.
+            ok = usable & allowed.to(top_ids.device)[top_ids[b, j]]
+            if bool(ok.any()):
+                top_logits[b, j] = top_logits[b, j].masked_fill(~ok, float("-inf"))
+            else:
+                forced[b, j] = True
+                top_logits[b, j] = float("-inf")
+                top_logits[b, j, 0] = 0.0
+                top_ids[b, j, 0] = fallback
+    return top_logits, top_ids, forced
+
+
 def select_commits(tokens: torch.Tensor, token_prob: torch.Tensor, score: torch.Tensor, valid: torch.Tensor,
                    positions: torch.Tensor, masked: torch.Tensor, n: torch.Tensor, options: SamplerOptions,
-                   eos_id: int) -> torch.Tensor:
+                   eos_id: int, forced: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Which masked positions a step commits ([B, P] bool; all inputs [B, P] but masked [B, T] and n [B]): everything
     above the threshold (Fast-dLLM), then the best-scored others up to n, ties to the leftmost (stable sort over
     ascending positions). With end-of-span after code, an end-of-span whose left neighbour is still masked waits: it
     takes its slot in the ranking but is not committed, except at the last step (n = every mask); a row that would
-    commit nothing commits its best-ranked position that is not waiting (the engine's selectPositions)."""
+    commit nothing commits its best-ranked position that is not waiting (the engine's selectPositions). `forced`
+    positions (token healing's fallback) are left out here: the caller commits them besides."""
     left = valid.sum(1)  # [B]
+    if forced is not None:
+        valid = valid & ~forced
     if options.eos_after_code:
         left_masked = masked.gather(1, (positions - 1).clamp(min=0)) & (positions > 0)
         waits = valid & (tokens == eos_id) & left_masked & (n < left)[:, None]
@@ -238,7 +338,8 @@ def hole_ids(span: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, options: SamplerOptions,
             generators: list[torch.Generator], banned_ids: tuple[int, ...] = (),
-            span: Optional[torch.Tensor] = None) -> DenoiseResult:
+            span: Optional[torch.Tensor] = None,
+            first_tokens: Optional[list[dict[int, TokenHealing]]] = None) -> DenoiseResult:
     """Fills every mask_id position of canvas [B, T] (long); the TypeScript engine's sampleCanvas, row by row.
 
     model_fn(input_ids [B, T], positions [B, P], span_mask [B, T] bool) -> logits [B, P, V]. Row r draws from
@@ -247,6 +348,7 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
     count gives the same result as the mask count itself. `banned_ids` are never
     committed (the engine bans every special id but end-of-span). `span` ([B, T] bool) marks the generated region
     (for context-only attention and for the holes of end-of-span fill); by default the initially masked positions.
+    `first_tokens[b]` maps the first position of a healed hole of row b to its TokenHealing (heal_prefix).
     """
     x = canvas.clone()
     masked = x == mask_id  # [B, T]
@@ -256,6 +358,7 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
     filled = torch.zeros_like(masked)
     banned = sorted({mask_id, *banned_ids} - {eos_id})
     calls = 0
+    rules: Optional[Rules] = None
     for i in range(options.steps):
         left = masked.sum(1)  # [B]
         if int(left.max()) == 0:
@@ -267,9 +370,15 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
         tail = entropy_tail(top_logits, log_z, logits.shape[-1] - len(banned))
         if options.eos_after_code:
             top_logits = ban_eos_first(top_logits, top_ids, positions, hole_of, eos_id)
+        forced = torch.zeros_like(valid)
+        if first_tokens is not None:
+            if rules is None:
+                rules = [{p: (_allowed_mask(h.allowed, logits.shape[-1]), h.fallback) for p, h in row.items()}
+                         for row in first_tokens]
+            top_logits, top_ids, forced = constrain_first(top_logits, top_ids, positions, valid, rules)
         tokens, token_prob, score = choose_tokens(top_logits, top_ids, log_z, valid, options, generators, tail)
         n = commit_counts(left, i, options.steps)  # [B]
-        commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id)
+        commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id, forced)
         fill = torch.zeros_like(commit)
         if options.eos_fill:
             # A masked position that comes after an end-of-span committed in this step, in the same hole, is filled
@@ -277,12 +386,19 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
             # committed here" equal to the position's own hole means an eos of its hole lies to its left.
             hole = hole_of.gather(1, positions)  # [B, P]
             marker = torch.where(commit & (tokens == eos_id), hole, torch.full_like(hole, -1))
-            fill = valid & ~commit & (marker.cummax(1).values == hole)
+            fill = valid & ~commit & ~forced & (marker.cummax(1).values == hole)
             tokens = torch.where(fill, torch.full_like(tokens, eos_id), tokens)
-        apply_step(x, step_of, filled, masked, positions, tokens, commit, fill, i)
+        # Healing's fallbacks go in like fill: committed by the sampler, not chosen by the model.
+        apply_step(x, step_of, filled, masked, positions, tokens, commit, fill | forced, i)
     if bool(masked.any()):
         raise RuntimeError("sampler left masks unresolved")  # Impossible by construction: the last step commits all.
     return DenoiseResult(x, step_of, filled, calls)
+
+
+def _allowed_mask(allowed: tuple[int, ...], vocab_size: int) -> torch.Tensor:
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    mask[[i for i in allowed if 0 <= i < vocab_size]] = True
+    return mask
 
 
 def apply_step(x: torch.Tensor, step_of: torch.Tensor, filled: torch.Tensor, masked: torch.Tensor,

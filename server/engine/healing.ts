@@ -65,13 +65,15 @@ export function healTail(tokens: readonly number[], text: string, decode: TextCo
 export function firstTokenRule(partial: string, pieces: readonly string[]): FirstTokenRule | undefined {
   const allowed: number[] = [];
   let fallback = -1;
+  let extended = false;
   for (let id = 0; id < pieces.length; id++) {
     const piece = pieces[id];
     if (!piece.startsWith(partial)) continue;
     allowed.push(id);
-    if (fallback < 0 && piece.length === partial.length) fallback = id;
+    if (piece.length > partial.length) extended = true;
+    else if (fallback < 0) fallback = id;
   }
-  if (fallback < 0 || allowed.length < 2) return undefined;
+  if (fallback < 0 || !extended) return undefined;
   return { allowed, fallback };
 }
 
