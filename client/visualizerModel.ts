@@ -19,7 +19,7 @@ export interface ReplayCell {
   readonly confidence: number;
   /** End-of-span: the hole's text ends at the first one. */
   readonly eos: boolean;
-  /** Committed by end-of-span fill rather than by the model. */
+  /** Committed by the sampler rather than by the model: end-of-span fill, or token healing's fallback. */
   readonly filled: boolean;
   /** After the hole's first end-of-span: committed, but cut from the text that was inserted. */
   readonly trimmed: boolean;

@@ -104,7 +104,7 @@
           el.title =
             `Step ${cell.step + 1}, commit ${cell.order + 1}, confidence ${percent(cell.confidence)}` +
             (cell.eos ? ', end of span' : '') +
-            (cell.filled ? ' (end-of-span fill)' : '') +
+            (cell.filled ? (cell.eos ? ' (end-of-span fill)' : ' (token healing: the text before the cursor, not the model\'s choice)') : '') +
             (cell.trimmed ? ', cut from the text (after the end of span)' : '');
         } else {
           el.title = 'Still masked';

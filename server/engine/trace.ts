@@ -22,7 +22,10 @@ export interface TraceToken {
   readonly confidence: number;
   /** True for end-of-span (the completion ends at the first one in a hole). */
   readonly eos: boolean;
-  /** True when end-of-span fill committed it, not the model; such tokens are left out of the AR-ness. */
+  /**
+   * True when the sampler committed it, not the model (end-of-span fill, or token healing's fallback); such tokens
+   * are left out of the AR-ness.
+   */
   readonly filled: boolean;
 }
 

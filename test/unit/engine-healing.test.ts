@@ -206,6 +206,7 @@ describe('token healing in infill', () => {
     assert.equal(first.tokenId, word('ma'));
     assert.equal(first.filled, true, "the fallback is the sampler's commit, not the model's");
     assert.equal(first.step, 0, 'it goes in at the first step');
+    assert.equal(result.trace.tokens.filter((t) => t.step === 0).length, 2, "besides the model's scheduled commit (x)");
     assert.equal(best.scoredTokens, 2, "the fallback is not scored: only 'x' and the end-of-span");
   });
 
@@ -225,6 +226,11 @@ describe('token healing in infill', () => {
       assert.ok(text.startsWith('ma'), text);
       assert.equal(candidate.holes[0], afterPartial(text, 'ma'));
     }
+  });
+
+  it('is an option that is on by default and must be a boolean', () => {
+    assert.equal(resolveSamplerOptions().tokenHealing, true);
+    assert.throws(() => resolveSamplerOptions({ tokenHealing: 'yes' as unknown as boolean }), OptionsError);
   });
 
   it('refuses a first-token rule whose fallback the sampler may not commit', async () => {

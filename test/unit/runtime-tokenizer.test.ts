@@ -6,6 +6,7 @@ import type { ModelFacts } from '../../server/engine/types';
 import { denoiserGraphs, loadManifest, requireFile } from '../../server/runtime/manifest';
 import { factsFromMetadata } from '../../server/runtime/metadata';
 import { readOnnxFileInfo } from '../../server/runtime/onnx-proto';
+import { healTail } from '../../server/engine/healing';
 import { loadTokenizer, splitAtLineStarts } from '../../server/runtime/tokenizer';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { REPO_ROOT, SHIPPED_MODEL_DIR, SMOKE_CACHED_MODEL_DIR, SMOKE_MODEL_DIR, tempDir } from '../fixtures/models';
@@ -175,3 +176,26 @@ function factsFor(tokenizerFile: string, special: Record<string, number>): Model
     spanBuckets: [8],
   };
 }
+
+describe("the tokenizer's pieces (token healing)", () => {
+  for (const dir of realModels) {
+    it(`lists every id's text and heals a word cut by the cursor: ${path.basename(dir)}`, () => {
+      const manifest = loadManifest(dir);
+      const graphs = denoiserGraphs(manifest, 'auto');
+      const facts = factsFromMetadata(readOnnxFileInfo(graphs.kind === 'cached' ? graphs.step : graphs.model).metadata, dir);
+      const { codec, size } = loadTokenizer(requireFile(manifest, 'tokenizer.json'), facts, manifest.specialTokens);
+      const pieces = codec.pieces!();
+      assert.equal(pieces.length, size);
+      assert.equal(codec.pieces!(), pieces, 'built once');
+      for (const id of [facts.maskId, facts.eosId, facts.padId, ...Object.values(facts.langIds)]) assert.equal(pieces[id], '');
+      const prefix = 'self.marks.append(token.start_ma';
+      const tokens = codec.encode(prefix);
+      const healing = healTail(tokens, prefix, (ids) => codec.decode(ids), pieces);
+      assert.ok(healing, 'a prefix that ends inside a word is healed');
+      assert.ok(prefix.endsWith(healing.partial));
+      assert.equal(codec.decode(tokens.slice(0, tokens.length - healing.removed)) + healing.partial, prefix);
+      assert.ok(healing.allowed.every((id) => pieces[id].startsWith(healing.partial)));
+      assert.equal(pieces[healing.fallback], healing.partial);
+    });
+  }
+});
