@@ -36,9 +36,11 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
   one rule): when the text before a hole ends inside a token (the cursor inside a word, `token.start_ma`), the canvas
   drops that token (the "partial" text) and `first_tokens` constrains the hole's first position to the ids whose text
   starts with it; the completion is the span's text minus the partial. The position's list loses the other entries
-  (not renormalised, like end-of-span at a hole's first position); when none is left, the position takes the rule's
-  fallback (the token that spells the partial, so the context reads as without healing) in that step, committed by
-  the sampler: marked filled, not one of the step's scheduled commits, left out of the decoding order.
+  (not renormalised, like end-of-span at a hole's first position), and the position is committed in the first step
+  whatever its score, besides the step's scheduled commits (the user typed the start of that token: every other
+  position is decided knowing the whole word). When no entry is left, it takes the rule's fallback (the token that
+  spells the partial, so the context reads as without healing), committed by the sampler: marked filled, left out
+  of the decoding order.
 - The completion is the span's tokens up to the first end-of-span token.
 The step of every commit comes back for AR-ness (decoding order: by step, left to right within a step).
 """
@@ -269,11 +271,13 @@ Rules = list[dict[int, tuple[torch.Tensor, int]]]  # per row: canvas position ->
 def constrain_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor,
                     rules: Rules) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Token healing's constraint: rules[b] maps a canvas position of row b to (allowed [V] bool, fallback id). The
-    K-best lists (top_logits, top_ids [B, P, K]) at those positions keep only allowed ids (the others -inf). A list
-    left empty by that (but not empty before it) is forced: its list becomes the fallback alone, so choose_tokens
-    picks it. Returns (top_logits, top_ids, forced [B, P] bool)."""
+    K-best lists (top_logits, top_ids [B, P, K]) at those positions keep only allowed ids (the others -inf); such a
+    position is pinned (committed this step). A list left empty by that (but not empty before it) falls back: it
+    becomes the fallback alone, so choose_tokens picks it. Returns (top_logits, top_ids, pinned [B, P] bool,
+    fell_back [B, P] bool)."""
     top_logits, top_ids = top_logits.clone(), top_ids.clone()
-    forced = torch.zeros_like(valid)
+    pinned = torch.zeros_like(valid)
+    fell_back = torch.zeros_like(valid)
     for b, row_rules in enumerate(rules):
         for position, (allowed, fallback) in row_rules.items():
             slots = ((positions[b] == position) & valid[b]).nonzero().flatten().tolist()
@@ -284,14 +288,15 @@ def constrain_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: 
             if not bool(usable.any()):
                 continue  # No list at all: choose_tokens reports it, as without healing.
             ok = usable & allowed.to(top_ids.device)[top_ids[b, j]]
+            pinned[b, j] = True
             if bool(ok.any()):
                 top_logits[b, j] = top_logits[b, j].masked_fill(~ok, float("-inf"))
             else:
-                forced[b, j] = True
+                fell_back[b, j] = True
                 top_logits[b, j] = float("-inf")
                 top_logits[b, j, 0] = 0.0
                 top_ids[b, j, 0] = fallback
-    return top_logits, top_ids, forced
+    return top_logits, top_ids, pinned, fell_back
 
 
 def select_commits(tokens: torch.Tensor, token_prob: torch.Tensor, score: torch.Tensor, valid: torch.Tensor,
@@ -302,7 +307,7 @@ def select_commits(tokens: torch.Tensor, token_prob: torch.Tensor, score: torch.
     ascending positions). With end-of-span after code, an end-of-span whose left neighbour is still masked waits: it
     takes its slot in the ranking but is not committed, except at the last step (n = every mask); a row that would
     commit nothing commits its best-ranked position that is not waiting (the engine's selectPositions). `forced`
-    positions (token healing's fallback) are left out here: the caller commits them besides."""
+    positions (token healing's pinned ones) are left out here: the caller commits them besides."""
     left = valid.sum(1)  # [B]
     if forced is not None:
         valid = valid & ~forced
@@ -370,15 +375,15 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
         tail = entropy_tail(top_logits, log_z, logits.shape[-1] - len(banned))
         if options.eos_after_code:
             top_logits = ban_eos_first(top_logits, top_ids, positions, hole_of, eos_id)
-        forced = torch.zeros_like(valid)
+        pinned = fell_back = torch.zeros_like(valid)
         if first_tokens is not None:
             if rules is None:
                 rules = [{p: (_allowed_mask(h.allowed, logits.shape[-1]), h.fallback) for p, h in row.items()}
                          for row in first_tokens]
-            top_logits, top_ids, forced = constrain_first(top_logits, top_ids, positions, valid, rules)
+            top_logits, top_ids, pinned, fell_back = constrain_first(top_logits, top_ids, positions, valid, rules)
         tokens, token_prob, score = choose_tokens(top_logits, top_ids, log_z, valid, options, generators, tail)
         n = commit_counts(left, i, options.steps)  # [B]
-        commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id, forced)
+        commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id, pinned)
         fill = torch.zeros_like(commit)
         if options.eos_fill:
             # A masked position that comes after an end-of-span committed in this step, in the same hole, is filled
@@ -386,10 +391,10 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
             # committed here" equal to the position's own hole means an eos of its hole lies to its left.
             hole = hole_of.gather(1, positions)  # [B, P]
             marker = torch.where(commit & (tokens == eos_id), hole, torch.full_like(hole, -1))
-            fill = valid & ~commit & ~forced & (marker.cummax(1).values == hole)
+            fill = valid & ~commit & ~pinned & (marker.cummax(1).values == hole)
             tokens = torch.where(fill, torch.full_like(tokens, eos_id), tokens)
-        # Healing's fallbacks go in like fill: committed by the sampler, not chosen by the model.
-        apply_step(x, step_of, filled, masked, positions, tokens, commit, fill | forced, i)
+        # Healed positions go in now; a fallback like fill: committed by the sampler, not chosen by the model.
+        apply_step(x, step_of, filled, masked, positions, tokens, commit | (pinned & ~fell_back), fill | fell_back, i)
     if bool(masked.any()):
         raise RuntimeError("sampler left masks unresolved")  # Impossible by construction: the last step commits all.
     return DenoiseResult(x, step_of, filled, calls)

@@ -60,7 +60,7 @@ class HealingMatchesTheSharedFixture(unittest.TestCase):
                 valid = torch.ones(1, 1, dtype=torch.bool)
                 positions = torch.tensor([[5]])
                 rules = [{5: (sample._allowed_mask(allowed, V), fallback)}]
-                top_logits, top_ids, forced = sample.constrain_first(top_logits, top_ids, positions, valid, rules)
+                top_logits, top_ids, _, forced = sample.constrain_first(top_logits, top_ids, positions, valid, rules)
                 options = sample.SamplerOptions(steps=1)
                 tokens, _, _ = sample.choose_tokens(top_logits, top_ids, log_z, valid, options, [torch.Generator()])
                 self.assertEqual({"token": int(tokens[0, 0]), "forced": bool(forced[0, 0])}, case["expect"])
@@ -114,6 +114,10 @@ class HealedDenoising(unittest.TestCase):
         self.assertEqual(self.span(plain), [TRUE, CLOSE], "without the constraint the model's best goes in")
         text = "".join(PIECES[i] for i in self.span(healed))
         self.assertEqual(sample.after_partial(text, HEALING.partial), "rks)")
+        # Decided in the first step though the model is unsure of it (p ~ 0.01), by the model (not filled).
+        self.assertEqual(int(healed.step[0, self.START]), 0)
+        self.assertFalse(bool(healed.filled[0, self.START]))
+        self.assertNotEqual(int(plain.step[0, self.START]), 0)
 
     def test_no_extending_token_in_the_list_falls_back_to_the_partial_in_the_first_step(self):
         model = Scripted(self.START, {TRUE: 10.0})

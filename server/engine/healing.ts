@@ -17,9 +17,10 @@
  *     it; when none extends it, the only allowed token would be the one removed, and healing could change nothing.
  * The hole's first position then chooses from its K-best list minus the tokens that do not start with the partial
  * (not renormalised, like end-of-span at a hole's first position). One position carries the whole constraint, so it
- * holds whatever order the sampler commits positions in. When no entry of the list starts with the partial, that
- * position takes the fallback, the token that spells the partial: the context then reads as it would without
- * healing, and the commit is the sampler's, not the model's (sampler.ts, rule 5).
+ * holds whatever order the sampler commits positions in; still, that position is committed in the first step, so
+ * every other position is decided knowing the whole word (sampler.ts, rule 5). When no entry of the list starts
+ * with the partial, that position takes the fallback, the token that spells the partial: the context then reads as
+ * it would without healing, and the commit is the sampler's, not the model's.
  *
  * Not done: a partial that spans a split the tokenizer would not make (`return sel` encodes as ` return`, ` `, `sel`
  * because ` sel` is no token, so ` self` is never offered); backing up to the start of the pre-tokenizer's piece

@@ -24,8 +24,10 @@
  *      whole span is end-of-span (DiffuCoder's "entropy sink"), which a weakly trained model does on most requests.
  *      The call count does not change: waiting positions are resolved by later steps.
  *   5. with `firstTokens` (token healing, healing.ts), a hole's first position chooses only among the allowed ids of
- *      its list; when its list holds none, the position takes the rule's fallback token in that step, committed by
- *      the sampler (like end-of-span fill: marked `filled`, not scored, not one of the step's scheduled commits).
+ *      its list, and is committed in the first step whatever its score, besides the step's scheduled commits: the
+ *      user already typed the start of that token, the surest thing in the span, so every other position is decided
+ *      knowing the whole word. When its list holds no allowed id, it takes the rule's fallback token, committed by
+ *      the sampler (like end-of-span fill: marked `filled`, not scored).
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
  * otherwise at most that, fewer only because every mask got resolved early. Cancellation is checked before and after
@@ -118,7 +120,7 @@ const NOT_SELECTED = 0;
 const BY_MODEL = 1;
 const BY_EOS_FILL = 2;
 const WAITING = 3;
-const BY_FORCE = 4;
+const BY_RULE = 4;
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError();
@@ -261,8 +263,9 @@ export async function sampleCanvas(
   const selected = new Uint8Array(capacity);
   // waits[j]: rule 4 holds masked position j back this step (end-of-span whose left neighbour is still masked).
   const waits = new Uint8Array(capacity);
-  // forced[j]: rule 5 commits masked position j this step with its hole's fallback token.
-  const forced = new Uint8Array(capacity);
+  // pinned[j]: rule 5 commits masked position j this step; fellBack[j]: with its hole's fallback token.
+  const pinned = new Uint8Array(capacity);
+  const fellBack = new Uint8Array(capacity);
   const order = new Int32Array(capacity);
   const byScoreDescending = (a: number, b: number): number => scores[b] - scores[a] || a - b;
 
@@ -314,15 +317,16 @@ export async function sampleCanvas(
           probabilities[j] = choice.probability;
           scores[j] = choice.score;
           logProbs[j] = choice.logProb;
-          forced[j] = 0;
+          fellBack[j] = 0;
         } else {
           // Rule 5: no listed token extends the partial, so the one that spells it goes in, by the sampler.
           tokens[j] = rule!.fallback;
           probabilities[j] = 0;
           scores[j] = -Infinity;
           logProbs[j] = 0;
-          forced[j] = 1;
+          fellBack[j] = 1;
         }
+        pinned[j] = rule ? 1 : 0;
         waits[j] = config.eosAfterCode && tokens[j] === eosId && isMasked[r * seqLen + position - 1] === 1 ? 1 : 0;
       }
       selectPositions(m, tokensToCommit(m, step, steps), config.confidenceThreshold);
@@ -340,7 +344,7 @@ export async function sampleCanvas(
           continue;
         }
         const hole = holeOf[position];
-        const byModel = how === BY_MODEL;
+        const byModel = how === BY_MODEL || (how === BY_RULE && fellBack[j] === 0);
         const tokenId = how === BY_EOS_FILL ? eosId : tokens[j];
         if (byModel && tokenId === eosId) fillConfidence = probabilities[j];
         ids[rowOffset + position] = tokenId;
@@ -351,7 +355,7 @@ export async function sampleCanvas(
           index: position - holeStart[hole],
           step,
           tokenId,
-          confidence: byModel ? probabilities[j] : how === BY_FORCE ? 0 : fillConfidence,
+          confidence: byModel ? probabilities[j] : how === BY_RULE ? 0 : fillConfidence,
           logProb: byModel ? logProbs[j] : 0,
           filled: !byModel,
         });
@@ -369,10 +373,10 @@ export async function sampleCanvas(
   /** Marks the positions the model commits this step: everything above the threshold, then the best-scored. */
   function selectPositions(m: number, scheduled: number, threshold: number): void {
     selected.fill(NOT_SELECTED, 0, m);
-    // Rule 5's fallbacks go in whatever the ranking; they are not the model's, so they use none of its slots.
-    for (let j = 0; j < m; j++) if (forced[j]) selected[j] = BY_FORCE;
+    // Rule 5: a healed hole's first position goes in now, whatever the ranking, and uses none of its slots.
+    for (let j = 0; j < m; j++) if (pinned[j]) selected[j] = BY_RULE;
     // The last step (scheduled = every mask) commits everything; before it, waiting positions are held back.
-    if (scheduled < m) for (let j = 0; j < m; j++) if (waits[j] && !forced[j]) selected[j] = WAITING;
+    if (scheduled < m) for (let j = 0; j < m; j++) if (waits[j] && !pinned[j]) selected[j] = WAITING;
     let count = 0;
     let committed = 0;
     if (threshold > 0) {

@@ -218,6 +218,9 @@ describe('token healing in infill', () => {
     const joint = await infill(model, codec, WORD_FACTS, request(['self.start_ma', ' = x.ma', '\n']), options());
     assert.deepEqual(joint.healed, ['ma', 'ma']);
     assert.deepEqual(joint.candidates[0].holes, ['rks', 'rks']);
+    const firsts = joint.trace.tokens.filter((t) => t.index === 0);
+    assert.deepEqual(firsts.map((t) => [t.step, t.filled]), [[0, false], [0, false]], 'decided first, by the model, however unsure');
+    assert.ok(firsts.every((t) => t.confidence < 0.1));
 
     const sampled = await infill(model, codec, WORD_FACTS, request([PREFIX, '\n']), options({ candidates: 4, temperature: 1.5, seed: 3 }));
     assert.ok(sampled.candidates.length >= 1);
