@@ -1,20 +1,37 @@
-"""Evaluates a masked-diffusion checkpoint (and the AR baseline) on infill tasks cut from the held-out test packages.
+"""Evaluates the shipped model, a masked-diffusion checkpoint, the AR baseline and the copy-from-file lookup on infill
+tasks cut from the held-out test packages.
 
-Run (the default sweep: 36 tasks, 4 strategies x 8 step counts, the AR baseline and the NLL; 349 s measured on one
+The held-out eval (issue 11: 600 tasks, 100 per language group x kind; the shipped int8 model through the
+extension's CLI at 8 steps and the editor's defaults, next to the copy-from-file lookup; build the CLI first with
+`node esbuild.mjs`; about 2 minutes on 2 CPU cores):
+    python models/recipe/eval.py --onnx-cli models/unmask-coder-base --onnx-precision int8 --copy-baseline \
+        --tasks 600 --steps 8 --strategies confidence --focus confidence:8 --bucket default --nll-batches 0 \
+        --out models/recipe/data/eval/heldout.json --markdown models/recipe/data/eval/heldout.md
+  add `--ckpt runs/<mdm>/ckpt.pt` for the PyTorch checkpoint through sample.py (rows 'mdm') and
+  `--ar-ckpt runs/<ar>/ckpt.pt` for the AR baseline; the tasks are models/recipe/data/eval/heldout.jsonl (tasks.py
+  cuts them when missing: single-line, multi-line 2-4 lines, rest-of-line with the cursor inside a token), which
+  `node dist/cli.js --batch models/recipe/data/eval/heldout.jsonl --out results.jsonl` also reads as it is.
+  HumanEval-Infilling with executed tests is humaneval.py.
+
+The decoding sweep (36 tasks, 4 strategies x 8 step counts, the AR baseline and the NLL; 349 s measured on one
 free CPU core for the CPU-trained 4 x 256 model, up to about 10 minutes for a model that writes longer spans):
     python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt \
         --ar-ckpt models/recipe/runs/cpu-ar-base/ckpt.pt --card models/unmask-coder-base/MODEL_CARD.md
 Quick look at one setting:
     python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt --tasks 12 --steps 8 \
         --strategies confidence --nll-batches 0
-On a GPU, all 120 tasks of the default tasks file: add --tasks 120 --device cuda.
+On a GPU, all 600 tasks of the default tasks file: add --tasks 600 --device cuda.
 The shipped ONNX model through the extension's own engine (the TypeScript CLI, built by `node esbuild.mjs`), and its
 ranking of N candidates at the --focus setting (N = 2: inline completions' rows; 4: "Regenerate with N
 Candidates"): add --onnx-cli models/unmask-coder-base --onnx-candidates 2,4.
 
-What it measures, per decoding setting (strategy x steps) of the denoiser and for the AR baseline on the same tasks:
+What it measures, per decoding setting (strategy x steps) of each model, for the AR baseline and the copy lookup on
+the same tasks, overall and per language group and kind (the text metrics live in metrics.py):
 - exact match: the completion equals the target after trailing whitespace is trimmed from both;
+- first-line exact match: the completion's first line equals the target's (trailing whitespace trimmed);
 - edit similarity: 1 - Levenshtein(completion, target) / max(len), characters, both trimmed the same way;
+- empty: no visible text; degenerate repetition: at least 6 code tokens, half or more of them covered by one n-gram
+  (n <= 4) repeated at least 3 times (metrics.degenerate);
 - syntax valid: the whole file with the completion in the hole parses (Python: `ast`; TypeScript/JavaScript: the
   `typescript` parser through syntax_check.mjs, one Node process for the whole eval); only tasks whose original file
   parses count;
@@ -25,7 +42,8 @@ on whole-window and on infill canvases drawn exactly as in training) and the AR 
 
 Tasks come from tasks.py (`--tasks-file`, created with `--per-cell` if missing). The span is given the oracle length
 bucket by default (the smallest training bucket that holds the target; the model still chooses the exact length by
-writing end-of-span tokens); `--bucket N` gives every task N masks instead, as the editor does.
+writing end-of-span tokens); `--bucket N` gives every task N masks instead, `--bucket default` the editor's default
+span (and the CLI its own default, as the editor sends it).
 """
 from __future__ import annotations
 
@@ -51,89 +69,16 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import common  # noqa: E402  (the recipe is a folder of flat scripts)
+from metrics import (ARNESS_K, arness_profile, copy_from_file, degenerate, edit_similarity,  # noqa: E402,F401
+                     exact_match, first_line_exact, global_arness, levenshtein, local_arness, nanmean)
 import sample  # noqa: E402
 import tasks as tasks_mod  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 SYNTAX_CHECKER = os.path.join(HERE, "syntax_check.mjs")
 DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
-ARNESS_K = 8
 LN2 = math.log(2.0)
 GROUP_OF = {lang: group for group, langs in tasks_mod.GROUPS.items() for lang in langs}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Text metrics
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Character edit distance. One numpy row per character of the longer string: the insertion recurrence
-    cur[j] = min(cur[j-1] + 1, tmp[j]) is solved for the whole row at once as j + cummin(tmp[k] - k)."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    bb = np.array([ord(c) for c in b], dtype=np.int64)
-    idx = np.arange(len(b) + 1, dtype=np.int64)
-    prev = idx.copy()
-    tmp = np.empty_like(prev)
-    for i, ch in enumerate(a, start=1):
-        tmp[0] = i
-        np.minimum(prev[:-1] + (bb != ord(ch)), prev[1:] + 1, out=tmp[1:])
-        prev = np.minimum.accumulate(tmp - idx) + idx
-    return int(prev[-1])
-
-
-def exact_match(completion: str, target: str) -> bool:
-    return completion.rstrip() == target.rstrip()
-
-
-def edit_similarity(completion: str, target: str) -> float:
-    a, b = completion.rstrip(), target.rstrip()
-    if not a and not b:
-        return 1.0
-    return 1.0 - levenshtein(a, b) / max(len(a), len(b))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# AR-ness (methods.md section 3; the TypeScript engine implements the same definitions)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def local_arness(order: list[int], k: int) -> float:
-    """Share of steps t whose position continues a consecutive increasing run of length k over the k previous
-    commits: p_t - i == p_{t-i} for i = 1..k. Steps with fewer than k previous commits are not scored, so strict
-    left-to-right decoding scores 1. Returns nan when no step can be scored (order of length <= k)."""
-    scored = len(order) - k
-    if scored <= 0:
-        return float("nan")
-    hits = sum(1 for t in range(k, len(order)) if all(order[t] - i == order[t - i] for i in range(1, k + 1)))
-    return hits / scored
-
-
-def global_arness(order: list[int], k: int) -> float:
-    """Share of steps whose position is among the k left-most positions still masked just before that step, "still
-    masked" counting only positions in the order (those committed at or after it). Left-to-right decoding scores 1.
-    Returns nan for an empty order."""
-    if not order:
-        return float("nan")
-    remaining = sorted(order)
-    hits = 0
-    for p in order:
-        if p in remaining[:k]:
-            hits += 1
-        remaining.remove(p)
-    return hits / len(order)
-
-
-def arness_profile(order: list[int], k_max: int = ARNESS_K) -> dict:
-    """order: span offsets in decoding order (sample.decoding_order: by step, left to right within a step, so a step
-    that commits a consecutive run counts as that run written left to right; end-of-span fill left out)."""
-    if len(set(order)) != len(order):
-        raise ValueError("a decoding order must not list a position twice")
-    return {"local": [local_arness(order, k) for k in range(1, k_max + 1)],
-            "global": [global_arness(order, k) for k in range(1, k_max + 1)]}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,6 +211,19 @@ class Loaded:
         return self.model.project(h[torch.arange(ids.shape[0], device=ids.device), last])
 
 
+def editor_span_tokens() -> int:
+    """The editor's default span (`unmask.maxSpanTokens` in package.json), what `--bucket default` gives every task."""
+    try:
+        with open(os.path.join(REPO, "package.json"), encoding="utf-8") as f:
+            config = json.load(f)["contributes"]["configuration"]
+        for section in config if isinstance(config, list) else [config]:
+            if "unmask.maxSpanTokens" in section.get("properties", {}):
+                return int(section["properties"]["unmask.maxSpanTokens"]["default"])
+    except (OSError, KeyError, ValueError, TypeError):
+        pass
+    return 32
+
+
 def bucket_for(n_tokens: int, buckets: tuple[int, ...], fixed: Optional[int]) -> int:
     if fixed is not None:
         return fixed
@@ -395,12 +353,13 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
         requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
         with open(requests, "w", encoding="utf-8") as f:
             for i, task in enumerate(task_list):
-                f.write(json.dumps({"id": i, "prefix": task["prefix"], "suffix": task["suffix"],
-                                    "language": task["language"],
-                                    "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket),
-                                    # The file the editor would check the candidates in: the hole is empty there.
-                                    "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]})
-                        + "\n")
+                request = {"id": i, "prefix": task["prefix"], "suffix": task["suffix"], "language": task["language"],
+                           "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket),
+                           # The file the editor would check the candidates in: the hole is empty there.
+                           "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]}
+                if getattr(args, "bucket", "oracle") == "default":
+                    del request["max_tokens"]  # The CLI's own default span, as the editor sends it.
+                f.write(json.dumps(request) + "\n")
         command = [args.node, cli, "--batch", requests, "--out", results, "--model", model_dir,
                    "--precision", args.onnx_precision, "--threads", str(max(args.threads, 1)),
                    "--steps", str(options.steps), "--strategy", options.strategy,
@@ -425,6 +384,21 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
     return out, seconds
 
 
+def run_copy(task_list: list[dict], context: str = "task") -> tuple[list[dict], float]:
+    """The copy-from-file lookup baseline (metrics.copy_from_file) on every task: context "task" looks in the
+    task's prefix and suffix (what the model is given), "file" in the whole file around the hole."""
+    t0 = time.time()
+    out = []
+    for task in task_list:
+        if context == "file":
+            prefix, suffix = task["file"][:task["start"]], task["file"][task["end"]:]
+        else:
+            prefix, suffix = task["prefix"], task["suffix"]
+        out.append({"completion": copy_from_file(prefix, suffix, task["kind"]), "tokens": None, "order": [],
+                    "nfe": 0})
+    return out, time.time() - t0
+
+
 def best_of(task_list: list[dict], outputs: list[dict]) -> list[dict]:
     """Each task's candidate closest to the target (edit similarity; the first of equals): what the alternatives are
     worth to a user who picks the right one, an upper bound on any ranking of them."""
@@ -440,11 +414,6 @@ def best_of(task_list: list[dict], outputs: list[dict]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def nanmean(values) -> Optional[float]:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return sum(vals) / len(vals) if vals else None
-
-
 def cell_of(task: dict) -> str:
     return f"{GROUP_OF.get(task['language'], task['language'])}/{task['kind']}"
 
@@ -458,7 +427,9 @@ def score_run(name: str, task_list: list[dict], outputs: list[dict], syntax: Syn
         rows.append({
             "id": task["id"], "cell": cell_of(task),
             "exact": exact_match(output["completion"], task["target"]),
+            "first_line_exact": first_line_exact(output["completion"], task["target"]),
             "empty": not output["completion"].strip(),
+            "degenerate": degenerate(output["completion"]),
             "edit_sim": edit_similarity(output["completion"], task["target"]),
             "syntax_key": syntax.add(task["language"], task.get("path"), filled), "original_key": orig_key,
             "arness": arness_profile(output["order"]), "nfe": output["nfe"], "completion": output["completion"],
@@ -471,10 +442,12 @@ def summarise(rows: list[dict], syntax_results: dict[int, bool]) -> dict:
     out = {
         "tasks": len(rows),
         "exact_match": nanmean([float(r["exact"]) for r in rows]),
+        "first_line_exact": nanmean([float(r["first_line_exact"]) for r in rows]),
         "edit_similarity": nanmean([r["edit_sim"] for r in rows]),
         "syntax_valid": nanmean([float(syntax_results[r["syntax_key"]]) for r in counted]),
         "syntax_counted": len(counted),
         "empty": nanmean([float(r["empty"]) for r in rows]),
+        "degenerate": nanmean([float(r["degenerate"]) for r in rows]),
         "nfe": nanmean([r["nfe"] for r in rows]),
         "arness_local": [nanmean([r["arness"]["local"][k] for r in rows]) for k in range(ARNESS_K)],
         "arness_global": [nanmean([r["arness"]["global"][k] for r in rows]) for k in range(ARNESS_K)],
@@ -489,11 +462,12 @@ def finish(run: dict, syntax_results: dict[int, bool], keep_rows: bool) -> dict:
     for r in rows:
         by_cell[r["cell"]].append(r)
     run["by_cell"] = {cell: {k: v for k, v in summarise(rs, syntax_results).items()
-                             if k in ("tasks", "exact_match", "edit_similarity", "syntax_valid", "syntax_counted",
-                                      "empty")}
+                             if k in ("tasks", "exact_match", "first_line_exact", "edit_similarity", "syntax_valid",
+                                      "syntax_counted", "empty", "degenerate")}
                       for cell, rs in sorted(by_cell.items())}
     if keep_rows:
-        run["per_task"] = [{"id": r["id"], "exact": r["exact"], "edit_sim": round(r["edit_sim"], 4),
+        run["per_task"] = [{"id": r["id"], "exact": r["exact"], "first_line_exact": r["first_line_exact"],
+                            "edit_sim": round(r["edit_sim"], 4), "degenerate": r["degenerate"],
                             "syntax_ok": syntax_results[r["syntax_key"]], "completion": r["completion"]} for r in rows]
     return run
 
@@ -617,7 +591,84 @@ def run_label(run: dict) -> str:
     """The model column: the model, and for a candidates run how many and which one was scored."""
     if run.get("candidates"):
         return f"{run['model']} x{run['candidates']} {run['pick']}"
+    if run["model"] == "copy" and run.get("context"):
+        return f"copy ({COPY_CONTEXT_TEXT.get(run['context'], run['context'])})"
     return run["model"]
+
+
+COPY_CONTEXT_TEXT = {"file": "whole file", "task": "model's context"}
+KIND_TEXT = {"single-line": "single-line (one whole line)", "multi-line": "multi-line (2-4 whole lines)",
+             "rest-of-line": "rest-of-line (the cursor inside a line, cut at a character position inside a token; "
+                             "the target is the rest of the line)",
+             "random-span": "random spans (1-64 tokens)"}
+
+
+def focus_runs(report: dict) -> list[dict]:
+    """The runs shown per language and kind: every model at the focus setting, the AR baseline and the copy
+    lookup."""
+    return [r for r in report["runs"] if r["model"] in ("ar", "copy") or
+            (r.get("strategy") == report["focus"]["strategy"] and r.get("steps") == report["focus"]["steps"])]
+
+
+def focus_label(r: dict) -> str:
+    return run_label(r) if r["model"] in ("ar", "copy") else f"{run_label(r)} {r['strategy']} {r['steps']} steps"
+
+
+def cell_table(report: dict) -> list[str]:
+    """Every metric per language and kind, one row per (model, cell), models grouped by cell."""
+    focus = focus_runs(report)
+    if not focus:
+        return []
+    cells_all = sorted({c for r in focus for c in r["by_cell"]})
+    lines = ["", "By language and kind (%):", "",
+             "| language/kind | model | tasks | exact | first-line exact | edit sim | syntax valid | empty | "
+             "degenerate |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in cells_all:
+        for r in focus:
+            v = r["by_cell"].get(c)
+            if v is None:
+                continue
+            lines.append(f"| {c} | {focus_label(r)} | {v['tasks']} | {pct(v['exact_match'])} | "
+                         f"{pct(v.get('first_line_exact'))} | {pct(v['edit_similarity'])} | {pct(v['syntax_valid'])} | "
+                         f"{pct(v['empty'])} | {pct(v.get('degenerate'))} |")
+    return lines
+
+
+def pooled(run: dict, kind: str, key: str) -> Optional[float]:
+    """A metric of one kind over every language group, weighted by tasks."""
+    cells = [v for c, v in run["by_cell"].items() if c.rsplit("/", 1)[1] == kind and v.get(key) is not None]
+    n = sum(v["tasks"] for v in cells)
+    return sum(v[key] * v["tasks"] for v in cells) / n if n else None
+
+
+def targets_summary(report: dict) -> list[str]:
+    """Issue 11's targets for the shipped model at the focus setting (the single-completion onnx run; else the
+    checkpoint's), said met or missed, and whether it beats the copy lookup on every language and kind (exact
+    match)."""
+    focus = report["focus"]
+    model = next((r for name in ("onnx", "mdm") for r in report["runs"] if r["model"] == name
+                  and not r.get("candidates") and r.get("strategy") == focus["strategy"]
+                  and r.get("steps") == focus["steps"]), None)
+    if model is None:
+        return []
+    checks = []
+    for kind, key, label, goal in (("single-line", "first_line_exact", "single-line first-line exact", 0.15),
+                                   ("rest-of-line", "exact_match", "rest-of-line exact", 0.25),
+                                   ("multi-line", "exact_match", "multi-line exact", 0.03)):
+        value = pooled(model, kind, key)
+        if value is not None:
+            checks.append(f"{label} {pct(value)}% ({'met' if value >= goal else 'missed'}: >= {pct(goal)}%)")
+    if model.get("empty") is not None:
+        checks.append(f"empty {pct(model['empty'])}% ({'met' if model['empty'] <= 0.05 else 'missed'}: <= 5.0%)")
+    text = f"**Targets (issue 11), {focus_label(model)}:** " + "; ".join(checks) + "."
+    for copy in (r for r in report["runs"] if r["model"] == "copy"):
+        behind = [c for c, v in copy["by_cell"].items() if c in model["by_cell"]
+                  and (model["by_cell"][c]["exact_match"] or 0.0) <= (v["exact_match"] or 0.0)]
+        name = f"the {run_label(copy)} lookup"
+        text += (f" Beats {name} on exact match in every language and kind." if not behind else
+                 f" Does not beat {name} on exact match in {len(behind)} of {len(copy['by_cell'])} language/kind "
+                 f"cells ({', '.join(behind)}).")
+    return [text, ""]
 
 
 def markdown(report: dict) -> str:
@@ -627,26 +678,38 @@ def markdown(report: dict) -> str:
     lines.append(f"Tasks: {t['count']} infill tasks from the held-out test packages ({cells}); "
                  f"span length: {t['bucket']}; {report['sampler']}.")
     lines.append("")
+    kinds = sorted({c.rsplit("/", 1)[1] for c in t["by_cell"]}, key=lambda k: list(KIND_TEXT).index(k)
+                   if k in KIND_TEXT else len(KIND_TEXT))
     lines.append("The tasks (`models/recipe/tasks.py`, seeded) are cut from packages that no training split has seen: "
-                 "single-line (one whole line), multi-line (2-8 lines) and random spans (1-64 tokens), in Python and "
+                 + ", ".join(KIND_TEXT.get(k, k) for k in kinds) + ", in Python and "
                  "TypeScript/JavaScript, with up to 184 tokens of context around the hole (prefix:suffix 3:1). "
-                 "Exact match is compared after trimming trailing whitespace; edit similarity is 1 - character "
-                 "Levenshtein / longer length; syntax valid means the whole file with the completion parses "
-                 "(Python `ast`, the TypeScript parser), over the tasks whose original file parses. Completions are "
-                 "scored raw, before the editor's indentation tidying. The denoiser runs the Python twin of the "
-                 "engine's sampler (`models/recipe/sample.py`); the AR baseline decodes greedily from a PSM "
-                 "fill-in-the-middle prompt with the same token cap as the denoiser's span.")
+                 "Exact match is compared after trimming trailing whitespace; first-line exact: the completion's first "
+                 "line equals the target's (trailing whitespace trimmed), what a one-line ghost text must get right; "
+                 "edit similarity is 1 - character Levenshtein / longer length; syntax valid means the whole file with "
+                 "the completion parses (Python `ast`, the TypeScript parser), over the tasks whose original file "
+                 "parses; empty: no visible text; degenerate: at least 6 code tokens, half of them or more covered by "
+                 "one n-gram (n <= 4) repeated 3+ times (`self = self = self =`; `models/recipe/metrics.py`). "
+                 "Completions are scored raw, before the editor's indentation tidying. `onnx` rows run the shipped "
+                 "ONNX model through the extension's CLI (`node dist/cli.js --batch`, its engine, runtime and "
+                 "post-processing); `mdm` rows run the Python twin of the engine's sampler (`models/recipe/sample.py`) "
+                 "on the PyTorch checkpoint; the AR baseline decodes greedily from a PSM fill-in-the-middle prompt "
+                 "with the same token cap as the denoiser's span; `copy` is the copy-from-file lookup: the longest "
+                 "tail of the text before the cursor that occurs elsewhere in the file (whole file: everything around "
+                 "the hole; model's context: the task's prefix and suffix only), and what followed it to the end of "
+                 "that line (multi-line: whole lines on until the copy meets the suffix's first line, at most 4, else "
+                 "2).")
     lines.append("")
     lines.extend(headline(report))
     if report.get("note"):
         lines.extend([report["note"], ""])
-    lines.append("| model | strategy | steps | NFE | exact match % | edit sim % | syntax valid % | empty % | "
-                 "local AR@1 | global AR@1 | s/task |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.extend(targets_summary(report))
+    lines.append("| model | strategy | steps | NFE | exact match % | first-line exact % | edit sim % | syntax valid % | "
+                 "empty % | degenerate % | local AR@1 | global AR@1 | s/task |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["runs"]:
         lines.append(f"| {run_label(r)} | {r.get('strategy', '-')} | {r.get('steps', '-')} | {num(r['nfe'], 1)} | "
-                     f"{pct(r['exact_match'])} | {pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} | "
-                     f"{pct(r['empty'])} | "
+                     f"{pct(r['exact_match'])} | {pct(r.get('first_line_exact'))} | {pct(r['edit_similarity'])} | "
+                     f"{pct(r['syntax_valid'])} | {pct(r['empty'])} | {pct(r.get('degenerate'))} | "
                      f"{num(r['arness_local'][0])} | {num(r['arness_global'][0])} | "
                      f"{num(r['seconds'] / max(r['tasks'], 1), 3)} |")
     lines.append("")
@@ -657,20 +720,7 @@ def markdown(report: dict) -> str:
                  "with fewer steps than span tokens the commits of a step are read left to right, and end-of-span "
                  "fill is left out.")
     lines.extend(candidates_summary(report))
-    focus = [r for r in report["runs"] if r["model"] == "ar" or
-             (r.get("strategy") == report["focus"]["strategy"] and r.get("steps") == report["focus"]["steps"])]
-    if focus:
-        cells_all = sorted({c for r in focus for c in r["by_cell"]})
-        lines.append("")
-        lines.append("Exact match / syntax valid % by language and kind:")
-        lines.append("")
-        lines.append("| model | " + " | ".join(cells_all) + " |")
-        lines.append("|---|" + "---:|" * len(cells_all))
-        for r in focus:
-            label = r["model"] if r["model"] == "ar" else f"{run_label(r)} {r['strategy']} {r['steps']} steps"
-            vals = [f"{pct(r['by_cell'][c]['exact_match'])} / {pct(r['by_cell'][c]['syntax_valid'])}"
-                    if c in r["by_cell"] else "-" for c in cells_all]
-            lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    lines.extend(cell_table(report))
     mdm_runs = [r for r in report["runs"] if r["model"] == "mdm"]
     one_per_step = [r for r in mdm_runs if r.get("steps", 0) >= 64]
     if one_per_step:
@@ -724,6 +774,22 @@ def write_card_section(card_path: str, body: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def model_facts(args, m: Optional[Loaded]) -> tuple[str, int, tuple[int, ...]]:
+    """(tokenizer path, max_seq_len, span buckets) for cutting tasks and sizing spans: the checkpoint's, else the
+    --onnx-cli model folder's (its tokenizer.json and manifest facts), else the recipe's defaults."""
+    if m is not None:
+        return m.tokenizer_path, m.max_seq_len, m.buckets
+    tokenizer, max_seq_len, buckets = args.tokenizer or tasks_mod.DEFAULT_TOKENIZER, 256, tuple(common.SPAN_BUCKETS)
+    if args.onnx_cli:
+        with open(os.path.join(args.onnx_cli, "manifest.json"), encoding="utf-8") as f:
+            facts = json.load(f).get("facts", {})
+        max_seq_len = int(facts.get("unmask.max_seq_len", max_seq_len))
+        buckets = tuple(json.loads(facts["unmask.span_buckets"])) if "unmask.span_buckets" in facts else buckets
+        if not args.tokenizer and os.path.exists(os.path.join(args.onnx_cli, "tokenizer.json")):
+            tokenizer = os.path.join(args.onnx_cli, "tokenizer.json")
+    return tokenizer, max_seq_len, buckets
+
+
 def select_tasks(all_tasks: list[dict], limit: int) -> list[dict]:
     """The first `limit` tasks taken round-robin over (language group, kind) cells, so small runs stay balanced."""
     by_cell: dict[str, list] = defaultdict(list)
@@ -744,10 +810,12 @@ def parse_list(text: str, cast):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--ckpt", required=True, help="masked-diffusion checkpoint (runs/<name>/ckpt.pt)")
+    a("--ckpt", default=None,
+      help="masked-diffusion checkpoint (runs/<name>/ckpt.pt) decoded with sample.py (optional: without it, only "
+           "--onnx-cli, --ar-ckpt and --copy-baseline rows)")
     a("--ar-ckpt", default=None, help="AR baseline checkpoint scored on the same tasks (optional)")
     a("--tasks-file", default=tasks_mod.DEFAULT_OUT, help="tasks JSONL from tasks.py (made if missing)")
-    a("--per-cell", type=int, default=20, help="when the tasks file is made here: tasks per (language group, kind)")
+    a("--per-cell", type=int, default=100, help="when the tasks file is made here: tasks per (language group, kind)")
     a("--test", default=tasks_mod.DEFAULT_TEST, help="test split, when the tasks file is made here")
     a("--tasks", type=int, default=36, help="use this many tasks, round-robin over (language group, kind)")
     a("--steps", default=",".join(map(str, DEFAULT_STEPS)), help="comma-separated step counts to sweep")
@@ -763,8 +831,10 @@ def parse_args(argv=None):
            "default)")
     a("--eos-after-code", action=argparse.BooleanOptionalAction, default=True,
       help="end-of-span only right after committed code in its hole, so a span is never empty (the engine's default)")
-    a("--bucket", default="oracle", help="span length: 'oracle' (smallest training bucket that holds the target) "
-                                        "or a number of masks for every task")
+    a("--bucket", default="oracle",
+      help="span length: 'oracle' (smallest training bucket that holds the target), 'default' (the editor's "
+           "unmask.maxSpanTokens for every task; the CLI gets no max_tokens and uses its own default, as the editor "
+           "does) or a number of masks for every task")
     a("--seed", type=int, default=0, help="seed of the sampler (random strategy, temperature) and of the NLL draws")
     a("--batch-size", type=int, default=16, help="canvases per forward pass")
     a("--nll-batches", type=int, default=8, help="batches of test canvases for the NLL (0: skip)")
@@ -790,6 +860,13 @@ def parse_args(argv=None):
            "score the top-ranked one ('ranked') and the one closest to the target ('best', an upper bound on the "
            "ranking)")
     a("--cli", default=os.path.join("dist", "cli.js"), help="the built CLI, relative to the repository root")
+    a("--copy-baseline", action="store_true",
+      help="also score the copy-from-file lookup (row 'copy'): the longest tail of the text before the cursor that "
+           "occurs elsewhere in the context, and what followed it to the end of that line (metrics.copy_from_file)")
+    a("--copy-context", default="file,task",
+      help="comma-separated, one copy row each: where the copy lookup looks, 'file' (the whole file around the hole, "
+           "as issue 11 defines the baseline) or 'task' (the task's prefix and suffix, the context the models are "
+           "given)")
     return p.parse_args(argv)
 
 
@@ -809,7 +886,8 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if (args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()))
                           else "cpu")
-    fixed_bucket = None if args.bucket == "oracle" else int(args.bucket)
+    fixed_bucket = (None if args.bucket == "oracle" else editor_span_tokens() if args.bucket == "default"
+                    else int(args.bucket))
     steps_list = parse_list(args.steps, int)
     strategies = parse_list(args.strategies, str)
     for s in strategies:
@@ -821,16 +899,19 @@ def main(argv=None) -> dict:
     if args.onnx_candidates and not args.onnx_cli:
         raise SystemExit("eval: --onnx-candidates needs --onnx-cli MODEL_DIR")
 
-    mdm = Loaded(args.ckpt, device, args.tokenizer)
-    if mdm.kind != "mdm":
+    if not (args.ckpt or args.ar_ckpt or args.onnx_cli or args.copy_baseline):
+        raise SystemExit("eval: nothing to score; give --ckpt, --ar-ckpt, --onnx-cli or --copy-baseline")
+    mdm = Loaded(args.ckpt, device, args.tokenizer) if args.ckpt else None
+    if mdm is not None and mdm.kind != "mdm":
         raise SystemExit(f"eval: {args.ckpt} is a {mdm.kind!r} checkpoint; --ckpt takes the denoiser")
     ar = Loaded(args.ar_ckpt, device, args.tokenizer) if args.ar_ckpt else None
     if ar is not None and ar.kind != "ar":
         raise SystemExit(f"eval: {args.ar_ckpt} is a {ar.kind!r} checkpoint; --ar-ckpt takes the AR baseline")
+    tokenizer_path, max_seq_len, buckets = model_facts(args, mdm or ar)
 
     if not os.path.exists(args.tasks_file):
-        tasks_mod.main(["--test", args.test, "--tokenizer", mdm.tokenizer_path, "--out", args.tasks_file,
-                        "--per-cell", str(args.per_cell), "--max-seq-len", str(mdm.max_seq_len)])
+        tasks_mod.main(["--test", args.test, "--tokenizer", tokenizer_path, "--out", args.tasks_file,
+                        "--per-cell", str(args.per_cell), "--max-seq-len", str(max_seq_len)])
     with open(args.tasks_file, encoding="utf-8") as f:
         all_tasks = [json.loads(line) for line in f if line.strip()]
     task_list = select_tasks(all_tasks, args.tasks)
@@ -848,35 +929,43 @@ def main(argv=None) -> dict:
             options = sample.SamplerOptions(steps=steps, strategy=strategy, temperature=args.temperature,
                                             top_p=args.top_p, top_k=args.top_k, threshold=args.threshold,
                                             eos_fill=args.eos_fill, eos_after_code=args.eos_after_code)
-            outputs, seconds = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed,
-                                            decoded)
-            runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
-                                  {"model": "mdm", "strategy": strategy, "steps": steps}))
-            print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
+            if mdm is not None:
+                outputs, seconds = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed,
+                                                decoded)
+                runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
+                                      {"model": "mdm", "strategy": strategy, "steps": steps}))
+                print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
             if args.onnx_cli:
-                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, mdm.buckets, args)
+                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args)
                 runs.append(score_run("onnx", task_list, outputs, syntax, original_ok, seconds,
                                       {"model": "onnx", "strategy": strategy, "steps": steps}))
                 print(f"eval: onnx {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
             at_focus = (strategy, steps) == (focus_strategy, int(focus_steps))
             for n in (parse_list(args.onnx_candidates, int) if args.onnx_cli and at_focus else []):
-                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, mdm.buckets, args, n)
+                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args, n)
                 for pick, picked in (("ranked", outputs), ("best", best_of(task_list, outputs))):
                     runs.append(score_run("onnx", task_list, picked, syntax, original_ok, seconds,
                                           {"model": "onnx", "strategy": strategy, "steps": steps, "candidates": n,
                                            "pick": pick}))
                 print(f"eval: onnx {strategy} {steps} steps, {n} candidates: {seconds:.1f} s", file=sys.stderr)
     if ar is not None:
-        outputs, seconds = run_ar(ar, task_list, fixed_bucket, mdm.buckets, args.batch_size)
+        outputs, seconds = run_ar(ar, task_list, fixed_bucket, buckets, args.batch_size)
         runs.append(score_run("ar", task_list, outputs, syntax, original_ok, seconds, {"model": "ar"}))
         print(f"eval: ar greedy: {seconds:.1f} s", file=sys.stderr)
+    for context in (parse_list(args.copy_context, str) if args.copy_baseline else []):
+        if context not in ("file", "task"):
+            raise SystemExit(f"eval: --copy-context {context!r}: choose 'file' or 'task'")
+        outputs, seconds = run_copy(task_list, context)
+        runs.append(score_run("copy", task_list, outputs, syntax, original_ok, seconds,
+                              {"model": "copy", "context": context}))
     syntax_results = syntax.run()
     runs = [finish(r, syntax_results, args.per_task) for r in runs]
 
     nll = {}
-    if args.nll_batches > 0:
+    if args.nll_batches > 0 and (mdm is not None or ar is not None):
         t0 = time.time()
-        nll["mdm"] = test_nll(mdm, args.nll_batches, args.batch_size, args.seed, args.corpus_dir)
+        if mdm is not None:
+            nll["mdm"] = test_nll(mdm, args.nll_batches, args.batch_size, args.seed, args.corpus_dir)
         if ar is not None:
             nll["ar"] = test_nll(ar, args.nll_batches, args.batch_size, args.seed, args.corpus_dir)
         print(f"eval: test NLL: {time.time() - t0:.1f} s", file=sys.stderr)
@@ -893,7 +982,8 @@ def main(argv=None) -> dict:
         "command": command,
         "device": f"{device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "wall_seconds": time.time() - wall0,
-        "mdm": mdm.summary(),
+        "mdm": mdm.summary() if mdm else None,
+        "onnx": args.onnx_cli,
         "ar": ar.summary() if ar else None,
         "tasks": {"file": os.path.relpath(os.path.abspath(args.tasks_file), REPO), "count": len(task_list),
                   "by_cell": dict(sorted(by_cell.items())),

@@ -314,7 +314,7 @@ class RewardScorer:
 
     def score(self, tasks: list[dict], completions: list[str]) -> list[Reward]:
         """One Reward per (task, completion); the doctests of all rows run in parallel."""
-        from eval import edit_similarity, exact_match  # The eval harness's own metrics (imports torch: lazily).
+        from metrics import edit_similarity, exact_match  # The eval harness's own metrics (torch-free).
 
         cfg = self.config
         rows: list[Reward] = []

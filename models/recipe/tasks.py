@@ -1,8 +1,10 @@
 """Cut deterministic infill tasks from the held-out test split for the eval harness.
 
-Run:
-    python models/recipe/tasks.py --per-cell 20
-      (reads models/recipe/data/corpus/test.jsonl.gz and the tokenizer, writes models/recipe/data/eval/tasks.jsonl)
+Run (the held-out eval's 600 tasks; eval.py makes the same file when it is missing):
+    python models/recipe/tasks.py --per-cell 100
+      (reads models/recipe/data/corpus/test.jsonl.gz and the tokenizer, writes models/recipe/data/eval/heldout.jsonl)
+Feed the file to the extension's CLI as it is: `node dist/cli.js --batch models/recipe/data/eval/heldout.jsonl
+--out results.jsonl` (eval.py --onnx-cli does that and scores the results).
 
 A task is one hole in one held-out file: {id, language, kind, prefix, suffix, target, ...}. `prefix` and `suffix`
 are the model's context, cut to whole tokens so that [lang tag] + prefix + span + suffix fits in the model's
@@ -11,12 +13,18 @@ syntax check can parse the filled file. The extra keys are ignored by the TypeSc
 {prefix, suffix, language} from the same file.
 
 Kinds (each cut from Python files and from TypeScript/JavaScript files, `--per-cell` tasks per language group and
-kind):
+kind; `--kinds` picks them):
 - single-line: one whole line (with its indentation and its newline) of at least 3 non-blank characters;
-- multi-line: 2-8 consecutive whole lines (newlines included), at least 2 of them non-blank;
-- random-span: a run of 1..max-span-tokens tokens of the file's own tokenization, anywhere (mid-line included).
+- multi-line: 2-4 consecutive whole lines (newlines included), at least 2 of them non-blank;
+- rest-of-line: the cursor inside a line, as typing leaves it: the line is cut at a character position that is
+  *not* a token boundary of the file's own tokenization (mid-token: `self.marks.append(token.start_ma|rk)`, or
+  right after a space that the tokenizer glues to the next word), with at least one non-blank character of the line
+  before the cursor and one after; the target is the rest of that line (its newline included);
+- random-span (not in the default set): a run of 1..max-span-tokens tokens of the file's own tokenization, anywhere.
 Every target is at most `--max-span-tokens` tokens (64) when encoded alone, which is how the canvas sees it.
 Exact match is scored after trimming trailing whitespace, so the newline ending a line target does not count.
+Each file gives at most one task per kind while the files last; when a cell still lacks tasks, further passes over
+the files (at most `--max-per-file` in all) cut other holes from the same files.
 The same seed, test split and tokenizer always give the same tasks.
 """
 from __future__ import annotations
@@ -33,17 +41,18 @@ from typing import Callable, Iterable, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TEST = os.path.join(HERE, "data", "corpus", "test.jsonl.gz")
 DEFAULT_TOKENIZER = os.path.join(HERE, "data", "tokenizer", "tokenizer.json")
-DEFAULT_OUT = os.path.join(HERE, "data", "eval", "tasks.jsonl")
+DEFAULT_OUT = os.path.join(HERE, "data", "eval", "heldout.jsonl")
 
-KINDS = ("single-line", "multi-line", "random-span")
+KINDS = ("single-line", "multi-line", "rest-of-line")  # The default set: the held-out eval's three kinds.
+ALL_KINDS = KINDS + ("random-span",)
 # Language groups: TypeScript and JavaScript share one group (one parser, one tag family); the task keeps the
 # file's own language so the right tag and dialect are used.
 GROUPS = {"python": ("python",), "ts/js": ("typescript", "javascript")}
 GROUP_SHORT = {"python": "py", "ts/js": "ts"}
-KIND_SHORT = {"single-line": "line", "multi-line": "lines", "random-span": "span"}
+KIND_SHORT = {"single-line": "line", "multi-line": "lines", "rest-of-line": "rest", "random-span": "span"}
 
 MIN_LINE_CHARS = 3  # A single-line target must hold this many non-blank characters ("}" alone teaches nothing).
-MULTI_LINE_RANGE = (2, 8)
+MULTI_LINE_RANGE = (2, 4)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,29 @@ class TokenCounter:
 
     def count(self, text: str) -> int:
         return len(self.encode(text).ids)
+
+    def boundaries(self, text: str) -> set[int]:
+        """Character positions where a token of `text`'s own tokenization starts or ends (0 and len(text) included).
+        Byte-level tokens are counted in bytes (each character of a byte-level token string is one byte), which is
+        exact where character offsets are not (the tokenizer trims a token's leading space from its offsets); a
+        boundary inside a multi-byte character is no character position and is left out."""
+        enc = self.encode(text)
+        data = text.encode("utf-8")
+        lengths = [len(t) for t in enc.tokens]
+        if sum(lengths) != len(data):  # Not byte-level: fall back on the offsets.
+            return {0, len(text)} | {a for a, _ in enc.offsets} | {b for _, b in enc.offsets}
+        char_at = {}  # byte offset -> character offset, at character starts
+        pos = 0
+        for i, ch in enumerate(text):
+            char_at[pos] = i
+            pos += len(ch.encode("utf-8"))
+        char_at[pos] = len(text)
+        out, byte = {0}, 0
+        for n in lengths:
+            byte += n
+            if byte in char_at:
+                out.add(char_at[byte])
+        return out
 
 
 def line_spans(text: str) -> list[tuple[int, int]]:
@@ -125,9 +157,39 @@ def cut_random_span(text: str, rng: random.Random, counter: TokenCounter, max_to
     return None
 
 
+def rest_of_line_cuts(text: str, start: int, end: int, boundaries: set[int]) -> list[int]:
+    """Cursor positions inside the line text[start:end] for a rest-of-line task: at least one non-blank character of
+    the line before the cursor and one after, and not a token boundary."""
+    line = text[start:end]
+    content = line.rstrip()
+    indent = len(line) - len(line.lstrip())
+    if not content.strip():
+        return []
+    return [start + c for c in range(indent + 1, len(content)) if start + c not in boundaries]
+
+
+def cut_rest_of_line(text: str, rng: random.Random, counter: TokenCounter, max_tokens: int) -> Optional[Hole]:
+    """A random line of at least MIN_LINE_CHARS non-blank characters, cut at a random mid-token character position;
+    the hole is the rest of the line, its newline included."""
+    candidates = [s for s in line_spans(text) if len(text[s[0]:s[1]].strip()) >= MIN_LINE_CHARS]
+    rng.shuffle(candidates)
+    boundaries = None
+    for start, end in candidates[:8]:
+        if boundaries is None:
+            boundaries = counter.boundaries(text)  # Only for files that have a candidate line.
+        cuts = rest_of_line_cuts(text, start, end, boundaries)
+        if not cuts:
+            continue
+        cursor = rng.choice(cuts)
+        if counter.count(text[cursor:end]) <= max_tokens:
+            return Hole(cursor, end)
+    return None
+
+
 CUTTERS: dict[str, Callable[..., Optional[Hole]]] = {
     "single-line": cut_single_line,
     "multi-line": cut_multi_line,
+    "rest-of-line": cut_rest_of_line,
     "random-span": cut_random_span,
 }
 
@@ -212,26 +274,30 @@ def package_balanced_order(files: list[dict], rng: random.Random) -> list[int]:
 
 
 def build_tasks(records: list[dict], counter: TokenCounter, per_cell: int, seed: int, max_span_tokens: int,
-                context_tokens: int, prefix_share: float = 0.75) -> list[dict]:
-    """`per_cell` tasks for every (language group, kind), each file used at most once per kind, packages taken in
-    turn."""
+                context_tokens: int, prefix_share: float = 0.75, kinds: tuple[str, ...] = KINDS,
+                max_per_file: int = 1) -> list[dict]:
+    """`per_cell` tasks for every (language group, kind), packages taken in turn. A pass over the files uses each
+    file at most once; up to `max_per_file` passes are made while the cell lacks tasks (a hole already taken from a
+    file is not taken again)."""
     tasks = []
     for group, languages in GROUPS.items():
         files = sorted((r for r in records if r.get("language") in languages), key=lambda r: (r["package"], r["path"]))
-        for kind in KINDS:
+        for kind in kinds:
             rng = random.Random(f"{seed}:{group}:{kind}")  # String seeds are hashed with sha512: stable across runs.
             order = package_balanced_order(files, rng)
-            made = 0
-            for index in order:
-                if made == per_cell:
-                    break
-                hole = CUTTERS[kind](files[index]["text"], rng, counter, max_span_tokens)
-                if hole is None:
-                    continue
-                task = make_task(files[index], hole, kind, counter, context_tokens, prefix_share)
-                task["id"] = f"{GROUP_SHORT[group]}-{KIND_SHORT[kind]}-{made:04d}"
-                tasks.append(task)
-                made += 1
+            made, taken = 0, set()
+            for _ in range(max_per_file):
+                for index in order:
+                    if made == per_cell:
+                        break
+                    hole = CUTTERS[kind](files[index]["text"], rng, counter, max_span_tokens)
+                    if hole is None or (index, hole) in taken:
+                        continue
+                    taken.add((index, hole))
+                    task = make_task(files[index], hole, kind, counter, context_tokens, prefix_share)
+                    task["id"] = f"{GROUP_SHORT[group]}-{KIND_SHORT[kind]}-{made:04d}"
+                    tasks.append(task)
+                    made += 1
             if made < per_cell:
                 print(f"tasks: only {made} {group} {kind} tasks could be cut (wanted {per_cell})", file=sys.stderr)
     return tasks
@@ -249,8 +315,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--test", default=DEFAULT_TEST, help="held-out test split (JSONL, gzip allowed)")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="tokenizer.json used to count tokens")
     parser.add_argument("--out", default=DEFAULT_OUT, help="where to write the tasks (JSONL)")
-    parser.add_argument("--per-cell", type=int, default=20,
+    parser.add_argument("--per-cell", type=int, default=100,
                         help="tasks per (language group, kind): 2 groups x 3 kinds, so 6x this many in all")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated kinds to cut, from {', '.join(ALL_KINDS)}")
+    parser.add_argument("--max-per-file", type=int, default=3,
+                        help="passes over the files while a cell lacks tasks: at most this many tasks of one kind "
+                             "come from one file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the task cutter")
     parser.add_argument("--max-span-tokens", type=int, default=64, help="largest target, in tokens")
     parser.add_argument("--max-seq-len", type=int, default=256, help="the model's max_seq_len (canvas length)")
@@ -264,10 +335,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     context_tokens = args.max_seq_len - args.max_span_tokens - args.reserved_tokens
     if context_tokens <= 0:
         parser.error("max-seq-len leaves no room for context after the span and the reserved tokens")
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = [k for k in kinds if k not in CUTTERS]
+    if unknown:
+        parser.error(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(ALL_KINDS)}")
     counter = TokenCounter(args.tokenizer)
     records = list(read_jsonl_gz(args.test))
     tasks = build_tasks(records, counter, args.per_cell, args.seed, args.max_span_tokens, context_tokens,
-                        args.prefix_share)
+                        args.prefix_share, kinds, args.max_per_file)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         for task in tasks:

@@ -458,6 +458,175 @@ class SyntaxChecks(unittest.TestCase):
         self.assertEqual([results[k] for k in keys], [True, False, False, True, False])
 
 
+class SharedMetrics(unittest.TestCase):
+    """metrics.py: the torch-free module eval.py, humaneval.py and rewards.py share."""
+
+    def test_the_metrics_module_loads_without_torch(self):
+        code = ("import sys; sys.modules['torch'] = None; sys.path.insert(0, %r); import metrics; "
+                "print(metrics.edit_similarity('ab', 'ab'))" % HERE)
+        import subprocess
+
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "1.0")
+
+    def test_eval_reexports_the_shared_metrics(self):
+        import metrics
+
+        for name in ("levenshtein", "exact_match", "edit_similarity", "first_line_exact", "degenerate",
+                     "arness_profile", "nanmean"):
+            self.assertIs(getattr(ev, name), getattr(metrics, name))
+
+    def test_first_line_exact_compares_the_first_lines_only(self):
+        import metrics
+
+        self.assertTrue(metrics.first_line_exact("    x = 1  \n    y = 3\n", "    x = 1\n    y = 2\n"))
+        self.assertTrue(metrics.first_line_exact("    x = 1", "    x = 1\n"))
+        self.assertFalse(metrics.first_line_exact("x = 1\n", "    x = 1\n"))
+        self.assertFalse(metrics.first_line_exact("", "x = 1\n"))
+        self.assertFalse(metrics.first_line_exact("\nx = 1", "x = 1\n"))
+        self.assertTrue(metrics.first_line_exact("\n", "\n    pass\n"))
+
+    def test_degenerate_repetition_flags_loops_not_code(self):
+        import metrics
+
+        for text in ("self = self = self =", ", True, True, , 0,", "foo foo foo foo foo foo", "# # # # # #",
+                     "x.x.x.x.x.x.x"):
+            self.assertTrue(metrics.degenerate(text), text)
+        for text in ("self.a = a\nself.b = b\nself.c = c", "f(a, b, c, d)", "return x", "", "))))))",
+                     "foo(bar(baz(qux()))))", 'x = """"""', "a.b.c.d.e", "for i in range(len(items)):"):
+            self.assertFalse(metrics.degenerate(text), text)
+        coverage, gram = metrics.repetition("self = self = self =")
+        self.assertEqual((coverage, gram), (1.0, ("self", "=")))
+
+    def test_completion_metrics_bundle_every_text_metric(self):
+        import metrics
+
+        row = metrics.completion_metrics("  return x\n", "  return x\n  y\n")
+        self.assertEqual(row, {"exact": False, "first_line_exact": True, "edit_sim": row["edit_sim"], "empty": False,
+                               "degenerate": False})
+        self.assertTrue(metrics.completion_metrics(" \n", "x")["empty"])
+
+
+class CopyBaseline(unittest.TestCase):
+    def test_the_longest_recurring_tail_wins_and_its_line_is_copied(self):
+        import metrics
+
+        prefix = "a = compute(x)\nb = compute(y)\nprint(a)\nc = comp"
+        # "= comp" recurs twice before the cursor; the nearest occurrence is taken.
+        self.assertEqual(metrics.copy_from_file(prefix, "\n"), "ute(y)\n")
+        length, start = metrics.longest_repeated_tail(prefix, prefix + "\n")
+        self.assertEqual(prefix[start:start + length], " = comp")
+
+    def test_an_occurrence_after_the_cursor_is_used_when_none_precedes(self):
+        import metrics
+
+        self.assertEqual(metrics.copy_from_file("x = 1\nvalue = fo", "\nvalue = foo(bar)\n"), "o(bar)\n")
+
+    def test_nothing_recurs_gives_an_empty_completion(self):
+        import metrics
+
+        self.assertEqual(metrics.copy_from_file("abc", "xyz"), "")
+        self.assertEqual(metrics.copy_from_file("", "xyz"), "")
+
+    def test_the_tail_itself_does_not_count_as_an_occurrence(self):
+        import metrics
+
+        self.assertEqual(metrics.longest_repeated_tail("xyz", "xyz"), (0, -1))
+        # Overlapping occurrences count: in "aaaa" the tail "aaa" also starts at 0.
+        self.assertEqual(metrics.longest_repeated_tail("aaaa", "aaaa"), (3, 0))
+
+    def test_a_single_line_task_copies_the_next_line(self):
+        import metrics
+
+        prefix = "def f(x):\n    y = x + 1\n    return y\n\ndef g(x):\n"
+        self.assertEqual(metrics.copy_from_file(prefix, "    return y\n", "single-line"), "    y = x + 1\n")
+
+    def test_multi_line_copies_until_the_copy_meets_the_suffix(self):
+        import metrics
+
+        prefix = "def f(x):\n    y = x + 1\n    z = y * 2\n    w = z - 3\n    return w\n\ndef g(x):\n"
+        # The suffix starts with "    return w": three copied lines bridge to it.
+        self.assertEqual(metrics.copy_from_file(prefix, "    return w\n", "multi-line"),
+                         "    y = x + 1\n    z = y * 2\n    w = z - 3\n")
+        # No bridge within four lines: two lines.
+        self.assertEqual(metrics.copy_from_file(prefix, "    print(q)\n", "multi-line"),
+                         "    y = x + 1\n    z = y * 2\n")
+        # The file ends: what is left (the rest of the line after "ab" is empty, then the last line).
+        self.assertEqual(metrics.copy_from_file("ab\nab", "", "multi-line"), "\nab")
+
+    def test_eval_scores_the_copy_rows_on_the_whole_file_or_the_models_context(self):
+        task = {"id": "t", "prefix": "y = fo", "suffix": "\n", "language": "python", "kind": "rest-of-line",
+                "target": "o(2)\n", "file": "x = foo(1)\ny = foo(2)\n", "start": 17, "end": 22}
+        self.assertEqual(ev.run_copy([task], "file")[0][0]["completion"], "o(1)\n")
+        self.assertEqual(ev.run_copy([task], "task")[0][0]["completion"], "")
+
+
+class Sandbox(unittest.TestCase):
+    """humaneval.py's sandbox: a passing, a failing, a timing-out and a memory-hungry program."""
+
+    @classmethod
+    def setUpClass(cls):
+        import humaneval
+
+        cls.he = humaneval
+
+    def test_a_passing_program_passes(self):
+        result = self.he.run_sandboxed("assert sum(range(4)) == 6\nprint('ok')\n", timeout=20)
+        self.assertEqual(result["status"], "passed", result)
+
+    def test_a_failing_program_fails_with_its_error(self):
+        result = self.he.run_sandboxed("def f():\n    return 1\nassert f() == 2, 'wrong'\n", timeout=20)
+        self.assertEqual(result["status"], "failed")
+        self.assertIn("AssertionError: wrong", result["detail"])
+
+    def test_a_program_that_loops_forever_is_stopped_at_the_timeout(self):
+        t0 = __import__("time").time()
+        result = self.he.run_sandboxed("while True:\n    pass\n", timeout=1.5)
+        self.assertEqual(result["status"], "timed out")
+        self.assertLess(__import__("time").time() - t0, 15)
+
+    def test_a_program_over_the_memory_limit_fails(self):
+        result = self.he.run_sandboxed("x = bytearray(1024 * 1024 * 1024)\n", timeout=20, memory_mb=256)
+        self.assertEqual(result["status"], "failed")
+        self.assertIn("MemoryError", result["detail"])
+
+    def test_the_program_sees_no_network_where_unshare_works(self):
+        if not self.he.network_wrapper():
+            self.skipTest("no working unshare -n here (the report says so)")
+        code = "import socket\nassert [n for _, n in socket.if_nameindex()] == ['lo'], socket.if_nameindex()\n"
+        self.assertEqual(self.he.run_sandboxed(code, timeout=20)["status"], "passed")
+
+    def test_the_check_program_and_tasks_follow_the_upstream_harness(self):
+        problem = {"task_id": "SingleLineInfilling/HumanEval/0/L1", "entry_point": "add",
+                   "prompt": "def add(a, b):\n", "suffix": "", "canonical_solution": "    return a + b\n",
+                   "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+        task = self.he.to_task(problem, "single-line")
+        self.assertEqual((task["prefix"], task["suffix"], task["language"]), ("def add(a, b):\n", "", "python"))
+        source = self.he.program(task, task["target"])
+        self.assertTrue(source.endswith("check(add)\n"))
+        self.assertEqual(self.he.run_sandboxed(source, timeout=20)["status"], "passed")
+        self.assertEqual(self.he.run_sandboxed(self.he.program(task, "    return a - b\n"), timeout=20)["status"],
+                         "failed")
+        self.assertEqual([p["i"] for p in self.he.subsample([{"i": i} for i in range(12)], 5)], [0, 5, 10])
+
+    def test_the_overlap_check_finds_a_copied_solution(self):
+        problems = self.he.problems_for_overlap()
+        self.assertEqual(len(problems), 164)
+        victim = next(p for p in problems if len(__import__("metrics").code_tokens(p["solution"])) > 40)
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = os.path.join(tmp, "train.jsonl.gz")
+            with gzip.open(corpus, "wt") as f:
+                f.write(json.dumps({"package": "p", "path": "copied.py", "text": "x = 1\n" + victim["solution"]})
+                        + "\n")
+                f.write(json.dumps({"package": "p", "path": "clean.py", "text": "print('hello world')\n"}) + "\n")
+            report = self.he.overlap([corpus], 20)
+        self.assertIn(victim["problem"], report["solution_overlap"])  # (Similar problems may share the run.)
+        self.assertTrue(victim["problem"].startswith("HumanEval/"))
+        self.assertTrue(all(w == ["p:copied.py"] for w in report["examples"].values()))
+        self.assertEqual(report["corpus_files"], 2)
+
+
 class TaskCutting(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -490,12 +659,68 @@ class TaskCutting(unittest.TestCase):
             self.assertLessEqual(self.counter.count(task["target"]), 24)
             self.assertLessEqual(self.counter.count(task["prefix"]) + self.counter.count(task["suffix"]), 40)
             self.assertTrue(task["target"].strip())
-            if task["kind"] != "random-span":
+            self.assertTrue(task["end"] == len(text) or text[task["end"] - 1] == "\n")
+            if task["kind"] == "rest-of-line":
+                line_start = text.rfind("\n", 0, task["start"]) + 1
+                self.assertTrue(text[line_start:task["start"]].strip(), "text of the line before the cursor")
+                self.assertNotIn("\n", task["target"].rstrip("\n"))
+                self.assertNotIn(task["start"], self.counter.boundaries(text), "the cut is inside a token")
+            else:
                 self.assertTrue(task["start"] == 0 or text[task["start"] - 1] == "\n")
-                self.assertTrue(task["end"] == len(text) or text[task["end"] - 1] == "\n")
             if task["kind"] == "multi-line":
                 self.assertGreaterEqual(sum(1 for line in task["target"].split("\n") if line.strip()), 2)
+                self.assertLessEqual(task["target"].rstrip("\n").count("\n") + 1, 4)
+        self.assertEqual(sorted(cells), sorted((g, k) for g in tasks_mod.GROUPS for k in tasks_mod.KINDS))
         self.assertEqual(sorted(cells.values()), [3] * 6)
+
+    def test_token_boundaries_are_where_the_tokens_of_the_file_meet(self):
+        text = "def f(value):\n    return value + ü * 2\n"
+        boundaries = self.counter.boundaries(text)
+        enc = self.counter.encode(text)
+        # Decoding the tokens before each boundary gives exactly the text before it.
+        ends, byte = [], 0
+        for token in enc.tokens:
+            byte += len(token)
+            ends.append(byte)
+        data = text.encode("utf-8")
+        for b in boundaries:
+            self.assertIn(len(text[:b].encode("utf-8")), [0] + ends)
+        self.assertIn(0, boundaries)
+        self.assertIn(len(text), boundaries)
+        self.assertEqual(len(data), ends[-1])
+        self.assertLess(len(boundaries), len(text) + 1, "some positions are inside tokens")
+
+    def test_rest_of_line_cuts_are_mid_token_with_text_on_both_sides(self):
+        text = "x = 1\n    result = compute(alpha, beta)\n"
+        start, end = 6, len(text)
+        boundaries = self.counter.boundaries(text)
+        cuts = tasks_mod.rest_of_line_cuts(text, start, end, boundaries)
+        self.assertTrue(cuts)
+        for c in cuts:
+            self.assertNotIn(c, boundaries)
+            self.assertGreater(c, start + 4, "after the first non-blank character")
+            self.assertLess(c, len(text.rstrip()), "before the last non-blank character")
+        # Every position is a boundary: no cut.
+        self.assertEqual(tasks_mod.rest_of_line_cuts(text, start, end, set(range(len(text) + 1))), [])
+        # A blank line: no cut.
+        self.assertEqual(tasks_mod.rest_of_line_cuts("a\n   \nb", 2, 6, set()), [])
+        rng = random.Random(3)
+        hole = tasks_mod.cut_rest_of_line(text, rng, self.counter, 64)
+        self.assertIsNotNone(hole)
+        self.assertEqual(hole.end, text.index("\n", hole.start) + 1, "the hole ends with its line")
+        self.assertNotIn(hole.start, boundaries)
+
+    def test_more_passes_over_the_files_fill_a_cell_that_one_pass_cannot(self):
+        records = sample_records()[:3]  # One file per language: one task per kind in a pass.
+        more = tasks_mod.build_tasks(records, self.counter, per_cell=2, seed=0, max_span_tokens=24, context_tokens=40,
+                                     kinds=("single-line",), max_per_file=3)
+        with contextlib.redirect_stderr(io.StringIO()):
+            one = tasks_mod.build_tasks(records, self.counter, per_cell=2, seed=0, max_span_tokens=24,
+                                        context_tokens=40, kinds=("single-line",), max_per_file=1)
+        self.assertEqual(len(one), 3)  # Python: its one file once; TypeScript/JavaScript: two files.
+        self.assertEqual(len(more), 4)
+        holes = [(t["path"], t["start"]) for t in more]
+        self.assertEqual(len(set(holes)), len(holes), "no hole is taken twice")
 
     def test_files_are_taken_one_package_at_a_time(self):
         files = [{"package": "big"} for _ in range(6)] + [{"package": "small"}, {"package": "tiny"}]
@@ -655,6 +880,74 @@ class EndToEnd(unittest.TestCase):
             self.assertIn("| mdm | confidence | 4 |", text)
             self.assertRegex(text, r"the denoiser (beats|ties|does not beat) the AR baseline on exact match")
             self.assertIn(f"python {os.path.relpath(os.path.join(HERE, 'eval.py'))} --ckpt", text)
+
+
+FAKE_NODE_CLI = """
+import fs from 'node:fs';
+const args = process.argv.slice(2);
+const requests = args[args.indexOf('--batch') + 1], results = args[args.indexOf('--out') + 1];
+const out = fs.readFileSync(requests, 'utf8').split('\\n').filter((l) => l.trim()).map((line) => {
+  const task = JSON.parse(line);
+  // A span the CLI sizes itself (no max_tokens) comes back as a repetition loop, so the test can tell.
+  const completion = 'max_tokens' in task ? 'first' : 'x x x x x x';
+  return JSON.stringify({ id: task.id, completion, order: [[0]], model_calls: 1 });
+});
+fs.writeFileSync(results, out.join('\\n') + '\\n');
+"""
+
+
+class HeldOutWithoutACheckpoint(unittest.TestCase):
+    """The held-out eval of issue 11: the shipped model through the CLI and the copy lookup, no checkpoint."""
+
+    def test_cli_and_copy_rows_report_every_metric_per_language_and_kind(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer_path = make_tokenizer(tmp)
+            model_dir = os.path.join(tmp, "model")
+            os.makedirs(model_dir)
+            with open(os.path.join(model_dir, "manifest.json"), "w") as f:
+                json.dump({"facts": {"unmask.top_k": "64", "unmask.max_seq_len": "128",
+                                     "unmask.span_buckets": "[8, 16]"}}, f)
+            with open(tokenizer_path) as src, open(os.path.join(model_dir, "tokenizer.json"), "w") as dst:
+                dst.write(src.read())
+            fake = os.path.join(tmp, "cli.mjs")
+            with open(fake, "w") as f:
+                f.write(FAKE_NODE_CLI)
+            corpus = os.path.join(tmp, "test.jsonl.gz")
+            with gzip.open(corpus, "wt") as f:
+                for record in sample_records():
+                    f.write(json.dumps(record) + "\n")
+            tasks_file, out, md = (os.path.join(tmp, n) for n in ("tasks.jsonl", "r.json", "r.md"))
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                report = ev.main(["--onnx-cli", model_dir, "--copy-baseline", "--test", corpus, "--tasks-file",
+                                  tasks_file, "--per-cell", "2", "--tasks", "12", "--steps", "8", "--strategies",
+                                  "confidence", "--focus", "confidence:8", "--bucket", "default", "--nll-batches",
+                                  "0", "--cli", os.path.relpath(fake, ev.REPO), "--out",
+                                  out, "--markdown", md])
+            with open(tasks_file) as f:
+                tasks = [json.loads(line) for line in f]
+            self.assertEqual({t["kind"] for t in tasks}, set(tasks_mod.KINDS))
+            self.assertEqual([(r["model"], r.get("context")) for r in report["runs"]],
+                             [("onnx", None), ("copy", "file"), ("copy", "task")])
+            onnx = report["runs"][0]
+            # --bucket default: the CLI got no max_tokens, so the fake answered with a repetition loop.
+            self.assertEqual(onnx["degenerate"], 1.0)
+            self.assertEqual(onnx["exact_match"], 0.0)
+            self.assertEqual(len(onnx["by_cell"]), 6)
+            for cell in onnx["by_cell"].values():
+                self.assertEqual(set(cell) >= {"exact_match", "first_line_exact", "edit_similarity", "syntax_valid",
+                                               "empty", "degenerate"}, True)
+            self.assertIsNone(report["mdm"])
+            with open(md) as f:
+                text = f.read()
+            self.assertIn("| ts/js/rest-of-line | copy (whole file) |", text)
+            self.assertIn("| python/single-line | onnx confidence 8 steps |", text)
+            self.assertIn("**Targets (issue 11), onnx confidence 8 steps:** single-line first-line exact 0.0% (missed",
+                          text)
+            self.assertIn("lookup on exact match", text)
+
+    def test_nothing_to_score_is_refused(self):
+        with self.assertRaises(SystemExit):
+            ev.main(["--nll-batches", "0"])
 
 
 def sample_records() -> list[dict]:
