@@ -19,7 +19,10 @@ bits/token; with k uniform on 1..n it is the any-order bound of MDLM/LLaDA). Can
 attends to, so they behave exactly like the shorter canvas on its own.
 
 AR examples: the same windows, fill-in-the-middle PSM `[lang] <|fim_prefix|> pre <|fim_suffix|> suf <|fim_middle|>
-mid <|eos|>` (--fim-rate) or plain left-to-right `[lang] code`; next-token cross-entropy on every real token.
+mid <|eos|>` or SPM `[lang] <|fim_suffix|> suf <|fim_prefix|> pre <|fim_middle|> mid <|eos|>` (--fim-rate,
+--spm-rate) or plain left-to-right `[lang] code`; next-token cross-entropy on every real token. An AR checkpoint is
+stage 1 of the AR-first recipe: `--objective mdm --init-from runs/<ar>/ckpt.pt` adapts it into the denoiser (same
+parameters; the attention becomes bidirectional / context_only and each position predicts its own token).
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ class Examples:
 
     def __init__(self, stream: common.TokenStream, special: dict, newline: np.ndarray, seq_len: int,
                  rng: np.random.Generator, p_whole: float, p_line: float, p_empty: float, fim_rate: float,
-                 p_loose: float = 0.0):
+                 p_loose: float = 0.0, spm_rate: float = 0.0):
         self.s, self.sp, self.nl, self.T, self.rng = stream, special, newline, seq_len, rng
+        self.spm_rate = spm_rate
         self.p_whole, self.p_line, self.p_empty, self.fim_rate = p_whole, p_line, p_empty, fim_rate
         self.p_loose = p_loose
         if len(stream.starts) == 0:
@@ -144,8 +148,14 @@ class Examples:
         if self.rng.random() < self.fim_rate:
             lang, w = self.window(T - 4)  # [lang, pre, suf, mid, eos] markers take 5 of T+1
             s0, e0 = self.span_end(w, int(self.rng.integers(0, len(w) + 1)), len(w))
-            seq = np.concatenate([[lang, sp["fim_prefix"]], w[:s0], [sp["fim_suffix"]], w[e0:], [sp["fim_middle"]],
-                                  w[s0:e0], [sp["eos"]]])
+            if self.rng.random() < self.spm_rate:
+                # SPM (Bavarian et al. 2022): the suffix first, then the prefix runs straight into the middle, so the
+                # model also learns to continue the text just before the cursor with the suffix already in view.
+                seq = np.concatenate([[lang, sp["fim_suffix"]], w[e0:], [sp["fim_prefix"]], w[:s0],
+                                      [sp["fim_middle"]], w[s0:e0], [sp["eos"]]])
+            else:  # PSM
+                seq = np.concatenate([[lang, sp["fim_prefix"]], w[:s0], [sp["fim_suffix"]], w[e0:],
+                                      [sp["fim_middle"]], w[s0:e0], [sp["eos"]]])
             mid = np.zeros(len(seq), bool)
             mid[len(seq) - (e0 - s0) - 1:] = True  # the middle and its eos are what infill is scored on
             return seq, mid
@@ -246,7 +256,7 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([a.seed, self.rank, info.id if info else 0])
         ex = Examples(self.stream, sp, self.newline, a.max_seq_len, rng, a.p_whole, a.p_line, a.p_empty, a.fim_rate,
-                      a.p_loose)
+                      a.p_loose, a.spm_rate)
         while True:
             if a.objective == "mdm":
                 yield mdm_batch(ex, a.batch_size, a.eps, rng, sp["pad"], sp["mask"])
@@ -370,7 +380,8 @@ def parse_args(argv=None):
     a("--p-empty", type=float, default=0.05, help="share of empty spans (only end-of-span tokens)")
     a("--p-loose", type=float, default=0.5,
       help="mdm: share of spans padded to a larger bucket than the smallest that holds them (bucket = upper bound)")
-    a("--fim-rate", type=float, default=0.5, help="ar: share of PSM fill-in-the-middle sequences")
+    a("--fim-rate", type=float, default=0.5, help="ar: share of fill-in-the-middle sequences (PSM or SPM)")
+    a("--spm-rate", type=float, default=0.0, help="ar: share of the FIM sequences in SPM order (suffix first)")
     a("--compile", action="store_true", help="torch.compile the backbone (torch 2.x)")
     a("--workers", type=int, default=0, help="DataLoader processes building batches (0: in the training process)")
     a("--init-from", default=None, help="start from the weights of this checkpoint (same config)")
