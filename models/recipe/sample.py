@@ -32,15 +32,15 @@ Diffusion sampler, one canvas row at a time (rows of a batch share T and are dec
   and walks left until the whole span is end-of-span (DiffuCoder's "entropy sink", seen in every CPU-trained
   checkpoint), an empty completion.
 - Committed tokens are never re-masked. Banned ids (every special token but end-of-span) are never listed.
-- Token healing (the engine's healing.ts; `heal_tail` decides it, test/fixtures/healing-cases.json holds both sides to
-  one rule): when the text before a hole ends inside a token (the cursor inside a word, `token.start_ma`), the canvas
-  drops that token (the "partial" text) and `first_tokens` constrains the hole's first position to the ids whose text
-  starts with it; the completion is the span's text minus the partial. The position's list loses the other entries
-  (not renormalised, like end-of-span at a hole's first position), and the position is committed in the first step
-  whatever its score, besides the step's scheduled commits (the user typed the start of that token: every other
-  position is decided knowing the whole word). When no entry is left, it takes the rule's fallback (the token that
-  spells the partial, so the context reads as without healing), committed by the sampler: marked filled, left out
-  of the decoding order.
+- Token healing (the engine's healing.ts and sampler.ts rule 5; test/fixtures/healing-cases.json holds both sides to
+  one rule): when the text before a hole ends inside a token (the cursor inside a word, `token.start_ma`), `heal_tail`
+  picks the last tokens to drop (the "partial" text: the longest clean tail that some token extends) and
+  `first_tokens` constrains the hole's first positions: in the first step they are decided left to right
+  (`heal_chains`), besides the step's scheduled commits and whatever their scores, each from its list minus the tokens
+  not compatible with what is left of the partial (one that starts with it ends the chain, a shorter one that it
+  starts with passes the rest on; not renormalised). A link without a compatible token puts the dropped tokens back
+  (committed by the sampler: marked filled, left out of the decoding order). The completion is the span's text minus
+  the partial (`after_partial`).
 - The completion is the span's tokens up to the first end-of-span token.
 The step of every commit comes back for AR-ness (decoding order: by step, left to right within a step).
 """
@@ -78,16 +78,16 @@ class SamplerOptions:
             raise ValueError(f"bad sampler options {self}")
 
 
-MAX_HEALED_TOKENS = 4  # A character is at most 4 UTF-8 bytes: a clean tail never needs more byte-level tokens.
+MAX_HEALED_TOKENS = 4  # A character is at most 4 UTF-8 bytes, and a word cut by the cursor rarely more tokens.
 
 
 @dataclass(frozen=True)
 class TokenHealing:
-    """How the first position of a hole is constrained (the engine's TokenHealing)."""
-    partial: str  # the text removed from the end of the context; the completion starts with it
-    removed: int  # how many tokens were removed
-    allowed: tuple[int, ...]  # ids whose text starts with the partial, ascending
-    fallback: int  # the id that spells the partial: taken when the K-best list holds no allowed id
+    """How a hole's first positions are constrained (the engine's FirstTokenRule)."""
+    partial: str  # the text the hole's first tokens must spell out (and may extend)
+    ids: tuple[int, ...]  # every token compatible with some suffix of the partial, ascending
+    texts: tuple[str, ...]  # their texts
+    fallback: tuple[int, ...]  # the removed tokens: put back when a chain finds no compatible listed token
 
 
 def token_pieces(decode: Callable[[list[int]], str], vocab_size: int, special_ids) -> list[str]:
@@ -96,31 +96,40 @@ def token_pieces(decode: Callable[[list[int]], str], vocab_size: int, special_id
     return ["" if i in special else decode([i]) for i in range(vocab_size)]
 
 
-def first_token_rule(partial: str, pieces: list[str]) -> Optional[tuple[tuple[int, ...], int]]:
-    """(ids whose piece starts with partial, the first id that spells it), when one spells it and another extends it
-    (otherwise healing could change nothing)."""
-    allowed = tuple(i for i, piece in enumerate(pieces) if piece.startswith(partial))
-    fallback = next((i for i in allowed if pieces[i] == partial), None)
-    if fallback is None or not any(len(pieces[i]) > len(partial) for i in allowed):
+def compatible(piece: str, remaining: str) -> Optional[str]:
+    """What is left of `remaining` after a token of text `piece`: "" when the token spells it out (and maybe more),
+    the rest when the token is a shorter start of it, None when they are not compatible."""
+    if not piece:
         return None
-    return allowed, fallback
+    if piece.startswith(remaining):
+        return ""
+    if remaining.startswith(piece):
+        return remaining[len(piece):]
+    return None
 
 
 def heal_tail(tokens: list[int], text: str, decode: Callable[[list[int]], str],
               pieces: list[str]) -> Optional[TokenHealing]:
     """The healing of the text before a hole (tokens: its tokens as the canvas holds them), or None when it ends at a
-    certain boundary: a line break (the pre-tokenizer always ends a piece there, and the line start is the model's
-    line-aligned training shape). The partial is the text of the shortest run of last tokens (at most
-    MAX_HEALED_TOKENS) that decodes cleanly and is a suffix of the text; it heals when first_token_rule allows."""
+    certain boundary. Nothing when the text ends in a line break (the pre-tokenizer always ends a piece there, and the
+    line start is the model's line-aligned training shape); else the longest run of last tokens (at most
+    MAX_HEALED_TOKENS) whose text decodes cleanly, is a suffix of the text and is strictly extended by some vocabulary
+    token; none: a boundary. The canvas drops the last len(fallback) tokens."""
     if not tokens or not text or text[-1] in "\r\n":
         return None
-    for removed in range(1, min(MAX_HEALED_TOKENS, len(tokens)) + 1):
-        partial = decode(tokens[len(tokens) - removed:])
-        if not partial or "\ufffd" in partial or not text.endswith(partial):
+    removed, partial = 0, ""
+    for n in range(1, min(MAX_HEALED_TOKENS, len(tokens)) + 1):
+        tail = decode(tokens[len(tokens) - n:])
+        if not tail or "\ufffd" in tail or not text.endswith(tail):
             continue
-        rule = first_token_rule(partial, pieces)
-        return None if rule is None else TokenHealing(partial, removed, rule[0], rule[1])
-    return None
+        if any(len(piece) > len(tail) and piece.startswith(tail) for piece in pieces):
+            removed, partial = n, tail
+    if removed == 0:
+        return None
+    chosen = [(i, piece) for i, piece in enumerate(pieces)
+              if any(compatible(piece, partial[k:]) is not None for k in range(len(partial)))]
+    return TokenHealing(partial, tuple(i for i, _ in chosen), tuple(p for _, p in chosen),
+                        tuple(tokens[len(tokens) - removed:]))
 
 
 def heal_prefix(prefix_ids: list[int], prefix: str, decode: Callable[[list[int]], str],
@@ -129,7 +138,7 @@ def heal_prefix(prefix_ids: list[int], prefix: str, decode: Callable[[list[int]]
     Pass {index of the hole's first position: healing} per row as denoise's first_tokens and cut the completion's
     text with after_partial."""
     healing = heal_tail(prefix_ids, prefix, decode, pieces)
-    return (prefix_ids[:len(prefix_ids) - healing.removed] if healing else list(prefix_ids)), healing
+    return (prefix_ids[:len(prefix_ids) - len(healing.fallback)] if healing else list(prefix_ids)), healing
 
 
 def after_partial(text: str, partial: str) -> str:
@@ -265,38 +274,48 @@ def ban_eos_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: to
     return top_logits.masked_fill(first[..., None] & (top_ids == eos_id), float("-inf"))
 
 
-Rules = list[dict[int, tuple[torch.Tensor, int]]]  # per row: canvas position -> (allowed ids [V] bool, fallback id)
-
-
-def constrain_first(top_logits: torch.Tensor, top_ids: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor,
-                    rules: Rules) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Token healing's constraint: rules[b] maps a canvas position of row b to (allowed [V] bool, fallback id). The
-    K-best lists (top_logits, top_ids [B, P, K]) at those positions keep only allowed ids (the others -inf); such a
-    position is pinned (committed this step). A list left empty by that (but not empty before it) falls back: it
-    becomes the fallback alone, so choose_tokens picks it. Returns (top_logits, top_ids, pinned [B, P] bool,
-    fell_back [B, P] bool)."""
-    top_logits, top_ids = top_logits.clone(), top_ids.clone()
+def heal_chains(top_logits: torch.Tensor, top_ids: torch.Tensor, log_z: torch.Tensor, positions: torch.Tensor,
+                valid: torch.Tensor, first_tokens: list[dict[int, TokenHealing]], options: SamplerOptions,
+                generators: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token healing's chains (the engine's chooseChain): first_tokens[b] maps the first position of a healed hole of
+    row b to its TokenHealing. While that position is masked (the first step), the hole's first positions are decided
+    left to right from their K-best lists (top_logits, top_ids [B, P, K] after ban_eos_first; log_z [B, P]), each list
+    keeping only the tokens compatible with what is left of the partial (not renormalised), chosen as choose_tokens
+    would, until the partial is spelled out; when a link has no compatible token, the hole's first positions take the
+    fallback tokens. Returns (tokens [B, P] long: the chains' tokens, 0 elsewhere; pinned [B, P] bool: decided here;
+    fell_back [B, P] bool: the fallback's)."""
+    B, P, _ = top_ids.shape
+    tokens = torch.zeros(B, P, dtype=torch.long, device=top_ids.device)
     pinned = torch.zeros_like(valid)
     fell_back = torch.zeros_like(valid)
-    for b, row_rules in enumerate(rules):
-        for position, (allowed, fallback) in row_rules.items():
-            slots = ((positions[b] == position) & valid[b]).nonzero().flatten().tolist()
+    for b, rules in enumerate(first_tokens):
+        for start, rule in rules.items():
+            slots = ((positions[b] == start) & valid[b]).nonzero().flatten().tolist()
             if not slots:
-                continue  # Already committed.
+                continue  # Decided in an earlier step.
             j = slots[0]
-            usable = top_logits[b, j] > float("-inf")
-            if not bool(usable.any()):
-                continue  # No list at all: choose_tokens reports it, as without healing.
-            ok = usable & allowed.to(top_ids.device)[top_ids[b, j]]
-            pinned[b, j] = True
-            if bool(ok.any()):
-                top_logits[b, j] = top_logits[b, j].masked_fill(~ok, float("-inf"))
-            else:
-                fell_back[b, j] = True
-                top_logits[b, j] = float("-inf")
-                top_logits[b, j, 0] = 0.0
-                top_ids[b, j, 0] = fallback
-    return top_logits, top_ids, pinned, fell_back
+            text_of = dict(zip(rule.ids, rule.texts))
+            remaining, k, chain = rule.partial, j, []
+            while remaining:
+                if k >= P or not bool(valid[b, k]) or int(positions[b, k]) != start + (k - j):
+                    break
+                ok = torch.tensor([compatible(text_of.get(int(i), ""), remaining) is not None
+                                   for i in top_ids[b, k].tolist()], device=top_logits.device)
+                listed = top_logits[b, k].masked_fill(~ok, float("-inf"))
+                if not bool((listed > float("-inf")).any()):
+                    break
+                one = torch.ones(1, 1, dtype=torch.bool, device=valid.device)
+                token, _, _ = choose_tokens(listed[None, None], top_ids[b, k][None, None], log_z[b, k][None, None], one,
+                                            options, [generators[b]])
+                chain.append(int(token))
+                remaining = compatible(text_of[int(token)], remaining)
+                k += 1
+            if remaining:
+                chain = list(rule.fallback)
+                fell_back[b, j:j + len(chain)] = True
+            tokens[b, j:j + len(chain)] = torch.tensor(chain, dtype=torch.long, device=tokens.device)
+            pinned[b, j:j + len(chain)] = True
+    return tokens, pinned, fell_back
 
 
 def select_commits(tokens: torch.Tensor, token_prob: torch.Tensor, score: torch.Tensor, valid: torch.Tensor,
@@ -363,7 +382,6 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
     filled = torch.zeros_like(masked)
     banned = sorted({mask_id, *banned_ids} - {eos_id})
     calls = 0
-    rules: Optional[Rules] = None
     for i in range(options.steps):
         left = masked.sum(1)  # [B]
         if int(left.max()) == 0:
@@ -375,13 +393,12 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
         tail = entropy_tail(top_logits, log_z, logits.shape[-1] - len(banned))
         if options.eos_after_code:
             top_logits = ban_eos_first(top_logits, top_ids, positions, hole_of, eos_id)
+        tokens, token_prob, score = choose_tokens(top_logits, top_ids, log_z, valid, options, generators, tail)
         pinned = fell_back = torch.zeros_like(valid)
         if first_tokens is not None:
-            if rules is None:
-                rules = [{p: (_allowed_mask(h.allowed, logits.shape[-1]), h.fallback) for p, h in row.items()}
-                         for row in first_tokens]
-            top_logits, top_ids, pinned, fell_back = constrain_first(top_logits, top_ids, positions, valid, rules)
-        tokens, token_prob, score = choose_tokens(top_logits, top_ids, log_z, valid, options, generators, tail)
+            chained, pinned, fell_back = heal_chains(top_logits, top_ids, log_z, positions, valid, first_tokens,
+                                                     options, generators)
+            tokens = torch.where(pinned, chained, tokens)
         n = commit_counts(left, i, options.steps)  # [B]
         commit = select_commits(tokens, token_prob, score, valid, positions, masked, n, options, eos_id, pinned)
         fill = torch.zeros_like(commit)
@@ -398,12 +415,6 @@ def denoise(model_fn: ModelFn, canvas: torch.Tensor, mask_id: int, eos_id: int, 
     if bool(masked.any()):
         raise RuntimeError("sampler left masks unresolved")  # Impossible by construction: the last step commits all.
     return DenoiseResult(x, step_of, filled, calls)
-
-
-def _allowed_mask(allowed: tuple[int, ...], vocab_size: int) -> torch.Tensor:
-    mask = torch.zeros(vocab_size, dtype=torch.bool)
-    mask[[i for i in allowed if 0 <= i < vocab_size]] = True
-    return mask
 
 
 def apply_step(x: torch.Tensor, step_of: torch.Tensor, filled: torch.Tensor, masked: torch.Tensor,

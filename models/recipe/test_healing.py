@@ -1,4 +1,4 @@
-"""Token healing in the recipe's sampler (sample.py heal_tail, constrain_first, denoise's first_tokens): the rule on
+"""Token healing in the recipe's sampler (sample.py heal_tail, heal_chains, denoise's first_tokens): the rule on
 the fixture shared with the TypeScript engine (test/fixtures/healing-cases.json, also run by
 test/unit/engine-healing.test.ts) and the sampler against a mock model that only makes sense of spans starting at a
 token boundary.
@@ -44,26 +44,37 @@ class HealingMatchesTheSharedFixture(unittest.TestCase):
                 healing = sample.heal_tail(case["tokens"], case["text"], decode, pieces)
                 if case["expect"] is None:
                     self.assertIsNone(healing)
-                else:
-                    self.assertEqual({"partial": healing.partial, "removed": healing.removed,
-                                      "allowed": list(healing.allowed), "fallback": healing.fallback}, case["expect"])
+                    continue
+                self.assertEqual({"partial": healing.partial, "fallback": list(healing.fallback),
+                                  "ids": list(healing.ids)}, case["expect"])
+                self.assertEqual(list(healing.texts), [pieces[i] for i in healing.ids])
 
-    def test_every_choose_case(self):
-        fixture, _, pieces = load_fixture()
+    def test_every_chain_case(self):
+        fixture, decode, pieces = load_fixture()
         V = len(pieces)
-        for case in fixture["choose"]:
+        for case in fixture["chain"]:
             with self.subTest(case["name"]):
-                allowed, fallback = sample.first_token_rule(case["partial"], pieces)
-                top_logits = torch.tensor([[[logit for _, logit in case["list"]]]])
-                top_ids = torch.tensor([[[i for i, _ in case["list"]]]])
-                log_z = torch.tensor([[case["log_z"]]])
-                valid = torch.ones(1, 1, dtype=torch.bool)
-                positions = torch.tensor([[5]])
-                rules = [{5: (sample._allowed_mask(allowed, V), fallback)}]
-                top_logits, top_ids, _, forced = sample.constrain_first(top_logits, top_ids, positions, valid, rules)
-                options = sample.SamplerOptions(steps=1)
-                tokens, _, _ = sample.choose_tokens(top_logits, top_ids, log_z, valid, options, [torch.Generator()])
-                self.assertEqual({"token": int(tokens[0, 0]), "forced": bool(forced[0, 0])}, case["expect"])
+                healing = sample.heal_tail(case["tokens"], case["text"], decode, pieces)
+                kept = case["tokens"][:len(case["tokens"]) - len(healing.fallback)]
+                start = 1 + len(kept)
+                canvas = torch.tensor([[3] + kept + [1] * 8])
+
+                def model(ids, positions, span, lists=case["lists"], start=start):
+                    logits = torch.full((*positions.shape, V), float("-inf"))
+                    for b in range(positions.shape[0]):
+                        for j in range(positions.shape[1]):
+                            offset = int(positions[b, j]) - start
+                            for i, logit in (lists[offset] if 0 <= offset < len(lists) else [[2, 5.0]]):
+                                logits[b, j, i] = logit
+                    return logits
+
+                result = sample.denoise(model, canvas, 1, 2, sample.SamplerOptions(steps=8), [torch.Generator()],
+                                        banned_ids=(0, 3), first_tokens=[{start: healing}])
+                span = result.canvas[0, start:].tolist()
+                n = len(case["expect"]["tokens"])
+                self.assertEqual({"tokens": sample.trim_at_eos(span, 2),
+                                  "fell_back": bool(result.filled[0, start:start + n].all())}, case["expect"])
+                self.assertTrue(bool((result.step[0, start:start + n] == 0).all()), "decided in the first step")
 
 
 # A mock vocabulary: special ids, two context tokens, then words.
@@ -71,7 +82,7 @@ PAD, MASK, EOS, FILE, X, Y, LANG = 0, 1, 2, 3, 4, 5, 7
 MA, MARK, MARKS, MAX, TRUE, CLOSE, Q, UNDERSCORE = 8, 9, 10, 11, 12, 13, 14, 15
 PIECES = ["", "", "", "", "x", "y", "", "", "ma", "mark", "marks", "max", " True", ")", "q", "_"]
 V = len(PIECES)
-HEALING = sample.TokenHealing("ma", 1, (MA, MARK, MARKS, MAX), MA)
+HEALING = sample.TokenHealing("ma", (MA, MARK, MARKS, MAX), ("ma", "mark", "marks", "max"), (MA,))
 
 
 class Scripted:
@@ -134,8 +145,8 @@ class HealedDenoising(unittest.TestCase):
     def test_rows_are_healed_by_their_own_rules_and_sampled_rows_stay_inside_the_allowed_ids(self):
         model = Scripted(self.START, {TRUE: 10.0, MARKS: 6.0, MAX: 5.0})
         result = self.run_rows(model, [{self.START: HEALING}, {}, {self.START: HEALING}], rows=3, temperature=1.5)
-        self.assertIn(int(result.canvas[0, self.START]), HEALING.allowed)
-        self.assertIn(int(result.canvas[2, self.START]), HEALING.allowed)
+        self.assertIn(int(result.canvas[0, self.START]), HEALING.ids)
+        self.assertIn(int(result.canvas[2, self.START]), HEALING.ids)
         greedy = self.run_rows(model, [{}], rows=1)
         self.assertEqual(int(greedy.canvas[0, self.START]), TRUE)
 

@@ -10,7 +10,7 @@
  * extend it (healing.ts).
  */
 import { CanvasError, OptionsError } from './errors';
-import { healTail, type TokenHealing } from './healing';
+import { healTail, type FirstTokenRule } from './healing';
 import { specialTokenIds } from './special-tokens';
 import type { InfillRequest, ModelFacts, TextCodec } from './types';
 
@@ -35,7 +35,7 @@ export interface Canvas {
   /** Tokens of text left out by the window: 0 when everything fit (a lower bound when a huge segment was cut). */
   readonly droppedTokens: number;
   /** Per hole, the token healing of the text before it (healing.ts); undefined where there is none. */
-  readonly healing: readonly (TokenHealing | undefined)[];
+  readonly healing: readonly (FirstTokenRule | undefined)[];
 }
 
 /**
@@ -237,7 +237,7 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
     pieces && keepsEnd(segments[h], keep[h]) ? healTail(kept[h], request.segments[h], (ids) => codec.decode(ids), pieces) : undefined,
   );
   healing.forEach((healed, h) => {
-    if (healed) kept[h] = kept[h].slice(0, kept[h].length - healed.removed);
+    if (healed) kept[h] = kept[h].slice(0, kept[h].length - healed.fallback.length);
   });
   const textTokens = kept.reduce((sum, tokens) => sum + tokens.length, 0);
 

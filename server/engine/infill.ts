@@ -118,7 +118,7 @@ export async function infill(
       eosFill: settings.eosFill ?? true,
       eosAfterCode: settings.eosAfterCode ?? true,
       bannedIds: bannedTokenIds(facts),
-      firstTokens: canvas.healing.map((healing) => healing && { allowed: healing.allowed, fallback: healing.fallback }),
+      firstTokens: canvas.healing,
     },
     {
       signal: hooks.signal,

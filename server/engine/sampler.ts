@@ -23,11 +23,13 @@
  *      it, confidence order commits the surest end-of-span tokens at the far right first and walks left until the
  *      whole span is end-of-span (DiffuCoder's "entropy sink"), which a weakly trained model does on most requests.
  *      The call count does not change: waiting positions are resolved by later steps.
- *   5. with `firstTokens` (token healing, healing.ts), a hole's first position chooses only among the allowed ids of
- *      its list, and is committed in the first step whatever its score, besides the step's scheduled commits: the
- *      user already typed the start of that token, the surest thing in the span, so every other position is decided
- *      knowing the whole word. When its list holds no allowed id, it takes the rule's fallback token, committed by
- *      the sampler (like end-of-span fill: marked `filled`, not scored).
+ *   5. with `firstTokens` (token healing, healing.ts), in the first step a healed hole's first positions are decided
+ *      left to right from the same model call, besides the step's scheduled commits and whatever their scores: each
+ *      takes the best (or sampled) token of its list that is compatible with what is left of the partial, until the
+ *      partial is spelled out. The user already typed the start of that text, the surest thing in the span, so every
+ *      other position is decided knowing the whole word. When a position of the chain has no compatible token in its
+ *      list, the hole's first positions take the rule's fallback tokens (the removed ones), committed by the sampler
+ *      (like end-of-span fill: marked `filled`, not scored).
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
  * otherwise at most that, fewer only because every mask got resolved early. Cancellation is checked before and after
@@ -35,7 +37,7 @@
  */
 import { emptyChoice, TokenChooser } from './choose-token';
 import { AbortError, ModelOutputError, OptionsError } from './errors';
-import type { FirstTokenRule } from './healing';
+import { compatible, type FirstTokenRule } from './healing';
 import { createRng, type Rng } from './rng';
 import { tokensToCommit } from './schedule';
 import type { HoleLayout, KBest, ModelFn, UnmaskStrategy } from './types';
@@ -192,13 +194,16 @@ function configProblems(canvas: SamplerCanvas, config: SamplerConfig): string[] 
   }
   const rules = config.firstTokens ?? [];
   if (rules.length > canvas.holes.length) problems.push(`firstTokens has ${rules.length} rules for ${canvas.holes.length} holes`);
+  const committable = (id: number): boolean =>
+    Number.isInteger(id) && id >= 0 && id < config.vocabSize && id !== config.eosId && !config.bannedIds.includes(id);
   rules.forEach((rule, h) => {
     if (!rule) return;
-    const inVocab = (id: number): boolean => Number.isInteger(id) && id >= 0 && id < config.vocabSize;
-    if (!inVocab(rule.fallback) || rule.fallback === config.eosId || config.bannedIds.includes(rule.fallback)) {
-      problems.push(`hole ${h}: the first-token fallback ${rule.fallback} is not a token the sampler may commit`);
+    if (rule.partial === '' || rule.ids.length !== rule.texts.length || !rule.ids.every(committable)) {
+      problems.push(`hole ${h}: a first-token rule needs a partial text and committable ids with their texts`);
     }
-    if (!Array.from(rule.allowed).every(inVocab)) problems.push(`hole ${h}: the allowed first tokens must be ids of the vocabulary`);
+    if (rule.fallback.length < 1 || rule.fallback.length > (canvas.holes[h]?.length ?? 0) || !rule.fallback.every(committable)) {
+      problems.push(`hole ${h}: the first-token fallback must be 1 to ${canvas.holes[h]?.length ?? 0} tokens the sampler may commit`);
+    }
   });
   return problems;
 }
@@ -222,14 +227,13 @@ export async function sampleCanvas(
   const capacity = canvas.holes.reduce((sum, hole) => sum + hole.length, 0);
   // The span layout every model call carries: a cached-context model runs only these positions per step.
   const layout = canvas.holes.map(({ start, length }) => ({ start, length }));
-  // Rule 5: per hole, which ids its first position may take (a mask over the vocabulary) and the fallback.
+  // Rule 5: per hole, its rule and the text of each id that may take part in its chain.
   const firstRules = canvas.holes.map((_, h) => {
     const rule = config.firstTokens?.[h];
-    if (!rule) return undefined;
-    const allowed = new Uint8Array(V);
-    for (const id of rule.allowed) allowed[id] = 1;
-    return { allowed, fallback: rule.fallback };
+    return rule && { ...rule, textOf: new Map(rule.ids.map((id, i) => [id, rule.texts[i]])) };
   });
+  // The ids compatible with what is left of a partial, as a mask over the vocabulary (rebuilt per chain position).
+  const chainMask = new Uint8Array(V);
 
   // Per row: its still-masked positions in ascending order, its random stream and its commits.
   const ids = new Int32Array(batch * seqLen);
@@ -305,29 +309,24 @@ export async function sampleCanvas(
       const m = maskedCount[r];
       if (m === 0) continue;
       const rowMasked = masked[r];
-      for (let j = 0; j < m; j++) {
+      for (let j = 0; j < m; ) {
         const position = rowMasked[j];
         const hole = holeOf[position];
         const first = position === holeStart[hole];
-        const banEos = config.eosAfterCode && first;
         const rule = first ? firstRules[hole] : undefined;
-        const slot = callRow[r] * numPositions + j;
-        if (chooser.choose(kbest, slot, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position, rule?.allowed)) {
-          tokens[j] = choice.token;
-          probabilities[j] = choice.probability;
-          scores[j] = choice.score;
-          logProbs[j] = choice.logProb;
-          fellBack[j] = 0;
-        } else {
-          // Rule 5: no listed token extends the partial, so the one that spells it goes in, by the sampler.
-          tokens[j] = rule!.fallback;
-          probabilities[j] = 0;
-          scores[j] = -Infinity;
-          logProbs[j] = 0;
-          fellBack[j] = 1;
+        if (rule) {
+          j = chooseChain(kbest, callRow[r] * numPositions, r, j, m, rule);
+          continue;
         }
-        pinned[j] = rule ? 1 : 0;
+        const banEos = config.eosAfterCode && first;
+        chooser.choose(kbest, callRow[r] * numPositions + j, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position);
+        tokens[j] = choice.token;
+        probabilities[j] = choice.probability;
+        scores[j] = choice.score;
+        logProbs[j] = choice.logProb;
+        pinned[j] = 0;
         waits[j] = config.eosAfterCode && tokens[j] === eosId && isMasked[r * seqLen + position - 1] === 1 ? 1 : 0;
+        j++;
       }
       selectPositions(m, tokensToCommit(m, step, steps), config.confidenceThreshold);
       if (config.eosFill) markEosFill(rowMasked, m);
@@ -369,6 +368,44 @@ export async function sampleCanvas(
   }
   const rows = Array.from({ length: batch }, (_, r) => ids.slice(r * seqLen, (r + 1) * seqLen));
   return { rows, commits, modelCalls, modelMs };
+
+  /**
+   * Rule 5 for row r, whose K-best lists start at slot `slots` of `kbest`: the chain of a healed hole whose first
+   * position is masked slot j (so is the rest of the hole: the chain runs in the first step). Fills the slots it
+   * decides and returns the slot after them.
+   */
+  function chooseChain(kbest: KBest, slots: number, r: number, j: number, m: number, rule: NonNullable<(typeof firstRules)[number]>): number {
+    const rowMasked = masked[r];
+    let remaining = rule.partial;
+    let k = j;
+    while (remaining !== '') {
+      if (k >= m || rowMasked[k] !== rowMasked[j] + (k - j) || holeOf[rowMasked[k]] !== holeOf[rowMasked[j]]) break;
+      chainMask.fill(0);
+      for (const [id, text] of rule.textOf) if (compatible(text, remaining) !== undefined) chainMask[id] = 1;
+      if (!chooser!.choose(kbest, slots + k, config.eosAfterCode, temperatures[r], topP, strategy, rngs[r], choice, r, rowMasked[k], chainMask)) break;
+      tokens[k] = choice.token;
+      probabilities[k] = choice.probability;
+      scores[k] = choice.score;
+      logProbs[k] = choice.logProb;
+      pinned[k] = 1;
+      fellBack[k] = 0;
+      waits[k] = 0;
+      remaining = compatible(rule.textOf.get(choice.token)!, remaining)!;
+      k++;
+    }
+    if (remaining === '') return k;
+    // No compatible token at some link: the removed tokens go back, by the sampler (validated to fit the hole).
+    rule.fallback.forEach((id, i) => {
+      tokens[j + i] = id;
+      probabilities[j + i] = 0;
+      scores[j + i] = -Infinity;
+      logProbs[j + i] = 0;
+      pinned[j + i] = 1;
+      fellBack[j + i] = 1;
+      waits[j + i] = 0;
+    });
+    return j + rule.fallback.length;
+  }
 
   /** Marks the positions the model commits this step: everything above the threshold, then the best-scored. */
   function selectPositions(m: number, scheduled: number, threshold: number): void {

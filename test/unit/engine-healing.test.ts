@@ -8,12 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildCanvas } from '../../server/engine/canvas';
-import { emptyChoice, TokenChooser } from '../../server/engine/choose-token';
 import { OptionsError } from '../../server/engine/errors';
-import { afterPartial, firstTokenRule, healTail } from '../../server/engine/healing';
+import { afterPartial, healTail } from '../../server/engine/healing';
 import { infill } from '../../server/engine/infill';
 import { resolveSamplerOptions } from '../../server/engine/options';
-import { createRng } from '../../server/engine/rng';
 import { sampleCanvas } from '../../server/engine/sampler';
 import { bannedTokenIds } from '../../server/engine/special-tokens';
 import type { InfillRequest, KBest, ModelFacts, ModelFn, SamplerOptions, TextCodec } from '../../server/engine/types';
@@ -26,8 +24,8 @@ import { CHAR_BASE, EOS, FACTS, MASK } from './engine-mocks';
 
 interface Fixture {
   vocab: (string | { bytes: number[] } | null)[];
-  heal: { name: string; text: string; tokens: number[]; expect: { partial: string; removed: number; allowed: number[]; fallback: number } | null }[];
-  choose: { name: string; list: [number, number][]; log_z: number; partial: string; expect: { token: number; forced: boolean } }[];
+  heal: { name: string; text: string; tokens: number[]; expect: { partial: string; fallback: number[]; ids: number[] } | null }[];
+  chain: { name: string; text: string; tokens: number[]; lists: [number, number][][]; expect: { tokens: number[]; fell_back: boolean } }[];
 }
 
 const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'healing-cases.json'), 'utf8')) as Fixture;
@@ -43,30 +41,53 @@ const fixturePieces = fixture.vocab.map((entry, id) => (entry === null ? '' : de
 describe('token healing: the rule shared with sample.py', () => {
   for (const c of fixture.heal) {
     it(c.name, () => {
-      const healing = healTail(c.tokens, c.text, decodeFixture, fixturePieces);
-      if (c.expect === null) assert.equal(healing, undefined);
-      else assert.deepEqual(healing && { ...healing, allowed: [...healing.allowed] }, c.expect);
+      const rule = healTail(c.tokens, c.text, decodeFixture, fixturePieces);
+      if (c.expect === null) return assert.equal(rule, undefined);
+      assert.ok(rule);
+      assert.deepEqual({ partial: rule.partial, fallback: [...rule.fallback], ids: [...rule.ids] }, c.expect);
+      assert.deepEqual(rule.texts, rule.ids.map((id) => fixturePieces[id]));
     });
   }
 
-  for (const c of fixture.choose) {
-    it(c.name, () => {
-      const V = fixture.vocab.length;
-      const k = c.list.length;
-      const kbest: KBest = {
-        k,
-        logits: Float32Array.from(c.list.map(([, logit]) => logit)),
-        ids: Int32Array.from(c.list.map(([id]) => id)),
-        logZ: Float32Array.of(c.log_z),
-        allowed: V - 3,
+  for (const c of fixture.chain) {
+    it(`chain: ${c.name}`, async () => {
+      const rule = healTail(c.tokens, c.text, decodeFixture, fixturePieces)!;
+      const kept = c.tokens.slice(0, c.tokens.length - rule.fallback.length);
+      const start = 1 + kept.length;
+      const canvas = { ids: Int32Array.from([3, ...kept, ...Array(8).fill(1)]), holes: [{ start, length: 8 }] };
+      const k = Math.max(...c.lists.map((list) => list.length));
+      const model: ModelFn = async (input) => {
+        const slots = input.batch * input.numPositions;
+        const out: KBest = { k, logits: new Float32Array(slots * k).fill(-Infinity), ids: new Int32Array(slots * k), logZ: new Float32Array(slots).fill(6), allowed: fixture.vocab.length - 3 };
+        for (let s = 0; s < slots; s++) {
+          const list = c.lists[input.positions[s] - start] ?? [[2, 5]];
+          list.forEach(([id, logit], e) => {
+            out.ids[s * k + e] = id;
+            out.logits[s * k + e] = logit;
+          });
+        }
+        return out;
       };
-      const rule = firstTokenRule(c.partial, fixturePieces)!;
-      const allowed = new Uint8Array(V);
-      for (const id of rule.allowed) allowed[id] = 1;
-      const chooser = new TokenChooser(V, [0, 1, 3], 2, k);
-      const out = emptyChoice();
-      const chosen = chooser.choose(kbest, 0, true, 0, 1, 'confidence', createRng(0, 0), out, 0, 0, allowed);
-      assert.deepEqual({ token: chosen ? out.token : rule.fallback, forced: !chosen }, c.expect);
+      const config = {
+        steps: 8,
+        strategy: 'confidence' as const,
+        confidenceThreshold: 0,
+        topP: 1,
+        temperatures: [0],
+        seed: 0,
+        vocabSize: fixture.vocab.length,
+        eosId: 2,
+        eosFill: true,
+        eosAfterCode: true,
+        bannedIds: [0, 1, 3],
+        firstTokens: [rule],
+      };
+      const result = await sampleCanvas(model, canvas, config);
+      const span = Array.from(result.rows[0].subarray(start, start + 8));
+      const text = span.slice(0, span.indexOf(2));
+      const chainCommits = result.commits[0].filter((commit) => commit.index < c.expect.tokens.length);
+      assert.deepEqual({ tokens: text, fell_back: chainCommits.every((commit) => commit.filled) }, c.expect);
+      assert.ok(chainCommits.every((commit) => commit.step === 0), 'the chain is decided in the first step');
     });
   }
 });
@@ -175,8 +196,12 @@ describe('token healing in infill', () => {
     assert.equal(canvas.droppedTokens, 0, 'the healed token is not counted as windowed out');
     const healing = canvas.healing[0]!;
     assert.equal(healing.partial, 'ma');
-    assert.equal(healing.fallback, word('ma'));
-    assert.deepEqual([...healing.allowed], ['ma', 'mark', 'marks', 'max'].map(word));
+    assert.deepEqual(healing.fallback, [word('ma')]);
+    assert.deepEqual(
+      healing.ids.map((id) => healing.texts[healing.ids.indexOf(id)]),
+      ['a', 'm', 'ma', 'mark', 'marks', 'max'],
+      "every token that spells the partial's start or extends it: characters, then words",
+    );
   });
 
   it('leaves a prefix that ends at a certain token boundary unchanged: the same canvases and the same completion', async () => {
@@ -250,7 +275,7 @@ describe('token healing in infill', () => {
       eosFill: true,
       eosAfterCode: true,
       bannedIds: bannedTokenIds(WORD_FACTS),
-      firstTokens: [{ allowed: [word('ma')], fallback: EOS }],
+      firstTokens: [{ partial: 'ma', ids: [word('ma')], texts: ['ma'], fallback: [EOS] }],
     };
     await assert.rejects(sampleCanvas(wordModel(() => []).model, canvas, config), OptionsError);
   });

@@ -193,9 +193,10 @@ describe("the tokenizer's pieces (token healing)", () => {
       const healing = healTail(tokens, prefix, (ids) => codec.decode(ids), pieces);
       assert.ok(healing, 'a prefix that ends inside a word is healed');
       assert.ok(prefix.endsWith(healing.partial));
-      assert.equal(codec.decode(tokens.slice(0, tokens.length - healing.removed)) + healing.partial, prefix);
-      assert.ok(healing.allowed.every((id) => pieces[id].startsWith(healing.partial)));
-      assert.equal(pieces[healing.fallback], healing.partial);
+      assert.deepEqual(healing.fallback, tokens.slice(tokens.length - healing.fallback.length));
+      assert.equal(codec.decode(tokens.slice(0, tokens.length - healing.fallback.length)) + healing.partial, prefix);
+      assert.deepEqual(healing.texts, healing.ids.map((id) => pieces[id]));
+      assert.ok(healing.texts.some((text) => text.startsWith(healing.partial) && text.length > healing.partial.length));
     });
   }
 });
