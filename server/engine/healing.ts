@@ -59,20 +59,16 @@ export function healTail(tokens: readonly number[], text: string, decode: (ids: 
     }
   }
   if (removed === 0) return undefined;
+  const suffixes = Array.from({ length: partial.length }, (_, k) => partial.slice(k));
   const ids: number[] = [];
   const texts: string[] = [];
   pieces.forEach((piece, id) => {
-    if (piece !== '' && compatibleWithSomeSuffix(piece, partial)) {
+    if (suffixes.some((suffix) => compatible(piece, suffix) !== undefined)) {
       ids.push(id);
       texts.push(piece);
     }
   });
   return { partial, ids, texts, fallback: tokens.slice(tokens.length - removed) };
-}
-
-function compatibleWithSomeSuffix(piece: string, partial: string): boolean {
-  for (let k = 0; k < partial.length; k++) if (compatible(piece, partial.slice(k)) !== undefined) return true;
-  return false;
 }
 
 /**
