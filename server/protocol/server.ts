@@ -17,6 +17,8 @@ import {
   type InitializeResult,
   type InlineCompletionItem,
   InlineCompletionTriggerKind,
+  ParameterStructures,
+  RequestType,
   TextDocuments,
   TextDocumentSyncKind,
 } from 'vscode-languageserver/node';
@@ -57,6 +59,13 @@ export interface ServerOptions {
 }
 
 type RequestKind = TraceParams['kind'];
+
+/**
+ * A custom request typed as taking one parameter object by name. Registered by its bare method name, a request whose
+ * params are a JSON array was spread over the handler's arguments (the token among them) and failed with a
+ * TypeError; typed, vscode-jsonrpc refuses positional params with an InvalidParams error that says so.
+ */
+const oneParam = <P, R>(method: string): RequestType<P, R, void> => new RequestType<P, R, void>(method, ParameterStructures.byName);
 
 /** The most tokens a request may ask for (maxTokens); the model's largest span bucket caps it further. */
 const MAX_REQUEST_TOKENS = 4096;
@@ -123,6 +132,13 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     })();
   });
 
+  /** The open document a request names, or why there is none (params without a uri string are refused, not thrown on). */
+  function requestDocument(params: unknown): TextDocument | string {
+    const uri = (params as { textDocument?: { uri?: unknown } } | null | undefined)?.textDocument?.uri;
+    if (typeof uri !== 'string') return 'invalid request: textDocument.uri must be a string';
+    return documents.get(uri) ?? `document ${uri} is not open`;
+  }
+
   /** An AbortSignal tied to the LSP token and to the next request of the same kind (cancel-previous). */
   function signalFor(kind: RequestKind, token: CancellationToken): AbortController {
     const controller = new AbortController();
@@ -181,8 +197,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   }
 
   connection.languages.inlineCompletion.on(async (params, token): Promise<InlineCompletionItem[] | null> => {
-    const document = documents.get(params.textDocument.uri);
-    if (!document) return [];
+    const document = requestDocument(params);
+    if (typeof document === 'string') {
+      log(`inline: refused: ${document}`);
+      return [];
+    }
     const context = params.context ?? { triggerKind: InlineCompletionTriggerKind.Automatic };
     const selected = context.selectedCompletionInfo;
     const invalid =
@@ -231,11 +250,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     );
   });
 
-  connection.onRequest(FillRangeRequest, async (params: FillRangeParams, token): Promise<FillRangeResult> => {
+  connection.onRequest(oneParam<FillRangeParams, FillRangeResult>(FillRangeRequest), async (params, token): Promise<FillRangeResult> => {
     const started = performance.now();
     const empty = (error: string): FillRangeResult => ({ text: '', latencyMs: performance.now() - started, error });
-    const document = documents.get(params.textDocument.uri);
-    if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    const document = requestDocument(params);
+    if (typeof document === 'string') return empty(document);
     const invalid = rangeProblem(document, params.range, 'range') ?? countProblem(params.maxTokens, 'maxTokens', MAX_REQUEST_TOKENS);
     if (invalid) return empty(`invalid request: ${invalid}`);
     const text = document.getText();
@@ -272,11 +291,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     );
   });
 
-  connection.onRequest(FillHolesRequest, async (params: FillHolesParams, token): Promise<FillHolesResult> => {
+  connection.onRequest(oneParam<FillHolesParams, FillHolesResult>(FillHolesRequest), async (params, token): Promise<FillHolesResult> => {
     const started = performance.now();
     const empty = (error: string): FillHolesResult => ({ texts: [], latencyMs: performance.now() - started, error });
-    const document = documents.get(params.textDocument.uri);
-    if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    const document = requestDocument(params);
+    if (typeof document === 'string') return empty(document);
     if (!Array.isArray(params.holes) || params.holes.length === 0) return empty('no holes to fill');
     const invalid = params.holes
       .map((h, i) =>
@@ -318,11 +337,11 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     );
   });
 
-  connection.onRequest(CandidatesRequest, async (params: CandidatesParams, token): Promise<CandidatesResult> => {
+  connection.onRequest(oneParam<CandidatesParams, CandidatesResult>(CandidatesRequest), async (params, token): Promise<CandidatesResult> => {
     const started = performance.now();
     const empty = (error: string): CandidatesResult => ({ candidates: [], batch: 0, modelCalls: 0, latencyMs: performance.now() - started, error });
-    const document = documents.get(params.textDocument.uri);
-    if (!document) return empty(`document ${params.textDocument.uri} is not open`);
+    const document = requestDocument(params);
+    if (typeof document === 'string') return empty(document);
     const count = params.count ?? config.candidates;
     if (!Number.isInteger(count) || count < 1 || count > MAX_CANDIDATES) return empty(`count must be a whole number from 1 to ${MAX_CANDIDATES}`);
     const invalid = positionProblem(document, params.position, 'position') ?? countProblem(params.maxTokens, 'maxTokens', MAX_REQUEST_TOKENS);

@@ -85,6 +85,11 @@ export class TestClient {
     return this.child.pid;
   }
 
+  /** Sends `message` over the IPC channel as it is, not as JSON-RPC (the fault suite's malformed messages). */
+  sendRaw(message: object | string | number | boolean): void {
+    this.child.send(message);
+  }
+
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }

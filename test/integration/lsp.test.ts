@@ -233,6 +233,13 @@ describe('the language server', () => {
       const holes: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, { textDocument: { uri }, holes: [{ range: { start: position, end: position } }] });
       assert.match(holes.error!, new RegExp(message.source.replace(/^position/, 'holes\\[0\\].range.start')));
     }
+    // Params that are not one object: positional ones (a JSON array) once reached the handler spread, a TypeError.
+    await assert.rejects(
+      client.connection.sendRequest(CandidatesRequest, [{ textDocument: { uri }, position: CURSOR }, { more: 1 }]),
+      /Request unmask\/candidates defines parameters by name but received parameters by position/,
+    );
+    const noDocument: FillRangeResult = await client.connection.sendRequest(FillRangeRequest, { range: { start: CURSOR, end: CURSOR } });
+    assert.match(noDocument.error!, /^invalid request: textDocument.uri must be a string$/);
     const count: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri }, position: CURSOR, maxTokens: -3 });
     assert.match(count.error!, /maxTokens must be a whole number from 1 to 4096 \(got -3\)/);
     // The last position of a line and of the document are valid.
