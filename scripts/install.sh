@@ -17,7 +17,7 @@ done
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
-[ "$want_python" = 1 ] && packages+=(python3-torch python3-onnx python3-numpy python3-venv python3-pip libopenblas0-openmp)
+[ "$want_python" = 1 ] && packages+=(python3-torch python3-onnx python3-numpy python3-venv python3-pip libopenblas0-openmp libtcmalloc-minimal4)
 [ "$want_e2e" = 1 ] && packages+=(chromium libkrb5-dev ripgrep)
 if [ ${#packages[@]} -gt 0 ]; then
   missing=()
