@@ -1,6 +1,6 @@
 // `npm run bench`: bundles scripts/bench/harness.ts next to the server (dist/bench.js, so that it finds
 // dist/worker.js like the server does) and runs it. Flags pass through: --model DIR, --runs N, --threads N,
-// --quick, --json FILE. See scripts/bench/harness.ts for what is measured.
+// --quick, --json FILE, --soak [--soak-minutes N]. See scripts/bench/harness.ts for what is measured.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';

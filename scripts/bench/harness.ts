@@ -14,7 +14,8 @@
  *   - inline completions at 1/2/4 ranked rows per request (unmask.inlineCandidates): latency and suggestions shown.
  * Prints markdown tables. Flags: --model DIR, --runs N (per configuration, default 5), --threads N, --quick (only the
  * 32-token / 8-step configuration), --holes (only the joint multi-hole rows, against issue 5's target), --candidates
- * (only the candidates rows, against issue 5's targets), --json FILE (also write the numbers).
+ * (only the candidates rows, against issue 5's targets), --json FILE (also write the numbers), --soak (only the soak:
+ * typing into a 5,000-line file for --soak-minutes N, default 10, against issue 15's targets; soak.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -47,6 +48,7 @@ import {
 } from '../../server/protocol/messages';
 import { DEFAULT_MODEL_DIR } from '../../server/protocol/model-host';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
+import { soak, soakLines } from './soak';
 
 const ROOT = path.resolve(__dirname, '..');
 const SPANS = [16, 32, 64];
@@ -61,6 +63,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     holes: { type: 'boolean', default: false },
     candidates: { type: 'boolean', default: false },
+    soak: { type: 'boolean', default: false },
+    'soak-minutes': { type: 'string', default: '10' },
     json: { type: 'string' },
   },
 });
@@ -584,6 +588,21 @@ async function main(): Promise<void> {
   const benchStarted = performance.now();
   if (!fs.existsSync(path.join(modelDir, 'manifest.json'))) {
     throw new Error(`no model at ${modelDir}: train and export one (models/recipe) or pass --model DIR`);
+  }
+  if (args.soak) {
+    const minutes = Number(args['soak-minutes']);
+    if (!(minutes > 0)) throw new Error('--soak-minutes must be a positive number');
+    // The extension's defaults (8 steps, span 32, two ranked rows), as a user types.
+    const server = new Server({ modelPath: modelDir, device: 'cpu', threads });
+    try {
+      await server.start();
+      const result = await soak(server, minutes);
+      process.stdout.write(`${soakLines(result).join('\n')}\n`);
+      if (args.json) fs.writeFileSync(args.json, JSON.stringify({ modelDir, threads, soak: result }, null, 2));
+    } finally {
+      await server.stop();
+    }
+    return;
   }
   const sites = workload(Math.max(runs, 8));
   const out: string[] = [];

@@ -18,6 +18,8 @@ import { type Checked, type Outcome, type Tally, isClear } from './tally';
 
 /** A request unanswered after this long is a hang (the runtime abandons a stuck generation after 30 s). */
 const DEADLINE_MS = 40_000;
+/** After this many hangs the rest of the inputs are skipped (the run fails anyway, and each hang costs a deadline). */
+const MAX_HANGS = 3;
 
 /** Fast generations, so that thousands of requests fit in a few minutes; the settings group varies them. */
 const SETTINGS = { device: 'cpu', threads: 1, steps: 2, maxSpanTokens: 8, candidates: 2, inlineCandidates: 2, contextTokens: 64 };
@@ -25,10 +27,14 @@ const SETTINGS = { device: 'cpu', threads: 1, steps: 2, maxSpanTokens: 8, candid
 type Kind = 'inline' | 'candidates' | 'fillRange' | 'fillHoles';
 const KINDS: readonly Kind[] = ['inline', 'inline', 'candidates', 'fillRange', 'fillHoles'];
 
-/** One server for the suite; replaced when it dies (each death counted as a crash by the input that caused it). */
+/**
+ * One server for the suite; replaced when it dies (a crash of the input that killed it) or hangs (so that one hang
+ * does not stall every later input), with the suite's documents opened again.
+ */
 class Server {
   client!: TestClient;
   private readonly logsSeen = new Map<TestClient, number>();
+  readonly docs: { uri: string; doc: Doc }[] = [];
 
   constructor(
     private readonly modelDir: string,
@@ -40,6 +46,29 @@ class Server {
     await this.client.initialize();
     const status = await this.client.waitForStatus((s) => s.state === 'ready' || s.state === 'error', 0, 60_000);
     if (status.state !== 'ready') throw new Error(`the fault suite's server did not load its model: ${JSON.stringify(status)}`);
+    for (const { uri, doc } of this.docs) await this.client.open(uri, doc.languageId, doc.text);
+  }
+
+  async open(doc: Doc): Promise<string> {
+    const uri = `file:///faults/${this.docs.length}.${doc.languageId || 'txt'}`;
+    this.docs.push({ uri, doc });
+    await this.client.open(uri, doc.languageId, doc.text);
+    return uri;
+  }
+
+  get stopped(): boolean {
+    return this.tally.total().hangs >= MAX_HANGS;
+  }
+
+  /** One input under the watchdog (skipped once the run has stopped); a hung server is replaced. */
+  async check(group: string, what: string, work: () => Promise<Checked>): Promise<void> {
+    if (this.stopped) return;
+    if ((await this.tally.check(group, what, DEADLINE_MS, work)) === 'hang') await this.replace();
+  }
+
+  async replace(): Promise<void> {
+    await this.stop();
+    await this.start();
   }
 
   /** Worker restarts the server logged since the last call. */
@@ -123,13 +152,8 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
   const g = new Gen(seed);
   const server = new Server(modelDir, tally);
   await server.start();
-  const docs: { uri: string; doc: Doc }[] = [];
-  const open = async (doc: Doc): Promise<string> => {
-    const uri = `file:///faults/${docs.length}.${doc.languageId || 'txt'}`;
-    docs.push({ uri, doc });
-    await server.client.open(uri, doc.languageId, doc.text);
-    return uri;
-  };
+  const docs = server.docs;
+  const open = (doc: Doc): Promise<string> => server.open(doc);
   try {
     // 1. Random documents and positions (issue 15's long-body shape among them), every request kind.
     const group1 = 'documents and positions';
@@ -138,7 +162,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
       const { uri, doc } = g.pick(docs);
       const { position, valid } = randomPosition(g, doc.text, 0.25);
       const kind = g.pick(KINDS);
-      await tally.check(group1, `${kind} ${doc.shape} ${doc.languageId} at ${JSON.stringify(position)}`, DEADLINE_MS, async () => {
+      await server.check(group1, `${kind} ${doc.shape} ${doc.languageId} at ${JSON.stringify(position)}`, async () => {
         const outcome = await request(server, uri, doc, kind, position, valid);
         return (await server.survived()) ? outcome : 'crash';
       });
@@ -174,7 +198,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
           [[], false],
         ];
         for (const [value, valid] of values) {
-          await tally.check(group2, `${key} = ${JSON.stringify(value)}`, DEADLINE_MS, async () => {
+          await server.check(group2, `${key} = ${JSON.stringify(value)}`, async () => {
             const logsBefore = server.client.logs.length;
             // A threads change reloads the model; the request waits for it.
             await server.client.changeSettings({ ...SETTINGS, [key]: value });
@@ -200,7 +224,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
       if (roll < 6) {
         const method = g.pick(methods);
         const params = junk(g);
-        await tally.check(group3, `${method} ${JSON.stringify(params)?.slice(0, 120)}`, DEADLINE_MS, async () => {
+        await server.check(group3, `${method} ${JSON.stringify(params)?.slice(0, 120)}`, async () => {
           let checked: Checked;
           try {
             checked = customOutcome(await server.client.connection.sendRequest(method, params), true);
@@ -213,7 +237,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
         // No answer is due to a notification or a raw message: the server must ignore it and keep answering.
         const method = g.pick(notifications);
         const message = junk(g);
-        await tally.check(group3, `notification ${method} ${JSON.stringify(message)?.slice(0, 120)}`, DEADLINE_MS, async () => {
+        await server.check(group3, `notification ${method} ${JSON.stringify(message)?.slice(0, 120)}`, async () => {
           if (roll < 9) await server.client.connection.sendNotification(method, message);
           else if (message !== null && message !== undefined) server.client.sendRaw(message as object);
           const health = await request(server, target.uri, target.doc, 'inline', { line: 0, character: 0 }, true);
@@ -226,7 +250,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
     // 4. Floods and cancellation storms: bursts of concurrent requests, many cancelled at random moments.
     const group4 = 'floods and cancellations';
     const fast = docs.filter((d) => d.doc.shape === 'code' || d.doc.shape === 'unicode');
-    for (let burst = 0; burst < Math.round(40 * scale); burst++) {
+    for (let burst = 0; burst < Math.round(40 * scale) && !server.stopped; burst++) {
       const size = g.int(10, 40);
       const sent = Array.from({ length: size }, () => {
         const { uri, doc } = g.pick(fast);
@@ -236,8 +260,9 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
         if (token) setTimeout(() => token.cancel(), g.int(0, 40));
         return tally.check(group4, `burst of ${size}: ${kind} ${doc.shape}`, DEADLINE_MS, () => request(server, uri, doc, kind, position, valid, token));
       });
-      await Promise.all(sent);
+      const outcomes = await Promise.all(sent);
       if (!(await server.survived())) tally.record(group4, 'crash', `burst ${burst} of ${size}`);
+      else if (outcomes.includes('hang')) await server.replace();
     }
     tally.group(group4).restarts += server.restarts();
 
@@ -253,7 +278,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
       for (let i = 0; i < Math.round(40 * scale); i++) {
         const { position, valid } = randomPosition(g, doc.text, 0.2);
         const kind = g.pick(KINDS);
-        await tally.check(group5, `${kind} ${doc.shape} at ${JSON.stringify(position)}`, DEADLINE_MS, async () => {
+        await server.check(group5, `${kind} ${doc.shape} at ${JSON.stringify(position)}`, async () => {
           const outcome = await request(server, uri, doc, kind, position, valid);
           return (await server.survived()) ? outcome : 'crash';
         });
@@ -272,7 +297,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
       text = text.slice(0, text.indexOf('\n') + 10) + insert + text.slice(text.indexOf('\n') + 10);
       const doc = { ...typed.doc, text };
       const { position, valid } = randomPosition(g, text, 0.1);
-      await tally.check(group5, `typed ${JSON.stringify(insert)} then inline at ${JSON.stringify(position)}`, DEADLINE_MS, async () => {
+      await server.check(group5, `typed ${JSON.stringify(insert)} then inline at ${JSON.stringify(position)}`, async () => {
         const outcome = await request(server, typed.uri, doc, 'inline', position, valid);
         return (await server.survived()) ? outcome : 'crash';
       });
