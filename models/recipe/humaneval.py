@@ -314,6 +314,7 @@ def overlap(corpus_files: list[str], n: int, data_dir: str = DATA_DIR, limit_exa
                 index[gram].add((i, part))
     pairs = {(g[0], g[-1]) for g in index}  # A cheap filter before building each n-gram of the corpus.
     hits: dict[tuple[int, str], list] = defaultdict(list)
+    matched: dict[tuple[int, str], str] = {}  # The first shared run of each (problem, part), to judge it by.
     files = scanned_tokens = 0
     for path in corpus_files:
         for record in read_jsonl(path):
@@ -328,12 +329,14 @@ def overlap(corpus_files: list[str], n: int, data_dir: str = DATA_DIR, limit_exa
                         if key not in seen:
                             seen.add(key)
                             hits[key].append(f"{record.get('package')}:{record.get('path')}")
+                            matched.setdefault(key, " ".join(gram))
     report = {"ngram": n, "problems": len(problems), "corpus_files": files, "corpus_code_tokens": scanned_tokens,
               "corpus": [os.path.relpath(os.path.abspath(p), REPO) for p in corpus_files],
               "solutions_too_short": short,
               "solution_overlap": sorted({problems[i]["problem"] for (i, part) in hits if part == "solution"}),
               "prompt_overlap": sorted({problems[i]["problem"] for (i, part) in hits if part == "prompt"}),
-              "examples": {f"{problems[i]['problem']} {part}": where[:limit_examples]
+              "examples": {f"{problems[i]['problem']} {part}": {"files": len(where), "first": where[:limit_examples],
+                                                                  "shared": matched[(i, part)]}
                            for (i, part), where in sorted(hits.items())}}
     return report
 
@@ -374,7 +377,10 @@ def markdown(report: dict) -> str:
                   + (f" ({', '.join(ov['solution_overlap'][:10])}{', ...' if len(ov['solution_overlap']) > 10 else ''})"
                      if ov["solution_overlap"] else "")
                   + f"; {ov['solutions_too_short']} solutions are shorter than {ov['ngram']} tokens and cannot be "
-                  "checked this way.", ""]
+                  "checked this way. The shared runs, to judge whether any is a copy:", ""]
+        for key, ex in ov["examples"].items():
+            lines.append(f"- {key} ({ex['files']} files, e.g. `{ex['first'][0]}`): `{ex['shared']}`")
+        lines.append("")
     lines += [f"Command ({report['wall_seconds']:.0f} s):", "", "```", report["command"], "```"]
     return "\n".join(lines) + "\n"
 

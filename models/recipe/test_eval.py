@@ -623,7 +623,7 @@ class Sandbox(unittest.TestCase):
             report = self.he.overlap([corpus], 20)
         self.assertIn(victim["problem"], report["solution_overlap"])  # (Similar problems may share the run.)
         self.assertTrue(victim["problem"].startswith("HumanEval/"))
-        self.assertTrue(all(w == ["p:copied.py"] for w in report["examples"].values()))
+        self.assertTrue(all(e["first"] == ["p:copied.py"] for e in report["examples"].values()))
         self.assertEqual(report["corpus_files"], 2)
 
 
