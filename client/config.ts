@@ -6,9 +6,12 @@
 
 export type Strategy = 'confidence' | 'margin' | 'entropy' | 'random';
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+/** automatic: ghost text as you type; manual: only when asked (Unmask: Suggest at Cursor, Ctrl+Alt+\). */
+export type TriggerMode = 'automatic' | 'manual';
 
 export interface UnmaskConfig {
   readonly enable: boolean;
+  readonly triggerMode: TriggerMode;
   /** Per language id; "*" is the default for languages not listed. */
   readonly languages: Readonly<Record<string, boolean>>;
   readonly debounceMs: number;
@@ -26,6 +29,8 @@ export interface UnmaskConfig {
   readonly candidates: number;
   /** Rows per batch for inline completions as you type; the ghost text is the best-ranked one. */
   readonly inlineCandidates: number;
+  /** Minutes without a request after which the server unloads the model (0: never). */
+  readonly idleUnloadMinutes: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -33,7 +38,9 @@ export type SettingGetter = (key: string) => unknown;
 
 export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   enable: true,
-  languages: Object.freeze({ '*': true, plaintext: false, markdown: false, scminput: false }),
+  triggerMode: 'automatic',
+  // The languages the shipped model was trained on; the rest are off until the user turns them on.
+  languages: Object.freeze({ '*': false, python: true, typescript: true, javascript: true, typescriptreact: true, javascriptreact: true }),
   debounceMs: 150,
   steps: 8,
   maxSpanTokens: 32,
@@ -47,10 +54,12 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   threads: 0,
   candidates: 4,
   inlineCandidates: 2,
+  idleUnloadMinutes: 15,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
 const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+const TRIGGER_MODES: readonly TriggerMode[] = ['automatic', 'manual'];
 
 /** Collects one sentence per setting that was not used as written, for the log. */
 type Problems = string[];
@@ -121,6 +130,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
   const p: Problems = [];
   const config: UnmaskConfig = Object.freeze({
     enable: flag(p, 'enable', get('enable'), d.enable),
+    triggerMode: oneOf(p, 'triggerMode', get('triggerMode'), TRIGGER_MODES, d.triggerMode),
     languages: languageMap(p, get('languages')),
     debounceMs: number(p, 'debounceMs', get('debounceMs'), d.debounceMs, 0, 2000, true),
     steps: number(p, 'steps', get('steps'), d.steps, 1, 128, true),
@@ -135,6 +145,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     threads: number(p, 'threads', get('threads'), d.threads, 0, 64, true),
     candidates: number(p, 'candidates', get('candidates'), d.candidates, 1, 16, true),
     inlineCandidates: number(p, 'inlineCandidates', get('inlineCandidates'), d.inlineCandidates, 1, 16, true),
+    idleUnloadMinutes: number(p, 'idleUnloadMinutes', get('idleUnloadMinutes'), d.idleUnloadMinutes, 0, 1440, false),
   });
   return { config, problems: Object.freeze(p) };
 }

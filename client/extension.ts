@@ -20,11 +20,12 @@ import { createLanguageClient, messageOf } from './languageServer';
 import { PinnedCandidates } from './pinnedCandidates';
 import { RestartPolicy } from './restartPolicy';
 import { StatusBar } from './statusBar';
+import { otherMode } from './triggerPolicy';
 import { UnmaskingOrderView } from './visualizer';
 
 const SNOOZE_MINUTES = 5;
 /** Settings whose change does not make cached completions stale (the cache holds automatic completions only). */
-const SETTINGS_KEEPING_CACHE = ['enable', 'languages', 'debounceMs', 'candidates'];
+const SETTINGS_KEEPING_CACHE = ['enable', 'triggerMode', 'languages', 'debounceMs', 'candidates', 'idleUnloadMinutes'];
 
 let client: LanguageClient | undefined;
 
@@ -78,6 +79,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
       snoozeMinutesLeft: Math.ceil(enablement.snoozeLeftMs(now) / 60_000),
       languageId,
       clientError,
+      triggerMode: config.triggerMode,
     });
   };
 
@@ -126,6 +128,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     refreshClientStatus();
   };
 
+  /** Asks for a suggestion at the cursor, in either trigger mode: an explicit request, answered with ranked alternatives. */
+  const triggerSuggestion = (): Thenable<unknown> => vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+
+  const toggleTriggerMode = async (): Promise<void> => {
+    const settings = vscode.workspace.getConfiguration('unmask');
+    const inspected = settings.inspect<string>('triggerMode');
+    const target =
+      inspected?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    const mode = otherMode(config.triggerMode);
+    await settings.update('triggerMode', mode, target);
+    if (mode === 'manual') await hideGhostText();
+    void vscode.window.setStatusBarMessage(`Unmask trigger mode: ${mode}`, 3000);
+  };
+
   const toggleLanguage = async (languageId: string): Promise<void> => {
     const settings = vscode.workspace.getConfiguration('unmask');
     const languages = { ...config.languages, [languageId]: !languageEnabled(config, languageId) };
@@ -160,6 +176,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
       snoozed
         ? { label: '$(play) Resume inline completions', run: () => (enablement.resume(), refreshClientStatus()) }
         : { label: `$(clock) Snooze inline completions for ${SNOOZE_MINUTES} minutes`, run: snooze },
+      {
+        label:
+          config.triggerMode === 'manual'
+            ? '$(zap) Suggest as I type (trigger mode automatic)'
+            : '$(keyboard) Suggest only when I ask (trigger mode manual)',
+        run: toggleTriggerMode,
+      },
     ];
     if (languageId) {
       const on = languageEnabled(config, languageId);
@@ -190,6 +213,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     vscode.commands.registerCommand('unmask.rejectFill', () => preview.decide('reject')),
     vscode.commands.registerCommand('unmask.toggle', toggle),
     vscode.commands.registerCommand('unmask.snooze', snooze),
+    vscode.commands.registerCommand('unmask.triggerSuggestion', triggerSuggestion),
+    vscode.commands.registerCommand('unmask.toggleTriggerMode', toggleTriggerMode),
     vscode.commands.registerCommand('unmask.showLog', () => log.show(true)),
     vscode.commands.registerCommand('unmask.restartServer', restartServer),
     vscode.commands.registerCommand('unmask.showMenu', showMenu),

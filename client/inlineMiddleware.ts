@@ -3,7 +3,8 @@
  * and calls this before every `textDocument/inlineCompletion` request. Each concern lives in its own pure module;
  * this file only connects them to the `vscode` API, in the order that avoids work:
  * on/off and language -> no trigger right after a deletion -> the pinned candidates of "Regenerate with N
- * Candidates" -> cache (exact or typed-along; automatic requests only) -> debounce -> server.
+ * Candidates" -> cache (exact or typed-along; automatic requests only) -> trigger mode (manual: automatic requests
+ * stop here) -> debounce -> server.
  *
  * Several items for one request are VS Code's alternatives, cycled with Alt+] / Alt+[; they come from the pinned list
  * or from the server, which answers an explicit request with the ranked candidates of one batch.
@@ -26,6 +27,7 @@ import { quietPeriod } from './debounce';
 import type { EditTracker } from './editTracker';
 import type { Enablement } from './enablement';
 import type { PinnedCandidates } from './pinnedCandidates';
+import { inlineRoute } from './triggerPolicy';
 
 export interface InlineDependencies {
   readonly config: () => UnmaskConfig;
@@ -66,13 +68,18 @@ export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
       return shown(completions, lineText, position, undefined);
     }
     // While the suggest widget shows a selected item the server completes as if it were accepted; such results
-    // depend on the item, so they bypass the cache. An explicit request (Alt+\, or Alt+] / Alt+[ asking for the
+    // depend on the item, so they bypass the cache. An explicit request (Ctrl+Alt+\, or Alt+] / Alt+[ asking for the
     // alternatives) bypasses it too: the cache may hold the single completion of an automatic request.
     const query = selected ? undefined : cacheQuery(document, position);
     const cached = query && automatic ? deps.cache.get(query) : undefined;
     if (cached) {
       deps.log.trace(`inline ${where}: ${cached.length} from the cache`);
       return shown(cached, lineText, position, undefined);
+    }
+    // Manual trigger mode: only an explicit request runs the model (triggerPolicy.ts).
+    if (inlineRoute(config.triggerMode, automatic) === 'cache') {
+      deps.log.trace(`inline ${where}: manual trigger mode; not asking the model unasked`);
+      return null;
     }
 
     if (automatic && !(await quietPeriod(config.debounceMs, token))) {

@@ -3,7 +3,9 @@
  * client's own on/off state. Pure, so the wording is tested without VS Code.
  */
 import type { StatusParams } from '../server/protocol/messages';
+import type { TriggerMode } from './config';
 import type { OffReason } from './enablement';
+import { TRIGGER_KEY_LABEL } from './triggerPolicy';
 
 export interface StatusView {
   /** Status bar text with codicons, e.g. "$(sparkle) Unmask 84 ms". */
@@ -25,6 +27,8 @@ export interface ClientSide {
   readonly languageId?: string;
   /** The client could not start or lost the server for good. */
   readonly clientError?: string;
+  /** unmask.triggerMode; "manual" is shown in the label. */
+  readonly triggerMode?: TriggerMode;
 }
 
 const ICONS = {
@@ -33,6 +37,7 @@ const ICONS = {
   busy: '$(sync~spin)',
   error: '$(error)',
   disabled: '$(circle-slash)',
+  unloaded: '$(debug-pause)',
 } as const;
 
 export function formatLatency(ms: number): string {
@@ -60,6 +65,7 @@ export function describeStatus(server: StatusParams | undefined, client: ClientS
       busy: 'Generating…',
       error: `Error: ${server.message ?? 'unknown error (see the log)'}`,
       disabled: 'Model disabled',
+      unloaded: 'Model unloaded while idle (setting unmask.idleUnloadMinutes); the next request loads it again',
     };
     lines.push(stateLine[server.state]);
     if (server.modelId) lines.push(`Model: ${server.modelId}`);
@@ -68,6 +74,13 @@ export function describeStatus(server: StatusParams | undefined, client: ClientS
       lines.push(`Last completion: ${formatLatency(server.lastLatencyMs)}`);
       if (server.state === 'ready') label = `Unmask ${formatLatency(server.lastLatencyMs)}`;
     }
+  }
+
+  if (client.triggerMode === 'manual') {
+    label += ' (manual)';
+    lines.push(`Trigger mode: manual. Press ${TRIGGER_KEY_LABEL} (Unmask: Suggest at Cursor) for a suggestion.`);
+  } else if (client.triggerMode === 'automatic') {
+    lines.push('Trigger mode: automatic (suggestions as you type).');
   }
 
   let warning = false;
@@ -82,7 +95,9 @@ export function describeStatus(server: StatusParams | undefined, client: ClientS
       lines.unshift(`Inline completions are snoozed for ${client.snoozeMinutesLeft ?? 0} more minute(s).`);
     } else {
       warning = false;
-      lines.unshift(`Inline completions are off for ${client.languageId ?? 'this language'} (setting unmask.languages).`);
+      lines.unshift(
+        `Inline completions are off for ${client.languageId ?? 'this language'} (setting unmask.languages; the shipped model knows Python, TypeScript and JavaScript).`,
+      );
     }
   }
   lines.push('Click for options.');

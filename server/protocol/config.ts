@@ -24,6 +24,8 @@ export interface ServerConfig {
   readonly candidates: number;
   /** Rows per batch for inline completions as you type; the ghost text is the best-ranked one. */
   readonly inlineCandidates: number;
+  /** Minutes without a request after which the model is unloaded (0: never); the next request loads it again. */
+  readonly idleUnloadMinutes: number;
 }
 
 interface PropertySchema {
@@ -34,7 +36,11 @@ interface PropertySchema {
   enum?: unknown[];
 }
 
-const SCHEMA = packageJson.contributes.configuration.properties as unknown as Record<string, PropertySchema>;
+/** Every section's settings ("Unmask" and "Unmask › Advanced" are two sections of one schema). */
+const SCHEMA: Record<string, PropertySchema> = Object.assign(
+  {},
+  ...(packageJson.contributes.configuration as unknown as { properties: Record<string, PropertySchema> }[]).map((section) => section.properties),
+);
 
 /** Settings whose schema type is "number" but that only make sense as integers. */
 const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates']);
@@ -52,6 +58,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'threads',
   'candidates',
   'inlineCandidates',
+  'idleUnloadMinutes',
 ];
 
 function schemaOf(key: string): PropertySchema {

@@ -14,8 +14,11 @@ export interface Span {
   end: Pos;
 }
 
-/** The server's lifecycle and last measurement, shown in the status bar. */
-export type ServerState = 'loading' | 'ready' | 'busy' | 'error' | 'disabled';
+/**
+ * The server's lifecycle and last measurement, shown in the status bar. "unloaded": the model was unloaded after
+ * unmask.idleUnloadMinutes without a request and loads again on the next one.
+ */
+export type ServerState = 'loading' | 'ready' | 'busy' | 'error' | 'disabled' | 'unloaded';
 export interface StatusParams {
   state: ServerState;
   /** Model id from the manifest, once loaded. */

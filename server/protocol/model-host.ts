@@ -2,9 +2,13 @@
  * Owns the loaded model for the language server: loads it for the current settings, reloads when the model path,
  * device or thread count changes, and keeps the status the client shows (loading, ready, busy, error, device, last
  * latency). A model that fails to load leaves the server running, in the error state, with the reason.
+ *
+ * Idle unload: after unmask.idleUnloadMinutes without work (0: never) the model is disposed (its worker thread and
+ * memory go) and the state becomes "unloaded"; the next request that asks for the model (`current()`) loads it again
+ * with the same settings and waits for it.
  */
 import * as path from 'node:path';
-import { type LoadedModel, loadModel } from '../runtime/model';
+import { type LoadedModel, type LoadOptions, loadModel } from '../runtime/model';
 import type { ServerConfig } from './config';
 import type { ServerState, StatusParams } from './messages';
 
@@ -13,17 +17,24 @@ export const DEFAULT_MODEL_DIR = path.join('models', 'unmask-coder-base');
 
 export type Log = (line: string) => void;
 
+/** What loads a model folder; runtime/model.ts's loadModel, or a stand-in in tests. */
+export type ModelLoader = (dir: string, options: LoadOptions) => Promise<LoadedModel>;
+
 export class ModelHost {
   private model?: LoadedModel;
   private loading?: Promise<LoadedModel | undefined>;
   private generation = 0;
   private busy = 0;
   private status: StatusParams = { state: 'loading' };
+  /** The settings of the last load, which an idle-unloaded model is loaded again with. */
+  private config?: ServerConfig;
+  private idleTimer?: ReturnType<typeof setTimeout>;
 
   constructor(
     private readonly extensionRoot: string,
     private readonly log: Log,
     private readonly publish: (status: StatusParams) => void,
+    private readonly loader: ModelLoader = loadModel,
   ) {}
 
   /** The folder a config points at: its modelPath, or the shipped default model. */
@@ -34,6 +45,8 @@ export class ModelHost {
   /** Loads the model for `config`, replacing any loaded one; resolves once loaded or failed (never rejects). */
   load(config: ServerConfig): Promise<LoadedModel | undefined> {
     const generation = ++this.generation;
+    this.config = config;
+    this.clearIdleTimer();
     const previous = this.model;
     this.model = undefined;
     const dir = this.modelDir(config);
@@ -42,7 +55,7 @@ export class ModelHost {
     const loading = (async () => {
       await previous?.dispose();
       try {
-        const model = await loadModel(dir, { device: config.device, threads: config.threads, log: this.log });
+        const model = await this.loader(dir, { device: config.device, threads: config.threads, log: this.log });
         if (generation !== this.generation) {
           await model.dispose(); // A newer load started meanwhile; this one is stale.
           return undefined;
@@ -55,6 +68,7 @@ export class ModelHost {
           device: model.device,
           ...(model.deviceNote ? { deviceNote: model.deviceNote } : {}),
         });
+        this.armIdleTimer();
         return model;
       } catch (err) {
         if (generation === this.generation) {
@@ -69,15 +83,34 @@ export class ModelHost {
     return loading;
   }
 
-  /** The loaded model, waiting for a load in progress; undefined when none could be loaded. */
+  /**
+   * The loaded model, waiting for a load in progress; undefined when none could be loaded. A model unloaded while
+   * idle is loaded again here (on demand), with the settings of its last load.
+   */
   async current(): Promise<LoadedModel | undefined> {
     if (this.model) return this.model;
+    if (this.status.state === 'unloaded' && this.config) {
+      this.log('model unloaded while idle; loading it again for a request');
+      return this.load(this.config);
+    }
     return this.loading ? this.loading : undefined;
+  }
+
+  /** Takes settings that need no reload (unmask.idleUnloadMinutes): restarts the idle countdown under them. */
+  configure(config: ServerConfig): void {
+    this.config = config;
+    if (this.model && this.busy === 0) this.armIdleTimer();
+  }
+
+  /** Whether the model is unloaded after an idle period (and loads again on the next request). */
+  get unloaded(): boolean {
+    return this.status.state === 'unloaded';
   }
 
   /** Marks a generation as running (state busy) until the returned function is called with its outcome. */
   beginWork(): (outcome: { latencyMs?: number; error?: string }) => void {
     this.busy += 1;
+    this.clearIdleTimer();
     if (this.busy === 1 && this.model) this.setStatus({ state: 'busy' });
     let ended = false;
     return ({ latencyMs, error }) => {
@@ -85,6 +118,7 @@ export class ModelHost {
       ended = true;
       this.busy -= 1;
       if (!this.model) return;
+      if (this.busy === 0) this.armIdleTimer();
       const state: ServerState = error ? 'error' : this.busy > 0 ? 'busy' : 'ready';
       this.setStatus({
         state,
@@ -96,6 +130,36 @@ export class ModelHost {
 
   get lastStatus(): StatusParams {
     return this.status;
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  /** (Re)starts the idle countdown; at its end a loaded, unused model is unloaded. */
+  private armIdleTimer(): void {
+    this.clearIdleTimer();
+    const minutes = this.config?.idleUnloadMinutes ?? 0;
+    if (!(minutes > 0) || !this.model) return;
+    this.idleTimer = setTimeout(() => void this.unloadIdle(minutes), minutes * 60_000);
+    this.idleTimer.unref?.(); // An idle countdown never keeps the process alive.
+  }
+
+  private async unloadIdle(minutes: number): Promise<void> {
+    this.idleTimer = undefined;
+    const model = this.model;
+    if (!model || this.busy > 0) return;
+    this.generation += 1; // A load that started before this is stale.
+    this.model = undefined;
+    this.loading = undefined;
+    this.log(`model ${model.manifest.id} unloaded after ${minutes} idle minute(s); the next request loads it again`);
+    this.setStatus({ state: 'unloaded' });
+    try {
+      await model.dispose();
+    } catch (err) {
+      this.log(`unloading the model failed: ${(err as Error).message}`);
+    }
   }
 
   private setStatus(change: Partial<StatusParams> & { state: ServerState }): void {
@@ -110,6 +174,7 @@ export class ModelHost {
 
   async dispose(): Promise<void> {
     this.generation += 1;
+    this.clearIdleTimer();
     const model = this.model;
     this.model = undefined;
     await model?.dispose();

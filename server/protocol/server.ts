@@ -129,6 +129,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       const reload = needsReload(config, next);
       config = next;
       if (reload) await host.load(config);
+      else host.configure(config); // unmask.idleUnloadMinutes and the like need no reload.
     })();
   });
 
@@ -216,7 +217,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       log(`inline: no completion for ${params.textDocument.uri}: ${unsuitable}`);
       return [];
     }
-    // Every request ranks the rows of one batch: an explicit one (Alt+\, or Alt+] / Alt+[ asking for more) gets
+    // Every request ranks the rows of one batch: an explicit one (Ctrl+Alt+\, or Alt+] / Alt+[ asking for more) gets
     // unmask.candidates alternatives, one made as you type the best of unmask.inlineCandidates rows, so that a row
     // that comes out blank or broken gives way to one that does not. One row is the engine's text as it is.
     const explicit = context.triggerKind === InlineCompletionTriggerKind.Invoked;

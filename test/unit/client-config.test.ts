@@ -5,8 +5,10 @@ import { describe, it } from 'node:test';
 import { DEFAULT_CONFIG, languageEnabled, readConfig, readConfigReport } from '../../client/config';
 
 const manifest = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8'));
-const schema: Record<string, { default: unknown; minimum?: number; maximum?: number; enum?: string[] }> =
-  manifest.contributes.configuration.properties;
+const schema: Record<string, { default: unknown; minimum?: number; maximum?: number; enum?: string[] }> = Object.assign(
+  {},
+  ...(manifest.contributes.configuration as { properties: object }[]).map((section) => section.properties),
+);
 
 const fromObject = (settings: Record<string, unknown>) => readConfig((key) => settings[key]);
 

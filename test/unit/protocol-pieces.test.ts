@@ -13,7 +13,7 @@ const AUTOMATIC = { triggerKind: 2 as const };
 
 describe('server settings', () => {
   it('default to the values package.json declares', () => {
-    const props = packageJson.contributes.configuration.properties;
+    const props = Object.assign({}, ...packageJson.contributes.configuration.map((section) => section.properties)) as Record<string, { default: unknown }>;
     const config = defaultConfig();
     assert.equal(config.steps, props['unmask.steps'].default);
     assert.equal(config.strategy, props['unmask.strategy'].default);
