@@ -703,8 +703,8 @@ def markdown(report: dict) -> str:
     if report.get("note"):
         lines.extend([report["note"], ""])
     lines.extend(targets_summary(report))
-    lines.append("| model | strategy | steps | NFE | exact match % | first-line exact % | edit sim % | syntax valid % | "
-                 "empty % | degenerate % | local AR@1 | global AR@1 | s/task |")
+    lines.append("| model | strategy | steps | NFE | exact match % | first-line exact % | edit sim % | "
+                 "syntax valid % | empty % | degenerate % | local AR@1 | global AR@1 | s/task |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["runs"]:
         lines.append(f"| {run_label(r)} | {r.get('strategy', '-')} | {r.get('steps', '-')} | {num(r['nfe'], 1)} | "
@@ -987,7 +987,9 @@ def main(argv=None) -> dict:
         "ar": ar.summary() if ar else None,
         "tasks": {"file": os.path.relpath(os.path.abspath(args.tasks_file), REPO), "count": len(task_list),
                   "by_cell": dict(sorted(by_cell.items())),
-                  "bucket": "oracle bucket" if fixed_bucket is None else f"{fixed_bucket} masks"},
+                  "bucket": "oracle bucket" if fixed_bucket is None else
+                  (f"the editor's default, {fixed_bucket} masks" if args.bucket == "default"
+                   else f"{fixed_bucket} masks")},
         "sampler": sampler,
         "focus": {"strategy": focus_strategy, "steps": int(focus_steps)},
         "note": args.note,
