@@ -20,7 +20,7 @@ export function candidatesHtml(page: CandidatesPage, model: PanelModel): string 
     <h1 id="title"></h1>
     <p id="summary" class="summary"></p>
     <p class="keys">Click a candidate or press its number to insert it; Enter inserts the focused one, the arrow keys move, Esc closes.
-    In the editor, Alt+\\ then Alt+] / Alt+[ cycles through the same list as inline suggestions.</p>
+    In the editor, Ctrl+Alt+\\ then Alt+] / Alt+[ cycles through the same list as inline suggestions.</p>
   </header>
   <p id="stale" class="stale" role="alert" hidden></p>
   <p id="empty" class="empty" hidden></p>

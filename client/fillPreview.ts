@@ -1,7 +1,8 @@
 /**
  * The preview that every fill command shows before it edits anything: the document beside the document as it would
  * be after the fill, in a diff editor, with Accept / Reject in the diff's title bar, in a notification and in the
- * command palette (Ctrl+Enter accepts). One preview is pending at a time; a new one rejects the one before.
+ * command palette (Ctrl+Alt+Enter, the key that asked for the fill, accepts). One preview is pending at a time; a new
+ * one rejects the one before.
  */
 import * as vscode from 'vscode';
 
