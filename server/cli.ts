@@ -19,6 +19,7 @@ import type { InfillResult, Trace } from './engine/infill';
 import { resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
 import { rankedCompletions } from './protocol/candidates';
+import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './protocol/copy-candidate';
 import { type CompletionQuery, complete } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import type { CandidateItem } from './protocol/messages';
@@ -49,6 +50,8 @@ Options:
   --temperature X      sampling temperature (default ${defaultConfig().temperature})
   --top-p X            nucleus mass (default ${defaultConfig().topP})
   --candidates N       alternatives in one batch, 1-16 (default 1), ranked as in the editor
+  --copy-min-match N   put the copy candidate first when a run of N characters before the cursor recurs in the
+                       file (default ${COPY_MIN_MATCH}, as in the editor; 0: the model's rows alone)
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
   --json               print JSON instead of text
@@ -91,6 +94,7 @@ function parse(argv: string[]) {
         temperature: { type: 'string' },
         'top-p': { type: 'string' },
         candidates: { type: 'string' },
+        'copy-min-match': { type: 'string' },
         seed: { type: 'string' },
         'context-tokens': { type: 'string' },
         json: { type: 'boolean' },
@@ -141,6 +145,10 @@ function samplerOptions(args: Args): SamplerOptions {
     if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message);
   }
+}
+
+function copyMinMatch(args: Args): number {
+  return integer(args, 'copy-min-match', 0, 1 << 20) ?? COPY_MIN_MATCH;
 }
 
 async function openModel(args: Args, quiet: boolean): Promise<LoadedModel> {
@@ -215,7 +223,7 @@ function unmaskingOrder(trace: Trace): { step: number; tokens: { hole: number; i
 }
 
 /** A completion as the CLI reports it: ranked candidates carry their score and what it was made of. */
-type Candidate = Pick<CandidateItem, 'text' | 'logProb' | 'meanConfidence' | 'syntaxErrors' | 'reward'> & { score?: number };
+type Candidate = Pick<CandidateItem, 'text' | 'logProb' | 'meanConfidence' | 'syntaxErrors' | 'reward' | 'source'> & { score?: number };
 
 /**
  * The completions at a query, best first: with one candidate the engine's text; with several, the alternatives ranked
@@ -228,16 +236,18 @@ async function generate(
   file: { before: string; after: string },
   options: SamplerOptions,
   syntax: SyntaxChecker,
+  copyMinMatch: number,
 ): Promise<{ candidates: Candidate[]; result: InfillResult }> {
   if (options.candidates > 1) {
-    const ranked = await rankedCompletions(model, query, file, options, {}, syntax, (line) => process.stderr.write(`${line}\n`));
+    const ranked = await rankedCompletions(model, query, file, options, {}, syntax, (line) => process.stderr.write(`${line}\n`), copyMinMatch);
     return { candidates: [...ranked.candidates], result: ranked.result };
   }
   const outcome = await complete(model, query, options);
-  const candidates = outcome.texts.map((text, i) => {
+  const rows = outcome.texts.map((text, i): Candidate => {
     const c = outcome.result.candidates[outcome.candidateIndex[i]];
     return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
   });
+  const candidates = withCopyFirst(rows, copyCandidate(file, copyMinMatch), (c) => c.text, (text): Candidate => ({ text, logProb: 0, meanConfidence: 1, source: 'copy' }));
   return { candidates, result: outcome.result };
 }
 
@@ -254,6 +264,7 @@ function candidateJson(c: Candidate) {
     mean_confidence: c.meanConfidence,
     ...(c.syntaxErrors !== undefined ? { syntax_errors: c.syntaxErrors } : {}),
     ...(c.reward !== undefined ? { reward: c.reward } : {}),
+    ...(c.source !== undefined ? { source: c.source } : {}),
   };
 }
 
@@ -290,7 +301,7 @@ async function single(args: Args, file: string): Promise<void> {
   try {
     const started = performance.now();
     const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens };
-    const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax);
+    const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args));
     const totalMs = performance.now() - started;
     const order = unmaskingOrder(outcome.result.trace);
     if (args.json) {
@@ -357,6 +368,7 @@ async function batch(args: Args): Promise<void> {
   if (source !== '-') requireFile(source, 'batch file');
   const options = samplerOptions(args);
   const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
+  const copyMin = copyMinMatch(args);
   const out = args.out && args.out !== '-' ? openOut(args.out) : process.stdout;
   let model: LoadedModel;
   try {
@@ -419,6 +431,7 @@ async function batch(args: Args): Promise<void> {
           { before: (task.before as string | undefined) ?? prefix, after: (task.after as string | undefined) ?? suffix },
           options,
           syntax,
+          copyMin,
         );
         const totalMs = performance.now() - started;
         await write({

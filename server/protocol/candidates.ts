@@ -3,7 +3,8 @@
  * (cycled with Alt+] / Alt+[): one batched generation of N rows (engine/infill.ts through completion.ts), the syntax
  * errors of the file with each candidate filled in (runtime/syntax.ts), the reward of the model folder's
  * discriminator when it has one (runtime/discriminator.ts), and the combined score with near-duplicates merged
- * (engine/rerank.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
+ * (engine/rerank.ts), with the copy candidate first when the document repeats a long run ending at the cursor
+ * (copy-candidate.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
  * here.
  */
 import { infill, type InfillHooks, type InfillRequest, type InfillResult } from '../engine/infill';
@@ -12,6 +13,7 @@ import type { SamplerOptions } from '../engine/types';
 import type { LoadedDiscriminator } from '../runtime/discriminator';
 import type { SyntaxChecker } from '../runtime/syntax';
 import { type CompletionModel, type CompletionQuery, complete, denoiserOf, dropRepeatedLines } from './completion';
+import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './copy-candidate';
 import type { CandidateItem } from './messages';
 
 export interface RankedOutcome {
@@ -67,6 +69,8 @@ export async function rankedCompletions(
   hooks: InfillHooks,
   syntax: Pick<SyntaxChecker, 'errorsWithInsertions'>,
   log: (line: string) => void,
+  /** Shortest repeated run that puts the copy candidate first (copy-candidate.ts); 0: the model's rows alone. */
+  copyMinMatch = COPY_MIN_MATCH,
 ): Promise<RankedOutcome> {
   const outcome = await complete(model, query, options, hooks);
   // The parser runs on this thread and the discriminator in the inference worker: they overlap.
@@ -90,7 +94,9 @@ export async function rankedCompletions(
       ...(rewards ? { reward: rewards[i] } : {}),
     };
   });
-  const candidates = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
+  const ranked = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
+  const copy: CandidateItem = { text: '', logProb: 0, tokens: 0, meanConfidence: 1, score: ranked[0]?.score ?? 0, source: 'copy' };
+  const candidates = withCopyFirst(ranked, copyCandidate(file, copyMinMatch), (c) => c.text, (text) => ({ ...copy, text }));
   return { candidates, result: outcome.result };
 }
 

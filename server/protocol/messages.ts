@@ -140,6 +140,11 @@ export interface CandidateItem {
   reward?: number;
   /** The ranking score of server/engine/rerank.ts (likelihood, syntax, reward); higher is better. */
   score: number;
+  /**
+   * "copy" when the text is the copy candidate (protocol/copy-candidate.ts: what followed the same run of text
+   * elsewhere in the document), put first with the best model row's score; absent for the model's rows.
+   */
+  source?: 'copy';
 }
 export interface CandidatesResult {
   /** Distinct alternatives, best first, near-duplicates merged; empty when nothing could be generated. */

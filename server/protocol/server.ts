@@ -30,6 +30,7 @@ import type { Trace } from '../engine/trace';
 import type { LoadedModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { bestHoleFill, type HoleFill, rankedCompletions } from './candidates';
+import { copyCandidate, withCopyFirst } from './copy-candidate';
 import { complete } from './completion';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
@@ -240,7 +241,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
           trace = ranked.result.trace;
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config)), hooks);
-          texts = outcome.texts;
+          texts = withCopyFirst(outcome.texts, copyCandidate(source.file), (t) => t, (t) => t);
           trace = outcome.result.trace;
         }
         finishTrace(trace, uri, 'inline', performance.now() - started);

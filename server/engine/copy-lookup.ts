@@ -1,0 +1,56 @@
+/**
+ * The copy-from-file lookup (issue 14, item 3): code repeats itself locally, so the longest tail of the text before
+ * the cursor that occurs elsewhere in the same file often continues the way it continued there. This finds that
+ * occurrence and copies what followed it up to the end of its line. It is the recipe's baseline row
+ * (models/recipe/metrics.py `copy_from_file`, kind "single-line") in TypeScript, so the extension's copy candidate
+ * and the eval's baseline are the same text. Pure: no I/O.
+ */
+
+export interface CopyMatch {
+  /** What followed the earlier occurrence, up to the end of its line (the newline not included). */
+  readonly text: string;
+  /** Length in characters of the repeated tail of the prefix that found it: longer is more specific. */
+  readonly matchLength: number;
+}
+
+/**
+ * The longest tail of `prefix` that also occurs in `text` (= prefix + suffix) other than at the end of the prefix
+ * itself, and where that occurrence starts: the nearest one before the cursor, else the first one after it.
+ * A tail that recurs with length L recurs with every shorter length (its own tails), so the length is bisected.
+ */
+export function longestRepeatedTail(prefix: string, text: string): { length: number; start: number } {
+  const end = prefix.length;
+  const where = (length: number): number => {
+    const tail = prefix.slice(end - length);
+    // lastIndexOf's position is where a match may start at the latest: ending before the cursor's own tail does.
+    const before = end - 1 - length >= 0 ? text.lastIndexOf(tail, end - 1 - length) : -1;
+    if (before >= 0) return before;
+    return text.indexOf(tail, end - length + 1);
+  };
+  let lo = 0;
+  let hi = end;
+  let best = { length: 0, start: -1 };
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi + 1) / 2);
+    const start = where(mid);
+    if (start >= 0) {
+      lo = mid;
+      best = { length: mid, start };
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return best;
+}
+
+/** The copy for a cursor between `prefix` and `suffix`; undefined when nothing recurs or the copy is blank. */
+export function copyFromFile(prefix: string, suffix: string): CopyMatch | undefined {
+  const text = prefix + suffix;
+  const { length, start } = longestRepeatedTail(prefix, text);
+  if (length === 0) return undefined;
+  const rest = text.slice(start + length);
+  const newline = rest.indexOf('\n');
+  const line = newline >= 0 ? rest.slice(0, newline) : rest;
+  if (line.trim() === '') return undefined;
+  return { text: line, matchLength: length };
+}

@@ -1,0 +1,24 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { copyCandidate, withCopyFirst } from '../../server/protocol/copy-candidate';
+
+const before = 'result = compute(items, key=len, reverse=True)\nprint(result)\nother = compute(items, ';
+const file = { before, after: ')\nprint(other)\n' };
+
+describe('the copy candidate', () => {
+  it('copies what followed a long repeated run, without the closing bracket already after the cursor', () => {
+    assert.equal(copyCandidate(file, 16), 'key=len, reverse=True');
+  });
+
+  it('is withheld when the repeated run is shorter than the threshold, or the threshold is 0', () => {
+    assert.equal(copyCandidate(file, 100), undefined);
+    assert.equal(copyCandidate(file, 0), undefined);
+  });
+
+  it('goes first, or moves the model row that says the same to the front', () => {
+    const make = (text: string) => `copy:${text}`;
+    assert.deepEqual(withCopyFirst(['a()', 'b()'], 'c()', (t) => t, make), ['copy:c()', 'a()', 'b()']);
+    assert.deepEqual(withCopyFirst(['a()', 'b( )'], 'b()', (t) => t, make), ['b( )', 'a()']);
+    assert.deepEqual(withCopyFirst(['a()'], undefined, (t) => t, make), ['a()']);
+  });
+});
