@@ -92,8 +92,8 @@ describe('ONNX metadata', () => {
     // Issue 15: sizes past the runtime's limits ran the process out of memory (3.5 GB, abort) instead of a clear error.
     ['a huge max_seq_len', { 'unmask.max_seq_len': '100000000' }, /"unmask.max_seq_len" = 100000000 is above the runtime's limit of 16384/],
     ['a huge vocabulary', { 'unmask.vocab_size': '4000000000' }, /"unmask.vocab_size" = 4000000000 is above the runtime's limit of 1048576/],
-    ['a huge span bucket', { 'unmask.span_buckets': '[8, 5000000]' }, /has 2 buckets up to 5000000 tokens; the runtime takes at most 32 buckets of at most 255 tokens/],
-    ['a span bucket as long as the model', { 'unmask.span_buckets': '[8, 256]' }, /at most 255 tokens \(1024, and below max_seq_len 256\)/],
+    ['a huge span bucket', { 'unmask.span_buckets': '[8, 5000000]' }, /has 2 buckets up to 5000000 tokens; the runtime takes at most 32 buckets of at most 256 tokens/],
+    ['a span bucket longer than the model', { 'unmask.span_buckets': '[8, 257]' }, /at most 256 tokens \(1024, and max_seq_len 256\)/],
     ['too many span buckets', { 'unmask.span_buckets': JSON.stringify(Array.from({ length: 40 }, (_, i) => i + 1)) }, /has 40 buckets/],
   ];
   for (const [what, change, message] of broken) {
