@@ -67,6 +67,23 @@ if (listed.status !== 0 || wasm.length === 0 || unpackaged.length > 0) {
   fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
   process.exit(1);
 }
-run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', '--skip-license', '-o', out]);
+// No test fixture, test file or source map may ship: they are dead weight a marketplace reviewer would flag.
+const fixtures = [...packaged].filter((file) => isTestFixture(file));
+if (fixtures.length > 0) {
+  console.error(`package: files only tests or debuggers read would ship (${fixtures.join(', ')}); exclude them in .vscodeignore`);
+  fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
+  process.exit(1);
+}
+run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '-o', out]);
 fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
-console.log(`package: ${out} (${(fs.statSync(path.join(ROOT, out)).size / 1e6).toFixed(1)} MB)`);
+const bytes = fs.statSync(path.join(ROOT, out)).size;
+const models = [...packaged].filter((file) => file.startsWith('models/')).reduce((sum, file) => sum + fs.statSync(path.join(ROOT, file)).size, 0);
+console.log(
+  `package: ${out}: ${(bytes / 1e6).toFixed(1)} MB (${bytes} bytes, ${[...packaged].filter(Boolean).length} files; ` +
+    `uncompressed model ${(models / 1e6).toFixed(1)} MB), no test fixtures`,
+);
+
+/** A file that only tests read: parity fixtures, test/ and source maps. */
+function isTestFixture(file) {
+  return /(^|\/)(disc_)?parity\.json$/.test(file) || file.startsWith('test/') || file.endsWith('.map');
+}

@@ -251,12 +251,18 @@ export function verifyFile(manifest: Manifest, entry: ManifestFile, hash: boolea
   }
 }
 
+/** Whether a listed file is a test fixture (role "parity-fixture"): the runtime never reads it and the VSIX leaves it out. */
+export function isFixtureFile(entry: ManifestFile): boolean {
+  return entry.role?.endsWith('parity-fixture') ?? false;
+}
+
 /**
  * Checks every listed file the denoiser needs (verifyFile); throws on the first mismatch. The discriminator's files
- * are left to discriminator.ts: a model folder whose reward model is broken still completes, ranked without it.
+ * are left to discriminator.ts: a model folder whose reward model is broken still completes, ranked without it. Test
+ * fixtures (parity.json) are not needed to run and are not checked.
  */
 export function verifyFiles(manifest: Manifest, hash: boolean): void {
   for (const entry of manifest.files) {
-    if (!isDiscriminatorFile(entry)) verifyFile(manifest, entry, hash);
+    if (!isDiscriminatorFile(entry) && !isFixtureFile(entry)) verifyFile(manifest, entry, hash);
   }
 }

@@ -96,4 +96,16 @@ describe('the model manifest', () => {
     verifyFiles(loadManifest(dir), false); // No size listed and hashes not checked: the change goes unseen.
     assert.throws(() => verifyFiles(loadManifest(dir), true), /model.onnx has sha256 \w+…, the manifest says \w+…/);
   });
+
+  it('runs without its test fixture (parity.json), which the VSIX leaves out', () => {
+    const dir = tempDir('fixture');
+    writeTinyModel(dir);
+    const raw = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    raw.files.push({ name: 'parity.json', sha256: '0'.repeat(64), bytes: 10, role: 'parity-fixture' });
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(raw));
+    verifyFiles(loadManifest(dir), true);
+    raw.files[raw.files.length - 1].role = 'tokenizer';
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(raw));
+    assert.throws(() => verifyFiles(loadManifest(dir), true), /parity.json is missing/);
+  });
 });
