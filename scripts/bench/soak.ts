@@ -33,6 +33,8 @@ export interface SoakResult {
   /** Growth from the first minute to the end. */
   growth: number;
   peakMb: number;
+  /** RSS in MB every tenth of the run: a leak climbs steadily, a warm-up levels off. */
+  samples: number[];
 }
 
 const CHARS_PER_SECOND = 20;
@@ -77,6 +79,7 @@ export async function soak(server: SoakServer, minutes: number): Promise<SoakRes
   let answered = 0;
   let cancelled = 0;
   let late = 0;
+  const samples: number[] = [];
   const pending: Promise<void>[] = [];
   for (let typed = 0; performance.now() < end; typed++) {
     const source = TYPED[Math.floor(typed / 60) % TYPED.length];
@@ -102,6 +105,7 @@ export async function soak(server: SoakServer, minutes: number): Promise<SoakRes
       ),
     );
     if (Number.isNaN(rssAfterFirstMinuteMb) && performance.now() - started >= Math.min(60_000, (minutes * 60_000) / 10)) rssAfterFirstMinuteMb = server.memory().rssMb;
+    if (performance.now() - started >= ((samples.length + 1) * minutes * 60_000) / 10) samples.push(server.memory().rssMb);
     // The next keystroke 50 ms after this one was due, however long sending took.
     await new Promise((r) => setTimeout(r, Math.max(0, sent + 1000 / CHARS_PER_SECOND - performance.now())));
   }
@@ -121,6 +125,7 @@ export async function soak(server: SoakServer, minutes: number): Promise<SoakRes
     rssEndMb: memory.rssMb,
     growth: memory.rssMb / rssAfterFirstMinuteMb - 1,
     peakMb: memory.peakMb,
+    samples,
   };
 }
 
@@ -135,6 +140,7 @@ export function soakLines(r: SoakResult): string[] {
     `${r.requests} requests: ${r.answered} answered, ${r.cancelled} cancelled by the next keystroke; latency p50 ${r.p50Ms.toFixed(0)} ms, max ${r.maxMs.toFixed(0)} ms.`,
     `Server RSS: ${mb(r.rssStartMb)} MB at the start, ${mb(r.rssAfterFirstMinuteMb)} MB after the first ${r.minutes >= 10 ? 'minute' : 'tenth of the run'}, ${mb(r.rssEndMb)} MB at the end ` +
       `(growth ${(100 * r.growth).toFixed(1)}%, target <= ${100 * GROWTH_TARGET}%: ${growthOk ? 'met' : 'MISSED'}); peak ${mb(r.peakMb)} MB.`,
+    `RSS every tenth of the run (MB): ${r.samples.map(mb).join(' ')}.`,
     `Answered after the ${DEFAULT_DEADLINE_MS / 1000} s deadline: ${r.late} (target 0: ${r.late === 0 ? 'met' : 'MISSED'}).`,
   ];
 }
