@@ -9,11 +9,15 @@
  *   node scripts/e2e.mjs --trace                      # VS Code logs at trace level (with --keep: read them after)
  *   node scripts/e2e.mjs --vsix dist/unmask-linux-x64.vsix   # install the packaged VSIX instead of this folder
  *   node scripts/e2e.mjs --only 'holes|unmasking'    # run only the tests whose names match (case-insensitive)
+ *   node scripts/e2e.mjs --capture                    # also save the frames of the README's animated capture
+ *                                                     # (test-output/e2e/frames/; scripts/demo-gif.sh makes the GIF)
  *
  * It installs the built extension (this folder, unpacked) into a fresh extensions dir, starts code-server on a free
  * loopback port with a fresh profile and a workspace holding one Python file, then:
  *   1. types in the Python file, waits for ghost text from the real model, accepts it with Tab, saves, and checks that
  *      the file on disk changed by exactly the text that was shown;
+ *   1b. switches to manual trigger mode (the status bar says so), types without getting ghost text, asks with Ctrl+Alt+\,
+ *      accepts one line of it with Alt+End, and switches back;
  *   2. runs "Unmask: Fill Selection", rejects the preview (the file must not change), runs it again and accepts
  *      (the file must change inside the selection only);
  *   3. runs "Unmask: Fill All Holes" on a file with three {{hole}} markers and accepts: the markers are gone, the rest
@@ -21,7 +25,7 @@
  *   4. opens "Unmask: Show Unmasking Order" (timing open-to-first-render), fills holes while it is open, checks the
  *      tokens, steps and AR-ness it shows, plays, scrubs with the keyboard, and hides and restores the panel;
  *   5. runs "Unmask: Regenerate with N Candidates" in a TypeScript file, checks the ranked entries of the candidates
- *      panel, closes it and cycles the same list as ghost text (Alt+\, Alt+]), inserts one with its number key (the
+ *      panel, closes it and cycles the same list as ghost text (Ctrl+Alt+\, Alt+]), inserts one with its number key (the
  *      file changes only then, by that text, as one undoable edit), and checks that a candidate chosen after the
  *      document changed is refused.
  * Screenshots go to test-output/e2e/. Every wait is bounded; code-server and Chromium are killed on every exit path.
@@ -46,6 +50,7 @@ const KEEP = process.argv.includes('--keep');
 const HEADED = process.argv.includes('--headed');
 const TRACE = process.argv.includes('--trace');
 const VSIX = process.argv.includes('--vsix') ? path.resolve(process.argv[process.argv.indexOf('--vsix') + 1] ?? '') : undefined;
+const CAPTURE = process.argv.includes('--capture');
 const ONLY = process.argv.includes('--only') ? new RegExp(process.argv[process.argv.indexOf('--only') + 1] ?? '', 'i') : undefined;
 /** The whole run is killed after this long, whatever it is doing. */
 const TOTAL_TIMEOUT_MS = Number(process.env.UNMASK_E2E_TIMEOUT_MS ?? 12 * 60_000);
@@ -191,6 +196,13 @@ const CANDIDATES_AT = { line: 2, column: 10 };
 /** The candidates panel's tab ("Unmask: 3 Candidates"); plain "Candidate" would also match candidates.ts. */
 const CANDIDATES_TAB = /Unmask: \d+ Candidate/;
 
+/** Manual trigger mode and accept-next-line: typed into line 2 (indented, empty) of this file. */
+const MANUAL_FILE = 'manual.py';
+const MANUAL_TEXT = ['def scale(values, factor):', '    ', '', '', 'print(scale([1, 2, 3], 2))', ''].join('\n');
+const MANUAL_TYPED = 'scaled = factor';
+/** How long typing in manual mode must stay without ghost text (automatic suggestions appear well within it). */
+const MANUAL_QUIET_MS = 4000;
+
 /** The Python file the tests type into (shared with the extension-host suite). Line 5 is an indented empty line. */
 const TYPE_AT_LINE = 5;
 const TYPED = 'return fib';
@@ -266,6 +278,7 @@ function prepareDirs() {
   fs.writeFileSync(path.join(dirs.workspace, FILL_HOLES_FILE), FILL_HOLES_TEXT);
   fs.writeFileSync(path.join(dirs.workspace, ORDER_FILE), ORDER_TEXT);
   fs.writeFileSync(path.join(dirs.workspace, CANDIDATES_FILE), CANDIDATES_TEXT);
+  fs.writeFileSync(path.join(dirs.workspace, MANUAL_FILE), MANUAL_TEXT);
   writeWorkspace(dirs.suiteWorkspace);
   return dirs;
 }
@@ -333,6 +346,16 @@ const screenshot = async (page, name) => {
   const file = path.join(OUTPUT, `${name}.png`);
   await page.screenshot({ path: file });
   log(`screenshot ${path.relative(ROOT, file)}`);
+};
+
+/** With --capture, saves a frame of the README's animated capture (scripts/demo-gif.sh assembles them in name order). */
+let frameCount = 0;
+const captureFrame = async (page, name) => {
+  if (!CAPTURE) return;
+  const dir = path.join(OUTPUT, 'frames');
+  fs.mkdirSync(dir, { recursive: true });
+  frameCount += 1;
+  await page.screenshot({ path: path.join(dir, `${String(frameCount).padStart(3, '0')}-${name}.png`) });
 };
 
 /** Runs a command through the command palette by its title. */
@@ -434,7 +457,15 @@ async function testGhostText(page, dirs) {
 
   const lineIndent = PYTHON_FILE.split('\n')[TYPE_AT_LINE - 1];
   await goToLine(page, TYPE_AT_LINE, lineIndent.length + 1);
-  await page.keyboard.type(TYPED, { delay: 60 });
+  await captureFrame(page, 'ghost-before');
+  if (CAPTURE) {
+    for (const ch of TYPED) {
+      await page.keyboard.type(ch);
+      if (ch === ' ' || ch === TYPED[TYPED.length - 1]) await captureFrame(page, 'ghost-typing');
+    }
+  } else {
+    await page.keyboard.type(TYPED, { delay: 60 });
+  }
   const typedAt = PYTHON_FILE.split('\n').slice(0, TYPE_AT_LINE - 1).join('\n').length + 1 + lineIndent.length;
   const expectedBefore = PYTHON_FILE.slice(0, typedAt) + TYPED + PYTHON_FILE.slice(typedAt);
 
@@ -445,10 +476,12 @@ async function testGhostText(page, dirs) {
   });
   log(`ghost text after ${Date.now() - shownAt} ms: ${JSON.stringify(ghost)}`);
   await screenshot(page, '02-ghost-text');
+  await captureFrame(page, 'ghost-shown');
 
   await page.keyboard.press('Tab');
   const after = await saveAndRead(page, file);
   await screenshot(page, '03-accepted');
+  await captureFrame(page, 'ghost-accepted');
 
   // The file must be what was typed plus one insertion at the cursor, and that insertion must be the ghost text.
   const head = expectedBefore.slice(0, typedAt + TYPED.length);
@@ -463,6 +496,60 @@ async function testGhostText(page, dirs) {
     throw new Error(`accepted text differs from the ghost text:\n  shown:    ${JSON.stringify(shown)}\n  inserted: ${JSON.stringify(inserted)}`);
   }
   return `accepted ${JSON.stringify(inserted)}`;
+}
+
+/**
+ * Manual trigger mode: "Unmask: Switch Trigger Mode" shows "(manual)" in the status bar; typing then brings no ghost
+ * text, Ctrl+Alt+\ brings it; Alt+End accepts only its next line (the file changes by a prefix of the ghost text, one
+ * line at most); switching back to automatic clears the mark.
+ */
+async function testManualMode(page, dirs) {
+  const file = path.join(dirs.workspace, MANUAL_FILE);
+  await openFile(page, MANUAL_FILE);
+  await waitForServerReady(page);
+  await runCommand(page, 'Unmask: Switch Trigger Mode');
+  const manual = await waitFor('the status bar to say manual', 15_000, async () => {
+    const status = await unmaskStatus(page);
+    return status?.text.includes('(manual)') ? status : undefined;
+  });
+
+  const indent = MANUAL_TEXT.split('\n')[1];
+  await goToLine(page, 2, indent.length + 1);
+  await page.keyboard.type(MANUAL_TYPED, { delay: 60 });
+  const quietSince = Date.now();
+  while (Date.now() - quietSince < MANUAL_QUIET_MS) {
+    if ((await ghostText(page)).visible) throw new Error('ghost text appeared while typing in manual mode');
+    await page.waitForTimeout(200);
+  }
+
+  await page.keyboard.press('Control+Alt+Backslash');
+  const ghost = await waitFor('ghost text after Ctrl+Alt+\\', GHOST_TEXT_TIMEOUT_MS, async () => {
+    const g = await ghostText(page);
+    return g.visible && (g.inline.trim().length > 0 || g.lines.some((l) => l.trim())) ? g : undefined;
+  });
+  await screenshot(page, '03b-manual-ghost-text');
+  const shown = [ghost.inline, ...ghost.lines].join('\n');
+
+  await page.keyboard.press('Alt+End');
+  const after = await saveAndRead(page, file);
+  const offset = MANUAL_TEXT.indexOf('\n') + 1 + indent.length;
+  const head = MANUAL_TEXT.slice(0, offset) + MANUAL_TYPED;
+  const tail = MANUAL_TEXT.slice(offset);
+  if (!after.startsWith(head) || !after.endsWith(tail)) throw new Error(`Alt+End changed text outside the cursor:\n${after}`);
+  const inserted = after.slice(head.length, after.length - tail.length);
+  const trimLines = (t) => t.split('\n').map((l) => l.trimEnd()).join('\n');
+  if (inserted.length === 0) throw new Error('Alt+End accepted nothing');
+  if (!trimLines(shown).startsWith(trimLines(inserted).trimEnd())) throw new Error(`Alt+End inserted ${JSON.stringify(inserted)}, not a prefix of the ghost text ${JSON.stringify(shown)}`);
+  if (inserted.replace(/^\n/, '').includes('\n')) throw new Error(`Alt+End inserted more than one line: ${JSON.stringify(inserted)}`);
+  await page.keyboard.press('Escape');
+
+  await runCommand(page, 'Unmask: Switch Trigger Mode');
+  await waitFor('the status bar to drop "manual"', 15_000, async () => {
+    const status = await unmaskStatus(page);
+    return status && !status.text.includes('(manual)') ? status : undefined;
+  });
+  const multiLine = ghost.lines.length > 0 ? `, of ${ghost.lines.length + 1} lines` : '';
+  return `status ${JSON.stringify(manual.text)}; no ghost text for ${MANUAL_QUIET_MS} ms of manual typing; Ctrl+Alt+\\ showed ${JSON.stringify(shown)}; Alt+End accepted ${JSON.stringify(inserted)}${multiLine}`;
 }
 
 /**
@@ -730,6 +817,14 @@ async function testUnmaskingOrder(page) {
 
   // 4. Scrub with the keyboard: Home shows every position masked, two steps right show exactly those steps' tokens.
   await frame.focus('#scrub');
+  if (CAPTURE) {
+    await page.keyboard.press('Home');
+    await captureFrame(page, 'order-step');
+    for (let step = 1; step <= drawn.max; step++) {
+      await page.keyboard.press('ArrowRight');
+      await captureFrame(page, 'order-step');
+    }
+  }
   await page.keyboard.press('Home');
   const start = await visualizerState(frame);
   if (start.position !== 0 || start.shown !== 0) throw new Error(`Home did not go back to the start: ${JSON.stringify(start)}`);
@@ -852,7 +947,7 @@ async function testCandidates(page, dirs) {
   }
 
   // 2. Esc closes the panel and returns to the editor at the cursor, where the same ranked list backs the inline
-  // suggestions: Alt+\ shows candidate 1 as ghost text and Alt+] moves on to candidate 2.
+  // suggestions: Ctrl+Alt+\ (Unmask: Suggest at Cursor) shows candidate 1 as ghost text and Alt+] moves on to candidate 2.
   await frame.click('header h1');
   await page.keyboard.press('Escape');
   await page.locator('.tab', { hasText: CANDIDATES_TAB }).waitFor({ state: 'hidden', timeout: 15_000 });
@@ -861,10 +956,10 @@ async function testCandidates(page, dirs) {
     const g = await ghostText(page);
     return g.visible ? normalise([g.inline, ...g.lines].join('\n')) : undefined;
   };
-  await page.keyboard.press('Alt+Backslash');
+  await page.keyboard.press('Control+Alt+Backslash');
   const firstShown = await waitFor('ghost text of candidate 1', 15_000, shownText);
-  if (firstShown !== normalise(state.entries[0].inserted)) throw new Error(`Alt+\\ shows ${JSON.stringify(firstShown)}, not candidate 1 ${JSON.stringify(state.entries[0].inserted)}`);
-  let cycled = `Alt+\\ showed candidate 1 ${JSON.stringify(firstShown)}`;
+  if (firstShown !== normalise(state.entries[0].inserted)) throw new Error(`Ctrl+Alt+\\ shows ${JSON.stringify(firstShown)}, not candidate 1 ${JSON.stringify(state.entries[0].inserted)}`);
+  let cycled = `Ctrl+Alt+\\ showed candidate 1 ${JSON.stringify(firstShown)}`;
   if (state.entries.length > 1) {
     await page.keyboard.press('Alt+BracketRight');
     const secondShown = await waitFor('ghost text of candidate 2', 15_000, async () => {
@@ -978,6 +1073,7 @@ async function main() {
 
     const tests = [
       ['types in a Python file, sees ghost text from the model and accepts it with Tab', () => testGhostText(page, dirs)],
+      ['manual trigger mode: no ghost text while typing, Ctrl+Alt+\\ asks, Alt+End accepts one line', () => testManualMode(page, dirs)],
       ['previews Fill Selection and edits only on accept, as one undoable edit', () => testFillSelection(page, dirs)],
       ['highlights {{hole}} markers in code and comments', () => testHoleHighlighting(page)],
       ['fills all holes of a file in one run and replaces the markers as one undoable edit on accept', () => testFillAllHoles(page, dirs)],
