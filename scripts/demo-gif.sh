@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Assembles the README's animated capture, media/readme/demo.gif, from the frames `node scripts/e2e.mjs --capture`
+# Assembles the README's animated capture, docs/demo.gif, from the frames `node scripts/e2e.mjs --capture`
 # saves in test-output/e2e/frames/ (real VS Code in code-server, the shipped model): typing, the ghost text, Tab,
 # then the unmasking-order panel stepping through a joint fill. Needs ImageMagick (apt-get install imagemagick).
 #
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 frames=test-output/e2e/frames
-out=media/readme/demo.gif
+out=docs/demo.gif
 width=${DEMO_GIF_WIDTH:-960}
 [ -d "$frames" ] && ls "$frames"/*.png >/dev/null 2>&1 || { echo "demo-gif: no frames in $frames (run scripts/e2e.mjs --capture)"; exit 1; }
 command -v convert >/dev/null && convert -version 2>/dev/null | grep -q ImageMagick || { echo "demo-gif: needs ImageMagick (apt-get install imagemagick)"; exit 1; }
