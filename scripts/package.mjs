@@ -67,6 +67,14 @@ if (listed.status !== 0 || wasm.length === 0 || unpackaged.length > 0) {
   fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
   process.exit(1);
 }
+// Files the packaged extension cannot run without that .vscodeignore's rules could drop unnoticed.
+const required = ['node_modules/onnxruntime-common/dist/cjs/package.json', 'node_modules/onnxruntime-common/dist/cjs/index.js', 'dist/worker.js'];
+const absent = required.filter((file) => !packaged.has(file));
+if (absent.length > 0) {
+  console.error(`package: ${absent.join(', ')} would not ship; fix .vscodeignore`);
+  fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
+  process.exit(1);
+}
 // No test fixture, test file or source map may ship: they are dead weight a marketplace reviewer would flag.
 const fixtures = [...packaged].filter((file) => isTestFixture(file));
 if (fixtures.length > 0) {
