@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 frames=test-output/e2e/frames
 out=docs/demo.gif
-width=${DEMO_GIF_WIDTH:-960}
+width=${DEMO_GIF_WIDTH:-840}
 [ -d "$frames" ] && ls "$frames"/*.png >/dev/null 2>&1 || { echo "demo-gif: no frames in $frames (run scripts/e2e.mjs --capture)"; exit 1; }
 command -v convert >/dev/null && convert -version 2>/dev/null | grep -q ImageMagick || { echo "demo-gif: needs ImageMagick (apt-get install imagemagick)"; exit 1; }
 mkdir -p "$(dirname "$out")"
@@ -27,5 +27,6 @@ for f in "$frames"/*.png; do
   [ "$f" = "$last" ] && d=300
   args+=(-delay "$d" "$f")
 done
-convert "${args[@]}" -resize "${width}x" -dither None -colors 96 -layers Optimize -loop 0 "$out"
+# The editor area only: the workbench's Explorer (the left 350 of 1400 pixels) says nothing about Unmask.
+convert "${args[@]}" -crop 1050x900+350+0 +repage -resize "${width}x" -dither None -colors 96 -layers Optimize -loop 0 "$out"
 echo "demo-gif: $out ($(ls "$frames"/*.png | wc -l) frames, $(du -k "$out" | cut -f1) KB)"

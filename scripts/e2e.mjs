@@ -504,6 +504,14 @@ async function testGhostText(page, dirs) {
  * line at most); switching back to automatic clears the mark.
  */
 async function testManualMode(page, dirs) {
+  try {
+    return await manualMode(page, dirs);
+  } finally {
+    await openFile(page, 'main.py'); // The tests after this one work in main.py.
+  }
+}
+
+async function manualMode(page, dirs) {
   const file = path.join(dirs.workspace, MANUAL_FILE);
   await openFile(page, MANUAL_FILE);
   await waitForServerReady(page);
