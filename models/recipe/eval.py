@@ -332,7 +332,8 @@ def run_ar(m: Loaded, task_list: list[dict], fixed_bucket: Optional[int], bucket
 
 
 def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerOptions, fixed_bucket: Optional[int],
-                 buckets: tuple[int, ...], args, candidates: int = 1) -> tuple[list[dict], float]:
+                 buckets: tuple[int, ...], args, candidates: int = 1,
+                 copy_min_match: Optional[int] = None) -> tuple[list[dict], float]:
     """Fills every task with the shipped ONNX model through the TypeScript CLI's batch mode (one Node process per
     setting): the extension's own engine, runtime and post-processing. With `candidates` > 1 the CLI generates that
     many alternatives in one batch and ranks them as "Regenerate with N Candidates" does (likelihood and tree-sitter
@@ -365,6 +366,8 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
                    "--steps", str(options.steps), "--strategy", options.strategy,
                    "--threshold", str(options.threshold), "--temperature", str(options.temperature),
                    "--top-p", str(options.top_p), "--seed", str(args.seed), "--candidates", str(candidates)]
+        if copy_min_match is not None:
+            command += ["--copy-min-match", str(copy_min_match)]
         t0 = time.time()
         proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         seconds = time.time() - t0
@@ -566,7 +569,7 @@ def candidates_summary(report: dict) -> list[str]:
     out = []
     for ranked in (r for r in report["runs"] if r.get("pick") == "ranked"):
         same = [r for r in report["runs"] if r["model"] == ranked["model"] and r.get("strategy") == ranked["strategy"]
-                and r.get("steps") == ranked["steps"]]
+                and r.get("steps") == ranked["steps"] and r.get("copy_min_match") == ranked.get("copy_min_match")]
         single = next((r for r in same if not r.get("candidates")), None)
         best = next((r for r in same if r.get("pick") == "best" and r.get("candidates") == ranked["candidates"]), None)
         if single is None or best is None:
@@ -589,8 +592,12 @@ def candidates_summary(report: dict) -> list[str]:
 
 def run_label(run: dict) -> str:
     """The model column: the model, and for a candidates run how many and which one was scored."""
+    copy = f" copy>={run['copy_min_match']}" if run.get("copy_min_match") else (
+        " model only" if run.get("copy_min_match") == 0 else "")
     if run.get("candidates"):
-        return f"{run['model']} x{run['candidates']} {run['pick']}"
+        return f"{run['model']} x{run['candidates']} {run['pick']}{copy}"
+    if run["model"] == "onnx":
+        return f"onnx{copy}"
     if run["model"] == "copy" and run.get("context"):
         return f"copy ({COPY_CONTEXT_TEXT.get(run['context'], run['context'])})"
     return run["model"]
@@ -860,6 +867,10 @@ def parse_args(argv=None):
            "score the top-ranked one ('ranked') and the one closest to the target ('best', an upper bound on the "
            "ranking)")
     a("--cli", default=os.path.join("dist", "cli.js"), help="the built CLI, relative to the repository root")
+    a("--cli-copy-min-match", default="", metavar="N,...",
+      help="with --onnx-cli: one 'onnx' row per N, the CLI run with --copy-min-match N (the copy candidate goes first "
+           "when a run of N characters before the cursor recurs in the file; 0: the model's rows alone); default: "
+           "one row at the CLI's default, as the editor runs")
     a("--copy-baseline", action="store_true",
       help="also score the copy-from-file lookup (row 'copy'): the longest tail of the text before the cursor that "
            "occurs elsewhere in the context, and what followed it to the end of that line (metrics.copy_from_file)")
@@ -935,19 +946,26 @@ def main(argv=None) -> dict:
                 runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
                                       {"model": "mdm", "strategy": strategy, "steps": steps}))
                 print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
-            if args.onnx_cli:
-                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args)
+            copy_mins = parse_list(args.cli_copy_min_match, int) or [None]
+            for copy_min in (copy_mins if args.onnx_cli else []):
+                extra = {} if copy_min is None else {"copy_min_match": copy_min}
+                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args,
+                                                copy_min_match=copy_min)
                 runs.append(score_run("onnx", task_list, outputs, syntax, original_ok, seconds,
-                                      {"model": "onnx", "strategy": strategy, "steps": steps}))
-                print(f"eval: onnx {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
+                                      {"model": "onnx", "strategy": strategy, "steps": steps, **extra}))
+                print(f"eval: onnx {strategy} {steps} steps {extra}: {seconds:.1f} s", file=sys.stderr)
             at_focus = (strategy, steps) == (focus_strategy, int(focus_steps))
             for n in (parse_list(args.onnx_candidates, int) if args.onnx_cli and at_focus else []):
-                outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args, n)
-                for pick, picked in (("ranked", outputs), ("best", best_of(task_list, outputs))):
-                    runs.append(score_run("onnx", task_list, picked, syntax, original_ok, seconds,
-                                          {"model": "onnx", "strategy": strategy, "steps": steps, "candidates": n,
-                                           "pick": pick}))
-                print(f"eval: onnx {strategy} {steps} steps, {n} candidates: {seconds:.1f} s", file=sys.stderr)
+                for copy_min in copy_mins:
+                    extra = {} if copy_min is None else {"copy_min_match": copy_min}
+                    outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args, n,
+                                                    copy_min_match=copy_min)
+                    for pick, picked in (("ranked", outputs), ("best", best_of(task_list, outputs))):
+                        runs.append(score_run("onnx", task_list, picked, syntax, original_ok, seconds,
+                                              {"model": "onnx", "strategy": strategy, "steps": steps, "candidates": n,
+                                               "pick": pick, **extra}))
+                    print(f"eval: onnx {strategy} {steps} steps, {n} candidates {extra}: {seconds:.1f} s",
+                          file=sys.stderr)
     if ar is not None:
         outputs, seconds = run_ar(ar, task_list, fixed_bucket, buckets, args.batch_size)
         runs.append(score_run("ar", task_list, outputs, syntax, original_ok, seconds, {"model": "ar"}))
