@@ -1,14 +1,16 @@
 """CPU latency of candidate model sizes, for choosing the width and depth a GPU window trains (issue 12).
 
-    .venv/bin/python models/recipe/size_bench.py --sizes 4x256,6x384,8x384,8x512 --runs 20
+    .venv/bin/python models/recipe/size_bench.py --sizes 4x256,8x256,6x320,6x384,8x384,8x512 --rounds 15
 
 For each size LxD (L layers, width D, D/64 heads, MLP 4D) it trains a context_only denoiser for one step on the smoke
-corpus with the real 8192-token tokenizer (random weights are enough: latency does not depend on them), exports it
-as the shipped int8 cached-context pair with the K-best head (export.py), and runs the extension's own benchmark on
-it (`node dist/bench.js --quick`, the 32-token / 8-step configuration of `npm run bench`; build dist/ first with
-`npm run bench` once or `node esbuild.mjs`). Prints one row per size: parameters, file sizes, engine-only p50/p95 and
-end-to-end (LSP) p50 of a 32-token fill at 8 steps, and the ratio to the first size. The machine may be loaded (by
-training): compare the ratios, and repeat on an idle machine for absolute numbers. Writes --out (JSON).
+corpus with the real 8192-token tokenizer (random weights are enough: latency does not depend on them) and exports it
+as the shipped int8 cached-context pair with the K-best head (export.py). Then size_bench.mjs times the model calls
+of a 32-token, 8-step fill (one context pass, eight step calls fetching the head, as the engine makes them; 1 row and
+the editor's 2 inline rows) through onnxruntime-node, every candidate once per round, in rotating order, for
+--rounds rounds: on a machine that other work (training) loads, every candidate is slowed alike and the ratio to the
+first size is what carries over. The engine's own overhead (sampler, messages) and the LSP round trip do not grow
+with the model. --full-bench also runs the extension's benchmark (`node dist/bench.js --quick`, the 32-token / 8-step
+row of `npm run bench`; build dist/ first) on each size, one after the other. Prints a table; writes --out (JSON).
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="4x256,6x384,8x384,8x512", help="comma-separated LAYERSxWIDTH candidates")
-    p.add_argument("--runs", type=int, default=20, help="bench runs per size (--runs of the bench)")
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds of size_bench.mjs (one fill per size each)")
+    p.add_argument("--full-bench", action="store_true",
+                   help="also run the extension's benchmark (dist/bench.js --quick) on each size, one after another")
+    p.add_argument("--runs", type=int, default=20, help="with --full-bench: its runs per configuration")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (the bench's --threads; 0: auto)")
     p.add_argument("--work", default=str(HERE / "runs" / "size-bench"), help="folder for the checkpoints and models")
     p.add_argument("--corpus-dir", default=str(HERE / "data" / "corpus-smoke"), help="corpus for the one step and parity")
@@ -51,11 +56,9 @@ def main(argv=None) -> list[dict]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     bench = REPO / "dist" / "bench.js"
-    if not bench.exists():
-        raise SystemExit(f"size_bench: {bench} missing; run `npm run bench` once (it builds dist/bench.js)")
-    rows = []
-    for size in args.sizes.split(","):
-        layers, width = parse_size(size)
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    dirs = []
+    for layers, width in sizes:
         name = f"{layers}x{width}"
         run_dir, model_dir = work / name, work / f"model-{name}"
         ckpt = run_dir / "ckpt.pt"
@@ -68,35 +71,47 @@ def main(argv=None) -> list[dict]:
                  "--token-cache", str(work / "tokens")], stdout=subprocess.DEVNULL)
         if not (model_dir / "manifest.json").exists():
             run([args.python, str(HERE / "export.py"), "--ckpt", str(ckpt), "--out", str(model_dir), "--id",
-                 f"size-{name}", "--corpus-dir", args.corpus_dir, "--no-card"], stdout=subprocess.DEVNULL)
-        out_json = work / f"bench-{name}.json"
-        t0 = time.time()
-        run([args.node, str(bench), "--model", str(model_dir), "--quick", "--runs", str(args.runs),
-             "--threads", str(args.threads), "--json", str(out_json)], stdout=subprocess.DEVNULL, cwd=REPO)
-        data = json.loads(out_json.read_text())
-        engine = next(r for r in data["engine"] if r["span"] == 32 and r["steps"] == 8)
-        e2e = next((r for r in data.get("e2e", []) if r["span"] == 32 and r["steps"] == 8), {})
-        files = {f.name: f.stat().st_size for f in model_dir.glob("*.onnx")}
-        manifest = json.loads((model_dir / "manifest.json").read_text())
-        params = json.loads(subprocess.run([args.python, "-c", (
-            "import sys, torch; sys.path.insert(0, sys.argv[1]); import common; "
+                 f"size-{name}", "--corpus-dir", args.corpus_dir, "--no-card"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        dirs.append(model_dir)
+    # The model calls of a 32-token, 8-step fill, all candidates in interleaved rounds (size_bench.mjs).
+    got = run([args.node, str(HERE / "size_bench.mjs"), "--rounds", str(args.rounds), "--rows", "1,2",
+               "--threads", str(args.threads), *map(str, dirs)], capture_output=True, text=True)
+    fills = {Path(r["dir"]).name: r["median_ms"] for r in json.loads(got.stdout.strip().splitlines()[-1])["results"]}
+    rows = []
+    for (layers, width), model_dir in zip(sizes, dirs):
+        name = f"{layers}x{width}"
+        ckpt = work / name / "ckpt.pt"
+        params = int(subprocess.run([args.python, "-c", (
+            "import sys; sys.path.insert(0, sys.argv[1]); import common; "
             "c = common.torch_load(sys.argv[2]); print(sum(v.numel() for v in c['model'].values()))"),
             str(HERE), str(ckpt)], capture_output=True, text=True, check=True).stdout)
-        row = {"size": name, "layers": layers, "width": width, "params": params, "onnx_bytes": files,
-               "engine_p50_ms": round(engine["p50"], 1), "engine_p95_ms": round(engine["p95"], 1),
-               "e2e_p50_ms": round(e2e["p50"], 1) if e2e else None, "bench_seconds": round(time.time() - t0, 1),
-               "facts": {k: manifest.get("facts", {}).get(k) for k in ("vocab_size", "attention")}}
+        row = {"size": name, "layers": layers, "width": width, "params": params,
+               "onnx_bytes": {f.name: f.stat().st_size for f in sorted(model_dir.glob("*.onnx"))},
+               "fill_ms": fills[model_dir.name]}
+        if args.full_bench:  # the extension's own benchmark too (engine and LSP end to end), one model at a time
+            if not bench.exists():
+                raise SystemExit(f"size_bench: {bench} missing; run `npm run bench` once (it builds dist/bench.js)")
+            out_json = work / f"bench-{name}.json"
+            run([args.node, str(bench), "--model", str(model_dir), "--quick", "--runs", str(args.runs),
+                 "--threads", str(args.threads), "--json", str(out_json)], stdout=subprocess.DEVNULL, cwd=REPO)
+            data = json.loads(out_json.read_text())
+            engine = next(r for r in data["engine"] if r["span"] == 32 and r["steps"] == 8)
+            e2e = next((r for r in data.get("e2e", []) if r["span"] == 32 and r["steps"] == 8), {})
+            row.update({"engine_p50_ms": round(engine["p50"], 1), "e2e_p50_ms": round(e2e["p50"], 1) if e2e else None})
         rows.append(row)
         print(json.dumps(row), flush=True)
     base = rows[0]
-    print(f"\n| size | params | int8 pair MB | engine p50 ms | p95 ms | e2e p50 ms | p50 vs {base['size']} |")
+    print(f"\n| size | params | int8 pair MB | fill ms, 1 row | fill ms, 2 rows | vs {base['size']} (1 row) | "
+          f"vs {base['size']} (2 rows) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         mb = sum(r["onnx_bytes"].values()) / 1e6
-        print(f"| {r['size']} | {r['params'] / 1e6:.1f}M | {mb:.1f} | {r['engine_p50_ms']} | {r['engine_p95_ms']} | "
-              f"{r['e2e_p50_ms']} | {r['engine_p50_ms'] / base['engine_p50_ms']:.2f}x |")
+        f1, f2 = r["fill_ms"]["1"], r["fill_ms"]["2"]
+        print(f"| {r['size']} | {r['params'] / 1e6:.1f}M | {mb:.1f} | {f1} | {f2} | "
+              f"{f1 / base['fill_ms']['1']:.2f}x | {f2 / base['fill_ms']['2']:.2f}x |")
     out = Path(args.out) if args.out else work / "size_bench.json"
-    out.write_text(json.dumps({"rows": rows, "load": os.getloadavg()}, indent=2) + "\n")
+    out.write_text(json.dumps({"rows": rows, "rounds": args.rounds, "load": os.getloadavg()}, indent=2) + "\n")
     return rows
 
 
