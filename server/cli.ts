@@ -437,6 +437,9 @@ async function batch(args: Args): Promise<void> {
         await write({
           id,
           completion: outcome.candidates[0]?.text ?? '',
+          // What a gate on the shown suggestion would read (issue 14: show a suggestion only when likely right).
+          ...(outcome.candidates[0] ? { mean_confidence: outcome.candidates[0].meanConfidence } : {}),
+          ...(outcome.candidates[0]?.source ? { source: outcome.candidates[0].source } : {}),
           ...(options.candidates > 1 ? { candidates: outcome.candidates.map(candidateJson) } : {}),
           // Per step, the positions (within the span) committed then: the decoding order for AR-ness.
           order: unmaskingOrder(outcome.result.trace).map((s) => s.tokens.map((t) => t.index)),

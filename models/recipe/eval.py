@@ -382,7 +382,8 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
             raise RuntimeError(f"the CLI could not fill task {task['id']}: {answer and answer.get('error')}")
         order = [p for step in answer["order"] for p in step]  # Per step, left to right; fill already left out.
         out.append({"completion": answer["completion"], "tokens": None, "order": order,
-                    "nfe": answer["model_calls"],
+                    "nfe": answer["model_calls"], "mean_confidence": answer.get("mean_confidence"),
+                    "source": answer.get("source", "model" if answer["completion"].strip() else None),
                     "candidates": [c["text"] for c in answer.get("candidates", [])] or [answer["completion"]]})
     return out, seconds
 
@@ -436,6 +437,8 @@ def score_run(name: str, task_list: list[dict], outputs: list[dict], syntax: Syn
             "edit_sim": edit_similarity(output["completion"], task["target"]),
             "syntax_key": syntax.add(task["language"], task.get("path"), filled), "original_key": orig_key,
             "arness": arness_profile(output["order"]), "nfe": output["nfe"], "completion": output["completion"],
+            # The CLI's confidence in its answer and where it came from, for gating calibration (--per-task).
+            **{k: output[k] for k in ("mean_confidence", "source") if output.get(k) is not None},
         })
     return {"name": name, **extra, "seconds": round(seconds, 2), "rows": rows}
 
