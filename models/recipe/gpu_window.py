@@ -120,9 +120,13 @@ def parse_args(argv=None):
                         "tokenizer files, carry.json) and say how big the carry is")
     g.add_argument("--check", metavar="OUT_DIR", default=None,
                    help="check an $OUT folder a window wrote: return limits, the pack, weights, ONNX, eval")
+    g.add_argument("--partial", action="store_true",
+                   help="with --check: a window stopped early (no model folder or eval; stage 1 weights will do)")
     g.add_argument("--unpack", metavar="DIR", default=None,
                    help="join the pack parts found under DIR (what came back) and extract them into --dest")
     g.add_argument("--dest", default=None, help="with --unpack: where the files go (default: DIR/unpacked)")
+    g.add_argument("--facts", action="store_true",
+                   help="print what this machine has (Python, torch, CUDA, GPU, cores, packages) as JSON and stop")
 
     g = p.add_argument_group("where")
     g.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="where to train")
@@ -427,8 +431,9 @@ def unpack(root: Path, dest: Path) -> Path:
     return dest / "window"
 
 
-def check_out(out: Path, need_model: bool = True, need_eval: bool = True) -> list[str]:
-    """Every check a window's $OUT must pass; returns the failures (empty: all good)."""
+def check_out(out: Path, need_model: bool = True, need_eval: bool = True, need_mdm: bool = True) -> list[str]:
+    """Every check a window's $OUT must pass; returns the failures (empty: all good). With need_mdm False (a window
+    stopped during stage 1), the stage 1 weights will do."""
     bad = []
     files = [f for f in out.rglob("*") if f.is_file()]
     total = sum(f.stat().st_size for f in files)
@@ -452,6 +457,8 @@ def check_out(out: Path, need_model: bool = True, need_eval: bool = True) -> lis
         except Exception as e:  # noqa: BLE001
             return bad + [f"pack does not unpack: {e}"]
         w = root / "weights" / "mdm.pt"
+        if not w.exists() and not need_mdm and (root / "weights" / "ar.pt").exists():
+            w = root / "weights" / "ar.pt"
         if not w.exists():
             bad.append("weights/mdm.pt missing from the pack")
         else:
@@ -466,11 +473,11 @@ def check_out(out: Path, need_model: bool = True, need_eval: bool = True) -> lis
                 m.load_state_dict(ck["model"])
                 dtypes = {str(v.dtype) for v in ck["model"].values() if v.is_floating_point()}
                 if dtypes != {"torch.float16"}:
-                    bad.append(f"weights/mdm.pt holds {dtypes}, not float16 only")
-                if ck["config"].get("attention") != "context_only":
+                    bad.append(f"weights/{w.name} holds {dtypes}, not float16 only")
+                if w.name == "mdm.pt" and ck["config"].get("attention") != "context_only":
                     bad.append("weights/mdm.pt is not a context_only denoiser")
             except Exception as e:  # noqa: BLE001
-                bad.append(f"weights/mdm.pt does not load into the model: {e}")
+                bad.append(f"weights/{w.name} does not load into the model: {e}")
         if need_model:
             model = root / "model"
             for name in ("manifest.json", "context.int8.onnx", "step.int8.onnx", "tokenizer.json", "parity.json"):
@@ -803,7 +810,12 @@ class Window:
         global LOG_FILE
         LOG_FILE = self.out / "window.log"
         self.packer = Packer(self.out, a.part_mib, a.return_mib)
-        facts = machine_facts()
+        # In a child process: CUDA is never initialised in this one, which forks the tokenising workers.
+        got = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--facts"], capture_output=True, text=True)
+        try:
+            facts = json.loads(got.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            facts = {"error": got.stderr.strip()[-2000:]}
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
         (self.work / "logs" / "machine.json").write_text(json.dumps(facts, indent=2) + "\n")
         self.status["machine"] = facts
@@ -860,6 +872,9 @@ class Window:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.facts:
+        print(json.dumps(machine_facts()))
+        return 0
     if args.prepare_carry:
         corpus = Path(args.corpus_dir or HERE / "data" / "corpus")
         tok = Path(args.tokenizer or HERE / "data" / "tokenizer" / "tokenizer.json")
@@ -873,7 +888,8 @@ def main(argv=None) -> int:
                                                             if p.is_file())))
         return 0
     if args.check:
-        bad = check_out(Path(args.check))
+        bad = check_out(Path(args.check), need_model=not args.partial, need_eval=not args.partial,
+                        need_mdm=not args.partial)
         print("\n".join(bad) if bad else f"{args.check}: passes")
         return 1 if bad else 0
     if args.dry_run:

@@ -4,6 +4,8 @@
 # models/$ID/ (int8 + fp32 ONNX) and writes the eval table into its model card.
 #     models/recipe/run_gpu.sh                      # the default 4 x 256 model (the CPU latency budget), 30 min each
 #     SIZE=large MINUTES=60 models/recipe/run_gpu.sh  # 8 x 512 for GPU users
+# A lent window of about ten minutes (the device tool) runs gpu_window.sh instead: the AR-first recipe in one budgeted
+# command whose outputs come back packed (models/README.md, "A GPU window").
 # Environment: PYTHON (a torch 2.x CUDA interpreter with tokenizers, onnx, numpy; e.g. `python3 -m venv .venv-gpu &&
 # .venv-gpu/bin/pip install torch tokenizers onnx numpy`), NGPU (default: all visible), SIZE (base | large), MINUTES,
 # ID (model folder name), WORKERS (batch-building processes per GPU).
@@ -32,8 +34,9 @@ if [ ! -f $DATA/corpus/train.jsonl.gz ]; then
   if [ -f $DATA/corpus/corpus.tar ]; then tar -xf $DATA/corpus/corpus.tar -C $DATA/corpus; else "$PY" $R/corpus.py; fi
 fi
 [ -f $DATA/tokenizer/tokenizer.json ] || "$PY" $R/tokenizer.py
-# Tokenise every split once here, so the torchrun ranks do not race to build the same cache.
-"$PY" -c "import sys; sys.path.insert(0, '$R'); import common; [common.token_stream(s) for s in ('train', 'valid', 'test')]"
+# Tokenise every split once here, with every core (fast_tokens.py writes common.token_stream's cache), so the torchrun
+# ranks do not race to build the same cache.
+"$PY" $R/fast_tokens.py
 
 COMMON=("${CFG[@]}" --max-seq-len 256 --warmup-steps 500 --max-minutes "$MINUTES" --eval-every 1000
         --eval-examples 1024 --log-every 50 --workers "$WORKERS" --compile --device cuda)
