@@ -31,6 +31,8 @@ export interface UnmaskConfig {
   readonly inlineCandidates: number;
   /** Minutes without a request after which the server unloads the model (0: never). */
   readonly idleUnloadMinutes: number;
+  /** Suggestions made as you type are shown only at this mean token probability or above (server/protocol/gate.ts). */
+  readonly minConfidence: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -55,6 +57,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   candidates: 4,
   inlineCandidates: 2,
   idleUnloadMinutes: 15,
+  minConfidence: 0,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -146,6 +149,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     candidates: number(p, 'candidates', get('candidates'), d.candidates, 1, 16, true),
     inlineCandidates: number(p, 'inlineCandidates', get('inlineCandidates'), d.inlineCandidates, 1, 16, true),
     idleUnloadMinutes: number(p, 'idleUnloadMinutes', get('idleUnloadMinutes'), d.idleUnloadMinutes, 0, 1440, false),
+    minConfidence: number(p, 'minConfidence', get('minConfidence'), d.minConfidence, 0, 1, false),
   });
   return { config, problems: Object.freeze(p) };
 }

@@ -26,6 +26,8 @@ export interface ServerConfig {
   readonly inlineCandidates: number;
   /** Minutes without a request after which the model is unloaded (0: never); the next request loads it again. */
   readonly idleUnloadMinutes: number;
+  /** Suggestions made as you type are shown only when their mean token probability reaches this (gate.ts). */
+  readonly minConfidence: number;
 }
 
 interface PropertySchema {
@@ -59,6 +61,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'candidates',
   'inlineCandidates',
   'idleUnloadMinutes',
+  'minConfidence',
 ];
 
 function schemaOf(key: string): PropertySchema {

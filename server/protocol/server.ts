@@ -31,6 +31,7 @@ import type { LoadedModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { bestHoleFill, type HoleFill, rankedCompletions } from './candidates';
 import { copyCandidate, withCopyFirst } from './copy-candidate';
+import { type GateInput, worthShowing } from './gate';
 import { complete } from './completion';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
@@ -233,18 +234,27 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         const hooks = traceHooks(uri, 'inline', signal);
         let texts: readonly string[];
         let trace: Trace;
+        let top: GateInput | undefined;
         if (rows > 1) {
           const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
           // As you type, the best row alone is shown; an explicit request lists them all for Alt+] / Alt+[.
           texts = ranked.candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
+          top = ranked.candidates[0];
           trace = ranked.result.trace;
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config)), hooks);
-          texts = withCopyFirst(outcome.texts, copyCandidate(source.file), (t) => t, (t) => t);
+          const copy = copyCandidate(source.file);
+          const best = outcome.result.candidates[outcome.candidateIndex[0]];
+          texts = withCopyFirst(outcome.texts, copy, (t) => t, (t) => t);
+          top = copy !== undefined ? { meanConfidence: 1, source: 'copy' } : best && { meanConfidence: best.meanConfidence };
           trace = outcome.result.trace;
         }
         finishTrace(trace, uri, 'inline', performance.now() - started);
+        if (!worthShowing(top, config.minConfidence, explicit)) {
+          if (top) log(`inline: best row withheld (mean confidence ${top.meanConfidence.toFixed(3)} < unmask.minConfidence ${config.minConfidence})`);
+          return [];
+        }
         return inlineItems(texts, source, params.position);
       },
       () => [],
