@@ -102,5 +102,16 @@ class CarryAndPackTest(unittest.TestCase):
             self.assertIn("pack does not unpack", bad)
 
 
+class DefaultsTest(unittest.TestCase):
+    def test_the_window_and_the_dry_run_defaults(self):
+        a = gpu_window.parse_args(["--device", "cuda", "--out", "/tmp/x"])
+        self.assertEqual((a.budget_minutes, a.size, a.batch_size, a.max_seq_len, a.save_minutes),
+                         (9.0, "window", 256, 256, 1.0))
+        self.assertEqual(gpu_window.model_config(a), {"n_layer": 6, "d_model": 384, "n_head": 6, "d_ff": 1536})
+        d = gpu_window.parse_args(["--device", "cpu", "--dry-run"])
+        self.assertEqual((d.budget_minutes, d.size, d.max_seq_len, d.loader_workers), (2.0, "tiny", 128, 0))
+        self.assertTrue(d.out.endswith("out"))  # never $OUT: the dry run clears its own folder
+
+
 if __name__ == "__main__":
     unittest.main()
