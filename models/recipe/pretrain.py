@@ -28,6 +28,7 @@ parameters; the attention becomes bidirectional / context_only and each position
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import shutil
@@ -383,6 +384,11 @@ def parse_args(argv=None):
     a("--fim-rate", type=float, default=0.5, help="ar: share of fill-in-the-middle sequences (PSM or SPM)")
     a("--spm-rate", type=float, default=0.0, help="ar: share of the FIM sequences in SPM order (suffix first)")
     a("--compile", action="store_true", help="torch.compile the backbone (torch 2.x)")
+    a("--fused-adam", action="store_true",
+      help="AdamW's fused CUDA kernel (torch 2.x on CUDA; ignored elsewhere): one kernel for every parameter's update")
+    a("--save-every-minutes", type=float, default=0.0,
+      help="also evaluate (and save ckpt.pt when it improved) every N minutes of wall time, so a run killed at any "
+           "moment leaves a recent model (0: only every --eval-every steps)")
     a("--workers", type=int, default=0, help="DataLoader processes building batches (0: in the training process)")
     a("--init-from", default=None, help="start from the weights of this checkpoint (same config)")
     return p.parse_args(argv)
@@ -439,8 +445,12 @@ def main(argv=None):
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    fused = {}
+    if args.fused_adam and dev.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters:
+        fused = {"fused": True}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2), eps=1e-8)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2), eps=1e-8,
+                            **fused)
 
     loader = torch.utils.data.DataLoader(Batches(args, train, special, newline, env.rank), batch_size=None,
                                          num_workers=args.workers, pin_memory=dev.type == "cuda",
@@ -477,7 +487,7 @@ def main(argv=None):
     eval_s = 0.0  # wall time spent evaluating, excluded from train_seconds
     step = tokens = 0
     window_loss = window_bits = window_tokens = 0.0
-    window_t0 = time.time()
+    window_t0 = last_eval = time.time()
     model.train()
     while True:
         elapsed = time.time() - t0
@@ -529,11 +539,13 @@ def main(argv=None):
             print(json.dumps(line), flush=True)
             window_loss = window_tokens = 0.0
             window_t0 = time.time()
-        if env.main and step % args.eval_every == 0:
+        timed = args.save_every_minutes > 0 and time.time() - last_eval >= args.save_every_minutes * 60
+        if env.main and (step % args.eval_every == 0 or timed):
             e0 = time.time()
             do_eval(step, tokens, time.time() - t0 - eval_s)
             eval_s += time.time() - e0
             window_t0 += time.time() - e0
+            last_eval = time.time()
     if env.main:
         if step % args.eval_every:
             do_eval(step, tokens, time.time() - t0 - eval_s)

@@ -2,7 +2,7 @@
 # The whole recipe on a tiny config, end to end on CPU in a few minutes (part of CI): smoke corpus, small-vocabulary
 # tokenizer, masked-diffusion and AR pretraining, export to runs/smoke/model/ (int8 + fp32 ONNX, parity fixture), a
 # context_only model exported as the cached-context pair to runs/smoke/model-ctx/,
-# and a small eval. Run from anywhere:
+# and a small eval, then the GPU window's CPU dry run (gpu_window.sh). Run from anywhere:
 #     models/recipe/run_cpu.sh
 # PYTHON picks the interpreter (default: the repository's .venv); THREADS the torch threads (default 1).
 set -euo pipefail
@@ -50,6 +50,11 @@ TINY=(--n-layer 2 --d-model 64 --n-head 2 --d-ff 256 --max-seq-len 128 --batch-s
     --eval-per-cell 1 --max-tested 0 --max-span-tokens 16 --prompts-per-step 2 --group-size 4 --max-steps 2 \
     --eval-every 2 --threads "$THREADS" --test-workers 1 --device cpu
 
-# The recipe's unit tests (eval metrics and AR-ness, distillation, RL rewards and losses, the cached-context export).
-(cd $R && "$OLDPWD/$PY" -m unittest -q test_eval test_distill test_rl test_cached)
+# The recipe's unit tests (eval metrics and AR-ness, distillation, RL rewards and losses, the cached-context export,
+# the GPU window's parallel tokenising, carry and pack).
+(cd $R && "$OLDPWD/$PY" -m unittest -q test_eval test_distill test_rl test_cached test_gpu_window)
+
+# The GPU window's CPU dry run (issue 12): the one command a lent GPU runs, on a tiny model in a 2-minute budget,
+# every stage and every output checked (it exits non-zero when a check fails).
+PYTHON="$PY" bash $R/gpu_window.sh --device cpu --dry-run --work "$OUT/window" --out "$OUT/window/out"
 echo "run_cpu.sh: done; model in $OUT/model, cached-context model in $OUT/model-ctx, student in $OUT/student"
