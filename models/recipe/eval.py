@@ -474,7 +474,8 @@ def finish(run: dict, syntax_results: dict[int, bool], keep_rows: bool) -> dict:
     if keep_rows:
         run["per_task"] = [{"id": r["id"], "exact": r["exact"], "first_line_exact": r["first_line_exact"],
                             "edit_sim": round(r["edit_sim"], 4), "degenerate": r["degenerate"],
-                            "syntax_ok": syntax_results[r["syntax_key"]], "completion": r["completion"]} for r in rows]
+                            "syntax_ok": syntax_results[r["syntax_key"]], "completion": r["completion"],
+                            **{k: r[k] for k in ("mean_confidence", "source") if k in r}} for r in rows]
     return run
 
 

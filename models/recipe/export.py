@@ -453,6 +453,16 @@ def check_with_onnxruntime(paths: dict, cases: list[dict], banned) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def stage_metric(stage: dict) -> str:
+    """A training stage's validation number for the card: the denoiser's ELBO, or a causal stage's bits per token."""
+    m = stage.get("metrics") or {}
+    if "valid_elbo_bits" in m:
+        return f"valid ELBO {m['valid_elbo_bits']:.3f}"
+    if "valid_bits" in m:
+        return f"causal (AR) stage, valid {m['valid_bits']:.3f} bits/token (FIM middle {m.get('valid_fim_middle_bits', float('nan')):.3f})"
+    return "no validation metric"
+
+
 def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources: list[dict], summary: dict,
                check: dict, parity_positions: int, existing: str | None) -> str:
     cfg, a = ckpt["config"], ckpt.get("args", {})
@@ -513,6 +523,12 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         "",
         "## Training",
         "",
+        *([("**AR-first.** The weights were first trained as a causal model (stage 1, `--objective ar`: next-token "
+            "cross-entropy on every token, half of the sequences fill-in-the-middle in PSM or SPM order), then "
+            "adapted into this denoiser (stage 2, `--objective mdm --init-from` the causal checkpoint: the same "
+            "parameters, attention switched to the layout below, each position predicting its own token), as "
+            "DiffuCoder, Dream-Coder and DiffuLLaMA start from autoregressive models. Stage 2 is:"), ""]
+          if any((st.get("args") or {}).get("objective") == "ar" for st in stages[:-1]) else []),
         "Masked diffusion (MDLM/LLaDA objective): t ~ U(eps, 1) per canvas, k = ceil(t * n) of its n span tokens "
         "masked, loss = cross-entropy on the masked tokens weighted by n/k (1/t at the realised rate), normalised per "
         "span token: an upper bound on the NLL, reported as the ELBO in bits per span token. Most "
@@ -538,8 +554,7 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
         f"{m.get('valid_elbo_infill_bits', float('nan')):.3f}) |",
         *([f"| earlier runs | this run continued (`--init-from`) "
            + "; ".join(f"`{s['args'].get('run_name')}`: {s['step']} steps, {s['train_tokens']:,} tokens, "
-                       f"{s['train_seconds']:.0f} s, peak lr {s['args'].get('lr')}, valid ELBO "
-                       f"{(s.get('metrics') or {}).get('valid_elbo_bits', float('nan')):.3f}"
+                       f"{s['train_seconds']:.0f} s, peak lr {s['args'].get('lr')}, {stage_metric(s)}"
                        for s in stages[:-1])
            + f"; in all {total_tokens:,} tokens in {total_seconds:.0f} s |"] if len(stages) > 1 else []),
         "",
