@@ -611,6 +611,8 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
 def cli_args(a: dict) -> list[str]:
     keep = ["objective", "run_name", "init_from", "n_layer", "d_model", "n_head", "d_ff", "max_seq_len", "attention",
             "batch_size", "grad_accum", "lr", "warmup_steps", "max_steps", "max_minutes", "seed", "threads"]
+    if a.get("objective") == "ar":  # The causal stage's example mix (its defaults differ across recipe versions).
+        keep += ["fim_rate", "spm_rate", "p_line"]
     out = []
     for k in keep:
         v = a.get(k)
