@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import type { InfillResult, Trace } from './engine/infill';
 import { resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
-import { rankedCompletions } from './protocol/candidates';
+import { rankedCompletions, withCopyCandidate } from './protocol/candidates';
 import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './protocol/copy-candidate';
 import { type CompletionQuery, complete } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
@@ -239,8 +239,8 @@ async function generate(
   copyMinMatch: number,
 ): Promise<{ candidates: Candidate[]; result: InfillResult }> {
   if (options.candidates > 1) {
-    const ranked = await rankedCompletions(model, query, file, options, {}, syntax, (line) => process.stderr.write(`${line}\n`), copyMinMatch);
-    return { candidates: [...ranked.candidates], result: ranked.result };
+    const ranked = await rankedCompletions(model, query, file, options, {}, syntax, (line) => process.stderr.write(`${line}\n`));
+    return { candidates: withCopyCandidate(ranked.candidates, file, copyMinMatch), result: ranked.result };
   }
   const outcome = await complete(model, query, options);
   const rows = outcome.texts.map((text, i): Candidate => {

@@ -26,7 +26,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--eval", required=True, help="eval.py --per-task JSON with an onnx row run at --cli-copy-min-match 0")
     p.add_argument("--tasks", default=None, help="the tasks file (default: the one the eval names)")
-    p.add_argument("--copy-thresholds", default="0,8,12,16,24,32", help="copy run lengths to tabulate")
+    p.add_argument("--copy-thresholds", default="1,4,8,12,16,24,32", help="copy run lengths to tabulate")
     p.add_argument("--confidence-thresholds", default="0,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="minConfidence values")
     args = p.parse_args(argv)
     report = json.load(open(args.eval))

@@ -3,8 +3,7 @@
  * (cycled with Alt+] / Alt+[): one batched generation of N rows (engine/infill.ts through completion.ts), the syntax
  * errors of the file with each candidate filled in (runtime/syntax.ts), the reward of the model folder's
  * discriminator when it has one (runtime/discriminator.ts), and the combined score with near-duplicates merged
- * (engine/rerank.ts), with the copy candidate first when the document repeats a long run ending at the cursor
- * (copy-candidate.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
+ * (engine/rerank.ts), and for inline completions the copy candidate first (copy-candidate.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
  * here.
  */
 import { infill, type InfillHooks, type InfillRequest, type InfillResult } from '../engine/infill';
@@ -69,8 +68,6 @@ export async function rankedCompletions(
   hooks: InfillHooks,
   syntax: Pick<SyntaxChecker, 'errorsWithInsertions'>,
   log: (line: string) => void,
-  /** Shortest repeated run that puts the copy candidate first (copy-candidate.ts); 0: the model's rows alone. */
-  copyMinMatch = COPY_MIN_MATCH,
 ): Promise<RankedOutcome> {
   const outcome = await complete(model, query, options, hooks);
   // The parser runs on this thread and the discriminator in the inference worker: they overlap.
@@ -94,10 +91,24 @@ export async function rankedCompletions(
       ...(rewards ? { reward: rewards[i] } : {}),
     };
   });
-  const ranked = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
-  const copy: CandidateItem = { text: '', logProb: 0, tokens: 0, meanConfidence: 1, score: ranked[0]?.score ?? 0, source: 'copy' };
-  const candidates = withCopyFirst(ranked, copyCandidate(file, copyMinMatch), (c) => c.text, (text) => ({ ...copy, text }));
+  const candidates = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
   return { candidates, result: outcome.result };
+}
+
+/**
+ * Ranked candidates with the copy candidate (copy-candidate.ts) first when the document repeats a long enough run
+ * ending at the cursor: what inline completions and the CLI show. The candidates panel and the fills list the model's
+ * own rows.
+ */
+export function withCopyCandidate(
+  candidates: readonly CandidateItem[],
+  file: { readonly before: string; readonly after: string },
+  copyMinMatch = COPY_MIN_MATCH,
+): CandidateItem[] {
+  const copy: CandidateItem = { text: '', logProb: 0, tokens: 0, meanConfidence: 1, score: candidates[0]?.score ?? 0, source: 'copy' };
+  // The copy takes the place of the lowest-ranked model row: a request for N alternatives still gets at most N.
+  const withCopy = withCopyFirst(candidates, copyCandidate(file, copyMinMatch), (c) => c.text, (text) => ({ ...copy, text }));
+  return withCopy.slice(0, Math.max(candidates.length, 1));
 }
 
 export interface HoleFill {

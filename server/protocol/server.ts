@@ -29,7 +29,7 @@ import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
 import type { LoadedModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
-import { bestHoleFill, type HoleFill, rankedCompletions } from './candidates';
+import { bestHoleFill, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
 import { copyCandidate, withCopyFirst } from './copy-candidate';
 import { type GateInput, worthShowing } from './gate';
 import { complete } from './completion';
@@ -238,15 +238,16 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         if (rows > 1) {
           const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
+          const candidates = withCopyCandidate(ranked.candidates, source.file);
           // As you type, the best row alone is shown; an explicit request lists them all for Alt+] / Alt+[.
-          texts = ranked.candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
-          top = ranked.candidates[0];
+          texts = candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
+          top = candidates[0];
           trace = ranked.result.trace;
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config)), hooks);
           const copy = copyCandidate(source.file);
           const best = outcome.result.candidates[outcome.candidateIndex[0]];
-          texts = withCopyFirst(outcome.texts, copy, (t) => t, (t) => t);
+          texts = withCopyFirst(outcome.texts, copy, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
           top = copy !== undefined ? { meanConfidence: 1, source: 'copy' } : best && { meanConfidence: best.meanConfidence };
           trace = outcome.result.trace;
         }
