@@ -68,7 +68,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import common  # noqa: E402  (the recipe is a folder of flat scripts)
+import cli_batch  # noqa: E402  (the recipe is a folder of flat scripts)
+import common  # noqa: E402
 from metrics import (ARNESS_K, arness_profile, copy_from_file, degenerate, edit_similarity,  # noqa: E402,F401
                      exact_match, first_line_exact, global_arness, levenshtein, local_arness, nanmean)
 import sample  # noqa: E402
@@ -368,18 +369,10 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options: sample.SamplerO
                    "--top-p", str(options.top_p), "--seed", str(args.seed), "--candidates", str(candidates)]
         if copy_min_match is not None:
             command += ["--copy-min-match", str(copy_min_match)]
-        t0 = time.time()
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        seconds = time.time() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"the CLI failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-        with open(results, encoding="utf-8") as f:
-            answers = {a["id"]: a for a in (json.loads(line) for line in f if line.strip()) if "id" in a}
+        answers, seconds = cli_batch.run_batch(command, results, REPO)
     out = []
     for i, task in enumerate(task_list):
-        answer = answers.get(i)
-        if answer is None or "error" in answer:
-            raise RuntimeError(f"the CLI could not fill task {task['id']}: {answer and answer.get('error')}")
+        answer = cli_batch.answer(answers, i, task["id"])
         order = [p for step in answer["order"] for p in step]  # Per step, left to right; fill already left out.
         out.append({"completion": answer["completion"], "tokens": None, "order": order,
                     "nfe": answer["model_calls"], "mean_confidence": answer.get("mean_confidence"),

@@ -49,7 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import metrics  # noqa: E402  (the recipe is a folder of flat scripts)
+import cli_batch  # noqa: E402  (the recipe is a folder of flat scripts)
+import metrics  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 DATA_DIR = os.path.join(HERE, "evaldata", "humaneval-infilling")
@@ -227,20 +228,8 @@ def run_cli(task_list: list[dict], args) -> tuple[list[str], float]:
         command = [args.node, cli, "--batch", requests, "--out", results, "--model", args.model,
                    "--precision", args.precision, "--steps", str(args.steps), "--strategy", args.strategy,
                    "--seed", str(args.seed)] + (["--threads", str(args.threads)] if args.threads else [])
-        t0 = time.time()
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        seconds = time.time() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"the CLI failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-        with open(results, encoding="utf-8") as f:
-            answers = {a["id"]: a for a in (json.loads(line) for line in f if line.strip()) if "id" in a}
-    out = []
-    for i, task in enumerate(task_list):
-        answer = answers.get(i)
-        if answer is None or "error" in answer:
-            raise RuntimeError(f"the CLI could not fill {task['id']}: {answer and answer.get('error')}")
-        out.append(answer["completion"])
-    return out, seconds
+        answers, seconds = cli_batch.run_batch(command, results, REPO)
+    return [cli_batch.answer(answers, i, task["id"])["completion"] for i, task in enumerate(task_list)], seconds
 
 
 def copy_completions(task_list: list[dict]) -> list[str]:
