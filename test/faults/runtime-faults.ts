@@ -5,10 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { SamplerConfig } from '../../server/engine/sampler';
 import { loadModel } from '../../server/runtime/model';
 import { tempDir } from '../fixtures/models';
-import { type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
+import { greedySamplerConfig, writeTinyModel } from '../fixtures/tiny-model';
 import { Gen, junk } from './inputs';
 import type { Tally } from './tally';
 
@@ -16,21 +15,7 @@ const FIXTURES = path.join(__dirname, '..', 'fixtures');
 /** Short, so that a hang costs little; the test checks the worker is back within 2 s of it. */
 const GENERATION_DEADLINE_MS = 400;
 
-function config(fixture: TinyModel, rows: number): SamplerConfig {
-  return {
-    steps: 2,
-    strategy: 'confidence',
-    confidenceThreshold: 0,
-    topP: 1,
-    temperatures: new Array(rows).fill(0),
-    seed: 1,
-    vocabSize: fixture.vocabSize,
-    eosId: 2,
-    eosFill: false,
-    eosAfterCode: false,
-    bannedIds: fixture.bannedIds,
-  };
-}
+const config = greedySamplerConfig;
 
 /** Generations of 1-8 rows on a worker that crashes at 7 rows and on one that hangs at 5 rows. */
 async function brokenWorkers(tally: Tally, g: Gen, scale: number): Promise<void> {

@@ -7,7 +7,7 @@ import type { KBest, ModelInput } from '../../server/engine/types';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
 import { kbestDiff, kbestFromLogits } from '../fixtures/kbest';
 import { tempDir } from '../fixtures/models';
-import { referenceLogits, type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
+import { greedySamplerConfig, referenceLogits, type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
 
 const CRASHING_WORKER = path.join(__dirname, '..', 'fixtures', 'crashing-worker.ts');
 const HANGING_WORKER = path.join(__dirname, '..', 'fixtures', 'hanging-worker.ts');
@@ -16,20 +16,7 @@ const HANGING_WORKER = path.join(__dirname, '..', 'fixtures', 'hanging-worker.ts
 const expected = (x: ModelInput, m: TinyModel): KBest =>
   kbestFromLogits(referenceLogits(m, x.ids, x.batch, x.seqLen, x.positions, x.numPositions), m.vocabSize, m.topK, m.bannedIds);
 
-/** A greedy 2-step generation of `rows` rows on the fixture. */
-const samplerConfig = (fixture: TinyModel, rows: number): SamplerConfig => ({
-  steps: 2,
-  strategy: 'confidence',
-  confidenceThreshold: 0,
-  topP: 1,
-  temperatures: new Array(rows).fill(0),
-  seed: 1,
-  vocabSize: fixture.vocabSize,
-  eosId: 2,
-  eosFill: false,
-  eosAfterCode: false,
-  bannedIds: fixture.bannedIds,
-});
+const samplerConfig = greedySamplerConfig;
 
 /** Resolves once `done()` holds, checking every `everyMs`; fails after 5 s. */
 async function waitFor(done: () => boolean, everyMs: number): Promise<void> {
