@@ -130,8 +130,9 @@ export class CompletionCache {
     return {
       uri: query.uri,
       offset: query.offset,
-      prefixTail: query.prefix.length > n ? query.prefix.slice(-n) : query.prefix,
-      suffixHead: query.suffix.length > n ? query.suffix.slice(0, n) : query.suffix,
+      // Copies, not slices: a slice would keep the whole document text of that keystroke alive per entry.
+      prefixTail: detachedCopy(query.prefix.length > n ? query.prefix.slice(-n) : query.prefix),
+      suffixHead: detachedCopy(query.suffix.length > n ? query.suffix.slice(0, n) : query.suffix),
       completions,
     };
   }
@@ -139,4 +140,9 @@ export class CompletionCache {
   private keyOf(entry: Entry): string {
     return `${entry.uri}\u0000${entry.offset}\u0000${hashText(entry.prefixTail)}\u0000${hashText(entry.suffixHead, 1)}`;
   }
+}
+
+/** A copy of `text` that does not keep the string it was sliced from alive (as the server's line cache does). */
+function detachedCopy(text: string): string {
+  return (' ' + text).slice(1);
 }

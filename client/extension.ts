@@ -6,7 +6,7 @@
  */
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { StatusNotification, type StatusParams, TraceNotification, type TraceParams } from '../server/protocol/messages';
+import { PingRequest, StatusNotification, type StatusParams, TraceNotification, type TraceParams } from '../server/protocol/messages';
 import { CompletionCache } from './cache';
 import { RegenerateCandidates } from './candidates';
 import { languageEnabled, readConfigReport, type UnmaskConfig } from './config';
@@ -15,11 +15,13 @@ import { Enablement } from './enablement';
 import { FillHoles } from './fillHoles';
 import { FillPreview } from './fillPreview';
 import { FillSelection } from './fillSelection';
+import { Heartbeat } from './heartbeat';
 import { inlineCompletionMiddleware } from './inlineMiddleware';
 import { createLanguageClient, messageOf } from './languageServer';
 import { PinnedCandidates } from './pinnedCandidates';
 import { RestartPolicy } from './restartPolicy';
 import { StatusBar } from './statusBar';
+import { ignoredModelPathNotice } from './trust';
 import { otherMode } from './triggerPolicy';
 import { UnmaskingOrderView } from './visualizer';
 
@@ -47,6 +49,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     return report.config;
   };
   let config = loadConfig();
+  const modelPathNotice = ignoredModelPathNotice(vscode.workspace.isTrusted, vscode.workspace.getConfiguration('unmask').inspect('modelPath'));
+  if (modelPathNotice) {
+    log.warn(`Restricted Mode: ${modelPathNotice}`);
+    void vscode.window.showWarningMessage(`Unmask: ${modelPathNotice}`, 'Manage Workspace Trust').then((pick) => {
+      if (pick) void vscode.commands.executeCommand('workbench.trust.manage');
+    });
+  }
   const enablement = new Enablement();
   const edits = new EditTracker();
   const cache = new CompletionCache();
@@ -148,6 +157,43 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     await settings.update('languages', languages, vscode.ConfigurationTarget.Global);
   };
 
+  // A server stuck in a loop keeps its connection open and answers nothing: restart it as if it had crashed.
+  const heartbeat = new Heartbeat({
+    ping: () => client?.sendRequest(PingRequest) ?? Promise.resolve(),
+    running: () => client?.isRunning() ?? false,
+    onStuck: (silentMs) => void restartStuckServer(silentMs),
+    now: () => Date.now(),
+    setTimer: (fn, ms) => setTimeout(fn, ms),
+    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  });
+  context.subscriptions.push({ dispose: () => heartbeat.stop() });
+
+  const restartStuckServer = async (silentMs: number): Promise<void> => {
+    if (!client) return;
+    const silent = `has not answered for ${Math.round(silentMs / 1000)} s`;
+    if (!restarts.shouldRestart(Date.now())) {
+      log.error(`The Unmask server ${silent} and keeps getting stuck; stopping it.`);
+      const message = 'Unmask: the language server kept getting stuck and was stopped (Restart Server from the menu to try again).';
+      await client.stop().catch(() => undefined);
+      refreshClientStatus(message);
+      showError(message);
+      return;
+    }
+    log.error(`The Unmask server ${silent} (stuck); restarting it.`);
+    statusBar.setServer(undefined);
+    cache.clear();
+    try {
+      await client.restart();
+      heartbeat.start();
+      void vscode.window.showWarningMessage('Unmask: the language server stopped responding and was restarted.', 'Show Log').then((pick) => {
+        if (pick) log.show(true);
+      });
+    } catch (error) {
+      refreshClientStatus(messageOf(error));
+      showError(`Unmask: restarting the stuck language server failed: ${messageOf(error)}`);
+    }
+  };
+
   const restartServer = async (): Promise<void> => {
     restarts.reset();
     if (!client) {
@@ -157,6 +203,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     try {
       statusBar.setServer(undefined);
       await client.restart();
+      heartbeat.start();
       log.info('Server restarted on request.');
     } catch (error) {
       refreshClientStatus(messageOf(error));
@@ -262,6 +309,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
       context.subscriptions.push(client.onNotification(StatusNotification, onStatus));
       context.subscriptions.push(client.onNotification(TraceNotification, (trace: TraceParams) => traces.fire(trace)));
       await client.start();
+      heartbeat.start();
       refreshClientStatus();
       log.info('Unmask language server started.');
     } catch (error) {

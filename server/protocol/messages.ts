@@ -91,6 +91,11 @@ export interface TraceParams {
 }
 /** Sent by the client to fetch the trace of the last generation (the visualizer's initial state); null if none yet. */
 export const LastTraceRequest = 'unmask/lastTrace';
+/**
+ * Sent by the client every few seconds (client/heartbeat.ts); the server answers at once with an empty object. A
+ * server whose main thread is stuck answers nothing, and the client restarts it.
+ */
+export const PingRequest = 'unmask/ping';
 /** Sent by the server after each denoising step and at the end of each generation, for live visualisation. */
 export const TraceNotification = 'unmask/trace';
 

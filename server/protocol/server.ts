@@ -46,6 +46,7 @@ import {
   type FillRangeParams,
   type FillRangeResult,
   LastTraceRequest,
+  PingRequest,
   StatusNotification,
   TraceNotification,
   type TraceParams,
@@ -389,6 +390,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   });
 
   connection.onRequest(LastTraceRequest, () => lastTrace);
+  connection.onRequest(PingRequest, () => ({}));
 
   connection.onShutdown(async () => {
     for (const controller of inFlight.values()) controller.abort();

@@ -116,6 +116,16 @@ export function splitAtLineStarts(text: string): string[] {
   return pieces;
 }
 
+/**
+ * A copy of `text` that does not keep the string it was sliced from alive. V8 represents a slice of 13 or more
+ * characters as a view into its parent, so a cached line keeps the whole document version it was cut from: typing
+ * into a 150 KB file filled this cache with a document per keystroke (the bench's soak, issue 15). Concatenating
+ * makes V8 flatten into a fresh string; slicing that keeps only it.
+ */
+export function detachedCopy(text: string): string {
+  return (' ' + text).slice(1);
+}
+
 /** Most lines kept; a few thousand lines of ids is well under a megabyte. */
 const LINE_CACHE_ENTRIES = 8192;
 
@@ -131,13 +141,14 @@ class LineCache {
 
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (const piece of splitAtLineStarts(text)) {
+    for (let piece of splitAtLineStarts(text)) {
       let pieceIds = this.cache.get(piece);
       if (pieceIds) {
         this.cache.delete(piece); // Re-inserted below: Map order is the recency order.
       } else {
         pieceIds = this.encodeText(piece);
         if (this.cache.size >= LINE_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value as string);
+        piece = detachedCopy(piece);
       }
       this.cache.set(piece, pieceIds);
       for (const id of pieceIds) ids.push(id);

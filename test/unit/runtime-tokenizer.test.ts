@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import type { ModelFacts } from '../../server/engine/types';
 import { denoiserGraphs, loadManifest, requireFile } from '../../server/runtime/manifest';
 import { factsFromMetadata } from '../../server/runtime/metadata';
@@ -50,6 +52,26 @@ describe('the tokenizer', () => {
     const text = 'a\n  b\n\n\tc \r\nd\n   \n';
     assert.deepEqual(splitAtLineStarts(text), ['a\n', '  b\n\n', '\tc \r\n', 'd\n   \n']);
     assert.equal(splitAtLineStarts(text).join(''), text);
+  });
+
+  it('keeps no document alive through its line cache (issue 15 soak: a document version per keystroke)', () => {
+    const { file, facts } = fixture();
+    const { codec, lineCache } = loadTokenizer(file, facts);
+    assert.ok(lineCache, 'the fixture tokenizer encodes line by line');
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const filler = 'x = 1\n'.repeat(10_000); // 60 KB around the typed line, as in a long file
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 500; i++) {
+      // Each keystroke: a new document string, and the window around the cursor sliced from it.
+      const document = `${filler}value_${i} = compute(${i})\n${filler}`;
+      codec.encode(document.slice(filler.length - 12, filler.length + 40));
+    }
+    gc();
+    const retainedMb = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+    // 500 documents of 120 KB are 60 MB when cached lines keep their parents alive; the lines alone are tiny.
+    assert.ok(retainedMb < 10, `the line cache retains ${retainedMb.toFixed(1)} MB`);
   });
 
   it('drops special tokens when decoding', () => {
