@@ -33,6 +33,8 @@ export interface UnmaskConfig {
   readonly idleUnloadMinutes: number;
   /** Suggestions made as you type are shown only at this mean token probability or above (server/protocol/gate.ts). */
   readonly minConfidence: number;
+  /** Milliseconds a suggestion made as you type may take before the server cuts its remaining steps (0: no budget). */
+  readonly latencyBudgetMs: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -58,6 +60,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   inlineCandidates: 2,
   idleUnloadMinutes: 15,
   minConfidence: 0,
+  latencyBudgetMs: 100,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -150,6 +153,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     inlineCandidates: number(p, 'inlineCandidates', get('inlineCandidates'), d.inlineCandidates, 1, 16, true),
     idleUnloadMinutes: number(p, 'idleUnloadMinutes', get('idleUnloadMinutes'), d.idleUnloadMinutes, 0, 1440, false),
     minConfidence: number(p, 'minConfidence', get('minConfidence'), d.minConfidence, 0, 1, false),
+    latencyBudgetMs: number(p, 'latencyBudgetMs', get('latencyBudgetMs'), d.latencyBudgetMs, 0, 2000, false),
   });
   return { config, problems: Object.freeze(p) };
 }
