@@ -30,12 +30,13 @@
  *      other position is decided knowing the whole word. When a position of the chain has no compatible token in its
  *      list, the hole's first positions take the rule's fallback tokens (the removed ones), committed by the sampler
  *      (like end-of-span fill: marked `filled`, not scored).
- *   6. with a `deadline` (the latency budget), a step becomes the last one when the step about to run and one more
- *      after it would end past the deadline, each taking as long as the longest step so far (the first step, which also
- *      encodes the context, counts only until the second is measured; the first step is the last only when the
- *      deadline has already passed): it commits every remaining mask at once, as the scheduled last step does, so a
- *      slow machine gets a rougher completion on time rather than a better one late. The clock is the hooks' `now`,
- *      never one the sampler reads itself, so a generation stays a function of its inputs.
+ *   6. with a `deadline` (the latency budget), once the model has answered a step, the step becomes the last one when
+ *      another would end past the deadline, taking as long as the longest step since the first (the first also
+ *      encodes the context, so after it the generation stops only when the deadline has passed: one step alone
+ *      writes poor code): it commits every remaining mask at once from the answer in hand, as the scheduled last step
+ *      does, with no further model call. A slow machine gets a rougher
+ *      completion on time rather than a better one late. The clock is the hooks' `now`, never one the sampler reads
+ *      itself, so a generation stays a function of its inputs.
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
  * otherwise at most that, fewer only because every mask got resolved early or the deadline cut the steps. Cancellation is checked before and after
@@ -300,8 +301,6 @@ export async function sampleCanvas(
     if (callRows.length === 0) break;
     throwIfAborted(hooks.signal);
     const stepStarted = config.deadline !== undefined ? hooks.now!() : 0;
-    const last = step === steps - 1 || (config.deadline !== undefined && stepStarted + 2 * stepEstimateMs >= config.deadline);
-    cutByDeadline = last && step < steps - 1;
     let numPositions = 0;
     for (const r of callRows) numPositions = Math.max(numPositions, maskedCount[r]);
 
@@ -325,6 +324,15 @@ export async function sampleCanvas(
     modelCalls++;
     throwIfAborted(hooks.signal);
     checkKBest(kbest, callBatch, numPositions);
+    let last = step === steps - 1;
+    if (!last && config.deadline !== undefined) {
+      // Rule 6, decided once the model has answered. The first step also encodes the context, so it says little about
+      // the next one and does not count; from the second on, the longest step is the estimate, because on a busy CPU
+      // one step in a few takes several times the others.
+      const answered = hooks.now!();
+      if (step > 0) stepEstimateMs = Math.max(stepEstimateMs, answered - stepStarted);
+      last = cutByDeadline = answered + stepEstimateMs >= config.deadline;
+    }
     if (!chooser || chooser.maxK < kbest.k) chooser = new TokenChooser(V, config.bannedIds, eosId, kbest.k);
     for (let r = 0; r < batch; r++) {
       const m = maskedCount[r];
@@ -384,12 +392,6 @@ export async function sampleCanvas(
     }
     hooks.onStep?.({ step, commits });
     if (last) break;
-    if (config.deadline !== undefined) {
-      // The first step also encodes the context, so it stands in only until a later step is measured; after that the
-      // longest step since is the estimate, because on a busy CPU one step in a few takes several times the others.
-      const ms = hooks.now!() - stepStarted;
-      stepEstimateMs = step <= 1 ? ms : Math.max(stepEstimateMs, ms);
-    }
   }
   if (maskedCount.some((m) => m > 0)) {
     throw new Error('The sampler finished with masks left; the schedule must resolve every mask by the last step.');

@@ -28,13 +28,13 @@ const config = (overrides: Partial<SamplerConfig> = {}): SamplerConfig => ({
   ...overrides,
 });
 
-/** A fake clock that only the model moves: every model call takes `stepMs`. */
-function timedModel(stepMs = 10): { model: ModelFn; now: () => number; calls: () => number } {
+/** A fake clock that only the model moves: every model call takes `stepMs`, the first one `firstMs`. */
+function timedModel(stepMs = 10, firstMs = stepMs): { model: ModelFn; now: () => number; calls: () => number } {
   const inner = hashedModel();
   let time = 0;
   return {
     model: async (input) => {
-      time += stepMs;
+      time += inner.calls.length === 0 ? firstMs : stepMs;
       return inner.model(input);
     },
     now: () => time,
@@ -46,8 +46,8 @@ const commitsPerStep = (steps: readonly { step: number }[]): number[] =>
   steps.reduce<number[]>((counts, c) => ((counts[c.step] = (counts[c.step] ?? 0) + 1), counts), []);
 
 describe('the latency budget (sampler rule 6)', () => {
-  it('makes a step the last when it and one more would end past the deadline, and commits every mask there', async () => {
-    // 10 ms a step: steps 0 and 1 start at 0 and 10 (10 + 2 x 10 < 35); step 2 starts at 20, and 20 + 2 x 10 >= 35.
+  it('makes a step the last when another would end past the deadline, and commits every mask from its answer', async () => {
+    // 10 ms a step: steps 0 and 1 are answered at 10 and 20 (20 + 10 < 35); step 2 at 30, and 30 + 10 >= 35.
     const clock = timedModel(10);
     const result = await sampleCanvas(clock.model, canvas, config({ deadline: 35 }), { now: clock.now });
     assert.equal(result.modelCalls, 3);
@@ -58,7 +58,15 @@ describe('the latency budget (sampler rule 6)', () => {
     assert.deepEqual(commitsPerStep(result.commits[0]), [2, 2, 12]);
   });
 
-  it('runs a single step that commits everything when the deadline has already passed', async () => {
+  it('does not judge the next step by the first, which also encodes the context', async () => {
+    // The first answer comes at 30, the deadline is at 38: a second step runs (answered at 35), and 35 + 5 >= 38.
+    const clock = timedModel(5, 30);
+    const result = await sampleCanvas(clock.model, canvas, config({ deadline: 38 }), { now: clock.now });
+    assert.equal(result.modelCalls, 2);
+    assert.equal(result.cutByDeadline, true);
+  });
+
+  it('commits everything from the first answer when the deadline has already passed', async () => {
     const clock = timedModel(10);
     const result = await sampleCanvas(clock.model, canvas, config({ deadline: -1 }), { now: clock.now });
     assert.equal(result.modelCalls, 1);
@@ -104,9 +112,10 @@ describe('the latency budget in infill', () => {
   const request = { segments: ['x = ', '\n'], holes: [{ maxTokens: 16 }], languageId: 'python' };
 
   it('counts from when the request began, not from when infill was called', async () => {
-    // Began 30 ms ago with a 35 ms budget: the deadline is at 5; step 0 runs (nothing measured yet), step 1 is the last.
+    // Began 30 ms ago with a 45 ms budget: the deadline is at 15, so the second answer (at 20) leaves no time for a
+    // third step (10 more). Counted from infill's call the deadline would be at 45, and four steps would run.
     const clock = timedModel(10);
-    const options = resolveSamplerOptions({ steps: 8, latencyBudgetMs: 35, eosFill: false });
+    const options = resolveSamplerOptions({ steps: 8, latencyBudgetMs: 45, eosFill: false });
     const result = await infill(clock.model, codec, FACTS, request, options, { now: clock.now, startedAt: -30 });
     assert.equal(result.modelCalls, 2);
     assert.equal(result.cutByDeadline, true);
