@@ -539,7 +539,8 @@ const DEADLINE_TARGET = { budgetMs: 60, p95Ms: 80 };
  * Inline completions as you type (the defaults: span 32, 8 steps, two ranked rows) without a latency budget, with
  * issue 14's 60 ms and with the default unmask.latencyBudgetMs: p50/p95 over IPC, the model calls each generation
  * made and the share of them the deadline cut. At least 40 requests per budget, round-robin over the budgets (as in
- * inlineRowsTable) after untimed warm-up rounds.
+ * inlineRowsTable) after untimed warm-up rounds. Consecutive requests are at different sites: the worker keeps the
+ * last request's context encoded, and as you type every request has a new context, so none may reuse it.
  */
 async function deadlineTable(server: Server, sites: Site[]): Promise<{ lines: string[]; data: object }> {
   const docs = await openSites(server, sites);
@@ -548,9 +549,10 @@ async function deadlineTable(server: Server, sites: Site[]): Promise<{ lines: st
   const traces: Finished[][] = budgets.map(() => []);
   const shown = budgets.map(() => 0);
   const requests = Math.max(runs, 40);
+  let asked = 0;
   for (let i = -WARMUP_ROUNDS; i < requests; i++) {
-    const doc = docs[(i + docs.length * WARMUP_ROUNDS) % docs.length];
     for (const [j, budget] of budgets.entries()) {
+      const doc = docs[asked++ % docs.length];
       await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, inlineCandidates: 2, latencyBudgetMs: budget });
       const since = server.finished.length;
       const started = performance.now();
