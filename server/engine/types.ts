@@ -110,8 +110,8 @@ export interface SamplerOptions {
    */
   readonly tokenHealing?: boolean;
   /**
-   * Milliseconds from the start of the request by which the generation should be done; when the steps left would
-   * overrun it, the next step commits every remaining mask (sampler.ts, rule 6). 0 or undefined: no budget, every
+   * Milliseconds from the start of the request by which the generation should be done; when another step would not
+   * fit, the step in hand commits every remaining mask (sampler.ts, rule 6). 0 or undefined: no budget, every
    * step runs. Needs a clock (InfillHooks.now).
    */
   readonly latencyBudgetMs?: number;
