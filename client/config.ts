@@ -8,6 +8,8 @@ export type Strategy = 'confidence' | 'margin' | 'entropy' | 'random';
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
 /** automatic: ghost text as you type; manual: only when asked (Unmask: Suggest at Cursor, Ctrl+Alt+\). */
 export type TriggerMode = 'automatic' | 'manual';
+/** adaptive: the wait follows typing speed and server latency (debouncePolicy.ts); fixed: always debounceMs. */
+export type DebounceMode = 'adaptive' | 'fixed';
 
 export interface UnmaskConfig {
   readonly enable: boolean;
@@ -15,6 +17,7 @@ export interface UnmaskConfig {
   /** Per language id; "*" is the default for languages not listed. */
   readonly languages: Readonly<Record<string, boolean>>;
   readonly debounceMs: number;
+  readonly debounceMode: DebounceMode;
   readonly steps: number;
   readonly maxSpanTokens: number;
   readonly strategy: Strategy;
@@ -33,6 +36,8 @@ export interface UnmaskConfig {
   readonly idleUnloadMinutes: number;
   /** Suggestions made as you type are shown only at this mean token probability or above (server/protocol/gate.ts). */
   readonly minConfidence: number;
+  /** Milliseconds a suggestion made as you type may take before the server cuts its remaining steps (0: no budget). */
+  readonly latencyBudgetMs: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -44,6 +49,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   // The languages the shipped model was trained on; the rest are off until the user turns them on.
   languages: Object.freeze({ '*': false, python: true, typescript: true, javascript: true, typescriptreact: true, javascriptreact: true }),
   debounceMs: 150,
+  debounceMode: 'adaptive',
   steps: 8,
   maxSpanTokens: 32,
   strategy: 'confidence',
@@ -58,11 +64,13 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   inlineCandidates: 2,
   idleUnloadMinutes: 15,
   minConfidence: 0,
+  latencyBudgetMs: 100,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
 const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
 const TRIGGER_MODES: readonly TriggerMode[] = ['automatic', 'manual'];
+const DEBOUNCE_MODES: readonly DebounceMode[] = ['adaptive', 'fixed'];
 
 /** Collects one sentence per setting that was not used as written, for the log. */
 type Problems = string[];
@@ -136,6 +144,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     triggerMode: oneOf(p, 'triggerMode', get('triggerMode'), TRIGGER_MODES, d.triggerMode),
     languages: languageMap(p, get('languages')),
     debounceMs: number(p, 'debounceMs', get('debounceMs'), d.debounceMs, 0, 2000, true),
+    debounceMode: oneOf(p, 'debounceMode', get('debounceMode'), DEBOUNCE_MODES, d.debounceMode),
     steps: number(p, 'steps', get('steps'), d.steps, 1, 128, true),
     maxSpanTokens: number(p, 'maxSpanTokens', get('maxSpanTokens'), d.maxSpanTokens, 4, 128, true),
     strategy: oneOf(p, 'strategy', get('strategy'), STRATEGIES, d.strategy),
@@ -150,6 +159,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     inlineCandidates: number(p, 'inlineCandidates', get('inlineCandidates'), d.inlineCandidates, 1, 16, true),
     idleUnloadMinutes: number(p, 'idleUnloadMinutes', get('idleUnloadMinutes'), d.idleUnloadMinutes, 0, 1440, false),
     minConfidence: number(p, 'minConfidence', get('minConfidence'), d.minConfidence, 0, 1, false),
+    latencyBudgetMs: number(p, 'latencyBudgetMs', get('latencyBudgetMs'), d.latencyBudgetMs, 0, 2000, false),
   });
   return { config, problems: Object.freeze(p) };
 }

@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { PingRequest, StatusNotification, type StatusParams, TraceNotification, type TraceParams } from '../server/protocol/messages';
 import { CompletionCache } from './cache';
+import { AdaptiveDebounce } from './debouncePolicy';
 import { RegenerateCandidates } from './candidates';
 import { languageEnabled, readConfigReport, type UnmaskConfig } from './config';
 import { EditTracker } from './editTracker';
@@ -27,7 +28,7 @@ import { UnmaskingOrderView } from './visualizer';
 
 const SNOOZE_MINUTES = 5;
 /** Settings whose change does not make cached completions stale (the cache holds automatic completions only). */
-const SETTINGS_KEEPING_CACHE = ['enable', 'triggerMode', 'languages', 'debounceMs', 'candidates', 'idleUnloadMinutes'];
+const SETTINGS_KEEPING_CACHE = ['enable', 'triggerMode', 'languages', 'debounceMs', 'debounceMode', 'candidates', 'idleUnloadMinutes'];
 
 let client: LanguageClient | undefined;
 
@@ -70,6 +71,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
   context.subscriptions.push(statusBar, preview, traces, unmaskingOrder);
   // The ranked list of the last "Regenerate with N Candidates", which the inline provider serves for Alt+] / Alt+[.
   const pinned = new PinnedCandidates();
+  const debounce = new AdaptiveDebounce();
   const candidates = new RegenerateCandidates(() => client, () => config, pinned, context.extensionUri, log);
   context.subscriptions.push(candidates);
 
@@ -290,7 +292,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
         log,
         config: () => config,
         restarts,
-        provideInlineCompletionItems: inlineCompletionMiddleware({ config: () => config, enablement, edits, cache, pinned, log }),
+        provideInlineCompletionItems: inlineCompletionMiddleware({ config: () => config, enablement, edits, cache, pinned, debounce, log }),
         onFatal: (message) => {
           refreshClientStatus(message);
           showError(message);

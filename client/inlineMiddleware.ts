@@ -4,7 +4,7 @@
  * this file only connects them to the `vscode` API, in the order that avoids work:
  * on/off and language -> no trigger right after a deletion -> the pinned candidates of "Regenerate with N
  * Candidates" -> cache (exact or typed-along; automatic requests only) -> trigger mode (manual: automatic requests
- * stop here) -> debounce -> server.
+ * stop here) -> debounce (fixed, or adaptive to typing speed and server latency: debouncePolicy.ts) -> server.
  *
  * Several items for one request are VS Code's alternatives, cycled with Alt+] / Alt+[; they come from the pinned list
  * or from the server, which answers an explicit request with the ranked candidates of one batch.
@@ -24,6 +24,7 @@ import {
 } from './completionShape';
 import type { UnmaskConfig } from './config';
 import { quietPeriod } from './debounce';
+import type { AdaptiveDebounce } from './debouncePolicy';
 import type { EditTracker } from './editTracker';
 import type { Enablement } from './enablement';
 import type { PinnedCandidates } from './pinnedCandidates';
@@ -35,6 +36,7 @@ export interface InlineDependencies {
   readonly edits: EditTracker;
   readonly cache: CompletionCache;
   readonly pinned: PinnedCandidates;
+  readonly debounce: AdaptiveDebounce;
   readonly log: vscode.LogOutputChannel;
 }
 
@@ -54,6 +56,8 @@ export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
       return null;
     }
     const uri = document.uri.toString();
+    // Every automatic request is a keystroke (or a cursor move) the adaptive debounce learns the typing speed from.
+    if (automatic) deps.debounce.keystroke(Date.now());
     if (automatic && deps.edits.lastEditWasDeletion(uri, document.version)) {
       deps.log.trace(`inline ${where}: skipped after a deletion`);
       return null;
@@ -82,15 +86,22 @@ export function inlineCompletionMiddleware(deps: InlineDependencies): Provide {
       return null;
     }
 
-    if (automatic && !(await quietPeriod(config.debounceMs, token))) {
-      deps.log.trace(`inline ${where}: superseded while debouncing`);
+    const wait =
+      config.debounceMode === 'fixed'
+        ? config.debounceMs
+        : deps.debounce.waitMs({ charBefore: lineText.charAt(position.character - 1), atLineEnd: lineText.slice(position.character).trim() === '' }, config.debounceMs);
+    if (automatic && !(await quietPeriod(wait, token))) {
+      deps.log.trace(`inline ${where}: superseded while debouncing (${wait} ms)`);
       return null;
     }
+    const asked = Date.now();
     const result = await next(document, position, context, token);
     if (token.isCancellationRequested || !result) {
       deps.log.trace(`inline ${where}: ${token.isCancellationRequested ? 'cancelled' : 'no result'}`);
       return null;
     }
+    // Only requests made as you type: an explicit one ranks more rows without a latency budget and takes longer.
+    if (automatic) deps.debounce.answered(Date.now() - asked);
 
     const items = Array.isArray(result) ? result : result.items;
     const completions: Completion[] = [];

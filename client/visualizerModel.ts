@@ -41,6 +41,8 @@ export interface Replay {
   /** Steps done (the replay's last position); a live trace grows step by step. */
   readonly steps: number;
   readonly plannedSteps: number;
+  /** The latency budget cut the steps: the last one committed every remaining token at once. */
+  readonly cutByDeadline: boolean;
   readonly partial: boolean;
   /** A partial trace whose generation ended without a final one (cancelled, or failed) after `steps` steps. */
   readonly stopped: boolean;
@@ -103,11 +105,12 @@ export function replayOf(trace: TraceParams, stopped = false): Replay {
   const arness = trace.localArness.map((local, i) => ({ k: i + 1, local, global: trace.globalArness[i] ?? null }));
   const orderKey = trace.tokens.map((t) => `${t.hole}.${t.index}@${t.step}`).join(',');
   return {
-    key: [trace.uri, trace.kind, trace.steps, trace.plannedSteps, trace.partial, stopped, trace.latencyMs ?? '', orderKey].join('|'),
+    key: [trace.uri, trace.kind, trace.steps, trace.plannedSteps, trace.cutByDeadline, trace.partial, stopped, trace.latencyMs ?? '', orderKey].join('|'),
     kind: trace.kind,
     file: fileName(trace.uri),
     steps: trace.steps,
     plannedSteps: trace.plannedSteps,
+    cutByDeadline: trace.cutByDeadline,
     partial: trace.partial,
     stopped: trace.partial && stopped,
     latencyMs: trace.latencyMs ?? null,

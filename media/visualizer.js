@@ -86,6 +86,7 @@
     ui.meta.textContent =
       `${KIND_LABELS[replay.kind] || replay.kind}${file} · ${replay.steps} of ${replay.plannedSteps} steps · ` +
       `${replay.committed} of ${replay.positions} tokens${latency}` +
+      (replay.cutByDeadline ? ' · the latency budget cut the steps: the last one committed the rest' : '') +
       (replay.stopped ? ' · stopped early (cancelled)' : replay.partial ? ' · running…' : '');
 
     replay.holes.forEach((hole, h) => {

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { InfillResult, Trace } from './engine/infill';
+import type { InfillHooks, InfillResult, Trace } from './engine/infill';
 import { resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
 import { rankedCompletions, withCopyCandidate } from './protocol/candidates';
@@ -24,6 +24,7 @@ import { type CompletionQuery, complete } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import type { CandidateItem } from './protocol/messages';
 import { DEFAULT_MODEL_DIR } from './protocol/model-host';
+import { wallClockMs } from './runtime/clock';
 import { unsuitableReason, windowAround } from './protocol/window';
 import { type LoadedModel, loadModel } from './runtime/model';
 import { DEVICE_SETTINGS, type DeviceSetting } from './runtime/providers';
@@ -54,6 +55,9 @@ Options:
                        file (default ${COPY_MIN_MATCH}, as in the editor; 0: the model's rows alone)
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
+  --latency-budget MS  cut the denoising steps so that each completion is done about MS ms after its task
+                       started, the last step committing every remaining token (unmask.latencyBudgetMs; default 0:
+                       every step runs)
   --json               print JSON instead of text
   --batch FILE         JSONL tasks to fill ("-" reads stdin)
   --out FILE           where batch results go ("-" or absent: stdout)
@@ -97,6 +101,7 @@ function parse(argv: string[]) {
         'copy-min-match': { type: 'string' },
         seed: { type: 'string' },
         'context-tokens': { type: 'string' },
+        'latency-budget': { type: 'string' },
         json: { type: 'boolean' },
         batch: { type: 'string' },
         out: { type: 'string' },
@@ -140,6 +145,7 @@ function samplerOptions(args: Args): SamplerOptions {
       candidates: integer(args, 'candidates', 1, 16) ?? 1,
       seed: integer(args, 'seed', 0, 0xffffffff) ?? 0,
       contextTokens: integer(args, 'context-tokens', 0, 1 << 20) ?? d.contextTokens,
+      latencyBudgetMs: decimal(args, 'latency-budget') ?? 0,
     });
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -237,12 +243,14 @@ async function generate(
   options: SamplerOptions,
   syntax: SyntaxChecker,
   copyMinMatch: number,
+  /** The clock of --latency-budget, and when this completion's task started on it. */
+  hooks: Pick<InfillHooks, 'now' | 'startedAt'>,
 ): Promise<{ candidates: Candidate[]; result: InfillResult }> {
   if (options.candidates > 1) {
-    const ranked = await rankedCompletions(model, query, file, options, {}, syntax, (line) => process.stderr.write(`${line}\n`));
+    const ranked = await rankedCompletions(model, query, file, options, hooks, syntax, (line) => process.stderr.write(`${line}\n`));
     return { candidates: withCopyCandidate(ranked.candidates, file, copyMinMatch), result: ranked.result };
   }
-  const outcome = await complete(model, query, options);
+  const outcome = await complete(model, query, options, hooks);
   const rows = outcome.texts.map((text, i): Candidate => {
     const c = outcome.result.candidates[outcome.candidateIndex[i]];
     return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
@@ -275,6 +283,7 @@ function timings(outcome: { result: InfillResult }, totalMs: number) {
     engine_ms: round(r.totalMs),
     model_ms: round(r.modelMs),
     model_calls: r.modelCalls,
+    cut_by_deadline: r.cutByDeadline,
     canvas_tokens: r.canvasTokens,
   };
 }
@@ -301,7 +310,8 @@ async function single(args: Args, file: string): Promise<void> {
   try {
     const started = performance.now();
     const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens };
-    const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args));
+    const clock = { now: wallClockMs, startedAt: wallClockMs() };
+    const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args), clock);
     const totalMs = performance.now() - started;
     const order = unmaskingOrder(outcome.result.trace);
     if (args.json) {
@@ -328,7 +338,7 @@ async function single(args: Args, file: string): Promise<void> {
     const files = model.contextFile ? `${path.basename(model.contextFile)} + ${path.basename(model.modelFile)}` : path.basename(model.modelFile);
     out.push(`model ${model.manifest.id} (${files}) on ${model.device}, loaded in ${model.loadMs.toFixed(0)} ms`);
     out.push(
-      `${languageId} at ${line}:${col}: ${r.trace.holeLengths[0]}-token span, ${r.modelCalls} model calls, ` +
+      `${languageId} at ${line}:${col}: ${r.trace.holeLengths[0]}-token span, ${r.modelCalls} model calls${r.cutByDeadline ? ' (cut by --latency-budget)' : ''}, ` +
         `${totalMs.toFixed(0)} ms (${r.modelMs.toFixed(0)} ms in the model), canvas ${r.canvasTokens} tokens`,
     );
     if (outcome.candidates.length === 0) out.push('', '(no completion: the model ended the span at once)');
@@ -423,6 +433,7 @@ async function batch(args: Args): Promise<void> {
       }
       try {
         const started = performance.now();
+        const clock = { now: wallClockMs, startedAt: wallClockMs() };
         const prefix = task.prefix as string;
         const suffix = task.suffix as string;
         const outcome = await generate(
@@ -432,6 +443,7 @@ async function batch(args: Args): Promise<void> {
           options,
           syntax,
           copyMin,
+          clock,
         );
         const totalMs = performance.now() - started;
         await write({

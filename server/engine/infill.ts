@@ -37,6 +37,16 @@ export interface InfillHooks {
    * log-probability per token.
    */
   readonly score?: (candidate: Omit<Candidate, 'score'>) => number;
+  /**
+   * The clock of the latency budget (SamplerOptions.latencyBudgetMs), in ms; needed with a budget. The in-worker
+   * sampler reads the runtime's wall clock instead (runtime/clock.ts), so a caller of that one passes that clock.
+   */
+  readonly now?: () => number;
+  /**
+   * When the request began on `now`'s clock: the budget counts from here, so that time spent before infill (reading
+   * the document, waiting for the model) is part of it. Default: when infill starts.
+   */
+  readonly startedAt?: number;
 }
 
 export interface Candidate {
@@ -70,6 +80,8 @@ export interface InfillResult {
   /** The trace of the best candidate (of row 0 when every candidate was dropped). */
   readonly trace: Trace;
   readonly modelCalls: number;
+  /** True when the latency budget cut the steps: the last model call committed every remaining mask at once. */
+  readonly cutByDeadline: boolean;
   /** Time spent awaiting the model; totalMs - modelMs is the engine's own cost. */
   readonly modelMs: number;
   readonly totalMs: number;
@@ -102,6 +114,9 @@ export async function infill(
     canvas.holes.map((hole) => hole.length),
     settings.steps,
   );
+  const budget = settings.latencyBudgetMs ?? 0;
+  if (budget > 0 && !hooks.now) throw new OptionsError(['a latency budget needs a clock (InfillHooks.now)']);
+  const deadline = budget > 0 ? (hooks.startedAt ?? hooks.now!()) + budget : undefined;
   const onStep = hooks.onStep;
   const sample: SampleFn = typeof model === 'function' ? (c, config, h) => sampleCanvas(model, c, config, h) : model.sample;
   const sampled = await sample(
@@ -119,9 +134,11 @@ export async function infill(
       eosAfterCode: settings.eosAfterCode ?? true,
       bannedIds: bannedTokenIds(facts),
       firstTokens: canvas.healing,
+      ...(deadline !== undefined ? { deadline } : {}),
     },
     {
       signal: hooks.signal,
+      now: hooks.now,
       onStep: onStep && ((progress) => onStep(traces.build(0, progress.commits[0], progress.step + 1))),
     },
   );
@@ -157,8 +174,9 @@ export async function infill(
   const tracedRow = ranked.length > 0 ? ranked[0].row : 0;
   return {
     candidates: ranked,
-    trace: traces.build(tracedRow, sampled.commits[tracedRow], sampled.modelCalls),
+    trace: traces.build(tracedRow, sampled.commits[tracedRow], sampled.modelCalls, sampled.cutByDeadline),
     modelCalls: sampled.modelCalls,
+    cutByDeadline: sampled.cutByDeadline,
     modelMs: sampled.modelMs,
     totalMs: performance.now() - started,
     canvasTokens: canvas.ids.length,

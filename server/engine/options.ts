@@ -13,6 +13,8 @@ export const MAX_CANDIDATES = 16;
 /** More steps than this is never useful: no model span is that long, and each step is a model call. */
 export const MAX_STEPS = 1024;
 export const MAX_TEMPERATURE = 10;
+/** A budget longer than the runtime's 30 s stuck-generation limit could never be what cuts the steps. */
+export const MAX_LATENCY_BUDGET_MS = 30_000;
 
 /**
  * Temperature of the alternative candidates (batch rows 1..N-1) when the user's temperature is 0. Row 0 keeps the
@@ -35,6 +37,8 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = Object.freeze({
   eosFill: true,
   eosAfterCode: true,
   tokenHealing: true,
+  // Off in the engine: the server sets unmask.latencyBudgetMs for the requests made as you type only.
+  latencyBudgetMs: 0,
 });
 
 /** Every problem with the options, as sentences; empty when they are valid. */
@@ -72,6 +76,7 @@ export function samplerOptionProblems(options: SamplerOptions): string[] {
   if (options.tokenHealing !== undefined && typeof options.tokenHealing !== 'boolean') {
     problems.push(`tokenHealing must be true or false (got ${String(options.tokenHealing)})`);
   }
+  if (options.latencyBudgetMs !== undefined) numberIn('latencyBudgetMs', 0, MAX_LATENCY_BUDGET_MS);
   return problems;
 }
 

@@ -30,9 +30,16 @@
  *      other position is decided knowing the whole word. When a position of the chain has no compatible token in its
  *      list, the hole's first positions take the rule's fallback tokens (the removed ones), committed by the sampler
  *      (like end-of-span fill: marked `filled`, not scored).
+ *   6. with a `deadline` (the latency budget), once the model has answered a step, the step becomes the last one when
+ *      another would end past the deadline, taking as long as the longest step since the first (the first also
+ *      encodes the context, so after it the generation stops only when the deadline has passed: one step alone
+ *      writes poor code): it commits every remaining mask at once from the answer in hand, as the scheduled last step
+ *      does, with no further model call. A slow machine gets a rougher
+ *      completion on time rather than a better one late. The clock is the hooks' `now`, never one the sampler reads
+ *      itself, so a generation stays a function of its inputs.
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
- * otherwise at most that, fewer only because every mask got resolved early. Cancellation is checked before and after
+ * otherwise at most that, fewer only because every mask got resolved early or the deadline cut the steps. Cancellation is checked before and after
  * every model call, i.e. between steps.
  */
 import { emptyChoice, TokenChooser } from './choose-token';
@@ -61,6 +68,8 @@ export interface SamplerConfig {
   readonly bannedIds: readonly number[];
   /** Per hole, the token-healing constraint on its first position (rule 5 above); missing or undefined: none. */
   readonly firstTokens?: readonly (FirstTokenRule | undefined)[];
+  /** When the generation must be done, in ms on the clock of `SamplerHooks.now` (rule 6); undefined: no deadline. */
+  readonly deadline?: number;
 }
 
 /** The part of a canvas the sampler needs: one row of ids and where the holes are. */
@@ -100,6 +109,8 @@ export interface SamplerProgress {
 export interface SamplerHooks {
   readonly signal?: AbortSignal;
   readonly onStep?: (progress: SamplerProgress) => void;
+  /** The clock `SamplerConfig.deadline` is on, in ms; needed with a deadline. */
+  readonly now?: () => number;
 }
 
 export interface SamplerResult {
@@ -110,6 +121,8 @@ export interface SamplerResult {
   readonly modelCalls: number;
   /** Wall time spent awaiting the model function. */
   readonly modelMs: number;
+  /** True when the deadline made a step before the planned last one commit every remaining mask (rule 6). */
+  readonly cutByDeadline: boolean;
 }
 
 /**
@@ -215,6 +228,9 @@ export async function sampleCanvas(
   hooks: SamplerHooks = {},
 ): Promise<SamplerResult> {
   const problems = configProblems(canvas, config);
+  if (config.deadline !== undefined && (!Number.isFinite(config.deadline) || !hooks.now)) {
+    problems.push('a deadline must be a finite time on the clock the hooks pass as `now`');
+  }
   if (problems.length > 0) throw new OptionsError(problems);
   const { steps, strategy, topP, temperatures, vocabSize: V, eosId } = config;
   const batch = temperatures.length;
@@ -275,12 +291,16 @@ export async function sampleCanvas(
 
   let modelCalls = 0;
   let modelMs = 0;
+  // Rule 6: how long a step may take (on the hooks' clock), and whether the deadline made a step the last.
+  let stepEstimateMs = 0;
+  let cutByDeadline = false;
   // callRow[r]: which row of this step's model call answers row r (-1 once r is finished).
   const callRow = new Int32Array(batch);
   for (let step = 0; step < steps; step++) {
     const callRows = distinctUnfinishedRows(ids, seqLen, maskedCount, callRow);
     if (callRows.length === 0) break;
     throwIfAborted(hooks.signal);
+    const stepStarted = config.deadline !== undefined ? hooks.now!() : 0;
     let numPositions = 0;
     for (const r of callRows) numPositions = Math.max(numPositions, maskedCount[r]);
 
@@ -304,6 +324,15 @@ export async function sampleCanvas(
     modelCalls++;
     throwIfAborted(hooks.signal);
     checkKBest(kbest, callBatch, numPositions);
+    let last = step === steps - 1;
+    if (!last && config.deadline !== undefined) {
+      // Rule 6, decided once the model has answered. The first step also encodes the context, so it says little about
+      // the next one and does not count; from the second on, the longest step is the estimate, because on a busy CPU
+      // one step in a few takes several times the others.
+      const answered = hooks.now!();
+      if (step > 0) stepEstimateMs = Math.max(stepEstimateMs, answered - stepStarted);
+      last = cutByDeadline = answered + stepEstimateMs >= config.deadline;
+    }
     if (!chooser || chooser.maxK < kbest.k) chooser = new TokenChooser(V, config.bannedIds, eosId, kbest.k);
     for (let r = 0; r < batch; r++) {
       const m = maskedCount[r];
@@ -328,7 +357,7 @@ export async function sampleCanvas(
         waits[j] = config.eosAfterCode && tokens[j] === eosId && isMasked[r * seqLen + position - 1] === 1 ? 1 : 0;
         j++;
       }
-      selectPositions(m, tokensToCommit(m, step, steps), config.confidenceThreshold);
+      selectPositions(m, last ? m : tokensToCommit(m, step, steps), config.confidenceThreshold);
       if (config.eosFill) markEosFill(rowMasked, m);
 
       // Commit left to right, and keep the still-masked positions in ascending order.
@@ -362,12 +391,13 @@ export async function sampleCanvas(
       maskedCount[r] = kept;
     }
     hooks.onStep?.({ step, commits });
+    if (last) break;
   }
   if (maskedCount.some((m) => m > 0)) {
     throw new Error('The sampler finished with masks left; the schedule must resolve every mask by the last step.');
   }
   const rows = Array.from({ length: batch }, (_, r) => ids.slice(r * seqLen, (r + 1) * seqLen));
-  return { rows, commits, modelCalls, modelMs };
+  return { rows, commits, modelCalls, modelMs, cutByDeadline };
 
   /**
    * Rule 5 for row r, whose K-best lists start at slot `slots` of `kbest`: the chain of a healed hole whose first

@@ -36,6 +36,8 @@ export interface Trace {
   readonly steps: number;
   /** Steps asked for; a generation may end earlier when every mask is resolved. */
   readonly plannedSteps: number;
+  /** True when the latency budget made the last step commit every remaining mask before plannedSteps (final traces). */
+  readonly cutByDeadline: boolean;
   /** Number of masks in each hole. */
   readonly holeLengths: number[];
   /** Every committed token in commit order (by step, left to right within a step). */
@@ -59,7 +61,7 @@ export class TraceBuilder {
     this.special = specialTokenIds(facts);
   }
 
-  build(row: number, commits: readonly Commit[], steps: number): Trace {
+  build(row: number, commits: readonly Commit[], steps: number, cutByDeadline = false): Trace {
     const tokens = commits.map((commit) => ({
       hole: commit.hole,
       index: commit.index,
@@ -75,6 +77,7 @@ export class TraceBuilder {
       row,
       steps,
       plannedSteps: this.plannedSteps,
+      cutByDeadline,
       holeLengths: [...this.holeLengths],
       tokens,
       localArness: arness.local,

@@ -109,6 +109,12 @@ export interface SamplerOptions {
    * the hole's first token only extend it. Default true; it needs the codec's pieces.
    */
   readonly tokenHealing?: boolean;
+  /**
+   * Milliseconds from the start of the request by which the generation should be done; when another step would not
+   * fit, the step in hand commits every remaining mask (sampler.ts, rule 6). 0 or undefined: no budget, every
+   * step runs. Needs a clock (InfillHooks.now).
+   */
+  readonly latencyBudgetMs?: number;
 }
 
 /** One place to fill: a run of masks whose length is rounded up to one of the model's span buckets. */

@@ -28,6 +28,8 @@ export interface ServerConfig {
   readonly idleUnloadMinutes: number;
   /** Suggestions made as you type are shown only when their mean token probability reaches this (gate.ts). */
   readonly minConfidence: number;
+  /** Milliseconds an inline completion made as you type may take before its remaining steps are cut (0: no budget). */
+  readonly latencyBudgetMs: number;
 }
 
 interface PropertySchema {
@@ -62,6 +64,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'inlineCandidates',
   'idleUnloadMinutes',
   'minConfidence',
+  'latencyBudgetMs',
 ];
 
 function schemaOf(key: string): PropertySchema {
@@ -115,7 +118,10 @@ export function parseConfig(raw: unknown): ParsedConfig {
 }
 
 /** The engine's options for a generation under this config. */
-export function samplerOverrides(config: ServerConfig, extra: { candidates?: number; seed?: number } = {}): Partial<SamplerOptions> {
+export function samplerOverrides(
+  config: ServerConfig,
+  extra: { candidates?: number; seed?: number; latencyBudgetMs?: number } = {},
+): Partial<SamplerOptions> {
   return {
     steps: config.steps,
     strategy: config.strategy,
@@ -125,6 +131,8 @@ export function samplerOverrides(config: ServerConfig, extra: { candidates?: num
     contextTokens: config.contextTokens,
     candidates: extra.candidates ?? 1,
     seed: extra.seed ?? 0,
+    // Only the requests made as you type pass the budget: a user who asked for something waits for all of it.
+    latencyBudgetMs: extra.latencyBudgetMs ?? 0,
   };
 }
 

@@ -77,6 +77,8 @@ export interface TraceParams {
   steps: number;
   /** Steps asked for; a generation may end earlier when every mask is resolved. */
   plannedSteps: number;
+  /** True when unmask.latencyBudgetMs cut the steps: the last one committed every remaining mask at once. */
+  cutByDeadline: boolean;
   /** Number of masks in each hole. */
   holeLengths: number[];
   /** Committed tokens in commit order. */

@@ -24,11 +24,13 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CanvasError, isAbortError } from '../engine/errors';
-import type { InfillHooks } from '../engine/infill';
+import type { InfillHooks, InfillResult } from '../engine/infill';
 import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
+import { wallClockMs } from '../runtime/clock';
 import type { LoadedModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
+import { BudgetReserve } from './budget-reserve';
 import { bestHoleFill, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
 import { copyCandidate, withCopyFirst } from './copy-candidate';
 import { type GateInput, worthShowing } from './gate';
@@ -82,6 +84,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   /** The generation in flight of each kind, which the next request of that kind aborts. */
   const inFlight = new Map<RequestKind, AbortController>();
   let lastTrace: TraceParams | null = null;
+  /** What inline requests spend after their generation, kept off the engine's share of the latency budget. */
+  const reserve = new BudgetReserve();
   // esbuild.mjs copies the parser's and the grammars' .wasm files here.
   const syntax = new SyntaxChecker((file) => path.join(options.extensionRoot, 'dist', 'tree-sitter', file), log);
 
@@ -201,6 +205,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   }
 
   connection.languages.inlineCompletion.on(async (params, token): Promise<InlineCompletionItem[] | null> => {
+    // The latency budget counts from here: reading the document and waiting for the model are part of the wait.
+    const arrived = wallClockMs();
     const document = requestDocument(params);
     if (typeof document === 'string') {
       log(`inline: refused: ${document}`);
@@ -225,6 +231,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     // that comes out blank or broken gives way to one that does not. One row is the engine's text as it is.
     const explicit = context.triggerKind === InlineCompletionTriggerKind.Invoked;
     const rows = explicit ? config.candidates : config.inlineCandidates;
+    // As you type, a suggestion is worth showing only on time (unmask.latencyBudgetMs); one asked for is waited for.
+    const latencyBudgetMs = explicit ? 0 : reserve.engineBudgetMs(config.latencyBudgetMs);
     const uri = params.textDocument.uri;
     return generate(
       'inline',
@@ -232,27 +240,29 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       async (model, signal) => {
         const started = performance.now();
         const query = { prefix: source.window.prefix, suffix: source.window.suffix, languageId: document.languageId, maxTokens: config.maxSpanTokens };
-        const hooks = traceHooks(uri, 'inline', signal);
+        const hooks: InfillHooks = { ...traceHooks(uri, 'inline', signal), now: wallClockMs, startedAt: arrived };
         let texts: readonly string[];
-        let trace: Trace;
+        let result: InfillResult;
         let top: GateInput | undefined;
         if (rows > 1) {
-          const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows }));
+          const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows, latencyBudgetMs }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
           const candidates = withCopyCandidate(ranked.candidates, source.file);
           // As you type, the best row alone is shown; an explicit request lists them all for Alt+] / Alt+[.
           texts = candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
           top = candidates[0];
-          trace = ranked.result.trace;
+          result = ranked.result;
         } else {
-          const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config)), hooks);
+          const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config, { latencyBudgetMs })), hooks);
           const copy = copyCandidate(source.file);
           const best = outcome.result.candidates[outcome.candidateIndex[0]];
           texts = withCopyFirst(outcome.texts, copy, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
           top = copy !== undefined ? { meanConfidence: 1, source: 'copy' } : best && { meanConfidence: best.meanConfidence };
-          trace = outcome.result.trace;
+          result = outcome.result;
         }
-        finishTrace(trace, uri, 'inline', performance.now() - started);
+        const latencyMs = performance.now() - started;
+        if (!explicit) reserve.observe(latencyMs - result.totalMs);
+        finishTrace(result.trace, uri, 'inline', latencyMs);
         if (!worthShowing(top, config.minConfidence, explicit)) {
           if (top) log(`inline: best row withheld (mean confidence ${top.meanConfidence.toFixed(3)} < unmask.minConfidence ${config.minConfidence})`);
           return [];

@@ -11,6 +11,7 @@ export function traceParams(trace: Trace, uri: string, kind: TraceParams['kind']
     kind,
     steps: trace.steps,
     plannedSteps: trace.plannedSteps,
+    cutByDeadline: trace.cutByDeadline,
     holeLengths: [...trace.holeLengths],
     tokens: trace.tokens.map((t) => ({
       index: t.index,

@@ -278,7 +278,8 @@ class InferenceWorker {
 
   /**
    * Runs a whole generation in the worker (worker.ts `sample`): the engine's sampler next to the session. `allowed`
-   * completes the K-best lists the worker's model function returns.
+   * completes the K-best lists the worker's model function returns. A deadline in `config` is read on the worker's
+   * wall clock (clock.ts), whatever `hooks.now` is: callers set it on that clock.
    */
   sample(canvas: SamplerCanvas, config: SamplerConfig, allowed: number, hooks: SamplerHooks): Promise<SamplerResult> {
     if (this.exited) return Promise.reject(new Error('Generation refused: the inference worker is not running'));

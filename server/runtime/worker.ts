@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { type CachedRunInputs, ContextCache, describeCachedRun, splitForCache } from './cached-context';
+import { wallClockMs } from './clock';
 import { AbortError } from '../engine/errors';
 import { sampleCanvas, type SamplerProgress } from '../engine/sampler';
 import type { KBest, ModelFn } from '../engine/types';
@@ -243,6 +244,8 @@ async function sample(message: SampleMessage): Promise<void> {
   try {
     const result = await sampleCanvas(model, message.canvas, message.config, {
       signal: controller.signal,
+      // A deadline in the config is on the wall clock, which reads the same here as on the main thread.
+      now: wallClockMs,
       ...(message.progress ? { onStep } : {}),
     });
     post({ type: 'sampled', id: message.id, result, onnxMs, contextCalls }, result.rows.map((row) => row.buffer as ArrayBuffer));

@@ -53,6 +53,16 @@ describe('the command line', () => {
     assert.ok(result.model_calls <= 4 && result.latency_ms > 0 && result.model_ms > 0);
   });
 
+  it('cuts the steps at --latency-budget, committing every token left in the last one, and says so', () => {
+    const run = cli([file, '--line', '4', '--col', '9', '--json', '--steps', '4', '--latency-budget', '0.001', ...common]);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.equal(result.cut_by_deadline, true);
+    assert.equal(result.model_calls, 1);
+    const free = JSON.parse(cli([file, '--line', '4', '--col', '9', '--json', '--steps', '4', ...common]).stdout);
+    assert.equal(free.cut_by_deadline, false);
+  });
+
   it('ranks a batch task\'s candidates against the whole file it gives', () => {
     const tasks = path.join(dir, 'ranked.jsonl');
     const out = path.join(dir, 'ranked-results.jsonl');
@@ -127,6 +137,7 @@ describe('the command line', () => {
     ['a line past the end', [file, '--line', '99', '--col', '1'], /--line 99 is past the end of the file \(it has 6 lines\)/],
     ['a column past the end of the line', [file, '--line', '1', '--col', '80'], /--col 80 is past the end of line 1 \(it has 14 characters\)/],
     ['a bad strategy', [file, '--line', '1', '--col', '1', '--strategy', 'sideways'], /strategy must be one of/],
+    ['a negative latency budget', [file, '--line', '1', '--col', '1', '--latency-budget=-5'], /latencyBudgetMs must be a number from 0/],
     ['an unknown flag', [file, '--lines', '1'], /Unknown option '--lines'/],
     // Issue 15: a folder exited 1 with a raw EISDIR, and an --out that cannot be written printed a stack trace.
     ['a folder given as the file', [dir, '--line', '1', '--col', '1'], new RegExp(`^unmask: file ${dir} is a folder, not a file\n$`)],

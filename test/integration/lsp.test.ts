@@ -159,6 +159,30 @@ describe('the language server', () => {
     }
   });
 
+  it('cuts the steps of a request made as you type at unmask.latencyBudgetMs, never those of one asked for (issue 14)', async () => {
+    const ask = async (triggerKind: InlineCompletionTriggerKind): Promise<TraceParams> => {
+      const since = client.traces.length;
+      await client.connection.sendRequest(InlineCompletionRequest.type, {
+        textDocument: { uri: 'file:///work/read.py' },
+        position: CURSOR,
+        context: { triggerKind },
+      });
+      return client.traces.slice(since).filter((t) => !t.partial).at(-1)!;
+    };
+    try {
+      // 1 ms has passed before the first step starts: it is the last, and commits every mask at once.
+      await client.changeSettings({ latencyBudgetMs: 1 });
+      const cut = await ask(InlineCompletionTriggerKind.Automatic);
+      assert.equal(cut.cutByDeadline, true);
+      assert.equal(cut.steps, 1);
+      assert.equal(cut.tokens.length, cut.holeLengths[0], 'every mask committed, in that one step');
+      const asked = await ask(InlineCompletionTriggerKind.Invoked);
+      assert.equal(asked.cutByDeadline, false, 'an explicit request runs every step');
+    } finally {
+      await client.changeSettings({ latencyBudgetMs: undefined });
+    }
+  });
+
   it('follows incremental document changes', async () => {
     await client.connection.sendNotification(DidChangeTextDocumentNotification.type, {
       textDocument: { uri: 'file:///work/read.py', version: 2 },

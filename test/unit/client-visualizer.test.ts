@@ -26,6 +26,7 @@ const TRACE: TraceParams = {
   kind: 'fillHoles',
   steps: 3,
   plannedSteps: 4,
+  cutByDeadline: false,
   holeLengths: [4, 4],
   tokens: [
     token(0, 0, 0, 'x', { confidence: 0.9 }),

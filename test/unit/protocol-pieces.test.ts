@@ -4,7 +4,7 @@ import { TextDocument } from 'vscode-languageserver-textdocument';
 import { afterIndentation, complete, dropRepeatedLines, splitIndentation } from '../../server/protocol/completion';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import { CharCodec, FACTS, textModel } from './engine-mocks';
-import { defaultConfig, needsReload, parseConfig } from '../../server/protocol/config';
+import { defaultConfig, needsReload, parseConfig, samplerOverrides } from '../../server/protocol/config';
 import { inlineItems, inlineSource } from '../../server/protocol/inline';
 import { LONG_LINE_CHARS, unsuitableReason, windowAround } from '../../server/protocol/window';
 import packageJson from '../../package.json';
@@ -43,6 +43,14 @@ describe('server settings', () => {
     assert.equal(needsReload(base, parseConfig({ steps: 4 }).config), false);
     assert.equal(needsReload(base, parseConfig({ device: 'cpu' }).config), true);
     assert.equal(needsReload(base, parseConfig({ modelPath: '/m' }).config), true);
+  });
+
+  it('give the engine the latency budget only where the request passes it (inline requests as you type)', () => {
+    const config = parseConfig({ latencyBudgetMs: 60 }).config;
+    assert.equal(config.latencyBudgetMs, 60);
+    assert.equal(samplerOverrides(config).latencyBudgetMs, 0);
+    assert.equal(samplerOverrides(config, { latencyBudgetMs: 45 }).latencyBudgetMs, 45);
+    assert.equal(needsReload(defaultConfig(), config), false);
   });
 });
 
