@@ -2,7 +2,7 @@
 // onnxruntime is not installed): the same runtime the extension uses, one process per model, requests and answers as
 // JSON lines on stdin and stdout.
 //
-// Run: node models/recipe/ort_serve.mjs model.onnx
+// Run: node models/recipe/node/ort_serve.mjs model.onnx
 // First line out: {"ready": true, "version": "<onnxruntime version>"}. Then per request line
 // {"feeds": {name: tensor}, "outputs": [name, ...]} one answer line {"outputs": {name: tensor}} or {"error": "..."},
 // where a tensor is {"type": "int64" | "int32" | "float32" | "bool", "dims": [...], "data": base64 of its
@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 // Resolve onnxruntime-node from the repository's node_modules, whatever the caller's working directory.
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(resolve(here, "../../package.json"));
+const require = createRequire(resolve(here, "../../../package.json"));
 const ort = require("onnxruntime-node");
 
 const ARRAYS = { int64: BigInt64Array, int32: Int32Array, float32: Float32Array, bool: Uint8Array };

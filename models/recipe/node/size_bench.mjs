@@ -1,7 +1,7 @@
 // The model calls of one 32-token, 8-step fill, timed on several exported cached-context models in interleaved rounds,
 // so that a machine loaded by other work (training) slows every candidate alike and the ratios stay fair.
-// size_bench.py runs it after exporting the candidates; by hand:
-//     node models/recipe/size_bench.mjs --rounds 15 DIR1 DIR2 ...
+// eval_size_bench.py runs it after exporting the candidates; by hand:
+//     node models/recipe/node/size_bench.mjs --rounds 15 DIR1 DIR2 ...
 // One fill = the context graph on a 256-token canvas with a 32-token hole, then 8 step-graph calls over the 32 span
 // tokens asking for the still-masked positions (32, 28, ..., 4), fetching only the K-best head, as the engine does;
 // with --rows 2 the step runs two rows on one shared context cache (the editor's two inline rows). Session options
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(resolve(here, '../../package.json'));
+const require = createRequire(resolve(here, '../../../package.json'));
 const ort = require('onnxruntime-node');
 
 const argv = process.argv.slice(2);

@@ -1,10 +1,10 @@
 // Syntax check of TypeScript / JavaScript files with the real TypeScript parser, in batch, for the eval harness.
 //
-// Run: node models/recipe/syntax_check.mjs < requests.jsonl > results.jsonl
+// Run: node models/recipe/node/syntax_check.mjs < requests.jsonl > results.jsonl
 // Each input line is {"id": any, "text": "...", "path": "src/a.tsx"} (the path's extension picks the dialect:
 // .ts .tsx .mts .cts .d.ts .js .jsx .mjs .cjs; "language" may stand in for a path). Each output line, in input
 // order, is {"id": ..., "ok": true|false, "errors": n, "first": "message at line:col" | null}.
-// One process serves a whole eval (eval.py starts it once), because starting Node and loading typescript costs
+// One process serves a whole eval (eval_heldout.py starts it once), because starting Node and loading typescript costs
 // far more than parsing one file.
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 // Resolve typescript from the repository's node_modules, whatever the caller's working directory.
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(resolve(here, "../../package.json"));
+const require = createRequire(resolve(here, "../../../package.json"));
 const ts = require("typescript");
 
 const EXTENSIONS = [".d.ts", ".d.mts", ".d.cts", ".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"];

@@ -1,7 +1,7 @@
 // Type check of single TypeScript files with the real TypeScript checker, for the RL rewards (rewards.py starts one
 // process per run and keeps it; syntax_check.mjs does the parse-only check).
 //
-// Run: node models/recipe/ts_typecheck.mjs < requests.jsonl > results.jsonl
+// Run: node models/recipe/node/ts_typecheck.mjs < requests.jsonl > results.jsonl
 // Each input line is {"id": any, "text": "...", "path": "src/a.ts"}; each output line, in input order, is
 // {"id": ..., "errors": n, "diagnostics": ["TS2304 Cannot find name 'x'.", ...]} (messages without positions, so the
 // caller can compare a filled file with its original: a completion "compiles" when it adds no diagnostic).
@@ -14,7 +14,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(resolve(here, "../../package.json"));
+const require = createRequire(resolve(here, "../../../package.json"));
 const ts = require("typescript");
 
 const OPTIONS = {

@@ -2,9 +2,9 @@
 and split into train/valid/test.
 
 Full build (39 packages, ~1 minute with a cold cache, 15 s of CPU; rewrites the measured fields of sources.json):
-    .venv/bin/python models/recipe/corpus.py
+    python -m scripts.data_corpus
 Smoke build for CI (the few small packages marked "smoke" in sources.json, under a minute, into data/corpus-smoke/):
-    .venv/bin/python models/recipe/corpus.py --smoke
+    python -m scripts.data_corpus --smoke
 
 Sources are listed in `sources.json` (the committed manifest): Debian packages are fetched with
 `apt-get download NAME=VERSION` and read with `dpkg-deb --fsys-tarfile`; npm packages with `npm pack NAME@VERSION`.
@@ -31,7 +31,7 @@ package/path, else to train.
 Outputs in --out: {train,valid,test}.jsonl.gz, one {"package","version","path","language","text"} per line
 (language: python | typescript | javascript; train is shuffled with --seed), stats.json (files and bytes per split,
 language and package, drops by reason), and corpus.tar holding those files for the GPU machine (64 MiB per transfer:
-unpack with `tar -xf corpus.tar -C models/recipe/data/corpus`).
+unpack with `tar -xf corpus.tar -C data/corpus`).
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_MANIFEST = HERE / "sources.json"
-DEFAULT_DATA = HERE / "data"
+from unmask.paths import DATA_DIR as DEFAULT_DATA, RECIPE_DIR
+
+DEFAULT_MANIFEST = RECIPE_DIR / "sources.json"
 
 LANGUAGE_BY_EXTENSION = {
     ".py": "python",

@@ -1,12 +1,12 @@
 """Tokenizer stage: a byte-level BPE tokenizer (Hugging Face `tokenizers`) trained on the corpus's train split.
 
-Train (after corpus.py; ~2 minutes on 2 cores, most of it counting the train split's tokens) and write data/tokenizer/{tokenizer.json, tokenizer_config.json,
+Train (after data_corpus.py; ~2 minutes on 2 cores, most of it counting the train split's tokens) and write data/tokenizer/{tokenizer.json, tokenizer_config.json,
 fixture.json, stats.json}:
-    .venv/bin/python models/recipe/tokenizer.py
+    python -m scripts.data_tokenizer
 Smoke build for CI (reads data/corpus-smoke, writes data/tokenizer-smoke, vocabulary 2048):
-    .venv/bin/python models/recipe/tokenizer.py --smoke
+    python -m scripts.data_tokenizer --smoke
 Check an existing tokenizer again (special ids, lossless round trip on the valid split) and rewrite its fixture:
-    .venv/bin/python models/recipe/tokenizer.py --check
+    python -m scripts.data_tokenizer --check
 
 The special tokens sit at fixed ids that the model, the ONNX metadata and the TypeScript runtime rely on (they also
 read them back from tokenizer.json by string and check them):
@@ -37,8 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE / "data"
+from unmask.paths import DATA_DIR as DEFAULT_DATA
 
 # The special tokens in id order: their position in this list is their id.
 SPECIAL_TOKENS = [
@@ -249,13 +248,13 @@ def main(argv=None) -> None:
     tokenizer_path = out / "tokenizer.json"
     for split in ("train", "valid"):
         if not (corpus / f"{split}.jsonl.gz").exists():
-            raise SystemExit(f"{corpus / f'{split}.jsonl.gz'} not found: run corpus.py{' --smoke' if args.smoke else ''} first")
+            raise SystemExit(f"{corpus / f'{split}.jsonl.gz'} not found: run data_corpus.py{' --smoke' if args.smoke else ''} first")
     valid = list(read_records(corpus / "valid.jsonl.gz"))
     t0 = time.time()
 
     if args.check:
         if not tokenizer_path.exists():
-            raise SystemExit(f"{tokenizer_path} not found: train it first (tokenizer.py without --check)")
+            raise SystemExit(f"{tokenizer_path} not found: train it first (data_tokenizer.py without --check)")
         tok = Tokenizer.from_file(str(tokenizer_path))
     else:
         texts, taken = training_texts(corpus, args.max_bytes_per_language)

@@ -1,7 +1,7 @@
 """Tokenises corpus splits with every core, into the same uint16 token cache that common.token_stream reads.
 
-    python models/recipe/fast_tokens.py --corpus-dir models/recipe/data/corpus-grown \
-        --tokenizer models/recipe/data/tokenizer/tokenizer.json --workers 16
+    python -m scripts.data_tokens --corpus-dir data/corpus-grown \
+        --tokenizer data/tokenizer/tokenizer.json --workers 16
 
 common.token_stream tokenises a split once, in one Python process (gzip, JSON and the writes on one core; the
 tokenizer's own batch threads help only inside each 256-file batch). This module cuts the split into chunks of files,
@@ -27,11 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-import common  # noqa: E402
+from unmask import common
 
 _TOK = None  # the worker's tokenizer
 _SPECIAL = None

@@ -1,8 +1,9 @@
-"""Calibrates the two gates on inline suggestions from a held-out eval run with --per-task (eval.py): the copy
+"""Calibrates the two gates on inline suggestions from a held-out eval run with --per-task (eval_heldout): the copy
 candidate's shortest repeated run (COPY_MIN_MATCH, server/protocol/copy-candidate.ts) and unmask.minConfidence
 (server/protocol/gate.ts). Prints markdown tables for the model card.
 
-    python models/recipe/calibrate.py --eval models/recipe/data/eval/final.json
+Run from models/recipe/:
+    python -m scripts.eval_calibrate --eval data/eval/final.json
 
 Copy table: for each threshold L, the product's first line exact when the copy (whole file, metrics.copy_from_file)
 goes first wherever its repeated run is >= L characters and the model's own row (the eval's `copy_min_match` 0 row)
@@ -16,22 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from metrics import copy_from_file, first_line_exact, longest_repeated_tail  # noqa: E402
+from unmask.metrics import copy_from_file, first_line_exact, longest_repeated_tail
+from unmask.paths import REPO_DIR
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--eval", required=True, help="eval.py --per-task JSON with an onnx row run at --cli-copy-min-match 0")
+    p.add_argument("--eval", required=True, help="eval_heldout --per-task JSON with an onnx row run at --cli-copy-min-match 0")
     p.add_argument("--tasks", default=None, help="the tasks file (default: the one the eval names)")
     p.add_argument("--copy-thresholds", default="1,4,8,12,16,24,32", help="copy run lengths to tabulate")
     p.add_argument("--confidence-thresholds", default="0,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="minConfidence values")
     args = p.parse_args(argv)
     report = json.load(open(args.eval))
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    tasks_file = args.tasks or os.path.join(repo, report["tasks"]["file"])
+    tasks_file = args.tasks or os.path.join(REPO_DIR, report["tasks"]["file"])
     tasks = {t["id"]: t for t in map(json.loads, open(tasks_file))}
     run = next(r for r in report["runs"] if r["model"] == "onnx" and r.get("copy_min_match") == 0
                and not r.get("candidates"))

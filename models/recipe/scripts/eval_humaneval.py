@@ -1,11 +1,11 @@
 """HumanEval-Infilling through the extension's CLI, with each completion's tests executed in a sandbox: pass@1.
 
 Run (build the CLI first with `node esbuild.mjs`; single-line, every 5th task: 207 tasks, about 1 minute):
-    python models/recipe/humaneval.py --benchmarks single-line --every 5
+    python -m scripts.eval_humaneval --benchmarks single-line --every 5
 All three benchmarks, every task (1033 + 5815 + 164 tasks):
-    python models/recipe/humaneval.py --benchmarks single-line,multi-line,random-span-light --every 1
+    python -m scripts.eval_humaneval --benchmarks single-line,multi-line,random-span-light --every 1
 Only the overlap check of the training corpus against HumanEval (prompts and canonical solutions):
-    python models/recipe/humaneval.py --overlap-only
+    python -m scripts.eval_humaneval --overlap-only
 
 The data is openai/human-eval-infilling (MIT; models/recipe/evaldata/humaneval-infilling/README.md says what was
 taken). Each problem becomes one CLI batch task {prefix: prompt, suffix, language: python}; the completion is run as
@@ -33,8 +33,6 @@ import gzip
 import json
 import math
 import os
-import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -45,15 +43,12 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
-import cli_batch  # noqa: E402  (the recipe is a folder of flat scripts)
-import metrics  # noqa: E402
+from unmask import onnx_cli
+from unmask import metrics, paths
 
-REPO = os.path.dirname(os.path.dirname(HERE))
-DATA_DIR = os.path.join(HERE, "evaldata", "humaneval-infilling")
+REPO = str(paths.REPO_DIR)
+DATA_DIR = str(paths.EVALDATA_DIR / "humaneval-infilling")
 BENCHMARKS = {
     "single-line": "HumanEval-SingleLineInfilling.jsonl.gz",
     "multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
@@ -62,9 +57,9 @@ BENCHMARKS = {
 # Published pass@1 anchors (%), per benchmark.
 ANCHORS = {"single-line": [("Open-dCoder 0.5B (fixed length)", 32.5),
                            ("DiffuGPT-S 127M, 30B tokens", 0.3)]}
-DEFAULT_TRAIN = os.path.join(HERE, "data", "corpus", "train.jsonl.gz")
-DEFAULT_OUT = os.path.join(HERE, "data", "eval", "humaneval.json")
-DEFAULT_MARKDOWN = os.path.join(HERE, "data", "eval", "humaneval.md")
+DEFAULT_TRAIN = str(paths.CORPUS_DIR / "train.jsonl.gz")
+DEFAULT_OUT = str(paths.DATA_DIR / "eval" / "humaneval.json")
+DEFAULT_MARKDOWN = str(paths.DATA_DIR / "eval" / "humaneval.md")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,11 +220,11 @@ def run_cli(task_list: list[dict], args) -> tuple[list[str], float]:
                 if n is not None:
                     request["max_tokens"] = n
                 f.write(json.dumps(request) + "\n")
-        command = [args.node, cli, "--batch", requests, "--out", results, "--model", args.model,
+        command = [args.node, cli, "--batch", requests, "--out", results, "--model", os.path.abspath(args.model),
                    "--precision", args.precision, "--steps", str(args.steps), "--strategy", args.strategy,
                    "--seed", str(args.seed)] + (["--threads", str(args.threads)] if args.threads else [])
-        answers, seconds = cli_batch.run_batch(command, results, REPO)
-    return [cli_batch.answer(answers, i, task["id"])["completion"] for i, task in enumerate(task_list)], seconds
+        answers, seconds = onnx_cli.run_batch(command, results, REPO)
+    return [onnx_cli.answer(answers, i, task["id"])["completion"] for i, task in enumerate(task_list)], seconds
 
 
 def copy_completions(task_list: list[dict]) -> list[str]:
@@ -421,8 +416,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     given = sys.argv[1:] if argv is None else list(argv)
-    command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), os.getcwd())]
-                       + [shlex.quote(x) for x in given])
+    command = paths.command_line("scripts.eval_humaneval", given)
     wall0 = time.time()
     report: dict = {"command": command, "runs": []}
     if not args.overlap_only:

@@ -1,10 +1,11 @@
 """CPU latency of candidate model sizes, for choosing the width and depth a GPU window trains (issue 12).
 
-    .venv/bin/python models/recipe/size_bench.py --sizes 4x256,8x256,6x320,6x384,8x384,8x512 --rounds 15
+Run from models/recipe/:
+    python -m scripts.eval_size_bench --sizes 4x256,8x256,6x320,6x384,8x384,8x512 --rounds 15
 
 For each size LxD (L layers, width D, D/64 heads, MLP 4D) it trains a context_only denoiser for one step on the smoke
 corpus with the real 8192-token tokenizer (random weights are enough: latency does not depend on them) and exports it
-as the shipped int8 cached-context pair with the K-best head (export.py). Then size_bench.mjs times the model calls
+as the shipped int8 cached-context pair with the K-best head (export_onnx). Then node/size_bench.mjs times the model calls
 of a 32-token, 8-step fill (one context pass, eight step calls fetching the head, as the engine makes them; 1 row and
 the editor's 2 inline rows) through onnxruntime-node, every candidate once per round, in rotating order, for
 --rounds rounds: on a machine that other work (training) loads, every candidate is slowed alike and the ratio to the
@@ -20,11 +21,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+from unmask.paths import NODE_DIR, RECIPE_DIR as HERE, REPO_DIR as REPO
 
 
 def parse_size(s: str) -> tuple[int, int]:
@@ -34,7 +33,7 @@ def parse_size(s: str) -> tuple[int, int]:
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, check=True, **kw)
+    return subprocess.run(cmd, check=True, cwd=HERE, **kw)  # stages run from models/recipe/ (python -m)
 
 
 def main(argv=None) -> list[dict]:
@@ -49,11 +48,12 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--corpus-dir", default=str(HERE / "data" / "corpus-smoke"), help="corpus for the one step and parity")
     p.add_argument("--tokenizer", default=str(HERE / "data" / "tokenizer" / "tokenizer.json"),
                    help="the real tokenizer (its vocabulary sets the projection's cost)")
-    p.add_argument("--python", default=sys.executable, help="interpreter for pretrain.py and export.py")
+    p.add_argument("--python", default=sys.executable, help="interpreter for train_pretrain.py and export_onnx.py")
     p.add_argument("--node", default="node", help="Node.js binary")
     p.add_argument("--out", default=None, help="JSON results (default: WORK/size_bench.json)")
     args = p.parse_args(argv)
-    work = Path(args.work)
+    work = Path(args.work).resolve()
+    args.corpus_dir, args.tokenizer = os.path.abspath(args.corpus_dir), os.path.abspath(args.tokenizer)
     work.mkdir(parents=True, exist_ok=True)
     bench = REPO / "dist" / "bench.js"
     sizes = [parse_size(s) for s in args.sizes.split(",")]
@@ -63,19 +63,19 @@ def main(argv=None) -> list[dict]:
         run_dir, model_dir = work / name, work / f"model-{name}"
         ckpt = run_dir / "ckpt.pt"
         if not ckpt.exists():
-            run([args.python, str(HERE / "pretrain.py"), "--objective", "mdm", "--attention", "context_only",
+            run([args.python, "-m", "scripts.train_pretrain", "--objective", "mdm", "--attention", "context_only",
                  "--run-name", name, "--runs-dir", str(work), "--n-layer", str(layers), "--d-model", str(width),
                  "--n-head", str(max(1, width // 64)), "--d-ff", str(4 * width), "--max-seq-len", "256",
                  "--batch-size", "2", "--max-steps", "1", "--eval-every", "1", "--eval-examples", "2",
                  "--log-every", "1", "--threads", "1", "--corpus-dir", args.corpus_dir, "--tokenizer", args.tokenizer,
                  "--token-cache", str(work / "tokens")], stdout=subprocess.DEVNULL)
         if not (model_dir / "manifest.json").exists():
-            run([args.python, str(HERE / "export.py"), "--ckpt", str(ckpt), "--out", str(model_dir), "--id",
+            run([args.python, "-m", "scripts.export_onnx", "--ckpt", str(ckpt), "--out", str(model_dir), "--id",
                  f"size-{name}", "--corpus-dir", args.corpus_dir, "--no-card"], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
         dirs.append(model_dir)
     # The model calls of a 32-token, 8-step fill, all candidates in interleaved rounds (size_bench.mjs).
-    got = run([args.node, str(HERE / "size_bench.mjs"), "--rounds", str(args.rounds), "--rows", "1,2",
+    got = run([args.node, str(NODE_DIR / "size_bench.mjs"), "--rounds", str(args.rounds), "--rows", "1,2",
                "--threads", str(args.threads), *map(str, dirs)], capture_output=True, text=True)
     fills = {Path(r["dir"]).name: r["median_ms"] for r in json.loads(got.stdout.strip().splitlines()[-1])["results"]}
     rows = []
@@ -83,9 +83,9 @@ def main(argv=None) -> list[dict]:
         name = f"{layers}x{width}"
         ckpt = work / name / "ckpt.pt"
         params = int(subprocess.run([args.python, "-c", (
-            "import sys; sys.path.insert(0, sys.argv[1]); import common; "
-            "c = common.torch_load(sys.argv[2]); print(sum(v.numel() for v in c['model'].values()))"),
-            str(HERE), str(ckpt)], capture_output=True, text=True, check=True).stdout)
+            "import sys; from unmask import checkpoint; "
+            "c = checkpoint.read(sys.argv[1]); print(sum(v.numel() for v in c['model'].values()))"),
+            str(ckpt)], capture_output=True, text=True, check=True, cwd=HERE).stdout)
         row = {"size": name, "layers": layers, "width": width, "params": params,
                "onnx_bytes": {f.name: f.stat().st_size for f in sorted(model_dir.glob("*.onnx"))},
                "fill_ms": fills[model_dir.name]}

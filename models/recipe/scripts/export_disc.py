@@ -1,14 +1,15 @@
-"""Exports a distillation run to a shipped model folder: the student through export.py (the denoiser contract, as the
+"""Exports a distillation run to a shipped model folder: the student through export_onnx (the denoiser contract, as the
 teacher), then the discriminator as int8 ONNX (`unmask.kind = "disc"`, contract in models/README.md), its parity
 fixture, its entries in manifest.json and a "## Distillation" section of the model card.
 
-    python models/recipe/export_disc.py --run models/recipe/runs/gpu-distill --out models/unmask-coder-base
+Run from models/recipe/:
+    python -m scripts.export_disc --run runs/gpu-distill --out ../unmask-coder-base
 Only the discriminator (the folder already holds the student):
-    python models/recipe/export_disc.py --run runs/gpu-distill --out ../unmask-coder-base --disc-only
+    python -m scripts.export_disc --run runs/gpu-distill --out ../unmask-coder-base --disc-only
 
 Discriminator graph: inputs input_ids [B,T] int64, positions [B,P] int64, t [B] float32 (noise level in [0,1]),
 output scores [B,P] float32 (per-token logits, > 0: "looks like a teacher sample"); opset 17; the spectral norm is
-folded into plain weights; weights int8 with export.py's quantizer (the embedding table int8 per row, every
+folded into plain weights; weights int8 with onnx_export's quantizer (the embedding table int8 per row, every
 constant-weight MatMul 7-bit per column). Files: disc.int8.onnx (+ disc.onnx with --fp32) and disc_parity.json:
 {"format": 1, "tolerance": {"fp32_rel_l2", "int8_rel_l2", "int8_sign"}, "cases": [{"name", "input_ids" [B][T],
 "positions" [B][P], "t" [B], "scores" [B][P] (PyTorch fp32)}]}. An fp32 file must match "scores" to a relative L2
@@ -18,27 +19,22 @@ whose magnitude is at least sign_min.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from unmask import checkpoint, common
+from unmask import onnx_export as export
+from unmask.card import replace_section
+from unmask.discriminator import Discriminator, load_discriminator
+from scripts import export_onnx
 
-import common  # noqa: E402
-import export  # noqa: E402
-from discriminator import Discriminator, load_discriminator  # noqa: E402
-
-REPO = Path(HERE).parent.parent
+REPO = common.REPO_DIR
 # int8_sign counts only scores with |PyTorch score| >= SIGN_MIN: the sign of a near-zero logit is noise.
 TOLERANCE = {"fp32_rel_l2": 1e-4, "int8_rel_l2": 0.1, "int8_sign": 0.95, "sign_min": 0.1}
 CARD_SECTION = "## Distillation"
@@ -59,14 +55,11 @@ def export_disc_fp32(disc: Discriminator, path: Path, opset: int) -> None:
     ids = torch.randint(16, disc.config["vocab_size"], (2, 48))
     pos = torch.tensor([[3, 5, 7, 11], [0, 2, 40, 47]])
     t = torch.tensor([0.3, 0.9])
-    kwargs = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # the TorchScript exporter, as export.py
     torch.onnx.export(OnnxDisc(disc.baked()).eval(), (ids, pos, t), str(path), opset_version=opset,
                       input_names=["input_ids", "positions", "t"], output_names=["scores"],
                       dynamic_axes={"input_ids": {0: "B", 1: "T"}, "positions": {0: "B", 1: "P"}, "t": {0: "B"},
                                     "scores": {0: "B", 1: "P"}},
-                      do_constant_folding=True, **kwargs)
+                      do_constant_folding=True, **export.exporter_kwargs())
 
 
 def embedding_initializer(graph) -> str:
@@ -79,7 +72,7 @@ def embedding_initializer(graph) -> str:
 
 
 def disc_metadata(ckpt: dict, quantization: str, summary: dict) -> dict[str, str]:
-    """export.py's metadata for the backbone, kind "disc", plus `unmask.disc`: what the scores mean."""
+    """export_onnx.py's metadata for the backbone, kind "disc", plus `unmask.disc`: what the scores mean."""
     meta = export.metadata(ckpt, quantization, summary)
     a = ckpt.get("args", {})
     meta["unmask.kind"] = "disc"
@@ -193,7 +186,8 @@ def card_section(student: dict, disc_ckpt: dict, files: list[dict]) -> str:
         CARD_SECTION, "",
         "The shipped denoiser is a DiDi-Instruct student: the masked-diffusion teacher distilled into a few-step "
         "sampler by minimising the integral KL between the student's and the teacher's marginals with a policy "
-        "gradient whose reward is a discriminator's log-odds (models/recipe/distill.py; methods.md section 2). "
+        "gradient whose reward is a discriminator's log-odds (models/recipe/scripts/train_distill.py; methods.md "
+        "section 2). "
         "`disc.int8.onnx` is that discriminator, usable as a reward model to rerank candidates "
         "(contract in models/README.md).", "",
         "| | |", "|---|---|",
@@ -208,27 +202,12 @@ def card_section(student: dict, disc_ckpt: dict, files: list[dict]) -> str:
         f"| ablations | {', '.join(ablations) if ablations else 'none (full method)'} |",
         f"| student validation ELBO | {m.get('student_valid_elbo_bits', float('nan')):.3f} bits/span token |",
         "", "Files: " + ", ".join(f"`{f['name']}` ({f['bytes']} bytes)" for f in files) + ".", "",
-        "Reproduce:", "", "```sh",
-        f"python models/recipe/distill.py --teacher {t.get('path')} --run-name {a.get('run_name')} {flags}"
+        "Reproduce (from `models/recipe/`):", "", "```sh",
+        f"python -m scripts.train_distill --teacher {t.get('path')} --run-name {a.get('run_name')} {flags}"
         + (" " + " ".join(ablations) if ablations else ""),
-        "python models/recipe/export_disc.py --run <run folder> --out <this folder>", "```", "",
+        "python -m scripts.export_disc --run <run folder> --out <this folder>", "```", "",
     ]
     return "\n".join(lines)
-
-
-def replace_card_section(card: Path, body: str) -> None:
-    """Replaces the "## Distillation" section (to the next "## " heading) or appends it at the end: export.py keeps
-    everything from "## Evaluation" on, and eval.py rewrites only its own section."""
-    text = card.read_text() if card.exists() else ""
-    lines = text.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.strip() == CARD_SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + body
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        rest = "\n".join(lines[end:])
-        text = "\n".join(lines[:start]) + "\n" + body + ("\n" + rest if rest else "")
-    card.write_text(text.rstrip("\n") + "\n")
 
 
 def export_discriminator(disc_path: Path, out: Path, fp32: bool, opset: int, corpus_dir: str,
@@ -258,7 +237,7 @@ def export_discriminator(disc_path: Path, out: Path, fp32: bool, opset: int, cor
         onnx.save(p, str(out / name))
     cases = parity_cases(disc, ckpt["special"], corpus_dir, tokenizer_path)
     (out / "disc_parity.json").write_text(json.dumps(
-        {"format": export.FORMAT, "about": "PyTorch fp32 discriminator scores; see models/recipe/export_disc.py",
+        {"format": export.FORMAT, "about": "PyTorch fp32 discriminator scores; see models/recipe/scripts/export_disc.py",
          "tolerance": TOLERANCE, "cases": cases}, separators=(",", ":")) + "\n")
     check = check_with_node({n: out / n for n in written}, cases)
     for label, r in check.items():
@@ -275,10 +254,10 @@ def export_discriminator(disc_path: Path, out: Path, fp32: bool, opset: int, cor
 
 
 def update_manifest(out: Path, files: list[dict], meta: dict, check: dict) -> None:
-    """Adds the discriminator's files and facts to manifest.json (written by export.py for the denoiser)."""
+    """Adds the discriminator's files and facts to manifest.json (written by export_onnx for the denoiser)."""
     path = out / "manifest.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: export the student first (export.py, or drop --disc-only)")
+        raise FileNotFoundError(f"{path} not found: export the student first (export_onnx, or drop --disc-only)")
     manifest = json.loads(path.read_text())
     names = {f["name"] for f in files}
     manifest["files"] = [f for f in manifest.get("files", []) if f["name"] not in names
@@ -306,13 +285,13 @@ def main(argv=None):
                "--sources", args.sources] + (["--id", args.id] if args.id else []) + (["--fp32"] if args.fp32 else [])
         if args.tokenizer:
             cmd += ["--tokenizer", args.tokenizer]
-        export.main(cmd)
+        export_onnx.main(cmd)
     r = export_discriminator(run / "disc.pt", out, args.fp32, args.opset, args.corpus_dir, Path(args.sources),
                              args.tokenizer)
     update_manifest(out, r["files"], r["meta"], r["check"])
-    student = torch.load(run / "student.pt", map_location="cpu")
+    student = checkpoint.read(run / "student.pt")
     manifest = json.loads((out / "manifest.json").read_text())
-    replace_card_section(out / "MODEL_CARD.md", card_section(student, r["ckpt"], manifest["files"]))
+    replace_section(out / "MODEL_CARD.md", CARD_SECTION, card_section(student, r["ckpt"], manifest["files"]))
     print(json.dumps({"out": str(out), "files": {f["name"]: f["bytes"] for f in r["files"]}, "check": r["check"]},
                      indent=1))
 

@@ -5,26 +5,26 @@ On the device machine (the `device` tool's `run`, from the repository root; mode
     bash models/recipe/gpu_window.sh --device cuda --out "$OUT"
 CPU dry run (CI, run_cpu.sh): the same stages on a tiny model in two minutes, then every output checked:
     bash models/recipe/gpu_window.sh --device cpu --dry-run
-Before a window, on this machine: pack the corpus and tokenizer that travel (carry `models/recipe/data/window`):
-    .venv/bin/python models/recipe/gpu_window.py --prepare-carry --corpus-dir models/recipe/data/corpus-grown
+Before a window, on this machine: pack the corpus and tokenizer that travel (carry `data/window`):
+    python -m scripts.gpu_window --prepare-carry --corpus-dir data/corpus-grown
 After a window, here: join and unpack what came back (the files under the tool's files_at folder):
-    .venv/bin/python models/recipe/gpu_window.py --unpack /work/.device/<files_at> --dest models/recipe/runs/window
+    python -m scripts.gpu_window --unpack /work/.device/<files_at> --dest runs/window
 
 Stages, each against the one deadline (start + --budget-minutes; every stage's time is logged in summary.json):
  1. data: the carried corpus.tar.xz (raw JSONL, xz: code compresses ~6x) is unpacked and each split re-gzipped at
-    level 1, then tokenised with every core (fast_tokens.py: same token cache format as common.token_stream).
- 2. stage 1, AR: pretrain.py --objective ar with PSM+SPM fill-in-the-middle, loss on every token.
- 3. stage 2, adaptation: pretrain.py --objective mdm --attention context_only --init-from <stage 1>: the same
+    level 1, then tokenised with every core (data_tokens.py: same token cache format as common.token_stream).
+ 2. stage 1, AR: train_pretrain.py --objective ar with PSM+SPM fill-in-the-middle, loss on every token.
+ 3. stage 2, adaptation: train_pretrain.py --objective mdm --attention context_only --init-from <stage 1>: the same
     parameters become the cached-context denoiser the extension runs. The training time left after the data stage
     and the --reserve-minutes kept for 4-6 is split --ar-share : 1 - --ar-share between the two stages.
     On CUDA: bf16 autocast, TF32, SDPA attention (flash for the causal stage), fused AdamW, torch.compile of the
     backbone (a stage whose compiled start fails is rerun once without it), DataLoader workers building batches,
-    large batches. Each stage writes its checkpoint at least every --save-minutes (pretrain.py
+    large batches. Each stage writes its checkpoint at least every --save-minutes (train_pretrain.py
     --save-every-minutes), and each new checkpoint is packed at once as float16 weights under $OUT, so a kill at any
     moment leaves the newest model there.
- 4. export: export.py writes the int8 cached-context pair with the K-best head (context.int8.onnx, step.int8.onnx,
+ 4. export: export_onnx.py writes the int8 cached-context pair with the K-best head (context.int8.onnx, step.int8.onnx,
     manifest, parity fixture, card).
- 5. eval: eval.py on the held-out tasks through its own flags (--ckpt, the PyTorch denoiser through sample.py, at
+ 5. eval: eval_heldout.py on the held-out tasks through its own flags (--ckpt, the PyTorch denoiser through sample.py, at
     8 steps, confidence; the AR stage as baseline). The device machine has no Node.js, so there the tasks are the
     Python ones (TypeScript/JavaScript syntax checks need Node); the full 600-task eval through the extension's CLI
     runs here on the returned model.
@@ -33,7 +33,7 @@ Stages, each against the one deadline (start + --budget-minutes; every stage's t
     each, 64 MiB in all, 2 folders down) is left out and named in $OUT/summary.json. Then every output is checked
     (--check does the same on its own).
 
-Size: the default (--size window, 6 x 384) is chosen by the CPU latency budget (size_bench.py; see SIZES below).
+Size: the default (--size window, 6 x 384) is chosen by the CPU latency budget (eval_size_bench.py; see SIZES below).
 """
 
 from __future__ import annotations
@@ -53,17 +53,14 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from unmask.paths import RECIPE_DIR as HERE, REPO_DIR as REPO  # stages run from models/recipe/ (python -m)
 
-from window_pack import MAX_FILE_MIB, MiB, Packer, check_out, trim_log, unpack  # noqa: E402
+from unmask.window_pack import MAX_FILE_MIB, MiB, Packer, check_out, trim_log, unpack
 
 SPLITS = ("train", "valid", "test")
 
 # Model sizes. "window" is the one a GPU window trains, chosen by the extension's CPU latency budget (a 32-token fill
-# at 8 steps, p50 <= 150 ms end to end on this 2-core machine) with size_bench.py: random-weight context_only models
+# at 8 steps, p50 <= 150 ms end to end on this 2-core machine) with eval_size_bench.py: random-weight context_only models
 # exported as the shipped int8 pair with the K-best head, the model calls of one fill (context pass + 8 step calls,
 # the head fetched) through onnxruntime-node, 15 interleaved rounds, 2026-12-03, while the lead's training held both
 # cores (load average 6.6 on 2 cores, so compare the ratios):
@@ -149,7 +146,7 @@ def parse_args(argv=None):
     g.add_argument("--save-minutes", type=float, default=None,
                    help="a checkpoint at least this often (default 1; 0.25 with --dry-run)")
     g.add_argument("--startup-seconds", type=float, default=None,
-                   help="expected start of a pretrain.py process before its clock runs (imports, data, model; "
+                   help="expected start of a train_pretrain.py process before its clock runs (imports, data, model; "
                         "default 20 on cuda, 8 on cpu)")
 
     g = p.add_argument_group("model and training")
@@ -217,6 +214,10 @@ def parse_args(argv=None):
         args.work = str(HERE / "runs" / f"window-{'dry' if dry else args.device}")
     if args.out is None:
         args.out = os.environ.get("OUT") if (os.environ.get("OUT") and not dry) else str(Path(args.work) / "out")
+    # The stages run as `python -m scripts.X` from models/recipe/: hand them absolute paths.
+    for key in ("work", "out", "data", "corpus_dir", "tokenizer"):
+        if getattr(args, key, None):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
     if args.part_mib >= MAX_FILE_MIB:
         p.error(f"--part-mib must be below {MAX_FILE_MIB}")
     if not 0 < args.ar_share <= 1:
@@ -303,7 +304,7 @@ def prepare_carry(corpus_dir: Path, tokenizer: Path, data: Path, threads: int = 
     tok_config = tokenizer.with_name("tokenizer_config.json")
     if tok_config.exists():
         shutil.copyfile(tok_config, data / "tokenizer_config.json")
-    import common
+    from unmask import common
 
     info = {"corpus_dir": str(corpus_dir), "tokenizer_sha256": common.file_sha256(tokenizer),
             "corpus_tar_xz_bytes": target.stat().st_size,
@@ -365,7 +366,7 @@ class Window:
         items = []
         if "mdm" in self.weights:
             items.append(("weights/mdm.pt", self.weights["mdm"]))
-        for name in ("tokenizer.json", "tokenizer_config.json"):  # what export.py reads beside the weights
+        for name in ("tokenizer.json", "tokenizer_config.json"):  # what export_onnx.py reads beside the weights
             for stage in ("mdm", "ar"):
                 if (w / "runs" / stage / name).exists():
                     items.append((f"weights/{name}", w / "runs" / stage / name))
@@ -417,12 +418,10 @@ class Window:
 
     def snapshot(self, stage: str, ckpt: Path) -> None:
         """Packs a stage's newest checkpoint as float16 weights and rewrites the pack."""
-        import weights
-
-        import common
+        from unmask import checkpoint
 
         try:
-            packed = weights.pack(common.torch_load(ckpt))
+            packed = checkpoint.pack(checkpoint.read(ckpt))
         except Exception as e:  # noqa: BLE001 (a checkpoint being written; the next poll retries)
             log(f"snapshot of {ckpt} failed ({e}); retrying later")
             return
@@ -449,7 +448,7 @@ class Window:
         log(f"{name}: {' '.join(cmd)} (timeout {timeout:.0f} s)")
         t0 = time.time()
         with open(logs / f"{name}.log", "ab") as lf:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=HERE,
                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                                     start_new_session=True)
 
@@ -508,9 +507,9 @@ class Window:
             data / "tokenizer.json" if (data / "tokenizer.json").exists() else HERE / "data" / "tokenizer" / "tokenizer.json")
         self.times["unpack"] = round(time.time() - t0, 1)
         t1 = time.time()
-        import fast_tokens
+        from scripts import data_tokens
 
-        counts = fast_tokens.main(["--corpus-dir", str(corpus), "--tokenizer", str(tokenizer), "--token-cache",
+        counts = data_tokens.main(["--corpus-dir", str(corpus), "--tokenizer", str(tokenizer), "--token-cache",
                                    str(self.work / "tokens"), "--workers", str(a.tokenize_workers)])
         self.times["tokenize"] = round(time.time() - t1, 1)
         self.status["tokens"] = {s: c["tokens"] for s, c in counts.items()}
@@ -532,7 +531,7 @@ class Window:
         cfg = model_config(a)
         run_dir = self.work / "runs" / stage
         ckpt = run_dir / "ckpt.pt"
-        cmd = [a.python, str(HERE / "pretrain.py"), "--objective", stage, "--run-name", stage,
+        cmd = [a.python, "-m", "scripts.train_pretrain", "--objective", stage, "--run-name", stage,
                "--runs-dir", str(self.work / "runs"), "--corpus-dir", str(corpus), "--tokenizer", str(tokenizer),
                "--token-cache", str(self.work / "tokens"), "--n-layer", str(cfg["n_layer"]),
                "--d-model", str(cfg["d_model"]), "--n-head", str(cfg["n_head"]), "--d-ff", str(cfg["d_ff"]),
@@ -576,7 +575,7 @@ class Window:
     def export(self, ckpt: Path, corpus: Path) -> bool:
         a = self.args
         timeout = max(5.0, self.left() - 25)
-        rc = self.run_logged("export", [a.python, str(HERE / "export.py"), "--ckpt", str(ckpt), "--out",
+        rc = self.run_logged("export", [a.python, "-m", "scripts.export_onnx", "--ckpt", str(ckpt), "--out",
                                         str(self.work / "model"), "--id", a.id, "--corpus-dir", str(corpus)],
                              timeout=timeout)
         self.status["export_exit"] = rc
@@ -588,7 +587,7 @@ class Window:
         ev.mkdir(parents=True, exist_ok=True)
         tasks_all = self.work / "tasks-all.jsonl"
         if not tasks_all.exists():
-            rc = self.run_logged("tasks", [a.python, str(HERE / "tasks.py"), "--test", str(corpus / "test.jsonl.gz"),
+            rc = self.run_logged("tasks", [a.python, "-m", "scripts.data_tasks", "--test", str(corpus / "test.jsonl.gz"),
                                            "--tokenizer", str(tokenizer), "--out", str(tasks_all),
                                            "--per-cell", str(a.eval_per_cell), "--max-seq-len", str(a.max_seq_len)],
                                  timeout=max(5.0, self.left() - 20))
@@ -602,7 +601,7 @@ class Window:
                      if ln.strip() and json.loads(ln).get("language") == "python"]
             tasks.write_text("\n".join(lines) + "\n", encoding="utf-8")
             self.notes.append("eval: no Node.js here, Python tasks only")
-        cmd = [a.python, str(HERE / "eval.py"), "--ckpt", str(mdm), "--tasks-file", str(tasks), "--tasks",
+        cmd = [a.python, "-m", "scripts.eval_heldout", "--ckpt", str(mdm), "--tasks-file", str(tasks), "--tasks",
                str(a.eval_tasks), "--steps", "8", "--strategies", "confidence", "--focus", "confidence:8",
                "--nll-batches", "1" if a.dry_run else "4", "--batch-size", "64" if a.device == "cuda" else "8",
                "--corpus-dir", str(corpus), "--device", a.device, "--threads", str(max(1, a.threads)),
@@ -626,7 +625,8 @@ class Window:
         LOG_FILE = self.out / "window.log"
         self.packer = Packer(self.out, a.part_mib, a.return_mib)
         # In a child process: CUDA is never initialised in this one, which forks the tokenising workers.
-        got = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--facts"], capture_output=True, text=True)
+        got = subprocess.run([sys.executable, "-m", "scripts.gpu_window", "--facts"], capture_output=True, text=True,
+                             cwd=HERE)
         try:
             facts = json.loads(got.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -720,7 +720,7 @@ def main(argv=None) -> int:
         tok = Path(args.tokenizer or HERE / "data" / "tokenizer-smoke" / "tokenizer.json")
         if not (smoke / "train.jsonl.gz").exists() or not tok.exists():
             raise SystemExit("gpu_window --dry-run: build the smoke corpus and tokenizer first "
-                             "(corpus.py --smoke; tokenizer.py --smoke; run_cpu.sh does both)")
+                             "(scripts.data_corpus --smoke; scripts.data_tokenizer --smoke; run_cpu.sh does both)")
         args.data = str(work / "carry")
         prepare_carry(smoke, tok, Path(args.data))
         args.tokenizer = None

@@ -3,18 +3,18 @@ student, and trains the discriminator that doubles as a reward model for guided 
 runs/<run-name>/{student.pt, disc.pt, log.jsonl}.
 
 Real run (one H100, default 4 x 256 teacher, <= 25 minutes end to end; run_gpu.sh):
-    python models/recipe/distill.py --teacher models/recipe/runs/gpu-mdm-base/ckpt.pt --run-name gpu-distill-base --device cuda
+    python -m scripts.train_distill --teacher runs/gpu-mdm-base/ckpt.pt --run-name gpu-distill-base --device cuda
 Many GPUs (each rank draws its own teacher pool and contexts):
-    torchrun --nproc_per_node 8 models/recipe/distill.py --teacher runs/gpu-mdm-base/ckpt.pt --run-name gpu-distill-base
+    torchrun --nproc_per_node 8 -m scripts.train_distill --teacher runs/gpu-mdm-base/ckpt.pt --run-name gpu-distill-base
 CPU smoke (run_cpu.sh, after its tiny teacher; about 10 s of one thread):
-    python models/recipe/distill.py --teacher models/recipe/runs/smoke/mdm/ckpt.pt --run-name distill \\
-        --runs-dir models/recipe/runs/smoke --corpus-dir models/recipe/data/corpus-smoke --device cpu --threads 1 \\
+    python -m scripts.train_distill --teacher runs/smoke/mdm/ckpt.pt --run-name distill \\
+        --runs-dir runs/smoke --corpus-dir data/corpus-smoke --device cpu --threads 1 \\
         --batch-size 4 --pool-size 16 --pool-batch 16 --teacher-steps 8 --disc-warmup 2 --max-steps 6 --log-every 2 \\
         --eval-every 6 --eval-examples 16
 Ablations (the paper's table): --no-group-norm, --no-intermediate; guided sampling on/off is guided.py's option.
 
 One iteration (shapes: B = --batch-size contexts, G = --group samples per context, R = B*G, T = --max-seq-len):
-1. Contexts: B infill canvases drawn from a pool made once at the start with pretrain.py's infill batch
+1. Contexts: B infill canvases drawn from a pool made once at the start with train_pretrain.py's infill batch
    construction (clean context, a span padded with end-of-span tokens to a length bucket). Each pool entry also holds
    a sample of the teacher for its span ("real"), drawn with --teacher-steps ancestral steps at temperature 1, and
    the true code ("data"). The teacher is the expensive part, so it is sampled once per pool entry, in big batches.
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import sys
 import time
@@ -55,14 +54,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import common  # noqa: E402
-import pretrain  # noqa: E402
-from discriminator import Discriminator, default_trainable_blocks  # noqa: E402
-from model import count_params  # noqa: E402
+from unmask import checkpoint, common
+from unmask.data import Examples, make_valid, mdm_batch
+from unmask.discriminator import Discriminator, default_trainable_blocks
+from unmask.loss_eval import validation_bits
+from unmask.model import count_params
+from unmask.train_utils import stop_everywhere
 
 BANNED_LOGIT = -1e4  # finite, so exp() is exactly 0 and KL/entropy terms stay free of inf - inf
 
@@ -296,12 +293,12 @@ class Pool:
         return {"x0": self.x0[i], "teacher": self.teacher[i], "span": self.span[i], "keypad": self.keypad[i]}
 
 
-def build_pool(teacher, ex: pretrain.Examples, size: int, batch: int, steps: int, temperature: float, special: dict,
+def build_pool(teacher, ex: Examples, size: int, batch: int, steps: int, temperature: float, special: dict,
                banned: torch.Tensor, rng: np.random.Generator, dev, eps: float) -> Pool:
     xs, fills, spans, pads = [], [], [], []
     for start in range(0, size, batch):
         n = min(batch, size - start)
-        b = pretrain.mdm_batch(ex, n, eps, rng, special["pad"], special["mask"])
+        b = mdm_batch(ex, n, eps, rng, special["pad"], special["mask"])
         x0 = torch.from_numpy(b["x0"]).to(dev)
         span = torch.from_numpy(b["span"]).to(dev)
         keypad = torch.from_numpy(b["keypad"]).to(dev)
@@ -451,7 +448,7 @@ class Distiller:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--teacher", required=True, help="teacher checkpoint written by pretrain.py (kind mdm)")
+    a("--teacher", required=True, help="teacher checkpoint written by train_pretrain.py (kind mdm)")
     common.add_run_args(a)
     a("--corpus-dir", default=str(common.CORPUS_DIR), help="folder with {train,valid}.jsonl.gz (contexts come from train)")
     a("--tokenizer", default=None, help="tokenizer.json (default: the one named in the teacher checkpoint)")
@@ -496,7 +493,7 @@ def parse_args(argv=None):
 
 
 def valid_args(args, T: int) -> SimpleNamespace:
-    """The fields pretrain.make_valid / evaluate read, for the mdm objective."""
+    """The fields data.make_valid reads, for the mdm objective."""
     return SimpleNamespace(objective="mdm", max_seq_len=T, p_whole=args.p_whole, p_line=args.p_line,
                            p_empty=args.p_empty, fim_rate=0.0, eval_examples=args.eval_examples,
                            batch_size=args.batch_size, eps=1e-3)
@@ -521,7 +518,7 @@ def distill(args, teacher: nn.Module, tckpt: dict, train: common.TokenStream, va
             print(json.dumps(line), flush=True)
 
     rng = np.random.default_rng(args.seed + 1000 * env.rank)
-    ex = pretrain.Examples(train, special, newline, T, rng, args.p_whole, args.p_line, args.p_empty, 0.0)
+    ex = Examples(train, special, newline, T, rng, args.p_whole, args.p_line, args.p_empty, 0.0)
     d = Distiller(args, teacher, special, env)
     emit({"event": "start", "teacher": str(args.teacher), "params": count_params(teacher),
           "disc_trainable_blocks": d.disc.trainable_blocks,
@@ -536,31 +533,28 @@ def distill(args, teacher: nn.Module, tckpt: dict, train: common.TokenStream, va
           "code_share_data": span_content_share(pool.x0, pool.span, special["eos"]).item()})
     valid_batches = []
     if env.main and args.eval_every and valid is not None:
-        valid_batches = pretrain.make_valid(valid_args(args, T), valid, special, newline)
-        emit({"event": "teacher_valid", **pretrain.evaluate(valid_args(args, T), teacher, valid_batches, dev)})
-        teacher.eval()  # evaluate() leaves the model in train mode
+        valid_batches = make_valid(valid_args(args, T), valid, special, newline)
+        emit({"event": "teacher_valid", **validation_bits("mdm", teacher, valid_batches, dev)})
+
+    tokenizer_sha = checkpoint.tokenizer_sha256(tokenizer_path, tckpt)
+    lineage = checkpoint.lineage_after(tckpt)  # the student is the teacher trained further: its runs come first
 
     def save(metrics: dict) -> None:
         seconds = time.time() - t_start
-        common_fields = {"special": special, "tokenizer": tokenizer_path, "step": d.it, "args": vars(args),
-                         "torch": str(torch.__version__), "device": str(dev), "world": env.world, "metrics": metrics,
-                         "teacher": {"path": str(args.teacher), "step": tckpt.get("step"),
-                                     "train_tokens": tckpt.get("train_tokens"),
-                                     "train_seconds": tckpt.get("train_seconds"), "metrics": tckpt.get("metrics")},
-                         "distill_seconds": seconds}
-        # The student is the teacher trained further: its data and cost include the teacher's.
-        torch.save({"model": d.ema.state_dict(), "config": dict(teacher.config),
-                    "train_tokens": tckpt.get("train_tokens", 0),
-                    "train_seconds": float(tckpt.get("train_seconds") or 0.0) + seconds, **common_fields},
-                   out_dir / "student.pt")
-        torch.save({"model": d.disc.state_dict(), "config": d.disc.disc_config(), "train_tokens": 0,
-                    "train_seconds": seconds, **common_fields}, out_dir / "disc.pt")
+        fields = {"stage": "distill", "special": special, "tokenizer": tokenizer_path,
+                  "tokenizer_sha256": tokenizer_sha, "lineage": lineage, "args": args, "step": d.it,
+                  "train_tokens": 0, "train_seconds": seconds, "metrics": metrics, "device": dev, "world": env.world,
+                  "teacher": {"path": str(args.teacher), "step": tckpt.get("step"),
+                              "train_tokens": tckpt.get("train_tokens"), "train_seconds": tckpt.get("train_seconds"),
+                              "metrics": tckpt.get("metrics")},
+                  "distill_seconds": seconds}
+        checkpoint.save(out_dir / "student.pt", d.ema.state_dict(), config=dict(teacher.config), **fields)
+        checkpoint.save(out_dir / "disc.pt", d.disc.state_dict(), config=d.disc.disc_config(), **fields)
 
     def do_eval() -> dict:
         m = {}
         if valid_batches:
-            m = {f"student_{k}": v for k, v in pretrain.evaluate(valid_args(args, T), d.ema, valid_batches, dev).items()}
-            d.ema.eval()  # evaluate() leaves the model in train mode
+            m = {f"student_{k}": v for k, v in validation_bits("mdm", d.ema, valid_batches, dev).items()}
         return m
 
     window: dict[str, list] = {}
@@ -568,11 +562,7 @@ def distill(args, teacher: nn.Module, tckpt: dict, train: common.TokenStream, va
     while True:
         elapsed = time.time() - t_start
         stop = (args.max_steps and d.it >= args.max_steps) or (args.max_minutes and elapsed >= args.max_minutes * 60)
-        if env.world > 1:
-            flag = torch.tensor([1.0 if stop else 0.0], device=dev)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            stop = bool(flag.item())
-        if stop:
+        if stop_everywhere(stop, env.world, dev):
             break
         measure = env.main and (d.it + 1) % args.log_every == 0
         m = d.step(pool.draw(args.batch_size), measure=measure)
@@ -604,13 +594,13 @@ def main(argv=None):
     args = parse_args(argv)
     env = common.setup_runtime(args.device, args.threads)
     common.seed_everything(args.seed + env.rank)
-    teacher, tckpt = common.load_checkpoint(args.teacher, env.device)
+    teacher, tckpt = checkpoint.load_model(args.teacher, env.device)
     if teacher.config["kind"] != "mdm":
         sys.exit(f"distill: {args.teacher} is a {teacher.config['kind']!r} checkpoint; the teacher must be 'mdm'")
     tokenizer_path = args.tokenizer or tckpt.get("tokenizer") or str(common.TOKENIZER_PATH)
     if not os.path.exists(tokenizer_path) and not os.path.isabs(tokenizer_path):
-        # Checkpoints name the tokenizer relative to the repository root, where the run scripts run.
-        tokenizer_path = os.path.join(os.path.dirname(os.path.dirname(HERE)), tokenizer_path)
+        # Checkpoints name the tokenizer relative to the folder their run ran from: the repository root (older runs).
+        tokenizer_path = os.path.join(common.REPO_DIR, tokenizer_path)
     if common.read_special_ids(tokenizer_path) != tckpt["special"]:
         sys.exit(f"distill: {tokenizer_path} has other special ids than the teacher {args.teacher}")
     vocab = int(teacher.config["vocab_size"])

@@ -3,19 +3,19 @@ cut from the training split, with verifiable code rewards (rewards.py). Writes r
 log.jsonl, pool.jsonl}.
 
 CPU smoke (run_cpu.sh, after its tiny teacher; about 4 s of one thread):
-    python models/recipe/rl.py --init-from models/recipe/runs/smoke/mdm/ckpt.pt --run-name rl \\
-        --runs-dir models/recipe/runs/smoke --train models/recipe/data/corpus-smoke/train.jsonl.gz \\
-        --valid models/recipe/data/corpus-smoke/valid.jsonl.gz --pool-per-cell 4 --eval-per-cell 1 --max-tested 0 \\
+    python -m scripts.train_rl --init-from runs/smoke/mdm/ckpt.pt --run-name rl \\
+        --runs-dir runs/smoke --train data/corpus-smoke/train.jsonl.gz \\
+        --valid data/corpus-smoke/valid.jsonl.gz --pool-per-cell 4 --eval-per-cell 1 --max-tested 0 \\
         --max-span-tokens 16 --prompts-per-step 2 --group-size 4 --max-steps 2 --eval-every 2 --threads 1 \\
         --test-workers 1 --device cpu
 The real run on a GPU (defaults: G=10 rollouts at temperature 1.2, 8 sampler steps, 8 prompts per step, 2 updates per
 rollout batch, eps 0.5, beta 0.01; run_gpu.sh), its de-coupled ablation, and many GPUs:
-    python models/recipe/rl.py --init-from models/recipe/runs/gpu-distill-base/student.pt --run-name gpu-rl-base \\
+    python -m scripts.train_rl --init-from runs/gpu-distill-base/student.pt --run-name gpu-rl-base \\
         --device cuda --max-minutes 20
-    python models/recipe/rl.py --init-from models/recipe/runs/gpu-distill-base/student.pt --run-name gpu-rl-base-dec \\
-        --decoupled --pool models/recipe/runs/gpu-rl-base/pool.jsonl --device cuda --max-minutes 20
-    python models/recipe/rl.py ... --pool-only      # build the pool first, then:
-    torchrun --nproc_per_node 8 models/recipe/rl.py --init-from ... --run-name gpu-rl-base --pool <that pool>
+    python -m scripts.train_rl --init-from runs/gpu-distill-base/student.pt --run-name gpu-rl-base-dec \\
+        --decoupled --pool runs/gpu-rl-base/pool.jsonl --device cuda --max-minutes 20
+    python -m scripts.train_rl ... --pool-only      # build the pool first, then:
+    torchrun --nproc_per_node 8 -m scripts.train_rl --init-from ... --run-name gpu-rl-base --pool <that pool>
 
 One RL step:
 1. Each process draws --prompts-per-step tasks from the pool (--p-tested of them, when the pool has any, from tasks
@@ -37,7 +37,7 @@ One RL step:
    --ref-sync-every steps), k3 = exp(ref - proxy) - (ref - proxy) - 1. Token-level mean over the scored tokens: the
    span up to and including its first end-of-span token (the rest is end-of-span fill).
 Every --eval-every steps the policy decodes fixed tasks from the valid split at temperature 0; ckpt.pt is written when
-their mean reward improves (step 0 is the initial model), last.pt at the end; both in pretrain.py's checkpoint format.
+their mean reward improves (step 0 is the initial model), last.pt at the end; both in the one checkpoint format (unmask/checkpoint.py).
 """
 from __future__ import annotations
 
@@ -49,7 +49,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,16 +57,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import common  # noqa: E402
-import eval as ev  # noqa: E402  (canvas layout, checkpoint wrapper and metrics shared with the eval harness)
-import pretrain  # noqa: E402  (the learning-rate schedule)
-import rewards  # noqa: E402
-import sample  # noqa: E402
-import tasks as tasks_mod  # noqa: E402
+from unmask import checkpoint, common, rewards, sample
+from unmask import tasks as tasks_lib
+from unmask.canvas import bucket_for, denoiser_canvas
+from unmask.checkpoint import Loaded
+from unmask.train_utils import adamw, lr_at, stop_everywhere
 
 RESERVED_TOKENS = 8  # Canvas tokens kept free for special tokens, as tasks.py does.
 
@@ -98,14 +92,14 @@ def build_pool(args, counter, scorer: rewards.RewardScorer, log) -> list[dict]:
     --max-tested holes in doctested functions (rewards.find_tested_tasks); validation tasks from the valid split."""
     context = args.max_seq_len - args.max_span_tokens - RESERVED_TOKENS
     train = read_split(args.train, args.max_file_chars)
-    general = tasks_mod.build_tasks(train, counter, args.pool_per_cell, args.seed, args.max_span_tokens, context)
+    general = tasks_lib.build_tasks(train, counter, args.pool_per_cell, args.seed, args.max_span_tokens, context)
     general = parsing_tasks(general, scorer)
     tested = []
     if args.max_tested > 0:
         tested = rewards.find_tested_tasks(train, counter, random.Random(args.seed), args.max_tested, context,
                                            args.max_span_tokens, args.test_timeout, args.test_workers, log=log)
     valid = read_split(args.valid, args.max_file_chars)
-    held = parsing_tasks(tasks_mod.build_tasks(valid, counter, args.eval_per_cell, args.seed + 1,
+    held = parsing_tasks(tasks_lib.build_tasks(valid, counter, args.eval_per_cell, args.seed + 1,
                                                args.max_span_tokens, context), scorer)
     pool = []
     for split, group in (("train", general + tested), ("valid", held)):
@@ -162,13 +156,13 @@ class Rollouts:
     completions: list[str]  # N decoded completions (span tokens before the first end-of-span)
 
 
-def canvases(m: ev.Loaded, task_list: list[dict], repeat: int, pad_id: int, bucket: int | None):
-    """Each task's canvas (eval.denoiser_canvas) `repeat` times. Returns (ids [N, T], span [N, T], keypad [N, T],
+def canvases(m: Loaded, task_list: list[dict], repeat: int, pad_id: int, bucket: int | None):
+    """Each task's canvas (canvas.denoiser_canvas) `repeat` times. Returns (ids [N, T], span [N, T], keypad [N, T],
     span starts [N], buckets [N]); rows are right-padded with pad_id."""
     rows, starts, sizes = [], [], []
     for task in task_list:
-        size = ev.bucket_for(task["target_tokens"], m.buckets, bucket)
-        ids, start = ev.denoiser_canvas(m, task, size)
+        size = bucket_for(task["target_tokens"], m.buckets, bucket)
+        ids, start = denoiser_canvas(m, task, size)
         rows += [ids] * repeat
         starts += [start] * repeat
         sizes += [size] * repeat
@@ -195,7 +189,7 @@ def model_fn_for(model: nn.Module, keypad: torch.Tensor, context_only: bool, dev
 
 
 @torch.no_grad()
-def rollout(m: ev.Loaded, model: nn.Module, task_list: list[dict], repeat: int, options: sample.SamplerOptions,
+def rollout(m: Loaded, model: nn.Module, task_list: list[dict], repeat: int, options: sample.SamplerOptions,
             generator: torch.Generator, device: torch.device, bucket: int | None) -> Rollouts:
     ids, span, keypad, starts, sizes = canvases(m, task_list, repeat, m.pad_id, bucket)
     ids, span, keypad = ids.to(device), span.to(device), keypad.to(device)
@@ -352,7 +346,7 @@ def finish_metrics(sums: dict, env: common.Dist) -> dict:
 
 
 @torch.no_grad()
-def evaluate(m: ev.Loaded, model, valid: list[dict], scorer, args, device) -> dict:
+def evaluate(m: Loaded, model, valid: list[dict], scorer, args, device) -> dict:
     """The policy at temperature 0 on the fixed validation tasks: mean reward, syntax validity, exact match."""
     if not valid:
         return {}
@@ -373,7 +367,7 @@ def evaluate(m: ev.Loaded, model, valid: list[dict], scorer, args, device) -> di
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--init-from", required=True, help="masked-diffusion checkpoint to improve (pretrain.py or distill.py output)")
+    a("--init-from", required=True, help="masked-diffusion checkpoint to improve (train_pretrain or train_distill output)")
     common.add_run_args(a)
     a("--train", default=str(common.CORPUS_DIR / "train.jsonl.gz"), help="training split the tasks are cut from")
     a("--valid", default=str(common.CORPUS_DIR / "valid.jsonl.gz"), help="split the validation tasks are cut from")
@@ -441,7 +435,7 @@ def main(argv=None) -> dict:
             print(message, flush=True)
 
     # The policy, with the eval harness's view of the checkpoint (special ids, buckets, tokenizer, banned ids).
-    m = ev.Loaded(args.init_from, dev, args.tokenizer)
+    m = checkpoint.load(args.init_from, dev, args.tokenizer)
     if m.kind != "mdm":
         raise SystemExit(f"rl: {args.init_from} is a {m.kind!r} checkpoint; RL needs the masked-diffusion model")
     args.max_seq_len = int(m.config["max_seq_len"])
@@ -458,7 +452,7 @@ def main(argv=None) -> dict:
             torch.distributed.destroy_process_group()
 
 
-def train(args, env: common.Dist, m: ev.Loaded, scorer: rewards.RewardScorer, out_dir: Path, log) -> dict:
+def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_dir: Path, log) -> dict:
     dev = env.device
     policy = m.model
     policy.eval()  # Dropout off: rollouts and scored passes see the same network. Gradients still flow.
@@ -466,7 +460,7 @@ def train(args, env: common.Dist, m: ev.Loaded, scorer: rewards.RewardScorer, ou
         p_.requires_grad_(True)
     reference = copy.deepcopy(policy).requires_grad_(False)
     base = m.ckpt
-    counter = tasks_mod.TokenCounter(m.tokenizer_path)
+    counter = tasks_lib.TokenCounter(m.tokenizer_path)
     syntax_only, tested, valid = load_or_build_pool(args, env, counter, scorer, log)
     if args.pool_only:
         return {"step": 0, "pool": args.pool}
@@ -480,10 +474,7 @@ def train(args, env: common.Dist, m: ev.Loaded, scorer: rewards.RewardScorer, ou
         train_scorer = nn.parallel.DistributedDataParallel(span_scorer,
                                                            device_ids=[env.local_rank] if dev.type == "cuda" else None)
     ref_scorer = SpanLogProbs(reference)
-    decay = [p_ for p_ in policy.parameters() if p_.dim() >= 2]
-    no_decay = [p_ for p_ in policy.parameters() if p_.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2), eps=1e-8)
+    opt = adamw(policy, args.lr, args.weight_decay, args.beta2)
 
     rng = random.Random(args.seed + 1000 * env.rank)
     gen = torch.Generator().manual_seed(args.seed + 1000 * env.rank)  # sampler and masks (CPU generator)
@@ -494,15 +485,17 @@ def train(args, env: common.Dist, m: ev.Loaded, scorer: rewards.RewardScorer, ou
     t0 = time.time()
     rollouts_done = 0
 
+    tokenizer_sha = checkpoint.tokenizer_sha256(m.tokenizer_path, base)
+    lineage = checkpoint.lineage_after(base)
+
     def save(name: str, step: int, metrics: dict) -> None:
-        torch.save({"model": policy.state_dict(), "config": m.config, "special": m.special,
-                    "tokenizer": base.get("tokenizer", m.tokenizer_path), "step": step,
-                    "train_tokens": base.get("train_tokens"), "train_seconds": round(time.time() - t0, 1),
-                    "metrics": metrics, "args": vars(args), "torch": torch.__version__, "device": str(dev),
-                    "world": env.world, "stage": "rl", "init_from": args.init_from,
-                    "base": {"step": base.get("step"), "stage": base.get("stage", "pretrain"),
-                             "train_seconds": base.get("train_seconds"), "metrics": base.get("metrics")},
-                    "rl_rollouts": rollouts_done * env.world}, out_dir / name)
+        checkpoint.save(out_dir / name, policy.state_dict(), stage="rl", config=m.config, special=m.special,
+                        tokenizer=m.tokenizer_path, tokenizer_sha256=tokenizer_sha, lineage=lineage, args=args,
+                        step=step, train_tokens=0, train_seconds=round(time.time() - t0, 1), metrics=metrics,
+                        device=dev, world=env.world, init_from=args.init_from,
+                        base={"step": base.get("step"), "stage": base.get("stage", "pretrain"),
+                              "train_seconds": base.get("train_seconds"), "metrics": base.get("metrics")},
+                        rl_rollouts=rollouts_done * env.world)
 
     def write(line: dict) -> None:
         if env.main:
@@ -527,13 +520,9 @@ def train(args, env: common.Dist, m: ev.Loaded, scorer: rewards.RewardScorer, ou
     while True:
         elapsed = time.time() - t0
         stop = bool(args.max_steps and step >= args.max_steps) or bool(args.max_minutes and elapsed >= args.max_minutes * 60)
-        if env.world > 1:
-            flag = torch.tensor([1.0 if stop else 0.0], device=dev)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            stop = bool(flag.item())
-        if stop:
+        if stop_everywhere(stop, env.world, dev):
             break
-        lr = pretrain.lr_at(args, step, elapsed)
+        lr = lr_at(args, step, elapsed)
         for g in opt.param_groups:
             g["lr"] = lr
 

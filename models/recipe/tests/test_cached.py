@@ -1,20 +1,18 @@
-"""Tests of the cached-context form of a context_only denoiser (cached.py), of its two-graph ONNX export (export.py)
-and of the K-best head every denoiser graph ends in (kbest_head.py, `export.py --add-head`): the two modules compute
+"""Tests of the cached-context form of a context_only denoiser (cached.py), of its two-graph ONNX export (onnx_export.py)
+and of the K-best head every denoiser graph ends in (kbest_head.py, scripts/export_head.py): the two modules compute
 the model's own forward, the context cache does not depend on the span, the exported graphs have the contract's
 inputs and outputs (models/README.md, "Cached-context denoiser", "K-best head"), and the head lists what the sampler's
 own `sample.kbest` lists. The numerics of the exported graphs are checked by onnxruntime (the Python package, else
 onnxruntime-node through ort_session.py; skipped without either), and always by test/unit/parity.test.ts on the
 smoke run's export.
 
-Run: python -m unittest models/recipe/test_cached.py
+Run from models/recipe/: python -m unittest tests.test_cached
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import os
-import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -23,17 +21,16 @@ import numpy as np
 import onnx
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
-import common  # noqa: E402
-import export  # noqa: E402
-import kbest_head  # noqa: E402
-import ort_session  # noqa: E402
-import sample  # noqa: E402
-from cached import ContextEncoder, cached_logits, span_layout  # noqa: E402
-from model import build_model  # noqa: E402
+from unmask import common
+from scripts import export_head
+from unmask import card, checkpoint
+from unmask import onnx_export as export
+from unmask import kbest_head
+from unmask import ort_session
+from unmask import sample
+from unmask.cached import ContextEncoder, cached_logits, span_layout
+from unmask.model import build_model
 
 V, T = 300, 80
 HOLES = [(10, 16), (40, 8)]
@@ -149,7 +146,7 @@ class CachedExportTest(unittest.TestCase):
 
 
 def exported_step(model):
-    """The fp32 context and step graphs of a context_only model, as export.py makes them before the head."""
+    """The fp32 context and step graphs of a context_only model, as onnx_export makes them before the head."""
     with tempfile.TemporaryDirectory() as tmp:
         context_path, step_path = Path(tmp, "context.onnx"), Path(tmp, "step.onnx")
         export.export_cached_fp32(model, context_path, step_path, 17)
@@ -282,7 +279,7 @@ class KBestHeadTest(unittest.TestCase):
 
 
 class AddHeadTest(unittest.TestCase):
-    """`export.py --add-head DIR` on a cached-context model folder made here without the head."""
+    """`scripts.export_head DIR` on a cached-context model folder made here without the head."""
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -314,7 +311,7 @@ class AddHeadTest(unittest.TestCase):
 
     def add_head(self):
         with contextlib.redirect_stdout(io.StringIO()) as out:
-            export.main(["--add-head", str(self.folder), "--top-k", "16"])
+            export_head.main([str(self.folder), "--top-k", "16"])
         return json.loads(out.getvalue())
 
     def test_the_step_graphs_get_the_head_and_the_manifest_only_their_hashes_and_the_head_facts(self):
@@ -360,8 +357,6 @@ class ContinuedTrainingCardTest(unittest.TestCase):
     """A run continued with --init-from records the runs before it; the card reports the whole training."""
 
     def test_the_card_sums_every_run_and_gives_each_runs_command(self):
-        import pretrain
-
         args1 = {"objective": "mdm", "run_name": "first", "lr": 0.002, "threads": 1, "init_from": None}
         first = {"args": args1, "step": 10, "train_tokens": 1000, "train_seconds": 60.0, "cpu_seconds": 60.0,
                  "metrics": {"valid_elbo_bits": 9.0}, "device": "cpu", "world": 1, "torch": "x"}
@@ -369,14 +364,14 @@ class ContinuedTrainingCardTest(unittest.TestCase):
         cfg = {"n_layer": 2, "d_model": 64, "n_head": 2, "d_ff": 128, "vocab_size": 300, "max_seq_len": 128,
                "attention": "full", "rope_base": 10000.0}
         second = {**first, "args": args2, "train_tokens": 3000, "train_seconds": 120.0, "config": cfg,
-                  "metrics": {"valid_elbo_bits": 8.0}, "lineage": [pretrain.training_stage(first)]}
+                  "metrics": {"valid_elbo_bits": 8.0}, "lineage": [checkpoint.training_stage(first)]}
         meta = {"unmask.span_buckets": "[8]", "unmask.quantization": "none", "unmask.top_k": "64"}
-        card = export.model_card("m", second, meta, [], [], {}, {}, 0, None)
-        self.assertIn("trained for 3 minutes on 1 CPU thread(s) of a shared 2-core machine in 2 runs", card)
-        self.assertIn("has seen only 0.0M tokens", card)
-        self.assertIn("`first`: 10 steps, 1,000 tokens, 60 s, peak lr 0.002, valid ELBO 9.000; in all 4,000 tokens", card)
-        self.assertIn("pretrain.py --objective mdm --run-name first --lr 0.002 --threads 1\n", card)
-        self.assertIn("pretrain.py --objective mdm --run-name second --init-from runs/first/ckpt.pt --lr 0.001", card)
+        text = card.model_card("m", second, meta, [], [], {}, {}, 0, None)
+        self.assertIn("trained for 3 minutes on 1 CPU thread(s) of a shared 2-core machine in 2 runs", text)
+        self.assertIn("has seen only 0.0M tokens", text)
+        self.assertIn("`first`: 10 steps, 1,000 tokens, 60 s, peak lr 0.002, valid ELBO 9.000; in all 4,000 tokens", text)
+        self.assertIn("python -m scripts.train_pretrain --objective mdm --run-name first --lr 0.002 --threads 1\n", text)
+        self.assertIn("python -m scripts.train_pretrain --objective mdm --run-name second --init-from runs/first/ckpt.pt --lr 0.001", text)
 
 
 if __name__ == "__main__":

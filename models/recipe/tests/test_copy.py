@@ -8,9 +8,9 @@ import json
 import unittest
 from pathlib import Path
 
-from metrics import copy_from_file, longest_repeated_tail
+from unmask.metrics import copy_from_file, longest_repeated_tail
 
-FIXTURE = Path(__file__).resolve().parents[2] / "test" / "fixtures" / "copy-cases.json"
+FIXTURE = Path(__file__).resolve().parents[3] / "test" / "fixtures" / "copy-cases.json"
 
 
 class CopyFixture(unittest.TestCase):

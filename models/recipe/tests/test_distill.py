@@ -1,8 +1,8 @@
-"""Tests of the DiDi-Instruct distillation (distill.py), its discriminator, the reward-guided sampler (guided.py) and
+"""Tests of the DiDi-Instruct distillation (train_distill.py), its discriminator, the reward-guided sampler (guided.py) and
 the discriminator's ONNX export (export_disc.py), on a tiny random-weight teacher and a synthetic token stream (no
 corpus, no tokenizer): seconds on one CPU thread.
 
-Run: python -m unittest models/recipe/test_distill.py      (or: python -m pytest models/recipe/test_distill.py)
+Run: python -m unittest tests.test_distill   (from models/recipe/)
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import contextlib
 import io
 import json
 import os
-import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -20,17 +19,14 @@ import numpy as np
 import onnx
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
-import common  # noqa: E402
-import distill  # noqa: E402
-import export_disc  # noqa: E402
-import guided  # noqa: E402
-import sample  # noqa: E402
-from discriminator import Discriminator, load_discriminator  # noqa: E402
-from model import build_model  # noqa: E402
+from unmask import checkpoint, common
+from scripts import export_disc
+from scripts import train_distill as distill
+from unmask import guided
+from unmask import sample
+from unmask.discriminator import Discriminator, load_discriminator
+from unmask.model import build_model
 
 torch.set_num_threads(1)
 
@@ -288,10 +284,15 @@ class ThreeIterations(unittest.TestCase):
         tmp, summary, teacher = self.run_tiny()
         run = os.path.join(tmp, "tiny")
         self.assertEqual(summary["step"], 3)
-        student, ckpt = common.load_checkpoint(os.path.join(run, "student.pt"))
+        student, ckpt = checkpoint.load_model(os.path.join(run, "student.pt"))
         self.assertEqual(ckpt["config"]["kind"], "mdm")
         self.assertEqual(ckpt["special"], SPECIAL)
         self.assertEqual(ckpt["step"], 3)
+        # The one checkpoint schema: the stage, the teacher's run first in the lineage, the facts beside as JSON.
+        self.assertEqual((ckpt["stage"], ckpt["schema"]), ("distill", checkpoint.SCHEMA))
+        self.assertEqual([s["stage"] for s in ckpt["lineage"]], ["pretrain"])
+        with open(os.path.join(run, "student.meta.json")) as f:
+            self.assertEqual(json.load(f)["stage"], "distill")
         moved = max((a - b).abs().max().item() for a, b in zip(student.parameters(), teacher.parameters()))
         self.assertGreater(moved, 0.0)  # two student updates reached the EMA
         disc, dckpt = load_discriminator(os.path.join(run, "disc.pt"))

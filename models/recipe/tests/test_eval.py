@@ -2,7 +2,7 @@
 sampler against a mock model, the AR decoder, task cutting, the TypeScript syntax checker and an end-to-end run on a
 random-weight model.
 
-Run: python -m unittest models/recipe/test_eval.py      (or: python -m pytest models/recipe/test_eval.py)
+Run: python -m unittest tests.test_eval   (from models/recipe/)
 """
 from __future__ import annotations
 
@@ -20,15 +20,19 @@ import unittest
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
-import eval as ev  # noqa: E402
-import sample  # noqa: E402
-import tasks as tasks_mod  # noqa: E402
+from scripts import data_tasks
+from scripts import eval_heldout as ev
+from unmask import metrics, paths, sample
+from unmask import tasks as tasks_mod
+from unmask.card import replace_section
+from unmask.metrics import arness_profile, edit_similarity, exact_match, levenshtein
+from unmask.onnx_cli import run_onnx_cli
+from unmask.report import markdown
+from unmask.syntax import SyntaxBatch, python_parses
+from unmask.tasks import GROUP_OF
 
-ARNESS_CASES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "test", "fixtures", "arness-cases.json")
+ARNESS_CASES = os.path.join(paths.REPO_DIR, "test", "fixtures", "arness-cases.json")
 
 # Ids of the mock vocabulary: the special ids as in the recipe's tokenizer, then ordinary tokens.
 PAD, MASK, EOS, FILE = 0, 1, 2, 3
@@ -92,7 +96,7 @@ class ArnessMatchesTheSharedFixture(unittest.TestCase):
                         step_of[p] = s
                 order = sample.decoding_order(step_of, [False] * width)
                 self.assertEqual(order, case["order"])
-                profile = ev.arness_profile(order, fixture["maxK"])
+                profile = arness_profile(order, fixture["maxK"])
                 for kind in ("local", "global"):
                     for got, want in zip(profile[kind], case[kind]):
                         if want is None:
@@ -102,7 +106,7 @@ class ArnessMatchesTheSharedFixture(unittest.TestCase):
 
     def test_an_order_that_lists_a_position_twice_is_rejected(self):
         with self.assertRaises(ValueError):
-            ev.arness_profile([0, 1, 1])
+            arness_profile([0, 1, 1])
 
     def test_end_of_span_fill_is_left_out_of_the_decoding_order(self):
         self.assertEqual(sample.decoding_order([1, 0, 2, 2, -1], [False, False, True, False, False]), [1, 0, 3])
@@ -114,19 +118,19 @@ class TextMetrics(unittest.TestCase):
         for _ in range(300):
             a = "".join(rng.choice("ab c\n") for _ in range(rng.randint(0, 12)))
             b = "".join(rng.choice("ab c\n") for _ in range(rng.randint(0, 12)))
-            self.assertEqual(ev.levenshtein(a, b), reference_levenshtein(a, b), (a, b))
-        self.assertEqual(ev.levenshtein("kitten", "sitting"), 3)
-        self.assertEqual(ev.levenshtein("ünïcödé", "unicode"), 4)
+            self.assertEqual(levenshtein(a, b), reference_levenshtein(a, b), (a, b))
+        self.assertEqual(levenshtein("kitten", "sitting"), 3)
+        self.assertEqual(levenshtein("ünïcödé", "unicode"), 4)
 
     def test_exact_match_ignores_trailing_whitespace_only(self):
-        self.assertTrue(ev.exact_match("    return x  \n", "    return x\n"))
-        self.assertFalse(ev.exact_match("return x\n", "    return x\n"))
+        self.assertTrue(exact_match("    return x  \n", "    return x\n"))
+        self.assertFalse(exact_match("return x\n", "    return x\n"))
 
     def test_edit_similarity_is_one_minus_distance_over_the_longer_length(self):
-        self.assertEqual(ev.edit_similarity("abcd", "abcd\n"), 1.0)
-        self.assertAlmostEqual(ev.edit_similarity("abcd", "abxd"), 0.75)
-        self.assertEqual(ev.edit_similarity("", "abc"), 0.0)
-        self.assertEqual(ev.edit_similarity("", " \n"), 1.0)
+        self.assertEqual(edit_similarity("abcd", "abcd\n"), 1.0)
+        self.assertAlmostEqual(edit_similarity("abcd", "abxd"), 0.75)
+        self.assertEqual(edit_similarity("", "abc"), 0.0)
+        self.assertEqual(edit_similarity("", " \n"), 1.0)
 
 
 class CommitSchedule(unittest.TestCase):
@@ -441,12 +445,12 @@ class GreedyAR(unittest.TestCase):
 
 class SyntaxChecks(unittest.TestCase):
     def test_python_files_are_parsed_with_ast(self):
-        self.assertTrue(ev.python_parses("def f(x):\n    return x\n"))
-        self.assertFalse(ev.python_parses("def f(x):\nreturn x\n"))
-        self.assertFalse(ev.python_parses("x = '\0'\0"))
+        self.assertTrue(python_parses("def f(x):\n    return x\n"))
+        self.assertFalse(python_parses("def f(x):\nreturn x\n"))
+        self.assertFalse(python_parses("x = '\0'\0"))
 
     def test_typescript_and_javascript_go_through_the_typescript_parser_in_one_process(self):
-        batch = ev.SyntaxBatch()
+        batch = SyntaxBatch()
         keys = [
             batch.add("typescript", "a.ts", "const a: number = 1;\n"),
             batch.add("typescript", "a.ts", "const a: number = ;\n"),
@@ -459,26 +463,29 @@ class SyntaxChecks(unittest.TestCase):
 
 
 class SharedMetrics(unittest.TestCase):
-    """metrics.py: the torch-free module eval.py, humaneval.py and rewards.py share."""
+    """metrics.py: the torch-free module eval_heldout.py, eval_humaneval.py and rewards.py share."""
 
     def test_the_metrics_module_loads_without_torch(self):
-        code = ("import sys; sys.modules['torch'] = None; sys.path.insert(0, %r); import metrics; "
-                "print(metrics.edit_similarity('ab', 'ab'))" % HERE)
+        # The scoring side stays light: cutting tasks, syntax checks, rewards, the CLI runner, HumanEval.
+        code = ("import sys; sys.modules['torch'] = None; from unmask import metrics, onnx_cli, paths, rewards, "
+                "syntax, tasks; from scripts import data_tasks, eval_calibrate, eval_humaneval; "
+                "print(metrics.edit_similarity('ab', 'ab'))")
         import subprocess
 
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.RECIPE_DIR)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(out.stdout.strip(), "1.0")
 
-    def test_eval_reexports_the_shared_metrics(self):
-        import metrics
+    def test_the_eval_and_the_rewards_score_with_the_shared_metrics(self):
+        from unmask import rewards
 
-        for name in ("levenshtein", "exact_match", "edit_similarity", "first_line_exact", "degenerate",
-                     "arness_profile", "nanmean"):
+        for name in ("exact_match", "edit_similarity", "first_line_exact", "degenerate", "arness_profile", "nanmean"):
             self.assertIs(getattr(ev, name), getattr(metrics, name))
+        for name in ("exact_match", "edit_similarity"):
+            self.assertIs(getattr(rewards, name), getattr(metrics, name))
 
     def test_first_line_exact_compares_the_first_lines_only(self):
-        import metrics
+        from unmask import metrics
 
         self.assertTrue(metrics.first_line_exact("    x = 1  \n    y = 3\n", "    x = 1\n    y = 2\n"))
         self.assertTrue(metrics.first_line_exact("    x = 1", "    x = 1\n"))
@@ -488,7 +495,7 @@ class SharedMetrics(unittest.TestCase):
         self.assertTrue(metrics.first_line_exact("\n", "\n    pass\n"))
 
     def test_degenerate_repetition_flags_loops_not_code(self):
-        import metrics
+        from unmask import metrics
 
         for text in ("self = self = self =", ", True, True, , 0,", "foo foo foo foo foo foo", "# # # # # #",
                      "x.x.x.x.x.x.x"):
@@ -500,7 +507,7 @@ class SharedMetrics(unittest.TestCase):
         self.assertEqual((coverage, gram), (1.0, ("self", "=")))
 
     def test_completion_metrics_bundle_every_text_metric(self):
-        import metrics
+        from unmask import metrics
 
         row = metrics.completion_metrics("  return x\n", "  return x\n  y\n")
         self.assertEqual(row, {"exact": False, "first_line_exact": True, "edit_sim": row["edit_sim"], "empty": False,
@@ -510,7 +517,7 @@ class SharedMetrics(unittest.TestCase):
 
 class CopyBaseline(unittest.TestCase):
     def test_the_longest_recurring_tail_wins_and_its_line_is_copied(self):
-        import metrics
+        from unmask import metrics
 
         prefix = "a = compute(x)\nb = compute(y)\nprint(a)\nc = comp"
         # "= comp" recurs twice before the cursor; the nearest occurrence is taken.
@@ -519,31 +526,31 @@ class CopyBaseline(unittest.TestCase):
         self.assertEqual(prefix[start:start + length], " = comp")
 
     def test_an_occurrence_after_the_cursor_is_used_when_none_precedes(self):
-        import metrics
+        from unmask import metrics
 
         self.assertEqual(metrics.copy_from_file("x = 1\nvalue = fo", "\nvalue = foo(bar)\n"), "o(bar)\n")
 
     def test_nothing_recurs_gives_an_empty_completion(self):
-        import metrics
+        from unmask import metrics
 
         self.assertEqual(metrics.copy_from_file("abc", "xyz"), "")
         self.assertEqual(metrics.copy_from_file("", "xyz"), "")
 
     def test_the_tail_itself_does_not_count_as_an_occurrence(self):
-        import metrics
+        from unmask import metrics
 
         self.assertEqual(metrics.longest_repeated_tail("xyz", "xyz"), (0, -1))
         # Overlapping occurrences count: in "aaaa" the tail "aaa" also starts at 0.
         self.assertEqual(metrics.longest_repeated_tail("aaaa", "aaaa"), (3, 0))
 
     def test_a_single_line_task_copies_the_next_line(self):
-        import metrics
+        from unmask import metrics
 
         prefix = "def f(x):\n    y = x + 1\n    return y\n\ndef g(x):\n"
         self.assertEqual(metrics.copy_from_file(prefix, "    return y\n", "single-line"), "    y = x + 1\n")
 
     def test_multi_line_copies_until_the_copy_meets_the_suffix(self):
-        import metrics
+        from unmask import metrics
 
         prefix = "def f(x):\n    y = x + 1\n    z = y * 2\n    w = z - 3\n    return w\n\ndef g(x):\n"
         # The suffix starts with "    return w": three copied lines bridge to it.
@@ -563,13 +570,13 @@ class CopyBaseline(unittest.TestCase):
 
 
 class Sandbox(unittest.TestCase):
-    """humaneval.py's sandbox: a passing, a failing, a timing-out and a memory-hungry program."""
+    """eval_humaneval.py's sandbox: a passing, a failing, a timing-out and a memory-hungry program."""
 
     @classmethod
     def setUpClass(cls):
-        import humaneval
+        from scripts import eval_humaneval
 
-        cls.he = humaneval
+        cls.he = eval_humaneval
 
     def test_a_passing_program_passes(self):
         result = self.he.run_sandboxed("assert sum(range(4)) == 6\nprint('ok')\n", timeout=20)
@@ -613,7 +620,7 @@ class Sandbox(unittest.TestCase):
     def test_the_overlap_check_finds_a_copied_solution(self):
         problems = self.he.problems_for_overlap()
         self.assertEqual(len(problems), 164)
-        victim = next(p for p in problems if len(__import__("metrics").code_tokens(p["solution"])) > 40)
+        victim = next(p for p in problems if len(metrics.code_tokens(p["solution"])) > 40)
         with tempfile.TemporaryDirectory() as tmp:
             corpus = os.path.join(tmp, "train.jsonl.gz")
             with gzip.open(corpus, "wt") as f:
@@ -650,7 +657,7 @@ class TaskCutting(unittest.TestCase):
         self.assertNotEqual([t["target"] for t in first], [t["target"] for t in other])
         cells: dict = {}
         for task in first:
-            cell = (ev.GROUP_OF[task["language"]], task["kind"])
+            cell = (GROUP_OF[task["language"]], task["kind"])
             cells[cell] = cells.get(cell, 0) + 1
             text = task["file"]
             self.assertEqual(text[task["start"]:task["end"]], task["target"])
@@ -740,14 +747,14 @@ class ModelCard(unittest.TestCase):
             card = os.path.join(tmp, "MODEL_CARD.md")
             with open(card, "w") as f:
                 f.write("# Model\n\nintro\n\n## Evaluation\n\nold table\n\n## Limits\n\nnone\n")
-            ev.write_card_section(card, "new table\n")
+            replace_section(card, "## Evaluation", "## Evaluation\n\nnew table\n")
             with open(card) as f:
                 text = f.read()
             self.assertEqual(text, "# Model\n\nintro\n\n## Evaluation\n\nnew table\n\n## Limits\n\nnone\n")
             os.remove(card)
             with open(card, "w") as f:
                 f.write("# Model\n")
-            ev.write_card_section(card, "table\n")
+            replace_section(card, "## Evaluation", "## Evaluation\n\ntable\n")
             with open(card) as f:
                 self.assertEqual(f.read(), "# Model\n\n## Evaluation\n\ntable\n")
 
@@ -782,10 +789,10 @@ class CandidatesThroughTheCli(unittest.TestCase):
                 f.write(FAKE_CLI)
             with open(os.path.join(tmp, "manifest.json"), "w") as f:
                 json.dump({"facts": {"unmask.top_k": "64"}}, f)
-            args = argparse.Namespace(cli=os.path.relpath(fake, ev.REPO), node=sys.executable, onnx_precision="auto",
+            args = argparse.Namespace(cli=os.path.relpath(fake, str(paths.REPO_DIR)), node=sys.executable, onnx_precision="auto",
                                       threads=1, seed=0)
             options = sample.SamplerOptions(steps=4, strategy="confidence", top_k=64)
-            outputs, _ = ev.run_onnx_cli(tmp, [self.task], options, None, (8,), args, candidates)
+            outputs, _ = run_onnx_cli(tmp, [self.task], options, None, (8,), args, candidates)
         return outputs[0]
 
     def test_the_ranked_list_comes_back_best_first_with_the_file_around_the_hole(self):
@@ -813,8 +820,8 @@ class CandidatesThroughTheCli(unittest.TestCase):
                   "sampler": "s", "focus": {"strategy": "confidence", "steps": 8}, "runs": [
                       run(sim=0.1, empty=0.5), run(sim=0.2, empty=0.0, candidates=4, pick="ranked"),
                       run(sim=0.3, empty=0.0, candidates=4, pick="best")],
-                  "nll": {}, "device": "cpu", "wall_seconds": 1.0, "command": "python eval.py"}
-        text = ev.markdown(report)
+                  "nll": {}, "device": "cpu", "wall_seconds": 1.0, "command": "python -m scripts.eval_heldout"}
+        text = markdown(report)
         self.assertIn("| onnx x4 ranked | confidence | 8 |", text)
         self.assertIn("| onnx x4 best | confidence | 8 |", text)
         self.assertIn("The top-ranked one: edit similarity 20.0%, syntax valid 50.0%, empty 0.0%, against 10.0%, "
@@ -825,8 +832,8 @@ class EndToEnd(unittest.TestCase):
     """The whole harness on random-weight models: it must run and produce a consistent report."""
 
     def test_a_small_sweep_produces_results_a_table_and_a_card_section(self):
-        import common
-        from model import build_model
+        from unmask import common
+        from unmask.model import build_model
 
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer_path = make_tokenizer(tmp)
@@ -850,7 +857,7 @@ class EndToEnd(unittest.TestCase):
             card = os.path.join(tmp, "CARD.md")
             out = os.path.join(tmp, "results.json")
             tasks_file = os.path.join(tmp, "tasks.jsonl")
-            tasks_mod.main(["--test", os.path.join(corpus, "test.jsonl.gz"), "--tokenizer", tokenizer_path,
+            data_tasks.main(["--test", os.path.join(corpus, "test.jsonl.gz"), "--tokenizer", tokenizer_path,
                             "--out", tasks_file, "--per-cell", "2", "--max-seq-len", "128",
                             "--max-span-tokens", "16"])
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -879,7 +886,7 @@ class EndToEnd(unittest.TestCase):
             self.assertIn("## Evaluation", text)
             self.assertIn("| mdm | confidence | 4 |", text)
             self.assertRegex(text, r"the denoiser (beats|ties|does not beat) the AR baseline on exact match")
-            self.assertIn(f"python {os.path.relpath(os.path.join(HERE, 'eval.py'))} --ckpt", text)
+            self.assertIn("python -m scripts.eval_heldout --ckpt", text)
 
 
 FAKE_NODE_CLI = """
@@ -921,7 +928,7 @@ class HeldOutWithoutACheckpoint(unittest.TestCase):
                 report = ev.main(["--onnx-cli", model_dir, "--copy-baseline", "--test", corpus, "--tasks-file",
                                   tasks_file, "--per-cell", "2", "--tasks", "12", "--steps", "8", "--strategies",
                                   "confidence", "--focus", "confidence:8", "--bucket", "default", "--nll-batches",
-                                  "0", "--cli", os.path.relpath(fake, ev.REPO), "--out",
+                                  "0", "--cli", os.path.relpath(fake, str(paths.REPO_DIR)), "--out",
                                   out, "--markdown", md])
             with open(tasks_file) as f:
                 tasks = [json.loads(line) for line in f]
@@ -977,7 +984,7 @@ def make_tokenizer(folder: str) -> str:
     """A small byte-level BPE with the recipe's special tokens (ids 0..10), trained on the sample records."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    import common
+    from unmask import common
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -14,11 +14,11 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
-import common
-import fast_tokens
-import gpu_window
+from unmask import common
+from scripts import data_tokens as fast_tokens
+from scripts import gpu_window
 
-TOKENIZER = Path(__file__).resolve().parents[1] / "unmask-coder-base" / "tokenizer.json"
+TOKENIZER = Path(__file__).resolve().parents[2] / "unmask-coder-base" / "tokenizer.json"
 
 
 def write_corpus(folder: Path, n: int = 40) -> None:

@@ -3,24 +3,20 @@ the fixture shared with the TypeScript engine (test/fixtures/healing-cases.json,
 test/unit/engine-healing.test.ts) and the sampler against a mock model that only makes sense of spans starting at a
 token boundary.
 
-Run: python -m unittest models/recipe/test_healing.py
+Run: python -m unittest tests.test_healing   (from models/recipe/)
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 import unittest
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
-import sample  # noqa: E402
+from unmask import paths, sample
 
-CASES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "test", "fixtures", "healing-cases.json")
+CASES = os.path.join(paths.REPO_DIR, "test", "fixtures", "healing-cases.json")
 
 
 def load_fixture():

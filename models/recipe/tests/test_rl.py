@@ -2,7 +2,7 @@
 coupled-GRPO pieces (leave-one-out advantages, complementary masks, the log-prob proxy, PPO-clip and k3) and a
 one-step end-to-end run on a random-weight model.
 
-Run: python -m unittest models/recipe/test_rl.py      (or: python -m pytest models/recipe/test_rl.py)
+Run: python -m unittest tests.test_rl   (from models/recipe/)
 """
 from __future__ import annotations
 
@@ -11,22 +11,18 @@ import json
 import math
 import os
 import random
-import sys
 import tempfile
 import unittest
 
 import torch
 import torch.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
-import common  # noqa: E402
-import rewards  # noqa: E402
-import rl  # noqa: E402
-import tasks as tasks_mod  # noqa: E402
-import test_eval  # noqa: E402  (its tiny tokenizer and sample files)
+from unmask import checkpoint, common
+from unmask import rewards, syntax
+from scripts import train_rl as rl
+from unmask import tasks as tasks_mod
+from tests import test_eval  # its tiny tokenizer and sample files
 
 torch.set_num_threads(1)
 
@@ -101,9 +97,9 @@ class Gaming(unittest.TestCase):
 
 class Parsers(unittest.TestCase):
     def test_python_tells_a_syntax_error_from_code_that_parses_but_does_not_compile(self):
-        self.assertEqual(rewards.python_check("x = 1\n"), (True, True))
-        self.assertEqual(rewards.python_check("return 1\n"), (True, False))
-        self.assertEqual(rewards.python_check("def f(:\n"), (False, False))
+        self.assertEqual(syntax.python_check("x = 1\n"), (True, True))
+        self.assertEqual(syntax.python_check("return 1\n"), (True, False))
+        self.assertEqual(syntax.python_check("def f(:\n"), (False, False))
 
     def test_module_names_follow_the_installed_layout(self):
         cases = {"usr/lib/python3/dist-packages/sympy/core/add.py": "sympy.core.add",
@@ -277,7 +273,7 @@ class CoupledGRPO(unittest.TestCase):
         self.assertTrue(bool((k3 > 0).all()))
 
     def test_a_positive_advantage_makes_its_rollout_more_likely_and_a_negative_one_less(self):
-        from model import build_model
+        from unmask.model import build_model
 
         torch.manual_seed(0)
         model = build_model({"kind": "mdm", "n_layer": 1, "d_model": 32, "n_head": 2, "d_ff": 64, "vocab_size": 40,
@@ -305,7 +301,7 @@ class CoupledGRPO(unittest.TestCase):
 
 class EndToEnd(unittest.TestCase):
     def test_one_rl_step_on_a_random_model_logs_and_saves_a_loadable_checkpoint(self):
-        from model import build_model
+        from unmask.model import build_model
 
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer_path = test_eval.make_tokenizer(tmp)
@@ -340,10 +336,13 @@ class EndToEnd(unittest.TestCase):
                     self.assertIn(key, step)
                 self.assertIn("valid_reward", lines[0])
                 self.assertTrue(lines[-1]["done"])
-                policy, ckpt = common.load_checkpoint(os.path.join(tmp, name, "last.pt"))
+                policy, ckpt = checkpoint.load_model(os.path.join(tmp, name, "last.pt"))
                 for key in ("model", "config", "special", "tokenizer", "step", "train_tokens", "metrics", "args"):
                     self.assertIn(key, ckpt)
                 self.assertEqual((ckpt["stage"], ckpt["step"], ckpt["base"]["step"]), ("rl", 1, 7))
+                # A checkpoint from before checkpoint.py (no stage) reads as pretrain and heads the lineage.
+                self.assertEqual([(s["stage"], s["step"]) for s in ckpt["lineage"]], [("pretrain", 7)])
+                self.assertEqual(ckpt["tokenizer_sha256"], common.file_sha256(tokenizer_path))
                 self.assertTrue(os.path.exists(os.path.join(tmp, name, "ckpt.pt")))
             with open(os.path.join(tmp, "coupled", "pool.jsonl")) as f:
                 pool = [json.loads(line) for line in f]

@@ -5,7 +5,7 @@ With context_only attention a context token attends only to context tokens, so i
 not depend on the span. They can be computed once per request (`ContextEncoder`, the "context" graph) and every
 denoising step then runs only the span tokens (`SpanStep`, the "step" graph): span queries attend to the cached
 context keys and to all span keys, as in the full forward. models/README.md ("Cached-context denoiser") is the
-contract; export.py writes the two graphs.
+contract; export_onnx.py writes the two graphs.
 
 Cache layout: past_key and past_value are single tensors [L, B, H, T, Dh] (layer-major, keys after RoPE at their
 canvas positions). Their entries at span positions are unused: the step graph masks them out with context_mask.
@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import Transformer, apply_rope, rope_tables
+from unmask.model import Transformer, apply_rope, rope_tables
 
 
 def _check(model: Transformer) -> None:

@@ -1,5 +1,5 @@
-"""Shared helpers for the recipe stages: special-token ids, the pre-tokenised corpus, seeding, device and DDP setup,
-and checkpoint loading.
+"""Shared helpers for the recipe stages: paths, special-token ids, the pre-tokenised corpus, seeding, device and DDP
+setup (checkpoints: checkpoint.py).
 
 Every stage imports this module; nothing here runs on its own. The special-token ids are always read from
 tokenizer.json by their strings (never assumed), stored in each checkpoint and copied into the ONNX metadata, so the
@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RECIPE_DIR = Path(__file__).resolve().parent
-DATA_DIR = RECIPE_DIR / "data"
-CORPUS_DIR = DATA_DIR / "corpus"
-TOKENIZER_PATH = DATA_DIR / "tokenizer" / "tokenizer.json"
-RUNS_DIR = RECIPE_DIR / "runs"
+# The paths, re-exported: every stage reads them as common.X.
+from unmask.paths import (CORPUS_DIR, DATA_DIR, NODE_DIR, RECIPE_DIR, REPO_DIR, RUNS_DIR,  # noqa: F401
+                          TOKENIZER_PATH, command_line)
 
 # The special tokens, by the short name used in checkpoints and metadata, and their strings in tokenizer.json.
 SPECIAL_TOKENS = {
@@ -127,7 +125,7 @@ def token_stream(split: str, corpus_dir: str | Path = CORPUS_DIR, tokenizer_path
     """
     corpus_path = Path(corpus_dir) / f"{split}.jsonl.gz"
     if not corpus_path.exists():
-        raise FileNotFoundError(f"corpus split not found: {corpus_path} (run corpus.py first)")
+        raise FileNotFoundError(f"corpus split not found: {corpus_path} (run data_corpus.py first)")
     key = hashlib.sha256((file_sha256(corpus_path) + file_sha256(tokenizer_path)).encode()).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir else Path(corpus_dir).parent / "tokens"
     cache.mkdir(parents=True, exist_ok=True)
@@ -237,30 +235,6 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def torch_load(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    """torch.load of a checkpoint this recipe wrote (a dict of tensors and plain values) on torch 1.13 and 2.x."""
-    import inspect
-
-    if "weights_only" in inspect.signature(torch.load).parameters:
-        return torch.load(path, map_location=device, weights_only=False)
-    return torch.load(path, map_location=device)
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
-    """Returns (model in eval mode, checkpoint dict) for a checkpoint written by pretrain.py."""
-    from model import build_model
-
-    ckpt = torch_load(path, device)
-    # pretrain.py keeps a copy of the tokenizer next to the checkpoint: prefer it, so a moved run folder still works.
-    beside = Path(path).with_name("tokenizer.json")
-    if beside.exists():
-        ckpt["tokenizer"] = str(beside)
-    model = build_model(ckpt["config"])
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    return model, ckpt
-
-
 def add_run_args(add) -> None:
     """The flags every training stage shares (pretrain, distill, rl), given the parser's add_argument: where its run
     folder goes, its seed and where it runs. Each stage adds its own flags around them."""
@@ -269,3 +243,4 @@ def add_run_args(add) -> None:
     add("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
     add("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")
+

@@ -1,7 +1,7 @@
 """The DiDi-Instruct discriminator: a copy of the teacher's backbone that scores every token of a (re-noised) canvas
 with one logit, "how much does this look like a teacher sample rather than a student sample at noise level t".
 
-Not a stage of its own: distill.py trains it, guided.py samples with it, export_disc.py exports it. Built from the
+Not a stage of its own: train_distill.py trains it, guided.py samples with it, export_disc.py exports it. Built from the
 teacher (methods.md section 2):
 - token embedding and blocks copied from the teacher; only the last `trainable_blocks` blocks and the final norm are
   trained, the embedding and the blocks below stay frozen (they already know code, and freezing them keeps the
@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from model import build_model, rope_tables
+from unmask import checkpoint
+from unmask.model import build_model, rope_tables
 
 
 def default_trainable_blocks(n_layer: int) -> int:
@@ -145,8 +146,8 @@ class Discriminator(nn.Module):
 
 
 def load_discriminator(path: str, device: str | torch.device = "cpu") -> tuple[Discriminator, dict]:
-    """Returns (discriminator in eval mode, checkpoint dict) for a disc.pt written by distill.py."""
-    ckpt = torch.load(path, map_location=device)
+    """Returns (discriminator in eval mode, checkpoint dict) for a disc.pt written by train_distill."""
+    ckpt = checkpoint.read(path, device)
     cfg = ckpt["config"]
     if cfg.get("kind") != "disc":
         raise ValueError(f"{path} is a {cfg.get('kind')!r} checkpoint, not a discriminator (kind 'disc')")

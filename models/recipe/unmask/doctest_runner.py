@@ -1,6 +1,6 @@
 """Runs the doctests of one function against one (filled) Python file, in a child process: rewards.py starts it.
 
-    python -I models/recipe/doctest_runner.py < request.json > result.json
+    python -I unmask/doctest_runner.py < request.json > result.json
 
 Request (JSON on stdin): {"source": file text, "module": dotted module name ("sympy.core.add", "fractions"),
 "filename": its path, "docstring": the docstring whose examples are run, "timeout": seconds}.

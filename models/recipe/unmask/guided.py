@@ -1,7 +1,7 @@
 """Reward-guided ancestral sampling (DiDi-Instruct, methods.md section 2) for the Python eval: the sampler of
 sample.py with the distillation's discriminator as a reward model.
 
-Not a stage of its own; eval.py calls `guided_denoise` in place of `sample.denoise` (same arguments plus the
+Not a stage of its own; eval_heldout.py calls `guided_denoise` in place of `sample.denoise` (same arguments plus the
 discriminator and `GuidanceOptions`, same result plus `disc_calls`):
     disc, _ = guided.load_disc("models/recipe/runs/gpu-distill/disc.pt", device)
     result = guided.guided_denoise(m.denoiser_fn, disc, canvas, m.mask_id, m.eos_id, options, generators,
@@ -27,8 +27,8 @@ from typing import Optional
 
 import torch
 
-import sample
-from discriminator import Discriminator, load_discriminator
+from unmask import sample
+from unmask.discriminator import Discriminator, load_discriminator
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 `logits` output [B,P,V] in top_logits [B,P,K] float32, top_ids [B,P,K] int32 and log_z [B,P] float32, and the check
 of those outputs against the logits of the same run.
 
-Not a stage of its own: export.py appends the head to every denoiser graph it writes, and `export.py --add-head DIR`
-adds it to an existing model folder in place:
-    python models/recipe/export.py --add-head models/unmask-coder-base
+Not a stage of its own: scripts/export_onnx.py appends the head to every denoiser graph it writes, and
+scripts/export_head.py adds it to an existing model folder in place (from models/recipe/):
+    python -m scripts.export_head ../unmask-coder-base
 """
 from __future__ import annotations
 

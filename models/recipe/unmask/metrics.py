@@ -1,5 +1,5 @@
-"""Text metrics of a completion against its target, shared by the eval harness (eval.py, humaneval.py) and the RL
-rewards (rewards.py, rl.py). Torch-free: numpy and the standard library only, so scoring never loads a model stack.
+"""Text metrics of a completion against its target, shared by the eval harness (eval_heldout.py, eval_humaneval.py) and the RL
+rewards (rewards.py, train_rl.py). Torch-free: numpy and the standard library only, so scoring never loads a model stack.
 
 - exact match: the completion equals the target after trailing whitespace is trimmed from both;
 - first-line exact match: the completion's first line equals the target's first line, each with trailing

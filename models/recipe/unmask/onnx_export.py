@@ -1,14 +1,12 @@
-"""Exports a checkpoint to a shipped model folder per models/README.md: int8 ONNX (+ fp32 with --fp32), tokenizer.json,
-manifest.json, parity.json and the model card's generated sections.
-
-    python export.py --ckpt runs/cpu-mdm/ckpt.pt --out ../unmask-coder-base --id unmask-coder-base [--top-k 64]
-    python export.py --add-head ../unmask-coder-base        # (re)write the K-best head of an exported folder's graphs
+"""The ONNX export of a checkpoint, per models/README.md: graph tracing, int8 quantization, metadata, the parity
+cases and their check with onnxruntime. Runs nothing on its own: scripts/export_onnx.py writes a model folder with
+it, scripts/export_head.py (re)writes the K-best head of one, scripts/export_disc.py exports the discriminator.
 
 ONNX graph: inputs input_ids [B,T] int64 and positions [B,P] int64, outputs logits [B,P,V] float32 and the K-best
 head (kbest_head.py): top_logits [B,P,K] float32, top_ids [B,P,K] int32, log_z [B,P] float32 (B, T, P dynamic;
 K = --top-k, clamped to the ids the sampler may commit), opset 17, metadata `unmask.*` with `unmask.top_k` and
 `unmask.banned_ids` (every special id but end-of-span); the runtime reads and validates the metadata, and
-manifest.json repeats it under "facts". `--add-head DIR` writes the head in place on the denoiser graphs a folder's
+manifest.json repeats it under "facts". `export_head DIR` writes the head in place on the denoiser graphs a folder's
 manifest lists (the single graph or the step graph, fp32 and int8; the context graph has no vocabulary projection),
 replacing the head a graph has (an older folder gets the current head; a second run writes the same bytes), takes the banned ids from each graph's `unmask.special_ids` and `unmask.eos_id`, and rewrites only the
 files' sha256 and bytes and the two new facts in manifest.json (and the card's file table); it then checks the head
@@ -46,13 +44,8 @@ ids (ties may differ only between equal logits), log_z the logsumexp within 1e-4
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import inspect
 import json
-import re
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +53,9 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-import common
-import kbest_head
-import ort_session
-from cached import ContextEncoder, SpanStep, cached_logits
-from kbest_head import append_kbest_head
-from model import count_params
+from unmask import common, kbest_head, ort_session
+from unmask.cached import ContextEncoder, SpanStep, cached_logits
+from unmask.kbest_head import append_kbest_head
 
 FORMAT = 1
 QUANT_NAME = "int8-dynamic-reduce-range"
@@ -86,19 +76,19 @@ class OnnxDenoiser(torch.nn.Module):
 def export_fp32(model, path: Path, opset: int) -> None:
     ids = torch.randint(16, model.config["vocab_size"], (2, 48))
     pos = torch.tensor([[3, 5, 7, 11], [0, 2, 40, 47]])
-    kwargs = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # the TorchScript exporter: the path measured on torch 1.13 and 2.x alike
     torch.onnx.export(OnnxDenoiser(model).eval(), (ids, pos), str(path), opset_version=opset,
                       input_names=["input_ids", "positions"], output_names=["logits"],
                       dynamic_axes={"input_ids": {0: "B", 1: "T"}, "positions": {0: "B", 1: "P"},
                                     "logits": {0: "B", 1: "P"}},
-                      do_constant_folding=True, **kwargs)
+                      do_constant_folding=True, **exporter_kwargs())
 
 
-def _exporter_kwargs() -> dict:
+def exporter_kwargs() -> dict:
+    """torch.onnx.export's extra arguments: the TorchScript exporter (`dynamo=False` where torch 2.x has the flag),
+    the path measured on torch 1.13 and 2.x alike. Every graph of the recipe (denoiser, cached pair,
+    discriminator) is exported with it."""
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        return {"dynamo": False}  # the TorchScript exporter, as export_fp32
+        return {"dynamo": False}
     return {}
 
 
@@ -117,7 +107,7 @@ def export_cached_fp32(model, context_path: Path, step_path: Path, opset: int) -
                       input_names=["input_ids", "span_mask"], output_names=["past_key", "past_value"],
                       dynamic_axes={"input_ids": {0: "B", 1: "T"}, "span_mask": {0: "B", 1: "T"},
                                     "past_key": {1: "B", 3: "T"}, "past_value": {1: "B", 3: "T"}},
-                      do_constant_folding=True, **_exporter_kwargs())
+                      do_constant_folding=True, **exporter_kwargs())
     S = len(span_pos)
     span_ids = torch.randint(16, model.config["vocab_size"], (2, S))
     out_idx = torch.tensor([[0, 3, 9], [1, 2, 11]])
@@ -129,7 +119,7 @@ def export_cached_fp32(model, context_path: Path, step_path: Path, opset: int) -
                                     "past_key": {1: "Bc", 3: "T"}, "past_value": {1: "Bc", 3: "T"},
                                     "context_mask": {0: "Bc", 1: "T"}, "out_idx": {0: "B", 1: "P"},
                                     "logits": {0: "B", 1: "P"}},
-                      do_constant_folding=True, **_exporter_kwargs())
+                      do_constant_folding=True, **exporter_kwargs())
 
 
 def name_cache_dims(graph, cfg: dict) -> None:
@@ -449,179 +439,7 @@ def check_with_onnxruntime(paths: dict, cases: list[dict], banned) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Model card
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def stage_metric(stage: dict) -> str:
-    """A training stage's validation number for the card: the denoiser's ELBO, or a causal stage's bits per token."""
-    m = stage.get("metrics") or {}
-    if "valid_elbo_bits" in m:
-        return f"valid ELBO {m['valid_elbo_bits']:.3f}"
-    if "valid_bits" in m:
-        return f"causal (AR) stage, valid {m['valid_bits']:.3f} bits/token (FIM middle {m.get('valid_fim_middle_bits', float('nan')):.3f})"
-    return "no validation metric"
-
-
-def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources: list[dict], summary: dict,
-               check: dict, parity_positions: int, existing: str | None) -> str:
-    cfg, a = ckpt["config"], ckpt.get("args", {})
-    m = ckpt.get("metrics") or {}
-    int8_check = next((v for k, v in (check or {}).items() if "int8" in k and isinstance(v, dict)), {})
-    int8_top1 = int8_check.get("top1_agreement")
-    ort_version = (check or {}).get("onnxruntime")
-    # A run continued with --init-from lists the runs before it: the card reports the whole training.
-    stages = [*ckpt.get("lineage", []), ckpt]
-    total_seconds = sum(s["train_seconds"] for s in stages)
-    total_tokens = sum(s["train_tokens"] for s in stages)
-    hours = ckpt["train_seconds"] / 3600
-    device = ckpt.get("device", "cpu")
-    on_cpu = str(device).startswith("cpu")
-    threads = a.get("threads") or "default"
-    lines = [
-        f"# {model_id}",
-        "",
-        f"A {cfg['n_layer']}-layer, {cfg['d_model']}-wide masked-diffusion code model ({ckpt.get('params', 0) / 1e6:.2f}M "
-        f"parameters) that fills spans of Python, TypeScript and JavaScript in a few parallel denoising steps. It is "
-        "Unmask's default model, run locally by the extension through onnxruntime-node (int8 weights).",
-        "",
-        ("**Trained on a CPU.** No GPU was available when this model was made: it was trained for "
-         f"{total_seconds / 60:.0f} minutes on {threads} CPU thread(s) of a shared 2-core machine"
-         f"{f' in {len(stages)} runs' if len(stages) > 1 else ''}, has seen "
-         f"only {total_tokens / 1e6:.1f}M tokens and is far from converged. `models/recipe/run_gpu.sh` trains "
-         "the same recipe on a GPU." if on_cpu else
-         f"Trained on {ckpt.get('world', 1)} x {device} for {hours:.2f} hours."),
-        "",
-        "## Use",
-        "",
-        "The canvas is `<|lang:...|> prefix [MASK]*n suffix`, where n is a span-length bucket "
-        f"({meta['unmask.span_buckets']}); the model fills the span with code followed by `<|eos|>` tokens, and the "
-        "runtime trims at the first `<|eos|>`. Several spans in one canvas are filled jointly. The ONNX contract "
-        "(inputs, outputs, metadata) is in `models/README.md`.",
-        "",
-        "## Files",
-        "",
-        "| file | bytes | sha256 |",
-        "|---|---|---|",
-        *[f"| `{f['name']}` | {f['bytes']} | `{f['sha256'][:16]}...` |" for f in files],
-        "",
-        "## Architecture",
-        "",
-        f"- Bidirectional pre-norm transformer, RoPE (base {cfg['rope_base']:g}), GELU MLP, LayerNorm, no biases in "
-        "linear layers, vocabulary projection tied to the token embedding.",
-        f"- {cfg['n_layer']} layers, d_model {cfg['d_model']}, {cfg['n_head']} heads, d_ff {cfg['d_ff']}, "
-        f"vocabulary {cfg['vocab_size']}, trained at T = {cfg['max_seq_len']}, attention `{cfg['attention']}`.",
-        *([f"- Attention `context_only`: context tokens attend only to context, span tokens to everything, so the "
-           "context's keys and values are computed once per request (`context.int8.onnx`) and each denoising step "
-           "runs only the span tokens (`step.int8.onnx`); see models/README.md, \"Cached-context denoiser\"."]
-          if cfg["attention"] == "context_only" else []),
-        f"- Parameters: {ckpt.get('params', 0):,} ({ckpt.get('params_non_embedding', 0):,} outside the embedding).",
-        f"- Weights: `{meta['unmask.quantization']}` (7-bit symmetric per-column weights for every matrix product, "
-        "int8 embedding with per-row scales; activations quantized per call).",
-        f"- Output: the logits and the K-best head (K = {meta['unmask.top_k']}: the likeliest tokens the sampler may "
-        "commit and the normaliser, per requested position; models/README.md, \"K-best head\").",
-        "",
-        "## Training",
-        "",
-        *([("**AR-first.** The weights were first trained as a causal model (stage 1, `--objective ar`: next-token "
-            "cross-entropy on every token, half of the sequences fill-in-the-middle in PSM or SPM order), then "
-            "adapted into this denoiser (stage 2, `--objective mdm --init-from` the causal checkpoint: the same "
-            "parameters, attention switched to the layout below, each position predicting its own token), as "
-            "DiffuCoder, Dream-Coder and DiffuLLaMA start from autoregressive models. Stage 2 is:"), ""]
-          if any((st.get("args") or {}).get("objective") == "ar" for st in stages[:-1]) else []),
-        "Masked diffusion (MDLM/LLaDA objective): t ~ U(eps, 1) per canvas, k = ceil(t * n) of its n span tokens "
-        "masked, loss = cross-entropy on the masked tokens weighted by n/k (1/t at the realised rate), normalised per "
-        "span token: an upper bound on the NLL, reported as the ELBO in bits per span token. Most "
-        f"canvases are infill-shaped: a line-aligned or random span (sometimes empty, sometimes 2-3 spans) padded "
-        f"with `<|eos|>` to a length bucket, the rest clean context; {a.get('p_whole', 0.15):.0%} are whole-window "
-        "canvases. Context never masked. See `models/recipe/pretrain.py`.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| optimizer | AdamW, peak lr {a.get('lr')}, warmup {a.get('warmup_steps')} steps, cosine to "
-        f"{a.get('min_lr_ratio')} x peak, weight decay {a.get('weight_decay')}, beta2 {a.get('beta2')}, clip "
-        f"{a.get('grad_clip')} |",
-        f"| batch | {a.get('batch_size')} canvases x {cfg['max_seq_len']} tokens x {a.get('grad_accum')} accumulation "
-        f"x {ckpt.get('world', 1)} processes |",
-        f"| steps | {ckpt['step']} |",
-        f"| tokens seen | {ckpt['train_tokens']:,} |",
-        f"| wall time | {ckpt['train_seconds']:.0f} s ({hours:.2f} h) on {device}, {threads} torch thread(s), "
-        f"torch {ckpt.get('torch')} |",
-        *([f"| CPU time | {ckpt['cpu_seconds']:.0f} s of process CPU time (the machine was shared with other work, "
-           "so wall time overstates the compute) |"] if ckpt.get("cpu_seconds") and on_cpu else []),
-        f"| throughput | {ckpt['train_tokens'] / max(ckpt['train_seconds'], 1):.0f} tokens/s |",
-        f"| validation ELBO | {m.get('valid_elbo_bits', float('nan')):.3f} bits/span token (infill canvases "
-        f"{m.get('valid_elbo_infill_bits', float('nan')):.3f}) |",
-        *([f"| earlier runs | this run continued (`--init-from`) "
-           + "; ".join(f"`{s['args'].get('run_name')}`: {s['step']} steps, {s['train_tokens']:,} tokens, "
-                       f"{s['train_seconds']:.0f} s, peak lr {s['args'].get('lr')}, {stage_metric(s)}"
-                       for s in stages[:-1])
-           + f"; in all {total_tokens:,} tokens in {total_seconds:.0f} s |"] if len(stages) > 1 else []),
-        "",
-        "Reproduce:",
-        "",
-        "```sh",
-        *[f"python models/recipe/pretrain.py {' '.join(cli_args(s['args']))}" for s in stages],
-        f"python models/recipe/export.py --ckpt <run>/ckpt.pt --out models/{model_id} --id {model_id}",
-        "```",
-        "",
-        "## Data",
-        "",
-        "Real source code fetched by exact name@version from Debian and the npm registry (`models/recipe/sources.json`, "
-        "built by `models/recipe/corpus.py`): generated, minified, vendored and duplicate files dropped; whole "
-        "packages held out as the test split.",
-        "",
-        "| split | packages | files | bytes | licences |",
-        "|---|---|---|---|---|",
-        *[f"| {k} | {v['packages']} | {v['files']:,} | {v['bytes']:,} | "
-          + ", ".join(f"{lic} ({n})" for lic, n in sorted(v["licences"].items())) + " |" for k, v in summary.items()
-          if isinstance(v, dict) and "packages" in v],
-        "",
-        "<details><summary>All sources</summary>",
-        "",
-        "| name | version | registry | split | licence | files | bytes |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {s['name']} | {s['version']} | {s['registry']} | {s['split']} | {s['licence']} | {s['files']} | "
-          f"{s['bytes']} |" for s in sources],
-        "",
-        "</details>",
-        "",
-        (f"Token counts with this tokenizer: train {summary['tokens']['train']:,}, valid {summary['tokens']['valid']:,}, "
-         f"test {summary['tokens']['test']:,}; training saw {total_tokens / summary['tokens']['train']:.2f} "
-         "epochs' worth of canvas tokens." if "tokens" in summary else ""),
-        "",
-        "## Limitations",
-        "",
-        "- Small and briefly trained: expect plausible-looking but often wrong completions; it knows only the "
-        "libraries in its corpus.",
-        f"- Trained on canvases of at most {cfg['max_seq_len']} tokens; longer canvases run (RoPE) but lose quality.",
-        (f"- int8 weights change some predictions: on the {parity_positions} masked positions of `parity.json` the "
-         f"int8 file's top-1 token agrees with PyTorch fp32 at {int8_top1:.1%} (onnxruntime {ort_version})."
-         if int8_top1 is not None else
-         "- int8 weights change some predictions; `parity.json` pins down the fp32 logits to check against."),
-        "",
-    ]
-    card = "\n".join(lines)
-    evaluation = "## Evaluation\n\nNot yet evaluated: `models/recipe/eval.py` writes this section.\n"
-    if existing and "## Evaluation" in existing:
-        evaluation = existing[existing.index("## Evaluation"):]
-    return card + "\n" + evaluation.rstrip() + "\n"
-
-
-def cli_args(a: dict) -> list[str]:
-    keep = ["objective", "run_name", "init_from", "n_layer", "d_model", "n_head", "d_ff", "max_seq_len", "attention",
-            "batch_size", "grad_accum", "lr", "warmup_steps", "max_steps", "max_minutes", "seed", "threads"]
-    if a.get("objective") == "ar":  # The causal stage's example mix (its defaults differ across recipe versions).
-        keep += ["fim_rate", "spm_rate", "p_line"]
-    out = []
-    for k in keep:
-        v = a.get(k)
-        if v in (None, 0, 0.0, False):
-            continue
-        out += [f"--{k.replace('_', '-')}", str(v)]
-    return out
-
-
+# The model folder's graphs
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -676,192 +494,3 @@ def export_cached_graphs(model, ckpt: dict, out: Path, opset: int, summary: dict
     return graphs
 
 
-# The manifest roles of the graphs that end in the vocabulary projection, and so in the K-best head.
-HEAD_ROLES = ("denoiser-int8", "denoiser-fp32", "step-int8", "step-fp32")
-
-
-def update_card_files(card: Path, files: list[dict]) -> None:
-    """Rewrites the bytes and sha256 of `files` in the model card's file table (model_card's rows), if it has them."""
-    if not card.exists():
-        return
-    text = card.read_text()
-    for f in files:
-        row = re.compile(rf"^\| `{re.escape(f['name'])}` \| \d+ \| `[0-9a-f]{{16}}\.\.\.` \|$", re.M)
-        text = row.sub(f"| `{f['name']}` | {f['bytes']} | `{f['sha256'][:16]}...` |", text)
-    card.write_text(text)
-
-
-def add_head(folder: Path, top_k: int) -> dict:
-    """`--add-head`: (re)writes the K-best head in place on the denoiser graphs that `folder`'s manifest lists (roles
-    HEAD_ROLES), with the banned ids of each graph's own metadata and K = top_k clamped to its vocabulary; a head a
-    graph already has is replaced (strip_kbest_head), so an older folder gets the current head and a second run writes
-    the same bytes. Rewrites those files' sha256 and bytes and the two head facts in manifest.json, nothing else, and
-    the card's file table; then checks the head on parity.json (check_with_onnxruntime). Returns what it did."""
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    targets = [f for f in manifest["files"] if f["role"] in HEAD_ROLES]
-    if not targets:
-        raise SystemExit(f"export: {manifest_path} lists no denoiser graph (roles {', '.join(HEAD_ROLES)})")
-    protos = {f["name"]: onnx.load(str(folder / f["name"])) for f in targets}
-    replaced = [name for name, proto in protos.items() if kbest_head.strip_kbest_head(proto)]
-    head_facts, banned = None, None
-    for name, proto in protos.items():
-        meta = {p.key: p.value for p in proto.metadata_props}
-        banned = kbest_head.banned_from_metadata(meta)
-        k = kbest_head.clamp_top_k(top_k, int(meta["unmask.vocab_size"]), len(banned))
-        append_kbest_head(proto, k, banned)
-        onnx.checker.check_model(proto)
-        facts = {p.key: p.value for p in proto.metadata_props if p.key in kbest_head.META_KEYS}
-        if head_facts not in (None, facts):
-            raise SystemExit(f"export: the graphs of {folder} disagree on the head: {head_facts} vs {facts}")
-        head_facts = facts
-    for name, proto in protos.items():
-        onnx.save(proto, str(folder / name))
-    for f in manifest["files"]:
-        if f["name"] in protos:
-            f["sha256"], f["bytes"] = common.file_sha256(folder / f["name"]), (folder / f["name"]).stat().st_size
-    manifest["facts"].update(head_facts)
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    update_card_files(folder / "MODEL_CARD.md", [f for f in manifest["files"] if f["name"] in protos])
-
-    check = {"skipped": "no parity.json"}
-    if (folder / "parity.json").exists():
-        cases = json.loads((folder / "parity.json").read_text())["cases"]
-        if "cached_context" in manifest:
-            paths = {f"{pair['context']} + {pair['step']}": (folder / pair["context"], folder / pair["step"])
-                     for pair in manifest["cached_context"].values()}
-        else:
-            paths = {name: folder / name for name in protos}
-        check = check_with_onnxruntime(paths, cases, banned)
-    return {"folder": str(folder), "head": head_facts, "replaced": replaced,
-            "files": {name: (folder / name).stat().st_size for name in protos}, "ort_check": check}
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", default=None, help="checkpoint written by pretrain.py (required unless --add-head)")
-    p.add_argument("--out", default=None,
-                   help="model folder to write (created; files in it are replaced; required unless --add-head)")
-    p.add_argument("--id", default=None, help="model id (default: the --out folder name)")
-    p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the one named in the checkpoint)")
-    p.add_argument("--corpus-dir", default=str(common.CORPUS_DIR), help="corpus folder; parity canvases come from test")
-    p.add_argument("--sources", default=str(common.RECIPE_DIR / "sources.json"), help="the corpus source manifest")
-    p.add_argument("--fp32", action="store_true", help="also write the fp32 model.onnx")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17 for LayerNormalization)")
-    p.add_argument("--parity-logits", type=int, default=3, help="positions per canvas row with full logits in parity.json")
-    p.add_argument("--no-card", action="store_true", help="do not (re)write MODEL_CARD.md")
-    p.add_argument("--top-k", type=int, default=common.DEFAULT_TOP_K,
-                   help="K of the K-best head every denoiser graph ends in (entries per position handed to the "
-                        "sampler); clamped to the vocabulary minus the banned ids")
-    p.add_argument("--add-head", metavar="DIR", default=None,
-                   help="instead of exporting: write the K-best head in place on the denoiser graphs of the exported "
-                        "model folder DIR (replacing the head they have), update its manifest.json, check it, and exit")
-    args = p.parse_args(argv)
-    if args.add_head:
-        print(json.dumps(add_head(Path(args.add_head), args.top_k), indent=1))
-        return
-    if not args.ckpt or not args.out:
-        p.error("--ckpt and --out are required (or --add-head DIR)")
-
-    torch.manual_seed(0)
-    model, ckpt = common.load_checkpoint(args.ckpt)
-    ckpt["params"] = count_params(model)
-    ckpt["params_non_embedding"] = count_params(model, non_embedding=True)
-    cached = ckpt["config"]["attention"] == "context_only"
-    banned = common.banned_ids(ckpt["special"])
-    top_k = kbest_head.clamp_top_k(args.top_k, ckpt["config"]["vocab_size"], len(banned))
-    tokenizer_path = Path(args.tokenizer or ckpt["tokenizer"])
-    if ckpt.get("tokenizer_sha256") and common.file_sha256(tokenizer_path) != ckpt["tokenizer_sha256"]:
-        sys.exit(f"export: {tokenizer_path} is not the tokenizer {args.ckpt} was trained with (sha256 differs)")
-    if common.read_special_ids(tokenizer_path) != ckpt["special"]:
-        sys.exit(f"export: {tokenizer_path} has other special ids than the checkpoint {args.ckpt}")
-    if common.load_tokenizer(tokenizer_path).get_vocab_size() != ckpt["config"]["vocab_size"]:
-        sys.exit(f"export: {tokenizer_path} has another vocabulary size than the checkpoint {args.ckpt}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model_id = args.id or out.name
-    sources = corpus_sources(Path(args.sources), Path(args.corpus_dir))
-    summary = data_summary(sources)
-    try:  # token counts of the splits (from the token cache when it exists; tokenises otherwise)
-        summary["tokens"] = {split: int(len(common.token_stream(split, args.corpus_dir, tokenizer_path).tokens))
-                             for split in ("train", "valid", "test")}
-    except FileNotFoundError:
-        pass
-
-    cases = parity_cases(model, ckpt, tokenizer_path, args.corpus_dir, args.parity_logits)
-    if cached:  # refuse to write graphs of a computation that differs from the checkpoint's
-        modules_rel_l2 = check_cached_modules(model, cases)
-        graphs = export_cached_graphs(model, ckpt, out, args.opset, summary, top_k)
-    else:
-        graphs = export_graph(model, ckpt, out, args.opset, summary, top_k)
-    # The manifest's facts: the denoiser graph's metadata (the single or the step graph), head included.
-    meta = {**metadata(ckpt, QUANT_NAME, summary),
-            **{p.key: p.value for p in graphs["step.int8.onnx" if cached else "model.int8.onnx"].metadata_props
-               if p.key in kbest_head.META_KEYS}}
-    written = {name: proto for name, proto in graphs.items() if args.fp32 or "int8" in name}
-    for name in ROLES:
-        if name.endswith(".onnx") and name not in written and (out / name).exists():
-            (out / name).unlink()  # a stale graph (the other precision or the other path) would not match the manifest
-    for name, proto in written.items():
-        onnx.save(proto, str(out / name))
-    shutil.copyfile(tokenizer_path, out / "tokenizer.json")
-    # tokenizer_config.json tells the JavaScript tokenizer not to clean up spaces on decode; it sits next to the
-    # tokenizer (or next to the one the checkpoint was trained from).
-    tok_files = ["tokenizer.json"]
-    for folder in (tokenizer_path.parent, Path(ckpt.get("tokenizer_source", tokenizer_path)).parent,
-                   common.TOKENIZER_PATH.parent):
-        if (folder / "tokenizer_config.json").exists():
-            shutil.copyfile(folder / "tokenizer_config.json", out / "tokenizer_config.json")
-            tok_files.append("tokenizer_config.json")
-            break
-
-    parity = {"format": FORMAT, "model": model_id,
-              "about": "PyTorch fp32 logits of the checkpoint on infill canvases from the held-out test split; "
-                       "see models/recipe/export.py for the fields.",
-              "tolerance": {"fp32_rel_l2": 1e-4, "int8_top1": 0.97}, "cases": cases}
-    (out / "parity.json").write_text(json.dumps(parity, separators=(",", ":")) + "\n")
-
-    if cached:
-        check = check_with_onnxruntime(
-            {"context.onnx + step.onnx": (graphs["context.onnx"].SerializeToString(),
-                                          graphs["step.onnx"].SerializeToString()),
-             "context.int8.onnx + step.int8.onnx": (out / "context.int8.onnx", out / "step.int8.onnx")}, cases,
-            banned)
-        check["pytorch_cached_rel_l2"] = modules_rel_l2
-    else:
-        check = check_with_onnxruntime({"model.onnx": graphs["model.onnx"].SerializeToString(),
-                                        "model.int8.onnx": out / "model.int8.onnx"}, cases, banned)
-    files = [{"name": n, "sha256": common.file_sha256(out / n), "bytes": (out / n).stat().st_size}
-             for n in list(written) + tok_files + ["parity.json"]]
-    if cached:  # the runtime takes the cached-context path when the manifest names the two graphs
-        pairs = {"int8": ("context.int8.onnx", "step.int8.onnx"), "fp32": ("context.onnx", "step.onnx")}
-        graph_files = {"cached_context": {precision: {"context": c, "step": st}
-                                          for precision, (c, st) in pairs.items() if c in written}}
-    else:
-        graph_files = {"default_file": "model.int8.onnx"}
-    manifest = {
-        "id": model_id,
-        "kind": ckpt["config"]["kind"],
-        "format": FORMAT,
-        **graph_files,
-        "files": [{**f, "role": ROLES[f["name"]]} for f in files],
-        "facts": meta,
-        "training": json.loads(meta["unmask.config"]),
-        "data": {"summary": summary, "sources": sources_table(sources)},
-        "exported": {"from": str(Path(args.ckpt)), "torch": torch.__version__, "onnx": onnx.__version__,
-                     "opset": args.opset, "date": datetime.date.today().isoformat(), "ort_check": check},
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if not args.no_card:
-        card_path = out / "MODEL_CARD.md"
-        existing = card_path.read_text() if card_path.exists() else None
-        n_pos = sum(len(row) for c in cases for row in c["positions"])
-        card_path.write_text(model_card(model_id, ckpt, meta, files, sources_table(sources), summary, check, n_pos,
-                                        existing))
-    total = sum((out / f).stat().st_size for f in (list(written) + tok_files + ["parity.json", "manifest.json"]))
-    print(json.dumps({"out": str(out), "files": {f["name"]: f["bytes"] for f in files}, "total_bytes": total,
-                      "ort_check": check}, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""onnxruntime sessions for the recipe's checks of exported graphs (export.py, test_cached.py): the Python
+"""onnxruntime sessions for the recipe's checks of exported graphs (export_onnx.py, test_cached.py): the Python
 onnxruntime when it is installed, else onnxruntime-node (the runtime the extension uses) driven through
 ort_serve.mjs, else none. Both answer `run(output_names, feeds) -> [numpy arrays]`, the Python API's call.
 
@@ -20,9 +20,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-SERVER = HERE / "ort_serve.mjs"
+from unmask.paths import NODE_DIR, REPO_DIR as REPO
+
+SERVER = NODE_DIR / "ort_serve.mjs"
 
 # numpy dtypes <-> the tensor types ort_serve.mjs passes to onnxruntime-node.
 TYPES = {np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.float32): "float32",

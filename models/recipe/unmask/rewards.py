@@ -1,8 +1,5 @@
-"""Verifiable rewards for infill rollouts, for coupled-GRPO (rl.py imports this module).
-
-Check the reward pipeline on real training tasks (each task's own target should score highest; an empty span, a copy
-of the suffix and a repeated line are penalised):
-    python models/recipe/rewards.py --pool models/recipe/runs/rl-gpu/pool.jsonl --tasks 20
+"""Verifiable rewards for infill rollouts, for coupled-GRPO (scripts/train_rl.py). Runs nothing on its own; the check
+of the reward pipeline on real training tasks is scripts/train_rl_rewards.py.
 
 A task is an infill hole in one training-split file (tasks.make_task's dict: file, start, end, target, prefix,
 suffix, language, path) and a rollout fills it with a completion. Its reward, as in DiffuCoder (methods.md section 3):
@@ -10,10 +7,10 @@ suffix, language, path) and a rollout fills it with a completion. Its reward, as
     reward = 2.0 * correctness + 0.5 * format
 
 - format: 1 if the filled file parses and compiles, 0.5 if not. Parsing: Python `ast` (in process); TypeScript and
-  JavaScript with the real TypeScript parser (syntax_check.mjs, the eval harness's checker, in one long-lived Node
+  JavaScript with the real TypeScript parser (node/syntax_check.mjs through syntax.NodeLineServer, in one long-lived Node
   process). Compiling: Python `compile()` (catches what the parser lets through: `return` outside a function,
   misplaced `nonlocal`...); TypeScript, only with `ts_typecheck=True` (expensive): the filled file may not add a
-  type-checker diagnostic to those of the original file (ts_typecheck.mjs, also one long-lived process).
+  type-checker diagnostic to those of the original file (node/ts_typecheck.mjs, also one long-lived process).
 - correctness, only when the filled file parses:
   - tasks with tests (`task["tests"]`, cut by find_tested_tasks): the pass rate of the doctests of the function that
     contains the hole, run by doctest_runner.py in a child process with a 5 s timeout, only when the file compiles.
@@ -30,32 +27,26 @@ temporary folder under CPU-time and file-size limits, and its whole process grou
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import os
 import random
 import re
-import select
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from unmask import tasks as tasklib
+from unmask.metrics import edit_similarity, exact_match
+from unmask.syntax import SYNTAX_CHECKER, TYPE_CHECKER, NodeLineServer, python_check
 
-REPO = os.path.dirname(os.path.dirname(HERE))
-SYNTAX_CHECKER = os.path.join(HERE, "syntax_check.mjs")  # The eval harness's parse-only checker.
-TYPE_CHECKER = os.path.join(HERE, "ts_typecheck.mjs")
-DOCTEST_RUNNER = os.path.join(HERE, "doctest_runner.py")
+DOCTEST_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctest_runner.py")  # run by path, isolated
 PYTHON = ("python",)
 TS_JS = ("typescript", "javascript")
 PROBE_LINE = "raise RuntimeError('unmask probe')"
@@ -140,78 +131,6 @@ def gaming_reason(completion: str, task: dict, min_copy_chars: int = 8) -> Optio
 # ---------------------------------------------------------------------------------------------------------------
 # Parsers and checkers
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def python_check(source: str, filename: str = "<infill>") -> tuple[bool, bool]:
-    """(parses, compiles) with this interpreter's `ast` and `compile()`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Invalid escapes and the like only warn.
-        try:
-            compile(source, filename, "exec", dont_inherit=True)
-            return True, True
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-            pass
-        try:
-            ast.parse(source)
-            return True, False
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-            return False, False
-
-
-class NodeLineServer:
-    """One long-lived `node script` that answers one JSON line per JSON request line, asked in lock step (so neither
-    pipe can fill up). A crashed process is restarted once per request; a second crash is an error."""
-
-    def __init__(self, script: str, node: str = "node", timeout: float = 120.0):
-        self.script, self.node, self.timeout = script, node, timeout
-        self.proc: Optional[subprocess.Popen] = None
-        self.stderr = None
-
-    def _start(self) -> None:
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([self.node, self.script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, text=True, encoding="utf-8", cwd=REPO, bufsize=1)
-
-    def _stderr_tail(self) -> str:
-        if self.stderr is None:
-            return ""
-        self.stderr.seek(0)
-        return self.stderr.read()[-2000:]
-
-    def ask(self, request: dict) -> dict:
-        for attempt in range(2):
-            if self.proc is None or self.proc.poll() is not None:
-                self._start()
-            try:
-                self.proc.stdin.write(json.dumps(request) + "\n")
-                self.proc.stdin.flush()
-                ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
-                line = self.proc.stdout.readline() if ready else ""
-            except (BrokenPipeError, OSError):
-                line = ""
-            if line:
-                return json.loads(line)
-            reason = f"no answer in {self.timeout:.0f} s" if self.proc.poll() is None else f"exit {self.proc.returncode}"
-            tail = self._stderr_tail()
-            self.close()
-            if attempt == 1:
-                raise RuntimeError(f"{os.path.basename(self.script)} failed ({reason}): {tail}")
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self.proc is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc.stdout.close()
-            self.proc = None
-        if self.stderr is not None:
-            self.stderr.close()
-            self.stderr = None
 
 
 def module_name(path: str) -> str:
@@ -314,7 +233,6 @@ class RewardScorer:
 
     def score(self, tasks: list[dict], completions: list[str]) -> list[Reward]:
         """One Reward per (task, completion); the doctests of all rows run in parallel."""
-        from metrics import edit_similarity, exact_match  # The eval harness's own metrics (torch-free).
 
         cfg = self.config
         rows: list[Reward] = []
@@ -406,12 +324,11 @@ def probe_source(text: str, start: int, end: int) -> str:
 
 
 def cut_tested_hole(text: str, body: tuple[int, int], rng: random.Random, counter, max_tokens: int):
-    """1-6 whole lines of a function body (half the time one line) whose probe compiles; a tasks.Hole or None."""
-    import tasks as tasks_mod
+    """1-6 whole lines of a function body (half the time one line) whose probe compiles; a tasklib.Hole or None."""
 
-    lines = tasks_mod.line_spans(text)
+    lines = tasklib.line_spans(text)
     first, last = body[0] - 1, min(body[1], len(lines)) - 1  # 0-based line indices
-    starts = [i for i in range(first, last + 1) if len(text[lines[i][0]:lines[i][1]].strip()) >= tasks_mod.MIN_LINE_CHARS]
+    starts = [i for i in range(first, last + 1) if len(text[lines[i][0]:lines[i][1]].strip()) >= tasklib.MIN_LINE_CHARS]
     rng.shuffle(starts)
     for i in starts[:8]:
         count = 1 if rng.random() < 0.5 else rng.randint(2, 6)
@@ -423,7 +340,7 @@ def cut_tested_hole(text: str, body: tuple[int, int], rng: random.Random, counte
         if counter.count(text[start:end]) > max_tokens:
             continue
         if python_check(probe_source(text, start, end))[1]:
-            return tasks_mod.Hole(start, end), ("single-line" if i == j else "multi-line")
+            return tasklib.Hole(start, end), ("single-line" if i == j else "multi-line")
     return None
 
 
@@ -434,7 +351,6 @@ def find_tested_tasks(records: list[dict], counter, rng: random.Random, max_task
     original file and fails on the probe. At most one task per function, 2 per file; up to 3 * max_tasks candidates
     are probed, in parallel. Examples of runs slower than timeout / 2 on the original are not kept (they would time
     out under load)."""
-    import tasks as tasks_mod
 
     candidates = []
     files = [r for r in records if r.get("language") in PYTHON and ">>>" in r["text"]]
@@ -447,7 +363,7 @@ def find_tested_tasks(records: list[dict], counter, rng: random.Random, max_task
             if cut is None:
                 continue
             hole, kind = cut
-            task = tasks_mod.make_task(record, hole, kind, counter, context_tokens, prefix_share)
+            task = tasklib.make_task(record, hole, kind, counter, context_tokens, prefix_share)
             task["tests"] = {"kind": "doctest", "module": module_name(record["path"]), "filename": record["path"],
                              "qualname": fn["qualname"], "docstring": fn["docstring"]}
             candidates.append(task)
@@ -476,40 +392,3 @@ def find_tested_tasks(records: list[dict], counter, rng: random.Random, max_task
     log(f"rewards: {len(kept)} tested tasks from {len(candidates)} candidates in {len(files)} files with doctests "
         f"({time.time() - t0:.0f} s of probing)")
     return kept
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Command line: score each pool task's own target and three gamed completions
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pool", required=True, help="task pool JSONL written by rl.py (runs/<name>/pool.jsonl)")
-    p.add_argument("--tasks", type=int, default=20, help="score this many tasks (tested tasks first)")
-    p.add_argument("--ts-typecheck", action="store_true", help="also type-check TypeScript completions")
-    p.add_argument("--test-workers", type=int, default=2, help="doctest child processes at a time")
-    args = p.parse_args(argv)
-    with open(args.pool, encoding="utf-8") as f:
-        pool = [json.loads(line) for line in f if line.strip()]
-    pool.sort(key=lambda t: not t.get("tests"))
-    chosen = pool[:args.tasks]
-    cases = {"target": lambda t: t["target"], "empty": lambda t: "",
-             "suffix copy": lambda t: t["file"][t["end"]:][:max(len(t["target"]), 16)],
-             "repeated line": lambda t: "x = x\n" * 4}
-    config = RewardConfig(ts_typecheck=args.ts_typecheck, test_workers=args.test_workers)
-    with RewardScorer(config) as scorer:
-        for name, make in cases.items():
-            t0 = time.time()
-            rows = scorer.score(chosen, [make(t) for t in chosen])
-            mean = sum(r.reward for r in rows) / len(rows)
-            parses = sum(r.parses for r in rows) / len(rows)
-            tested = [r for r in rows if r.tests_total]
-            passed = sum(r.tests_passed for r in tested) / max(1, sum(r.tests_total for r in tested))
-            gamed = Counter(r.gaming for r in rows if r.gaming)
-            print(f"{name:>14}: reward {mean:+.3f}  parses {parses:.2f}  tests passed {passed:.2f} "
-                  f"({len(tested)} tested)  gaming {dict(gamed)}  {time.time() - t0:.1f} s")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """Decoding for the eval harness: the masked-diffusion sampler (same semantics as the TypeScript engine) and greedy
 fill-in-the-middle decoding for the autoregressive baseline.
 
-Not a stage of its own: eval.py imports it, and test_eval.py checks it against a mock model. A quick run:
-    python models/recipe/eval.py --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt --tasks 12 --steps 8 \
+Not a stage of its own: eval_heldout.py imports it, and test_eval.py checks it against a mock model. A quick run:
+    python -m scripts.eval_heldout --ckpt models/recipe/runs/cpu-mdm-base/ckpt.pt --tasks 12 --steps 8 \
         --strategies confidence --nll-batches 0
 
 Diffusion sampler, one canvas row at a time (rows of a batch share T and are decoded independently):
@@ -51,7 +51,7 @@ from typing import Callable, Optional
 
 import torch
 
-import common
+from unmask import common
 
 STRATEGIES = ("random", "confidence", "margin", "entropy")
 

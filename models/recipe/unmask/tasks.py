@@ -1,10 +1,7 @@
-"""Cut deterministic infill tasks from the held-out test split for the eval harness.
-
-Run (the held-out eval's 600 tasks; eval.py makes the same file when it is missing):
-    python models/recipe/tasks.py --per-cell 100
-      (reads models/recipe/data/corpus/test.jsonl.gz and the tokenizer, writes models/recipe/data/eval/heldout.jsonl)
-Feed the file to the extension's CLI as it is: `node dist/cli.js --batch models/recipe/data/eval/heldout.jsonl
---out results.jsonl` (eval.py --onnx-cli does that and scores the results).
+"""Deterministic infill tasks cut from the held-out test split, for the eval harness and the RL task pool. Runs
+nothing on its own: scripts/data_tasks.py writes the held-out eval's file (scripts/eval_heldout.py makes it when it
+is missing). Feed the file to the extension's CLI as it is: `node dist/cli.js --batch
+models/recipe/data/eval/heldout.jsonl --out results.jsonl` (eval_heldout.py --onnx-cli does that and scores it).
 
 A task is one hole in one held-out file: {id, language, kind, prefix, suffix, target, ...}. `prefix` and `suffix`
 are the model's context, cut to whole tokens so that [lang tag] + prefix + span + suffix fits in the model's
@@ -29,25 +26,25 @@ The same seed, test split and tokenizer always give the same tasks.
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
-import os
 import random
 import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_TEST = os.path.join(HERE, "data", "corpus", "test.jsonl.gz")
-DEFAULT_TOKENIZER = os.path.join(HERE, "data", "tokenizer", "tokenizer.json")
-DEFAULT_OUT = os.path.join(HERE, "data", "eval", "heldout.jsonl")
+from unmask import paths  # not common: cutting tasks needs no torch (its import alone takes seconds)
+
+DEFAULT_TEST = str(paths.CORPUS_DIR / "test.jsonl.gz")
+DEFAULT_TOKENIZER = str(paths.TOKENIZER_PATH)
+DEFAULT_OUT = str(paths.DATA_DIR / "eval" / "heldout.jsonl")
 
 KINDS = ("single-line", "multi-line", "rest-of-line")  # The default set: the held-out eval's three kinds.
 ALL_KINDS = KINDS + ("random-span",)
 # Language groups: TypeScript and JavaScript share one group (one parser, one tag family); the task keeps the
 # file's own language so the right tag and dialect are used.
 GROUPS = {"python": ("python",), "ts/js": ("typescript", "javascript")}
+GROUP_OF = {lang: group for group, langs in GROUPS.items() for lang in langs}  # language -> its group
 GROUP_SHORT = {"python": "py", "ts/js": "ts"}
 KIND_SHORT = {"single-line": "line", "multi-line": "lines", "rest-of-line": "rest", "random-span": "span"}
 
@@ -308,48 +305,3 @@ def key_order(task: dict) -> dict:
     first = ["id", "language", "kind", "prefix", "suffix", "target", "target_tokens", "package", "version", "path",
              "start", "end", "file"]
     return {k: task[k] for k in first if k in task}
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--test", default=DEFAULT_TEST, help="held-out test split (JSONL, gzip allowed)")
-    parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="tokenizer.json used to count tokens")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="where to write the tasks (JSONL)")
-    parser.add_argument("--per-cell", type=int, default=100,
-                        help="tasks per (language group, kind): 2 groups x 3 kinds, so 6x this many in all")
-    parser.add_argument("--kinds", default=",".join(KINDS),
-                        help=f"comma-separated kinds to cut, from {', '.join(ALL_KINDS)}")
-    parser.add_argument("--max-per-file", type=int, default=3,
-                        help="passes over the files while a cell lacks tasks: at most this many tasks of one kind "
-                             "come from one file")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the task cutter")
-    parser.add_argument("--max-span-tokens", type=int, default=64, help="largest target, in tokens")
-    parser.add_argument("--max-seq-len", type=int, default=256, help="the model's max_seq_len (canvas length)")
-    parser.add_argument("--reserved-tokens", type=int, default=8,
-                        help="canvas tokens kept free for special tokens (language tag, FIM markers of the AR "
-                             "baseline, its end token)")
-    parser.add_argument("--prefix-share", type=float, default=0.75,
-                        help="share of the context budget given to the prefix when both sides are long")
-    args = parser.parse_args(argv)
-
-    context_tokens = args.max_seq_len - args.max_span_tokens - args.reserved_tokens
-    if context_tokens <= 0:
-        parser.error("max-seq-len leaves no room for context after the span and the reserved tokens")
-    kinds = tuple(k for k in args.kinds.split(",") if k)
-    unknown = [k for k in kinds if k not in CUTTERS]
-    if unknown:
-        parser.error(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(ALL_KINDS)}")
-    counter = TokenCounter(args.tokenizer)
-    records = list(read_jsonl_gz(args.test))
-    tasks = build_tasks(records, counter, args.per_cell, args.seed, args.max_span_tokens, context_tokens,
-                        args.prefix_share, kinds, args.max_per_file)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        for task in tasks:
-            f.write(json.dumps(key_order(task), ensure_ascii=False) + "\n")
-    print(f"tasks: wrote {len(tasks)} tasks to {args.out} (context {context_tokens} tokens, "
-          f"spans <= {args.max_span_tokens} tokens)")
-
-
-if __name__ == "__main__":
-    main()

@@ -15,13 +15,9 @@ import os
 import re
 import tarfile
 import tempfile
-import sys
 import threading
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
 MiB = 1 << 20
 # The return limits of the device tool: at most 8 files of 16 MiB each, 64 MiB together, 2 folders down.
@@ -145,12 +141,10 @@ def check_out(out: Path, need_model: bool = True, need_eval: bool = True, need_m
             bad.append("weights/mdm.pt missing from the pack")
         else:
             try:
-                import torch  # noqa: F401
+                from unmask import checkpoint
+                from unmask.model import build_model
 
-                import common
-                from model import build_model
-
-                ck = common.torch_load(w)
+                ck = checkpoint.read(w)
                 m = build_model(ck["config"])
                 m.load_state_dict(ck["model"])
                 dtypes = {str(v.dtype) for v in ck["model"].values() if v.is_floating_point()}
