@@ -3,17 +3,18 @@
 # SPM, loss on every token), stage 2 adapts its weights into the context_only denoiser the extension runs (same
 # parameters; attention becomes context_only, each position predicts its own token). Run in the background:
 #     setsid nohup bash models/recipe/train_ar_first.sh > models/recipe/runs/ar-first.log 2>&1 &
+# The stages run from models/recipe/ (`python -m scripts.train_pretrain`): paths below are relative to it.
 # Environment (all optional):
 #   NAME          run-name prefix (default cpu-arfirst); stage 1 goes to runs/$NAME-ar, stage 2 to runs/$NAME-mdm
 #   AR_MINUTES    stage 1 wall minutes (default 85); 0 skips stage 1 (then AR_INIT must name the AR checkpoint)
 #   MDM_MINUTES   stage 2 wall minutes (default 40)
 #   AR_INIT       checkpoint stage 1 continues from (a later session resumes from the committed weights, e.g.
-#                 models/recipe/weights/<name>-ar.pt); empty: stage 1 starts from scratch
+#                 weights/<name>-ar.pt); empty: stage 1 starts from scratch
 #   MDM_INIT      checkpoint stage 2 continues from (a committed denoiser); empty: stage 2 starts from stage 1's model
 #   THREADS       torch threads (default 2: both cores)
 set -euo pipefail
 cd "$(dirname "$0")"
-PY=${PYTHON:-../../.venv/bin/python}
+PY=${PYTHON:-$(cd ../.. && pwd)/.venv/bin/python}
 NAME=${NAME:-cpu-arfirst}
 AR_MINUTES=${AR_MINUTES:-85}
 MDM_MINUTES=${MDM_MINUTES:-40}
@@ -27,9 +28,9 @@ SIZE=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq-len 256 --batch
 
 AR_CKPT=${AR_INIT:-}
 if [ "$AR_MINUTES" != 0 ]; then
-  "$PY" pretrain.py --objective ar --run-name "$NAME-ar" "${SIZE[@]}" --threads "$THREADS" --max-minutes "$AR_MINUTES" \
+  "$PY" -m scripts.train_pretrain --objective ar --run-name "$NAME-ar" "${SIZE[@]}" --threads "$THREADS" --max-minutes "$AR_MINUTES" \
       --lr 2e-3 --warmup-steps 100 --fim-rate 0.5 --spm-rate 0.5 --p-line 0.5 ${AR_INIT:+--init-from "$AR_INIT"}
   AR_CKPT=runs/$NAME-ar/ckpt.pt
 fi
-"$PY" pretrain.py --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
+"$PY" -m scripts.train_pretrain --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
     --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --init-from "${MDM_INIT:-$AR_CKPT}"

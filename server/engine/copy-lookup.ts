@@ -2,7 +2,7 @@
  * The copy-from-file lookup (issue 14, item 3): code repeats itself locally, so the longest tail of the text before
  * the cursor that occurs elsewhere in the same file often continues the way it continued there. This finds that
  * occurrence and copies what followed it up to the end of its line. It is the recipe's baseline row
- * (models/recipe/metrics.py `copy_from_file`, kind "single-line") in TypeScript, so the extension's copy candidate
+ * (models/recipe/unmask/metrics.py `copy_from_file`, kind "single-line") in TypeScript, so the extension's copy candidate
  * and the eval's baseline are the same text. Pure: no I/O.
  */
 

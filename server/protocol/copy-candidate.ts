@@ -4,7 +4,7 @@
  * of the model's rows. A small model rarely writes a line exactly; code repeats itself, and a long repeated run is a
  * strong sign it repeats again. No LSP types here.
  *
- * COPY_MIN_MATCH is calibrated on the recipe's held-out eval (models/recipe/calibrate.py; the model card has the
+ * COPY_MIN_MATCH is calibrated on the recipe's held-out eval (models/recipe/scripts/eval_calibrate.py; the model card has the
  * table): the share of copies whose first line is exactly right rises with the match length, but even short matches
  * are right far more often than today's small model is.
  */

@@ -1,6 +1,6 @@
 /**
  * The optional reward model of a model folder (models/README.md, "Discriminator ONNX contract"): the discriminator
- * the manifest lists with role "discriminator-int8" (models/recipe/export_disc.py). This module checks its file and
+ * the manifest lists with role "discriminator-int8" (models/recipe/scripts/export_disc.py). This module checks its file and
  * metadata against the denoiser's facts, loads it as a second session in the inference worker (disc-session.ts) and
  * scores batches of canvases with it. A discriminator that is missing, broken or made for another vocabulary is
  * logged and left out: the model still completes, and candidates rank by likelihood and syntax alone.

@@ -1,7 +1,7 @@
 /**
  * Loads and validates `models/<id>/manifest.json`, the index of a model folder (models/README.md).
  *
- * Shape accepted (what models/recipe/export.py writes; unknown keys are ignored so the recipe can add facts without
+ * Shape accepted (what models/recipe/scripts/export_onnx.py writes; unknown keys are ignored so the recipe can add facts without
  * breaking older runtimes):
  * ```json
  * {

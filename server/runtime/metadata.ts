@@ -167,7 +167,7 @@ export function headFromMetadata(meta: Readonly<Record<string, string>>, facts: 
   if (meta['unmask.top_k'] === undefined) {
     throw new Error(
       `${where} has no K-best head (metadata "unmask.top_k", outputs top_logits, top_ids, log_z); ` +
-        'add one with `python models/recipe/export.py --add-head <model folder>`',
+        'add one with `cd models/recipe && python -m scripts.export_head <model folder>`',
     );
   }
   const topK = intKey(meta, 'unmask.top_k', where, 1);

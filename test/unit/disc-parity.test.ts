@@ -1,6 +1,6 @@
 /**
  * Parity of the discriminator as the runtime runs it (disc.int8.onnx in the inference worker, server/runtime/
- * discriminator.ts) with PyTorch: disc_parity.json (written by models/recipe/export_disc.py) holds canvases and the
+ * discriminator.ts) with PyTorch: disc_parity.json (written by models/recipe/scripts/export_disc.py) holds canvases and the
  * PyTorch fp32 scores. The int8 file must match them to a relative L2 error below the fixture's `int8_rel_l2` in every
  * case, and give the PyTorch sign to at least `int8_sign` of the scores whose magnitude is at least `sign_min` (the
  * sign of a near-zero logit is noise): the bounds export_disc.py checks at export, read from the fixture.

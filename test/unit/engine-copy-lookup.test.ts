@@ -12,8 +12,8 @@ interface CopyCase {
   copy: string | null;
 }
 
-// Expected values come from the recipe's baseline (models/recipe/metrics.py), so the extension's copy candidate and
-// the eval's copy row are the same text; models/recipe/test_copy.py checks the Python side against the same file.
+// Expected values come from the recipe's baseline (models/recipe/unmask/metrics.py), so the extension's copy candidate and
+// the eval's copy row are the same text; models/recipe/tests/test_copy.py checks the Python side against the same file.
 const fixture = JSON.parse(readFileSync(path.join(__dirname, '..', 'fixtures', 'copy-cases.json'), 'utf8')) as { cases: CopyCase[] };
 
 describe('the copy-from-file lookup', () => {

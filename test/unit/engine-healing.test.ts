@@ -19,7 +19,7 @@ import { kbestFromLogits } from '../fixtures/kbest';
 import { CHAR_BASE, EOS, FACTS, MASK } from './engine-mocks';
 
 // ---------------------------------------------------------------------------------------------------------------
-// The shared fixture: the same cases run through sample.py in models/recipe/test_eval.py.
+// The shared fixture: the same cases run through sample.py in models/recipe/tests/test_eval.py.
 // ---------------------------------------------------------------------------------------------------------------
 
 interface Fixture {

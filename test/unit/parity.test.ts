@@ -1,6 +1,6 @@
 /**
  * Parity of the ONNX model run by onnxruntime-node with PyTorch: models/<id>/parity.json holds infill canvases and
- * what the PyTorch fp32 checkpoint computed on them (written by models/recipe/export.py). The runtime answers with the
+ * what the PyTorch fp32 checkpoint computed on them (written by models/recipe/scripts/export_onnx.py). The runtime answers with the
  * graph's K-best head (models/README.md), so that is what is compared: the fp32 ONNX file must list the same K best
  * tokens as the stored logits, with their logits and log_z to a relative L2 error below 1e-4; the int8 file must
  * pick the same top-1 token at >= 97% of the masked positions.

@@ -179,7 +179,7 @@ describe('the K-best head metadata', () => {
   });
 
   it('tells how to add a head to a graph exported without one', () => {
-    assert.throws(() => headFromMetadata(GOOD, facts, 'step.int8.onnx'), /step.int8.onnx has no K-best head .*export.py --add-head/);
+    assert.throws(() => headFromMetadata(GOOD, facts, 'step.int8.onnx'), /step.int8.onnx has no K-best head .*scripts.export_head/);
   });
 
   it('refuses a head that bans other ids than the sampler, or lists more tokens than the vocabulary', () => {

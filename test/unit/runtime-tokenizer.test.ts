@@ -113,7 +113,7 @@ describe('the tokenizer', () => {
       const { codec } = loadTokenizer(requireFile(manifest, 'tokenizer.json'), facts, manifest.specialTokens);
       const tokenizerJson = JSON.parse(fs.readFileSync(requireFile(manifest, 'tokenizer.json'), 'utf8'));
       const inOneGo = new Tokenizer({ ...tokenizerJson, added_tokens: [] }, {});
-      for (const source of ['server/runtime/model.ts', 'server/protocol/server.ts', 'models/recipe/common.py']) {
+      for (const source of ['server/runtime/model.ts', 'server/protocol/server.ts', 'models/recipe/unmask/common.py']) {
         const full = path.join(REPO_ROOT, source);
         if (!fs.existsSync(full)) continue;
         const text = fs.readFileSync(full, 'utf8');
@@ -127,7 +127,7 @@ describe('the tokenizer', () => {
 
 /**
  * Ids identical to Python `tokenizers`: the recipe writes {text, ids, decoded} cases encoded by Python (without
- * special tokens added) next to the tokenizer (models/recipe/tokenizer.py). One deliberate difference: Python turns a
+ * special tokens added) next to the tokenizer (models/recipe/scripts/data_tokenizer.py). One deliberate difference: Python turns a
  * special token string inside the text ("<|mask|>") into its special id, while the runtime encodes it as plain text,
  * so a file that mentions "<|mask|>" cannot punch a hole into the canvas. Cases with such strings are checked for
  * that instead.
@@ -171,7 +171,7 @@ describe('the tokenizer against Python', () => {
       assert.ok(compared > 0);
       // Whole files: line-by-line encoding (with its cache) gives the ids of encoding in one go.
       const inOneGo = new Tokenizer({ ...JSON.parse(fs.readFileSync(tokenizerFile, 'utf8')), added_tokens: [] }, {});
-      for (const source of ['server/runtime/tokenizer.ts', 'models/recipe/tokenizer.py']) {
+      for (const source of ['server/runtime/tokenizer.ts', 'models/recipe/scripts/data_tokenizer.py']) {
         const text = fs.readFileSync(path.join(REPO_ROOT, source), 'utf8');
         assert.deepEqual(codec.encode(text), inOneGo.encode(text, { add_special_tokens: false }).ids, source);
       }

@@ -1,0 +1,63 @@
+"""Cuts the held-out eval's infill tasks from the test split (unmask/tasks.py has the kinds and the cutting rules).
+
+Run from models/recipe/ (the held-out eval's 600 tasks; scripts/eval_heldout.py makes the same file when it is
+missing):
+    python -m scripts.data_tasks --per-cell 100
+      (reads data/corpus/test.jsonl.gz and the tokenizer, writes data/eval/heldout.jsonl)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Optional
+
+from unmask import tasks as tasks_lib
+from unmask.tasks import (ALL_KINDS, CUTTERS, DEFAULT_OUT, DEFAULT_TEST, DEFAULT_TOKENIZER, KINDS, TokenCounter,
+                          build_tasks, key_order, read_jsonl_gz)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__ + "\n" + (tasks_lib.__doc__ or ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--test", default=DEFAULT_TEST, help="held-out test split (JSONL, gzip allowed)")
+    parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="tokenizer.json used to count tokens")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="where to write the tasks (JSONL)")
+    parser.add_argument("--per-cell", type=int, default=100,
+                        help="tasks per (language group, kind): 2 groups x 3 kinds, so 6x this many in all")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated kinds to cut, from {', '.join(ALL_KINDS)}")
+    parser.add_argument("--max-per-file", type=int, default=3,
+                        help="passes over the files while a cell lacks tasks: at most this many tasks of one kind "
+                             "come from one file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the task cutter")
+    parser.add_argument("--max-span-tokens", type=int, default=64, help="largest target, in tokens")
+    parser.add_argument("--max-seq-len", type=int, default=256, help="the model's max_seq_len (canvas length)")
+    parser.add_argument("--reserved-tokens", type=int, default=8,
+                        help="canvas tokens kept free for special tokens (language tag, FIM markers of the AR "
+                             "baseline, its end token)")
+    parser.add_argument("--prefix-share", type=float, default=0.75,
+                        help="share of the context budget given to the prefix when both sides are long")
+    args = parser.parse_args(argv)
+
+    context_tokens = args.max_seq_len - args.max_span_tokens - args.reserved_tokens
+    if context_tokens <= 0:
+        parser.error("max-seq-len leaves no room for context after the span and the reserved tokens")
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = [k for k in kinds if k not in CUTTERS]
+    if unknown:
+        parser.error(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(ALL_KINDS)}")
+    counter = TokenCounter(args.tokenizer)
+    records = list(read_jsonl_gz(args.test))
+    tasks = build_tasks(records, counter, args.per_cell, args.seed, args.max_span_tokens, context_tokens,
+                        args.prefix_share, kinds, args.max_per_file)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        for task in tasks:
+            f.write(json.dumps(key_order(task), ensure_ascii=False) + "\n")
+    print(f"tasks: wrote {len(tasks)} tasks to {args.out} (context {context_tokens} tokens, "
+          f"spans <= {args.max_span_tokens} tokens)")
+
+
+if __name__ == "__main__":
+    main()

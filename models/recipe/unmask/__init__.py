@@ -1,0 +1,1 @@
+"""The recipe's library: everything the stages in scripts/ share. Importing it runs nothing; see README.md."""

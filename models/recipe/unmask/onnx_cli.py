@@ -1,0 +1,88 @@
+"""Runs the extension's CLI in batch mode (`node dist/cli.js --batch TASKS --out RESULTS ...`) and reads its answers:
+the one way eval_heldout.py and eval_humaneval.py fill tasks with the shipped ONNX model through the TypeScript
+engine. No torch at import (run_onnx_cli's sampler options are sample.SamplerOptions)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+REPO_DIR = Path(__file__).resolve().parents[3]  # REPO_DIR, without importing torch
+
+
+def run_batch(command: list[str], results: str, cwd: str) -> tuple[dict, float]:
+    """Runs `command` (which writes JSONL answers to `results`); returns ({task id: answer}, seconds in the CLI).
+    A failing CLI raises with the tail of its stderr."""
+    t0 = time.time()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    seconds = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"the CLI failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    with open(results, encoding="utf-8") as f:
+        answers = {a["id"]: a for a in (json.loads(line) for line in f if line.strip()) if "id" in a}
+    return answers, seconds
+
+
+def answer(answers: dict, i: int, name: str) -> dict:
+    """The CLI's answer to request `i` (task `name`); raises when it is missing or an error record."""
+    got = answers.get(i)
+    if got is None or "error" in got:
+        raise RuntimeError(f"the CLI could not fill task {name}: {got and got.get('error')}")
+    return got
+
+
+def run_onnx_cli(model_dir: str, task_list: list[dict], options, fixed_bucket: Optional[int],
+                 buckets: tuple[int, ...], args, candidates: int = 1,
+                 copy_min_match: Optional[int] = None) -> tuple[list[dict], float]:
+    """Fills every task with the shipped ONNX model through the TypeScript CLI's batch mode (one Node process per
+    setting): the extension's own engine, runtime and post-processing. With `candidates` > 1 the CLI generates that
+    many alternatives in one batch and ranks them as "Regenerate with N Candidates" does (likelihood and tree-sitter
+    syntax errors of the whole file with each one inserted): the completion is the best, and "candidates" lists them
+    all, best first. Returns (outputs, seconds spent in the CLI)."""
+    from unmask.canvas import bucket_for
+
+    model_dir = os.path.abspath(model_dir)  # the CLI runs from the repository root
+    cli = os.path.join(REPO_DIR, args.cli)
+    if not os.path.exists(cli):
+        raise SystemExit(f"onnx_cli: {cli} not found; build it with `node esbuild.mjs`")
+    # The engine samples from the graph's own K-best lists: another --top-k here would compare different samplers.
+    with open(os.path.join(model_dir, "manifest.json"), encoding="utf-8") as f:
+        head_k = json.load(f).get("facts", {}).get("unmask.top_k")
+    if head_k is not None and int(head_k) != options.top_k:
+        raise SystemExit(f"onnx_cli: --top-k {options.top_k} differs from the K-best head of {model_dir} (K = {head_k}); "
+                         "the CLI samples from the graph's lists")
+    with tempfile.TemporaryDirectory() as tmp:
+        requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
+        with open(requests, "w", encoding="utf-8") as f:
+            for i, task in enumerate(task_list):
+                request = {"id": i, "prefix": task["prefix"], "suffix": task["suffix"], "language": task["language"],
+                           "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket),
+                           # The file the editor would check the candidates in: the hole is empty there.
+                           "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]}
+                if getattr(args, "bucket", "oracle") == "default":
+                    del request["max_tokens"]  # The CLI's own default span, as the editor sends it.
+                f.write(json.dumps(request) + "\n")
+        command = [args.node, cli, "--batch", requests, "--out", results, "--model", model_dir,
+                   "--precision", args.onnx_precision, "--threads", str(max(args.threads, 1)),
+                   "--steps", str(options.steps), "--strategy", options.strategy,
+                   "--threshold", str(options.threshold), "--temperature", str(options.temperature),
+                   "--top-p", str(options.top_p), "--seed", str(args.seed), "--candidates", str(candidates)]
+        if copy_min_match is not None:
+            command += ["--copy-min-match", str(copy_min_match)]
+        if getattr(args, "cli_latency_budget", 0) > 0:
+            command += ["--latency-budget", str(args.cli_latency_budget)]
+        answers, seconds = run_batch(command, results, str(REPO_DIR))
+    out = []
+    for i, task in enumerate(task_list):
+        got = answer(answers, i, task["id"])
+        order = [p for step in got["order"] for p in step]  # Per step, left to right; fill already left out.
+        out.append({"completion": got["completion"], "tokens": None, "order": order,
+                    "nfe": got["model_calls"], "mean_confidence": got.get("mean_confidence"),
+                    "source": got.get("source", "model" if got["completion"].strip() else None),
+                    "candidates": [c["text"] for c in got.get("candidates", [])] or [got["completion"]]})
+    return out, seconds
