@@ -18,6 +18,7 @@
  *      the file on disk changed by exactly the text that was shown;
  *   1b. switches to manual trigger mode (the status bar says so), types without getting ghost text, asks with Ctrl+Alt+\,
  *      accepts one line of it with Alt+End, and switches back;
+ *   1c. sets unmask.minConfidence to 1: typing brings no ghost text (gated), Ctrl+Alt+\ still shows one;
  *   2. runs "Unmask: Fill Selection", rejects the preview (the file must not change), runs it again and accepts
  *      (the file must change inside the selection only);
  *   3. runs "Unmask: Fill All Holes" on a file with three {{hole}} markers and accepts: the markers are gone, the rest
@@ -203,6 +204,11 @@ const MANUAL_TYPED = 'scaled = factor';
 /** How long typing in manual mode must stay without ghost text (automatic suggestions appear well within it). */
 const MANUAL_QUIET_MS = 4000;
 
+/** Gating: typed into line 2 (indented, empty) of this file with unmask.minConfidence at 1 (no row is that sure). */
+const GATE_FILE = 'gate.py';
+const GATE_TEXT = ['def total(values):', '    ', '', '', 'print(total([1, 2, 3]))', ''].join('\n');
+const GATE_TYPED = 'result = sum';
+
 /** The Python file the tests type into (shared with the extension-host suite). Line 5 is an indented empty line. */
 const TYPE_AT_LINE = 5;
 const TYPED = 'return fib';
@@ -279,6 +285,7 @@ function prepareDirs() {
   fs.writeFileSync(path.join(dirs.workspace, ORDER_FILE), ORDER_TEXT);
   fs.writeFileSync(path.join(dirs.workspace, CANDIDATES_FILE), CANDIDATES_TEXT);
   fs.writeFileSync(path.join(dirs.workspace, MANUAL_FILE), MANUAL_TEXT);
+  fs.writeFileSync(path.join(dirs.workspace, GATE_FILE), GATE_TEXT);
   writeWorkspace(dirs.suiteWorkspace);
   return dirs;
 }
@@ -558,6 +565,43 @@ async function manualMode(page, dirs) {
   });
   const multiLine = ghost.lines.length > 0 ? `, of ${ghost.lines.length + 1} lines` : '';
   return `status ${JSON.stringify(manual.text)}; no ghost text for ${MANUAL_QUIET_MS} ms of manual typing; Ctrl+Alt+\\ showed ${JSON.stringify(shown)}; Alt+End accepted ${JSON.stringify(inserted)}${multiLine}`;
+}
+
+/**
+ * Gating (unmask.minConfidence): at 1 no suggestion made as you type is sure enough, so typing brings no ghost text
+ * (automatic suggestions appear well within the quiet period, as the first test shows); an explicit request
+ * (Ctrl+Alt+\) is never gated and shows one. The setting is written to the user settings file, as the Settings
+ * editor does, and put back afterwards.
+ */
+async function testGating(page, dirs) {
+  const settingsFile = path.join(dirs.userData, 'User/settings.json');
+  const original = fs.readFileSync(settingsFile, 'utf8');
+  try {
+    writeJson(settingsFile, { ...JSON.parse(original), 'unmask.minConfidence': 1 });
+    await page.waitForTimeout(2_000); // The settings file watcher, then the server pulls the new configuration.
+    await openFile(page, GATE_FILE);
+    await waitForServerReady(page);
+    const indent = GATE_TEXT.split('\n')[1];
+    await goToLine(page, 2, indent.length + 1);
+    await page.keyboard.type(GATE_TYPED, { delay: 60 });
+    const quietSince = Date.now();
+    while (Date.now() - quietSince < MANUAL_QUIET_MS) {
+      if ((await ghostText(page)).visible) throw new Error('ghost text appeared while typing with unmask.minConfidence 1');
+      await page.waitForTimeout(200);
+    }
+    await page.keyboard.press('Control+Alt+Backslash');
+    const ghost = await waitFor('ghost text after Ctrl+Alt+\\ (explicit requests are not gated)', GHOST_TEXT_TIMEOUT_MS, async () => {
+      const g = await ghostText(page);
+      return g.visible && (g.inline.trim().length > 0 || g.lines.some((l) => l.trim())) ? g : undefined;
+    });
+    await screenshot(page, '03c-gated-explicit-ghost-text');
+    await page.keyboard.press('Escape');
+    return `no ghost text for ${MANUAL_QUIET_MS} ms of typing at unmask.minConfidence 1; Ctrl+Alt+\\ showed ${JSON.stringify([ghost.inline, ...ghost.lines].join('\n'))}`;
+  } finally {
+    fs.writeFileSync(settingsFile, original);
+    await page.waitForTimeout(1_000);
+    await openFile(page, 'main.py'); // The tests after this one work in main.py.
+  }
 }
 
 /**
@@ -1082,6 +1126,7 @@ async function main() {
     const tests = [
       ['types in a Python file, sees ghost text from the model and accepts it with Tab', () => testGhostText(page, dirs)],
       ['manual trigger mode: no ghost text while typing, Ctrl+Alt+\\ asks, Alt+End accepts one line', () => testManualMode(page, dirs)],
+      ['gating: unmask.minConfidence hides suggestions made as you type, never an explicit request', () => testGating(page, dirs)],
       ['previews Fill Selection and edits only on accept, as one undoable edit', () => testFillSelection(page, dirs)],
       ['highlights {{hole}} markers in code and comments', () => testHoleHighlighting(page)],
       ['fills all holes of a file in one run and replaces the markers as one undoable edit on accept', () => testFillAllHoles(page, dirs)],
