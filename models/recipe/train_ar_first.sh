@@ -7,7 +7,7 @@
 # Environment (all optional):
 #   NAME          run-name prefix (default cpu-arfirst); stage 1 goes to runs/$NAME-ar, stage 2 to runs/$NAME-mdm
 #   AR_MINUTES    stage 1 wall minutes (default 85); 0 skips stage 1 (then AR_INIT must name the AR checkpoint)
-#   MDM_MINUTES   stage 2 wall minutes (default 40)
+#   MDM_MINUTES   stage 2 wall minutes (default 40); 0 skips stage 2 (a session that only grows the causal model)
 #   AR_INIT       checkpoint stage 1 continues from (a later session resumes from the committed weights, e.g.
 #                 weights/<name>-ar.pt); empty: stage 1 starts from scratch
 #   MDM_INIT      checkpoint stage 2 continues from (a committed denoiser); empty: stage 2 starts from stage 1's model
@@ -32,5 +32,7 @@ if [ "$AR_MINUTES" != 0 ]; then
       --lr 2e-3 --warmup-steps 100 --fim-rate 0.5 --spm-rate 0.5 --p-line 0.5 ${AR_INIT:+--init-from "$AR_INIT"}
   AR_CKPT=runs/$NAME-ar/ckpt.pt
 fi
-"$PY" -m scripts.train_pretrain --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
-    --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --init-from "${MDM_INIT:-$AR_CKPT}"
+if [ "$MDM_MINUTES" != 0 ]; then
+  "$PY" -m scripts.train_pretrain --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
+      --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --init-from "${MDM_INIT:-$AR_CKPT}"
+fi
