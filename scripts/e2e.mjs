@@ -736,7 +736,8 @@ async function testFillAllHoles(page, dirs) {
   const diff = page.locator('.monaco-diff-editor');
   await diff.first().waitFor({ state: 'visible', timeout: GHOST_TEXT_TIMEOUT_MS });
   // "apply the fill of 3 holes shown in the diff?" or, from a model that wrote nothing, "... left all 3 holes empty ...".
-  const notification = page.locator('.notification-toast', { hasText: '3 holes' });
+  // The one with an Accept button: the progress toast ("filling 3 holes...") may still be fading out beside it.
+  const notification = page.locator('.notification-toast', { hasText: '3 holes', has: page.getByRole('button', { name: 'Accept' }) });
   await notification.waitFor({ state: 'visible', timeout: 15_000 });
   await screenshot(page, '08-fill-holes-preview');
   await answerToast(notification, 'Accept');

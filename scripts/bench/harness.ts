@@ -448,6 +448,18 @@ class Server {
   }
 }
 
+/** One automatic inline request at an opened site: its latency over IPC and whether it showed anything. */
+async function timedInline(server: Server, doc: { uri: string; position: { line: number; character: number } }): Promise<{ ms: number; shown: boolean }> {
+  const started = performance.now();
+  const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
+    textDocument: { uri: doc.uri },
+    position: doc.position,
+    context: { triggerKind: 2 },
+  });
+  const ms = performance.now() - started;
+  return { ms, shown: !!result && (Array.isArray(result) ? result.length : result.items.length) > 0 };
+}
+
 async function openSites(server: Server, sites: Site[]): Promise<{ uri: string; position: { line: number; character: number } }[]> {
   const opened = [];
   for (let i = 0; i < sites.length; i++) {
@@ -474,14 +486,9 @@ async function e2eTable(server: Server, sites: Site[]): Promise<{ rows: (string 
       let empty = 0;
       for (let i = 0; i < runs; i++) {
         const doc = docs[i % docs.length];
-        const started = performance.now();
-        const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
-          textDocument: { uri: doc.uri },
-          position: doc.position,
-          context: { triggerKind: 2 },
-        });
-        latencies.push(performance.now() - started);
-        if (!result || (Array.isArray(result) ? result.length === 0 : result.items.length === 0)) empty++;
+        const { ms: took, shown } = await timedInline(server, doc);
+        latencies.push(took);
+        if (!shown) empty++;
       }
       // The server runs the user's settings (end-of-span fill on): a generation stops once the model ends the span.
       const calls = server.finished.slice(since).map((f) => f.steps);
@@ -507,15 +514,10 @@ async function inlineRowsTable(server: Server, sites: Site[]): Promise<{ lines: 
     const doc = docs[(i + docs.length * WARMUP_ROUNDS) % docs.length];
     for (const [j, rows] of counts.entries()) {
       await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, inlineCandidates: rows });
-      const started = performance.now();
-      const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
-        textDocument: { uri: doc.uri },
-        position: doc.position,
-        context: { triggerKind: 2 },
-      });
+      const answer = await timedInline(server, doc);
       if (i < 0) continue; // an untimed warm-up round
-      latencies[j].push(performance.now() - started);
-      if (result && (Array.isArray(result) ? result.length : result.items.length) > 0) shown[j]++;
+      latencies[j].push(answer.ms);
+      if (answer.shown) shown[j]++;
     }
   }
   await server.configure({ inlineCandidates: 2 });
@@ -555,16 +557,11 @@ async function deadlineTable(server: Server, sites: Site[]): Promise<{ lines: st
       const doc = docs[asked++ % docs.length];
       await server.configure({ steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, inlineCandidates: 2, latencyBudgetMs: budget });
       const since = server.finished.length;
-      const started = performance.now();
-      const result = await server.connection.sendRequest(InlineCompletionRequest.type, {
-        textDocument: { uri: doc.uri },
-        position: doc.position,
-        context: { triggerKind: 2 },
-      });
+      const answer = await timedInline(server, doc);
       if (i < 0) continue; // an untimed warm-up round
-      latencies[j].push(performance.now() - started);
+      latencies[j].push(answer.ms);
       traces[j].push(...server.finished.slice(since));
-      if (result && (Array.isArray(result) ? result.length : result.items.length) > 0) shown[j]++;
+      if (answer.shown) shown[j]++;
     }
   }
   await server.configure({ latencyBudgetMs: 0 });

@@ -3,30 +3,13 @@ import { describe, it } from 'node:test';
 import { OptionsError } from '../../server/engine/errors';
 import { infill } from '../../server/engine/infill';
 import { resolveSamplerOptions } from '../../server/engine/options';
-import { sampleCanvas, type SamplerCanvas, type SamplerConfig } from '../../server/engine/sampler';
+import { sampleCanvas } from '../../server/engine/sampler';
 import type { ModelFn } from '../../server/engine/types';
-import { CharCodec, EOS, FACTS, FILE_SEP, hashedModel, MASK, PAD, tok, VOCAB } from './engine-mocks';
+import { CharCodec, FACTS, hashedModel, MASK, samplerConfig, SPAN, spanCanvas } from './engine-mocks';
 
-const SPAN = 16;
-const canvas: SamplerCanvas = {
-  ids: Int32Array.from([4, tok('a'), tok('b'), ...Array<number>(SPAN).fill(MASK), tok('c')]),
-  holes: [{ start: 3, length: SPAN }],
-};
+const canvas = spanCanvas;
 
-const config = (overrides: Partial<SamplerConfig> = {}): SamplerConfig => ({
-  steps: 8,
-  strategy: 'confidence',
-  confidenceThreshold: 0,
-  topP: 1,
-  temperatures: [0],
-  seed: 1,
-  vocabSize: VOCAB,
-  eosId: EOS,
-  eosFill: false,
-  eosAfterCode: false,
-  bannedIds: [MASK, PAD, FILE_SEP, 4, 5, 6, 7],
-  ...overrides,
-});
+const config = samplerConfig;
 
 /** A fake clock that only the model moves: every model call takes `stepMs`, the first one `firstMs`. */
 function timedModel(stepMs = 10, firstMs = stepMs): { model: ModelFn; now: () => number; calls: () => number } {

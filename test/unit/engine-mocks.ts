@@ -7,6 +7,7 @@ import { bannedTokenIds } from '../../server/engine/special-tokens';
 import { kbestFromLogits } from '../fixtures/kbest';
 import { Mulberry32 } from '../../server/engine/rng';
 import type { KBest, ModelFacts, ModelFn, ModelInput, TextCodec } from '../../server/engine/types';
+import type { SamplerCanvas, SamplerConfig } from '../../server/engine/sampler';
 
 export const PAD = 0;
 export const MASK = 1;
@@ -140,3 +141,27 @@ export function textModel(start: number, text: string, strengths: (i: number) =>
 
 /** The position of the first mask of the first hole for a request whose prefix has `prefixChars` characters (no windowing). */
 export const holeStartAfter = (prefixChars: number): number => 1 + prefixChars;
+
+/** The sampler tests' canvas: [tag, 'a', 'b', MASK x SPAN, 'c'], one hole at HOLE_START. */
+export const HOLE_START = 3;
+export const SPAN = 16;
+export const spanCanvas: SamplerCanvas = {
+  ids: Int32Array.from([4, tok('a'), tok('b'), ...Array<number>(SPAN).fill(MASK), tok('c')]),
+  holes: [{ start: HOLE_START, length: SPAN }],
+};
+
+/** Greedy 8-step confidence decoding over the mock vocabulary, with `overrides`. */
+export const samplerConfig = (overrides: Partial<SamplerConfig> = {}): SamplerConfig => ({
+  steps: 8,
+  strategy: 'confidence',
+  confidenceThreshold: 0,
+  topP: 1,
+  temperatures: [0],
+  seed: 1,
+  vocabSize: VOCAB,
+  eosId: EOS,
+  eosFill: false,
+  eosAfterCode: false,
+  bannedIds: [MASK, PAD, FILE_SEP, 4, 5, 6, 7],
+  ...overrides,
+});

@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AbortError, ModelOutputError, OptionsError } from '../../server/engine/errors';
-import { type Commit, sampleCanvas, type SamplerCanvas, type SamplerConfig } from '../../server/engine/sampler';
+import { type Commit, sampleCanvas, type SamplerCanvas } from '../../server/engine/sampler';
 import type { ModelFn } from '../../server/engine/types';
-import { EOS, FILE_SEP, hashedModel, MASK, PAD, scriptedModel, textModel, tok, VOCAB, type RecordedCall } from './engine-mocks';
+import { EOS, HOLE_START, hashedModel, MASK, samplerConfig, scriptedModel, SPAN, spanCanvas, textModel, tok, type RecordedCall } from './engine-mocks';
 
-const HOLE_START = 3;
-const SPAN = 16;
-/** [tag, 'a', 'b', MASK x 16, 'c'] */
-const canvas: SamplerCanvas = {
-  ids: Int32Array.from([4, tok('a'), tok('b'), ...Array<number>(SPAN).fill(MASK), tok('c')]),
-  holes: [{ start: HOLE_START, length: SPAN }],
-};
+const canvas = spanCanvas;
 
-const config = (overrides: Partial<SamplerConfig> = {}): SamplerConfig => ({
-  steps: 8,
-  strategy: 'confidence',
-  confidenceThreshold: 0,
-  topP: 1,
-  temperatures: [0],
-  seed: 1,
-  vocabSize: VOCAB,
-  eosId: EOS,
-  eosFill: false,
-  eosAfterCode: false,
-  bannedIds: [MASK, PAD, FILE_SEP, 4, 5, 6, 7],
-  ...overrides,
-});
+const config = samplerConfig;
 
 const holeOf = (row: Int32Array): number[] => Array.from(row.subarray(HOLE_START, HOLE_START + SPAN));
 const positionsOf = (commits: readonly Commit[]): number[] => commits.map((c) => c.position);
