@@ -22,7 +22,9 @@ const common = {
 };
 
 const builds = [
-  { entryPoints: { client: 'client/extension.ts' } },
+  // jsonc-parser's "main" is a UMD build whose factory requires its parts by relative path, which a bundle cannot
+  // resolve at run time (the client then fails to start); its ES module build bundles cleanly.
+  { entryPoints: { client: 'client/extension.ts' }, mainFields: ['module', 'main'] },
   { entryPoints: { server: 'server/main.ts', worker: 'server/runtime/worker.ts', cli: 'server/cli.ts' } },
 ];
 

@@ -22,7 +22,7 @@ import { createLanguageClient, messageOf } from './languageServer';
 import { PinnedCandidates } from './pinnedCandidates';
 import { RestartPolicy } from './restartPolicy';
 import { StatusBar } from './statusBar';
-import { ignoredModelPathNotice } from './trust';
+import { ignoredModelPathNotice, type SettingsFile, workspaceModelPath } from './trust';
 import { otherMode } from './triggerPolicy';
 import { UnmaskingOrderView } from './visualizer';
 
@@ -50,13 +50,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
     return report.config;
   };
   let config = loadConfig();
-  const modelPathNotice = ignoredModelPathNotice(vscode.workspace.isTrusted, vscode.workspace.getConfiguration('unmask').inspect('modelPath'));
-  if (modelPathNotice) {
-    log.warn(`Restricted Mode: ${modelPathNotice}`);
-    void vscode.window.showWarningMessage(`Unmask: ${modelPathNotice}`, 'Manage Workspace Trust').then((pick) => {
-      if (pick) void vscode.commands.executeCommand('workbench.trust.manage');
-    });
-  }
+  if (!vscode.workspace.isTrusted) void noticeIgnoredModelPath(log);
   const enablement = new Enablement();
   const edits = new EditTracker();
   const cache = new CompletionCache();
@@ -331,4 +325,24 @@ export async function deactivate(): Promise<void> {
   const running = client;
   client = undefined;
   if (running?.isRunning()) await running.stop();
+}
+
+/** In Restricted Mode, tells the user when the workspace's own unmask.modelPath is being ignored (client/trust.ts). */
+async function noticeIgnoredModelPath(log: vscode.LogOutputChannel): Promise<void> {
+  const read = async (uri: vscode.Uri, kind: SettingsFile['kind']): Promise<SettingsFile | undefined> => {
+    try {
+      return { text: new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)), kind };
+    } catch {
+      return undefined; // No settings file there.
+    }
+  };
+  const uris: [vscode.Uri, SettingsFile['kind']][] = (vscode.workspace.workspaceFolders ?? []).map((f) => [vscode.Uri.joinPath(f.uri, '.vscode', 'settings.json'), 'folder']);
+  const workspaceFile = vscode.workspace.workspaceFile;
+  if (workspaceFile && workspaceFile.scheme !== 'untitled') uris.push([workspaceFile, 'workspace']);
+  const files = (await Promise.all(uris.map(([uri, kind]) => read(uri, kind)))).filter((f): f is SettingsFile => f !== undefined);
+  const notice = ignoredModelPathNotice(vscode.workspace.isTrusted, workspaceModelPath(files));
+  if (!notice) return;
+  log.warn(`Restricted Mode: ${notice}`);
+  const pick = await vscode.window.showWarningMessage(`Unmask: ${notice}`, 'Manage Workspace Trust');
+  if (pick) void vscode.commands.executeCommand('workbench.trust.manage');
 }

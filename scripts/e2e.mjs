@@ -28,7 +28,10 @@
  *   5. runs "Unmask: Regenerate with N Candidates" in a TypeScript file, checks the ranked entries of the candidates
  *      panel, closes it and cycles the same list as ghost text (Ctrl+Alt+\, Alt+]), inserts one with its number key (the
  *      file changes only then, by that text, as one undoable edit), and checks that a candidate chosen after the
- *      document changed is refused.
+ *      document changed is refused;
+ *   6. runs the extension-host suite (test/e2e/suite);
+ *   7. opens, in a second code-server with workspace trust on, a folder that sets its own unmask.modelPath, answers
+ *      "No" to the trust prompt, and checks the notice that the path is ignored and that ghost text still comes.
  * Screenshots go to test-output/e2e/. Every wait is bounded; code-server and Chromium are killed on every exit path.
  * Prints one line per test and a "N passed, N failed" summary; exits 1 on any failure.
  */
@@ -209,6 +212,9 @@ const GATE_FILE = 'gate.py';
 const GATE_TEXT = ['def total(values):', '    ', '', '', 'print(total([1, 2, 3]))', ''].join('\n');
 const GATE_TYPED = 'result = sum';
 
+/** What the untrusted workspace's .vscode/settings.json sets unmask.modelPath to (a folder in the workspace). */
+const UNTRUSTED_MODEL_PATH = './my-model';
+
 /** The Python file the tests type into (shared with the extension-host suite). Line 5 is an indented empty line. */
 const TYPE_AT_LINE = 5;
 const TYPED = 'return fib';
@@ -232,6 +238,28 @@ function preconditions() {
   }
 }
 
+/** The test profile's user settings: quiet workbench, no word-based suggestions competing with Tab. */
+function userSettings({ trust }) {
+  return {
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'workbench.welcomePage.walkthroughs.openOnInstall': false,
+    'security.workspace.trust.enabled': trust,
+    'telemetry.telemetryLevel': 'off',
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'update.mode': 'none',
+    // The word-based suggest widget would compete with Tab; the middleware's handling of it has unit tests.
+    'editor.quickSuggestions': { other: false, comments: false, strings: false },
+    'editor.suggestOnTriggerCharacters': false,
+    'editor.wordBasedSuggestions': 'off',
+    'editor.inlineSuggest.enabled': true,
+    'files.autoSave': 'off',
+    'unmask.debounceMs': 150,
+  };
+}
+
 /** A fresh profile, extensions dir (with this extension, unpacked) and workspace. */
 function prepareDirs() {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'unmask-e2e-'));
@@ -242,6 +270,8 @@ function prepareDirs() {
     workspace: path.join(base, 'workspace'),
     suiteWorkspace: path.join(base, 'suite-workspace'),
     suiteResults: path.join(base, 'suite-results.json'),
+    untrustedUserData: path.join(base, 'untrusted-user-data'),
+    untrustedWorkspace: path.join(base, 'untrusted-workspace'),
   };
   if (!KEEP) cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
   else log(`keeping ${base}`);
@@ -261,24 +291,7 @@ function prepareDirs() {
     const extensionFolder = path.join(dirs.extensions, `${manifest.publisher}.${manifest.name}-${manifest.version}`);
     fs.symlinkSync(ROOT, extensionFolder, 'dir');
   }
-  writeJson(path.join(dirs.userData, 'User/settings.json'), {
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'workbench.enableExperiments': false,
-    'workbench.welcomePage.walkthroughs.openOnInstall': false,
-    'security.workspace.trust.enabled': false,
-    'telemetry.telemetryLevel': 'off',
-    'extensions.autoCheckUpdates': false,
-    'extensions.autoUpdate': false,
-    'update.mode': 'none',
-    // The word-based suggest widget would compete with Tab; the middleware's handling of it has unit tests.
-    'editor.quickSuggestions': { other: false, comments: false, strings: false },
-    'editor.suggestOnTriggerCharacters': false,
-    'editor.wordBasedSuggestions': 'off',
-    'editor.inlineSuggest.enabled': true,
-    'files.autoSave': 'off',
-    'unmask.debounceMs': 150,
-  });
+  writeJson(path.join(dirs.userData, 'User/settings.json'), userSettings({ trust: false }));
   writeWorkspace(dirs.workspace);
   fs.writeFileSync(path.join(dirs.workspace, 'holes.py'), 'total = {{hole:8}}  # then {{hole}} here\n');
   fs.writeFileSync(path.join(dirs.workspace, FILL_HOLES_FILE), FILL_HOLES_TEXT);
@@ -287,10 +300,18 @@ function prepareDirs() {
   fs.writeFileSync(path.join(dirs.workspace, MANUAL_FILE), MANUAL_TEXT);
   fs.writeFileSync(path.join(dirs.workspace, GATE_FILE), GATE_TEXT);
   writeWorkspace(dirs.suiteWorkspace);
+  // A folder that asks for a model of its own: Restricted Mode must ignore it (issue 14) and say so.
+  writeJson(path.join(dirs.untrustedUserData, 'User/settings.json'), userSettings({ trust: true }));
+  writeWorkspace(dirs.untrustedWorkspace);
+  writeJson(path.join(dirs.untrustedWorkspace, '.vscode/settings.json'), { 'unmask.modelPath': UNTRUSTED_MODEL_PATH });
   return dirs;
 }
 
-async function startCodeServer(dirs) {
+/**
+ * Starts code-server on a free loopback port. Workspace trust is off (every folder trusted) unless `trust` is set:
+ * the untrusted-workspace test runs its own instance with trust on and a profile of its own.
+ */
+async function startCodeServer(dirs, { trust = false, userData = dirs.userData, workspace = dirs.workspace, logName = 'code-server.log' } = {}) {
   const port = await freePort();
   const args = [
     CODE_SERVER,
@@ -298,14 +319,14 @@ async function startCodeServer(dirs) {
     '--bind-addr', `127.0.0.1:${port}`,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(trust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
-    '--user-data-dir', dirs.userData,
+    '--user-data-dir', userData,
     '--extensions-dir', dirs.extensions,
     ...(TRACE ? ['--log', 'trace'] : []),
-    dirs.workspace,
+    workspace,
   ];
-  const serverLog = fs.createWriteStream(path.join(OUTPUT, 'code-server.log'));
+  const serverLog = fs.createWriteStream(path.join(OUTPUT, logName));
   // The extension host inherits this environment: the extension-host suite writes its results to this file.
   const env = { ...process.env, UNMASK_EXT_TEST_RESULTS: dirs.suiteResults };
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -314,7 +335,7 @@ async function startCodeServer(dirs) {
   cleanups.push(() => killGroup(child, 'code-server'));
   const url = `http://127.0.0.1:${port}`;
   await waitFor('code-server to answer HTTP', 60_000, async () => {
-    if (child.exitCode !== null) throw new Fatal(`code-server exited with ${child.exitCode}; see test-output/e2e/code-server.log`);
+    if (child.exitCode !== null) throw new Fatal(`code-server exited with ${child.exitCode}; see test-output/e2e/${logName}`);
     const response = await fetch(`${url}/healthz`);
     return response.ok;
   });
@@ -1094,6 +1115,49 @@ async function testCandidates(page, dirs) {
 }
 
 /**
+ * Restricted Mode (issue 14): a second code-server with workspace trust on opens a folder whose .vscode/settings.json
+ * points unmask.modelPath into the folder. The user answers "No" to the trust prompt; the extension must say that the
+ * workspace's model path is ignored, and completions must still come, from the shipped model.
+ */
+async function testUntrustedWorkspace({ browser, dirs }) {
+  const url = await startCodeServer(dirs, {
+    trust: true, userData: dirs.untrustedUserData, workspace: dirs.untrustedWorkspace, logName: 'code-server-untrusted.log',
+  });
+  const page = await newPage(browser);
+  try {
+    await page.goto(`${url}/?folder=${encodeURIComponent(dirs.untrustedWorkspace)}`, { waitUntil: 'domcontentloaded', timeout: 90_000 });
+    const refuse = page.locator('.monaco-dialog-box .monaco-button', { hasText: "No, I don't trust the authors" }).first();
+    await refuse.waitFor({ state: 'visible', timeout: 90_000 });
+    await screenshot(page, '18-untrusted-prompt');
+    await refuse.click();
+    // The extension starts with the first Python file; its notice comes then. Completions keep working in Restricted
+    // Mode, from the shipped model.
+    await openFile(page, 'main.py');
+    await waitForServerReady(page);
+    const status = await unmaskStatus(page);
+    const notice = page.locator('.notifications-toasts .notification-toast', { hasText: 'in Restricted Mode it is ignored' }).first();
+    await notice.waitFor({ state: 'visible', timeout: 30_000 });
+    const noticeText = ((await notice.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+    if (!noticeText.includes(UNTRUSTED_MODEL_PATH)) throw new Error(`the notice does not name the ignored path: ${noticeText}`);
+    await screenshot(page, '19-untrusted-notice');
+    const lineIndent = PYTHON_FILE.split('\n')[TYPE_AT_LINE - 1];
+    await goToLine(page, TYPE_AT_LINE, lineIndent.length + 1);
+    await page.keyboard.type(TYPED, { delay: 60 });
+    const ghost = await waitFor('ghost text in Restricted Mode', GHOST_TEXT_TIMEOUT_MS, async () => {
+      const g = await ghostText(page);
+      return g.visible && (g.inline.trim().length > 0 || g.lines.some((l) => l.trim())) ? g : undefined;
+    });
+    await screenshot(page, '20-untrusted-ghost-text');
+    return `notice "${noticeText.slice(0, 160)}"; status ${JSON.stringify(status?.title ?? '')}; ghost text ${JSON.stringify(ghost.inline)}`;
+  } catch (error) {
+    await screenshot(page, 'failure-untrusted').catch(() => undefined);
+    throw error;
+  } finally {
+    await page.context().close();
+  }
+}
+
+/**
  * The extension-host suite (test/e2e/suite/, the one `npm run test:electron` runs in desktop VS Code), run in
  * code-server: a second window opens with the workbench's `payload` options extensionDevelopmentPath and
  * extensionTestsPath, which make its (remote, Node) extension host load this folder as the extension under
@@ -1155,6 +1219,7 @@ async function main() {
       ['shows the unmasking order live, replays it and scrubs it, and resumes after being hidden', () => testUnmaskingOrder(page)],
       ['regenerates 4 candidates into a ranked panel and inserts only the one accepted, as one edit', () => testCandidates(page, dirs)],
       ['runs the extension-host suite (test/e2e/suite) in code-server', () => testExtensionHostSuite({ browser, url, dirs })],
+      ["an untrusted workspace's unmask.modelPath is ignored with a notice, completions still come", () => testUntrustedWorkspace({ browser, dirs })],
     ];
     for (const [name, test] of tests.filter(([name]) => !ONLY || ONLY.test(name))) {
       const t0 = Date.now();
