@@ -70,6 +70,7 @@ export function describeStatus(server: StatusParams | undefined, client: ClientS
     lines.push(stateLine[server.state]);
     if (server.modelId) lines.push(`Model: ${server.modelId}`);
     if (server.device) lines.push(`Device: ${server.device}${server.deviceNote ? ` (${server.deviceNote})` : ''}`);
+    if (server.lastRestart) lines.push(`Inference worker restarts: ${server.workerRestarts ?? 1} (last: ${server.lastRestart})`);
     if (server.lastLatencyMs !== undefined) {
       lines.push(`Last completion: ${formatLatency(server.lastLatencyMs)}`);
       if (server.state === 'ready') label = `Unmask ${formatLatency(server.lastLatencyMs)}`;

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import { ProposedFeatures, createConnection } from 'vscode-languageserver/node';
+import { faultHooks } from './fault-hooks';
 import { startServer } from './protocol/server';
 
 // dist/server.js and server/main.ts both sit one folder below the extension root.
@@ -14,4 +15,5 @@ const connection = createConnection(ProposedFeatures.all);
 process.on('uncaughtException', (err) => connection.console.error(`uncaught exception: ${err.stack ?? err.message}`));
 process.on('unhandledRejection', (reason) => connection.console.error(`unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`));
 
-startServer(connection, { extensionRoot });
+// Read once, before anything loads: the fault suite's worker and deadline (fault-hooks.ts); empty when not testing.
+startServer(connection, { extensionRoot, faultHooks: faultHooks(process.env) });

@@ -31,6 +31,13 @@ export interface StatusParams {
   lastLatencyMs?: number;
   /** Human-readable error when state is "error". */
   message?: string;
+  /**
+   * Set once the inference worker has been replaced (it crashed, or a generation passed its deadline and it was
+   * abandoned): how long the fresh one took and why the one before it ended. Kept until the model is loaded again.
+   */
+  lastRestart?: string;
+  /** How many times the inference worker was replaced since the model loaded; absent before the first time. */
+  workerRestarts?: number;
 }
 /** Sent by the server whenever its state changes. */
 export const StatusNotification = 'unmask/status';

@@ -8,7 +8,7 @@
  * with the same settings and waits for it.
  */
 import * as path from 'node:path';
-import { type LoadedModel, type LoadOptions, loadModel } from '../runtime/model';
+import { type LoadedModel, type LoadOptions, loadModel, type WorkerRestart } from '../runtime/model';
 import type { ServerConfig } from './config';
 import type { ServerState, StatusParams } from './messages';
 
@@ -55,7 +55,8 @@ export class ModelHost {
     const loading = (async () => {
       await previous?.dispose();
       try {
-        const model = await this.loader(dir, { device: config.device, threads: config.threads, log: this.log });
+        const onRestart = (restart: WorkerRestart): void => this.workerRestarted(generation, restart);
+        const model = await this.loader(dir, { device: config.device, threads: config.threads, log: this.log, onRestart });
         if (generation !== this.generation) {
           await model.dispose(); // A newer load started meanwhile; this one is stale.
           return undefined;
@@ -126,6 +127,26 @@ export class ModelHost {
         ...(error ? { message: error } : { message: undefined }),
       });
     };
+  }
+
+  /**
+   * A fresh inference worker replaced one that crashed or was abandoned past its deadline. The work that failed has
+   * already put its error in the status; without this the status stayed on that error while the model worked again.
+   * A restart that failed is an error of its own (the next request tries again).
+   */
+  private workerRestarted(generation: number, { reason, ms, error }: WorkerRestart): void {
+    if (generation !== this.generation || !this.model) return; // A restart of a model since replaced or unloaded.
+    const after = reason ? ` after: ${reason}` : '';
+    if (error !== undefined) {
+      this.log(`error: the inference worker did not restart${after}: ${error}`);
+      this.setStatus({ state: 'error', message: `The inference worker did not restart: ${error}` });
+      return;
+    }
+    this.setStatus({
+      state: this.busy > 0 ? 'busy' : 'ready',
+      lastRestart: `a fresh inference worker started in ${Math.round(ms)} ms${after}`,
+      workerRestarts: (this.status.workerRestarts ?? 0) + 1,
+    });
   }
 
   get lastStatus(): StatusParams {

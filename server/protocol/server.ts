@@ -28,7 +28,8 @@ import type { InfillHooks, InfillResult } from '../engine/infill';
 import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
 import { wallClockMs } from '../runtime/clock';
-import type { LoadedModel } from '../runtime/model';
+import type { FaultHooks } from '../fault-hooks';
+import { type LoadedModel, loadModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { BudgetReserve } from './budget-reserve';
 import { bestHoleFill, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
@@ -61,6 +62,8 @@ import { unsuitableReason, windowAround } from './window';
 export interface ServerOptions {
   /** The extension's folder: the default model lives in models/unmask-coder-base under it. */
   readonly extensionRoot: string;
+  /** The fault suite's worker and deadline (server/fault-hooks.ts); absent or empty when not testing. */
+  readonly faultHooks?: FaultHooks;
 }
 
 type RequestKind = TraceParams['kind'];
@@ -78,7 +81,13 @@ const MAX_REQUEST_TOKENS = 4096;
 export function startServer(connection: Connection, options: ServerOptions): void {
   const documents = new TextDocuments(TextDocument);
   const log = (line: string): void => connection.console.log(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
-  const host = new ModelHost(options.extensionRoot, log, (status) => void connection.sendNotification(StatusNotification, status));
+  const hooks = options.faultHooks ?? {};
+  const host = new ModelHost(
+    options.extensionRoot,
+    log,
+    (status) => void connection.sendNotification(StatusNotification, status),
+    (dir, loadOptions) => loadModel(dir, { ...loadOptions, ...hooks }),
+  );
   let config: ServerConfig = parseConfig(undefined).config;
   let pullsConfiguration = false;
   /** The generation in flight of each kind, which the next request of that kind aborts. */
@@ -119,6 +128,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   });
 
   connection.onInitialized(() => {
+    if (Object.keys(hooks).length) log(`fault hooks in effect (test only): ${JSON.stringify(hooks)}`);
     void (async () => {
       if (pullsConfiguration) {
         config = await readConfig();

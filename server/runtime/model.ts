@@ -51,6 +51,21 @@ export interface LoadOptions {
   readonly workerPath?: string;
   /** How long one model call or generation may take before the worker is abandoned (DEFAULT_DEADLINE_MS). */
   readonly deadlineMs?: number;
+  /**
+   * Told when a fresh worker has replaced one that crashed or was abandoned (or failed to), so that whoever shows
+   * the model's state can say the model works again: the failed work alone only ever reported the failure.
+   */
+  readonly onRestart?: (restart: WorkerRestart) => void;
+}
+
+/** A replacement of the inference worker, as `LoadOptions.onRestart` hears of it. */
+export interface WorkerRestart {
+  /** Why the worker before it ended (a crash, or a call or generation past its deadline). */
+  readonly reason: string;
+  /** Wall time from the restart's start to the fresh worker's first answer (load and warm-up), in milliseconds. */
+  readonly ms: number;
+  /** Why the fresh worker did not start; absent when it did. */
+  readonly error?: string;
 }
 
 /**
@@ -434,8 +449,11 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   let current: InferenceWorker | undefined;
   let starting: Promise<InferenceWorker> | undefined;
   let disposed = false;
+  /** Why the last worker ended, for the restart that replaces it. */
+  let lastExit = '';
   const start = async (): Promise<{ worker: InferenceWorker; loaded: LoadedMessage }> => {
     const worker = new InferenceWorker(workerPath, stats, deadlineMs, (reason, abandoned) => {
+      lastExit = reason;
       log(`runtime: ${reason}`);
       // A stuck worker is replaced now, not on the next request, so that the next completion does not wait for it.
       if (abandoned && current && !disposed) alive().catch((err: Error) => log(`runtime: the inference worker did not restart: ${err.message}`));
@@ -460,8 +478,27 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     if (current && !current.exited) return current;
     if (!starting) {
       log('runtime: restarting the inference worker');
+      const began = performance.now();
+      const reason = lastExit;
+      const restarted = (error?: string): void => options.onRestart?.({ reason, ms: performance.now() - began, ...(error !== undefined ? { error } : {}) });
       starting = start()
-        .then(({ worker }) => (current = worker))
+        .then(
+          async ({ worker }) => {
+            // Unloaded while it started: the fresh worker must not outlive the model (its thread holds the process).
+            if (disposed) {
+              await worker.dispose();
+              throw new Error('the model was unloaded');
+            }
+            current = worker;
+            log(`runtime: the inference worker restarted in ${(performance.now() - began).toFixed(0)} ms`);
+            restarted();
+            return worker;
+          },
+          (err: Error) => {
+            restarted(err.message);
+            throw err;
+          },
+        )
         .finally(() => (starting = undefined));
     }
     return starting;

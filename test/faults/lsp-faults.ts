@@ -1,8 +1,9 @@
 /**
  * The fault suite's inputs to the real language server (dist/server.js over node IPC, as the extension starts it):
  * random documents and positions, every numeric setting at and past its bounds, malformed JSON-RPC, floods and
- * cancellation storms, huge and binary documents. Each request is one input; the server must answer it (possibly
- * with nothing) or refuse it with a message that says why, and never die or leave it unanswered.
+ * cancellation storms, huge and binary documents, and (lsp-worker-faults.ts) inference workers that hang or crash.
+ * Each request is one input; the server must answer it (possibly with nothing) or refuse it with a message that says
+ * why, and never die or leave it unanswered.
  */
 import {
   CancellationTokenSource,
@@ -14,6 +15,7 @@ import {
 import { CandidatesRequest, FillHolesRequest, FillRangeRequest, LastTraceRequest } from '../../server/protocol/messages';
 import { TestClient } from '../integration/lsp-client';
 import { type Doc, Gen, junk, lineLengths, randomDocument, randomPosition } from './inputs';
+import { lspWorkerFaults } from './lsp-worker-faults';
 import { type Checked, type Outcome, type Tally, isClear } from './tally';
 
 /** A request unanswered after this long is a hang (the runtime abandons a stuck generation after 30 s). */
@@ -306,4 +308,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
   } finally {
     await server.stop();
   }
+
+  // 6. A worker that hangs and one that crashes, each behind a server of its own (lsp-worker-faults.ts).
+  await lspWorkerFaults(tally, modelDir, seed, scale);
 }

@@ -37,6 +37,8 @@ export class Tally {
   readonly examples: string[] = [];
   /** Peak resident memory (VmHWM) in MiB of the processes measured, by what they are ("server", "CLI"). */
   readonly peakRssMb = new Map<string, number>();
+  /** Measurements a group reports under the table (the restart timings of hung workers). */
+  readonly notes: string[] = [];
 
   group(name: string): GroupCounts {
     let counts = this.groups.get(name);
@@ -107,6 +109,6 @@ export class Tally {
     const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
     const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
     const peaks = [...this.peakRssMb.entries()].map(([label, mb]) => `${label} ${mb.toFixed(0)} MiB`).join(', ');
-    return [line(header), rule, ...rows.map(line), '', `peak RSS: ${peaks || 'not measured (no /proc)'}`].join('\n');
+    return [line(header), rule, ...rows.map(line), '', `peak RSS: ${peaks || 'not measured (no /proc)'}`, ...this.notes].join('\n');
   }
 }

@@ -57,9 +57,10 @@ export class TestClient {
   private statusWaiters: { accept: (s: StatusParams) => boolean; resolve: (s: StatusParams) => void }[] = [];
   private configurationWaiters: (() => void)[] = [];
 
-  constructor(settings: Record<string, unknown>) {
+  /** `env` adds to the server process's environment (the fault suite's hooks, server/fault-hooks.ts). */
+  constructor(settings: Record<string, unknown>, env: Record<string, string> = {}) {
     this.settings = settings;
-    this.child = fork(SERVER_JS, ['--node-ipc'], { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    this.child = fork(SERVER_JS, ['--node-ipc'], { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, ...env } });
     this.child.stderr?.on('data', (chunk: Buffer) => this.logs.push(`stderr: ${chunk.toString()}`));
     this.connection = createProtocolConnection(new IPCMessageReader(this.child), new IPCMessageWriter(this.child));
     this.connection.onRequest(ConfigurationRequest.type, (params) => {

@@ -22,6 +22,14 @@ describe('the status bar text', () => {
     assert.match(view.tooltip, /Device: cpu \(CUDA provider not installed\)/);
   });
 
+  it('says the inference worker was replaced, and why, once the server reports it', () => {
+    const lastRestart = 'a fresh inference worker started in 312 ms after: A generation (2 rows, 8 steps) passed its 30 s deadline';
+    const view = describeStatus({ state: 'ready', device: 'cpu', lastRestart, workerRestarts: 2 });
+    assert.match(view.tooltip, /Inference worker restarts: 2 \(last: a fresh inference worker started in 312 ms after: A generation .* passed its 30 s deadline\)/);
+    assert.equal(view.error, false);
+    assert.doesNotMatch(describeStatus({ state: 'ready', device: 'cpu' }).tooltip, /Inference worker/);
+  });
+
   it('spins while generating', () => {
     assert.match(describeStatus({ state: 'busy' }).text, /sync~spin/);
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { LoadedModel } from '../../server/runtime/model';
+import type { LoadedModel, LoadOptions, WorkerRestart } from '../../server/runtime/model';
 import { defaultConfig } from '../../server/protocol/config';
 import { ModelHost } from '../../server/protocol/model-host';
 import type { StatusParams } from '../../server/protocol/messages';
@@ -77,6 +77,52 @@ describe('the model host', () => {
     await sleep(120);
     assert.equal(counts.disposed, 1);
     assert.equal(counts.loads, 1, 'configure does not reload');
+    await modelHost.dispose();
+  });
+
+  it('says so in the status when a fresh inference worker replaces a stuck one, instead of staying on the error (issue 15)', async () => {
+    const statuses: StatusParams[] = [];
+    const restarts: ((restart: WorkerRestart) => void)[] = [];
+    const { loader } = fakeLoader();
+    const modelHost = new ModelHost('/nowhere', () => undefined, (status) => statuses.push(status), (_dir: string, options: LoadOptions) => {
+      if (options.onRestart) restarts.push(options.onRestart);
+      return loader();
+    });
+    await modelHost.load(defaultConfig());
+    assert.equal(restarts.length, 1, 'the host listens for restarts of the model it loads');
+    const reason = 'A generation (5 rows, 2 steps) passed its 0.4 s deadline, so the inference worker was abandoned';
+    modelHost.beginWork()({ error: `Generation aborted: ${reason}; a fresh one is starting` });
+    assert.equal(modelHost.lastStatus.state, 'error');
+    restarts[0]({ reason, ms: 312.4 });
+    assert.deepEqual(modelHost.lastStatus, {
+      state: 'ready',
+      modelId: 'm1',
+      device: 'cpu',
+      lastRestart: `a fresh inference worker started in 312 ms after: ${reason}`,
+      workerRestarts: 1,
+    });
+
+    // During other work the state stays busy; the note is there all the same.
+    const end = modelHost.beginWork();
+    restarts[0]({ reason: 'the inference worker exited with code 3', ms: 90 });
+    assert.equal(modelHost.lastStatus.state, 'busy');
+    assert.match(modelHost.lastStatus.lastRestart ?? '', /started in 90 ms after: the inference worker exited with code 3/);
+    assert.equal(modelHost.lastStatus.workerRestarts, 2);
+    end({ latencyMs: 10 });
+    assert.equal(modelHost.lastStatus.state, 'ready');
+
+    // A restart that failed is an error of its own.
+    restarts[0]({ reason, ms: 50, error: 'onnxruntime could not load model.onnx' });
+    assert.deepEqual([modelHost.lastStatus.state, modelHost.lastStatus.message], ['error', 'The inference worker did not restart: onnxruntime could not load model.onnx']);
+
+    // A model that was replaced since says nothing about the current one, whose count starts afresh.
+    await modelHost.load(defaultConfig());
+    const count = statuses.length;
+    restarts[0]({ reason, ms: 1 });
+    assert.equal(statuses.length, count);
+    assert.equal(modelHost.lastStatus.workerRestarts, undefined);
+    restarts[1]({ reason, ms: 1 });
+    assert.equal(modelHost.lastStatus.workerRestarts, 1);
     await modelHost.dispose();
   });
 

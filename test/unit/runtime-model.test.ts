@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SamplerConfig } from '../../server/engine/sampler';
 import type { KBest, ModelInput } from '../../server/engine/types';
-import { type LoadedModel, loadModel } from '../../server/runtime/model';
+import { type LoadedModel, loadModel, type WorkerRestart } from '../../server/runtime/model';
 import { kbestDiff, kbestFromLogits } from '../fixtures/kbest';
 import { tempDir } from '../fixtures/models';
 import { greedySamplerConfig, referenceLogits, type TinyModel, writeTinyModel } from '../fixtures/tiny-model';
@@ -176,7 +176,15 @@ describe('a crashed inference worker', () => {
   it('abandons a generation stuck past its deadline, says so, and has a fresh worker running within 2 s (issue 15)', { timeout: 20_000 }, async () => {
     const fixture = writeTinyModel(tempDir('hang'));
     const logs: string[] = [];
-    const model = await loadModel(fixture.dir, { device: 'cpu', threads: 1, workerPath: HANGING_WORKER, deadlineMs: 500, log: (l) => logs.push(l) });
+    const restarts: WorkerRestart[] = [];
+    const model = await loadModel(fixture.dir, {
+      device: 'cpu',
+      threads: 1,
+      workerPath: HANGING_WORKER,
+      deadlineMs: 500,
+      log: (l) => logs.push(l),
+      onRestart: (r) => restarts.push(r),
+    });
     const ids = Int32Array.from({ length: 12 }, (_, t) => (t >= 4 && t < 8 ? 1 : 20 + t));
     const canvas = { ids, holes: [{ start: 4, length: 4 }] };
     try {
@@ -191,6 +199,11 @@ describe('a crashed inference worker', () => {
       assert.ok(abandonedAfter < 4000, `abandoned after ${abandonedAfter.toFixed(0)} ms`);
       // The fresh worker starts without waiting for a request.
       await waitFor(() => logs.includes('runtime: restarting the inference worker'), 100);
+      // ...and says when it is running, with why the one before it ended (the server's status shows it).
+      await waitFor(() => restarts.length === 1, 50);
+      assert.match(restarts[0].reason, /^A generation \(5 rows, 2 steps\) passed its 0.5 s deadline, so the inference worker was abandoned$/);
+      assert.ok(restarts[0].ms > 0 && restarts[0].error === undefined, JSON.stringify(restarts[0]));
+      assert.ok(logs.some((l) => /^runtime: the inference worker restarted in \d+ ms$/.test(l)));
       assert.equal((await model.sample(canvas, samplerConfig(fixture, 2))).rows.length, 2);
       assert.ok(performance.now() - started - abandonedAfter < 6000, 'a fresh worker answers soon after the abandonment');
       // A single model call that hangs is abandoned the same way.
