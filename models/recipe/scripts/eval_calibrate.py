@@ -10,6 +10,9 @@ goes first wherever its repeated run is >= L characters and the model's own row 
 is used elsewhere; computed from the per-task rows, so every L is the same model outputs.
 Gating table: for each minConfidence, the share of model rows shown (mean confidence >= threshold) and the first
 line exact of those shown, against the ungated rate.
+Product table: both gates together, as typing sees them (copy first at a run >= L, else the model's row when confident
+enough, else nothing): the share of requests shown and the first-line exact of those shown, as a multiple of the
+ungated product's (issue 14's target: >= 3x at the default).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ def main(argv=None):
     p.add_argument("--tasks", default=None, help="the tasks file (default: the one the eval names)")
     p.add_argument("--copy-thresholds", default="1,4,8,12,16,24,32", help="copy run lengths to tabulate")
     p.add_argument("--confidence-thresholds", default="0,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="minConfidence values")
+    p.add_argument("--product-copy-thresholds", default="4,8,16,32", help="copy run lengths of the product table")
+    p.add_argument("--product-confidence-thresholds", default="0,0.4,0.5,0.6",
+                   help="minConfidence values of the product table")
     args = p.parse_args(argv)
     report = json.load(open(args.eval))
     tasks_file = args.tasks or os.path.join(REPO_DIR, report["tasks"]["file"])
@@ -65,6 +71,30 @@ def main(argv=None):
                  and r["completion"].strip()]
         rate = 100 * sum(r["first_line_exact"] for r in shown) / len(shown) if shown else float("nan")
         print(f"| {th:g} | {100 * len(shown) / len(rows):.1f} | {rate:.1f} |")
+
+    # The product as typing sees it: the copy goes first when its run is >= L, else the model's row when its mean
+    # confidence is >= minConfidence, else nothing. "x ungated" compares with showing every request's answer (L 4,
+    # minConfidence 0: the editor's behaviour without gating).
+    def product(L: int, th: float) -> tuple[int, int]:
+        shown = hits = 0
+        for r in rows:
+            length, text, target = copy[r["id"]]
+            if text is not None and length >= max(L, 1):
+                shown, hits = shown + 1, hits + first_line_exact(text, target)
+            elif r.get("mean_confidence") is not None and r["mean_confidence"] >= th and r["completion"].strip():
+                shown, hits = shown + 1, hits + r["first_line_exact"]
+        return shown, hits
+
+    base_shown, base_hits = product(4, 0.0)
+    base_rate = base_hits / max(base_shown, 1)
+    print()
+    print("| copy run >= L | minConfidence | requests shown % | first-line exact of those shown % | x ungated |")
+    print("|---:|---:|---:|---:|---:|")
+    for L in (int(x) for x in args.product_copy_thresholds.split(",")):
+        for th in (float(x) for x in args.product_confidence_thresholds.split(",")):
+            shown, hits = product(L, th)
+            rate = hits / shown if shown else float("nan")
+            print(f"| {L} | {th:g} | {100 * shown / len(rows):.1f} | {100 * rate:.1f} | {rate / base_rate:.2f} |")
 
 
 if __name__ == "__main__":
