@@ -24,7 +24,8 @@ TINY=(--n-layer 2 --d-model 64 --n-head 2 --d-ff 256 --max-seq-len 128 --batch-s
       --max-steps 60 --eval-every 30 --eval-examples 16 --log-every 10 --threads "$THREADS"
       --corpus-dir $DATA/corpus-smoke --tokenizer $DATA/tokenizer-smoke/tokenizer.json --runs-dir "$OUT")
 "$PY" -m scripts.train_pretrain --objective mdm --run-name mdm "${TINY[@]}"
-"$PY" -m scripts.train_pretrain --objective ar --run-name ar "${TINY[@]}"
+"$PY" -m scripts.train_pretrain --objective ar --run-name ar "${TINY[@]}" --schedule wsd
+test -s "$OUT/ar/stable.pt"  # warmup-stable-decay leaves the peak-lr model a later session continues from
 
 # 3. Export.
 "$PY" -m scripts.export_onnx --ckpt "$OUT/mdm/ckpt.pt" --out "$OUT/model" --id unmask-smoke --fp32 \

@@ -12,6 +12,8 @@
 #                 weights/<name>-ar.pt); empty: stage 1 starts from scratch
 #   MDM_INIT      checkpoint stage 2 continues from (a committed denoiser); empty: stage 2 starts from stage 1's model
 #   THREADS       torch threads (default 2: both cores)
+#   AR_SCHEDULE   stage 1's lr schedule (default wsd: warmup-stable-decay; it also writes runs/$NAME-ar/stable.pt, the
+#                 model at the peak lr that the next session continues from: AR_INIT=weights/<name>-ar-stable.pt)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-$(cd ../.. && pwd)/.venv/bin/python}
@@ -19,6 +21,7 @@ NAME=${NAME:-cpu-arfirst}
 AR_MINUTES=${AR_MINUTES:-85}
 MDM_MINUTES=${MDM_MINUTES:-40}
 THREADS=${THREADS:-2}
+AR_SCHEDULE=${AR_SCHEDULE:-wsd}
 # tcmalloc: glibc's malloc hands the step's large tensors (the [B,T,V] logits are 134 MB) back to the kernel and
 # faults them in again every step; measured here, 20 AR steps took 74 CPU-s with glibc (21 s of it in the kernel)
 # and 39 CPU-s with tcmalloc (2 s in the kernel); jemalloc was slower than glibc.
@@ -29,7 +32,7 @@ SIZE=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq-len 256 --batch
 AR_CKPT=${AR_INIT:-}
 if [ "$AR_MINUTES" != 0 ]; then
   "$PY" -m scripts.train_pretrain --objective ar --run-name "$NAME-ar" "${SIZE[@]}" --threads "$THREADS" --max-minutes "$AR_MINUTES" \
-      --lr 2e-3 --warmup-steps 100 --fim-rate 0.5 --spm-rate 0.5 --p-line 0.5 ${AR_INIT:+--init-from "$AR_INIT"}
+      --lr 2e-3 --warmup-steps 100 --schedule "$AR_SCHEDULE" --fim-rate 0.5 --spm-rate 0.5 --p-line 0.5 ${AR_INIT:+--init-from "$AR_INIT"}
   AR_CKPT=runs/$NAME-ar/ckpt.pt
 fi
 if [ "$MDM_MINUTES" != 0 ]; then

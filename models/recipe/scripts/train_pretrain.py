@@ -41,7 +41,7 @@ from unmask import checkpoint, common
 from unmask.data import Batches, make_valid, to_device
 from unmask.loss_eval import LN2, ARObjective, MDMObjective, validation_bits
 from unmask.model import build_model, count_params
-from unmask.train_utils import adamw, lr_at, stop_everywhere
+from unmask.train_utils import adamw, decaying, lr_at, stop_everywhere
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,6 +70,11 @@ def parse_args(argv=None):
     a("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
     a("--min-lr-ratio", type=float, default=0.1, help="final lr as a fraction of --lr")
     a("--warmup-steps", type=int, default=100, help="linear warmup steps")
+    a("--schedule", choices=["cosine", "wsd"], default="cosine",
+      help="after warmup: cosine to --min-lr-ratio over the run, or warmup-stable-decay (peak lr, then a linear decay "
+           "over the last --decay-fraction; the model at the start of the decay is saved as stable.pt, the one a "
+           "later session continues from without losing what a restart at the peak lr costs an annealed model)")
+    a("--decay-fraction", type=float, default=0.25, help="wsd: share of the run (steps or minutes) spent decaying")
     a("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices only)")
     a("--beta2", type=float, default=0.98, help="AdamW beta2")
     a("--grad-clip", type=float, default=1.0, help="gradient norm clip")
@@ -154,8 +159,8 @@ def main(argv=None):
     best = float("inf")
     key = "valid_elbo_bits" if args.objective == "mdm" else "valid_bits"
 
-    def save(step, tokens, seconds, metrics):
-        checkpoint.save(out_dir / "ckpt.pt", model.state_dict(), stage="pretrain", config=config, special=special,
+    def save(step, tokens, seconds, metrics, name="ckpt.pt"):
+        checkpoint.save(out_dir / name, model.state_dict(), stage="pretrain", config=config, special=special,
                         tokenizer=tokenizer_copy, tokenizer_sha256=tokenizer_sha, lineage=lineage, args=args,
                         step=step, train_tokens=tokens, train_seconds=seconds, metrics=metrics, device=dev,
                         world=env.world, cpu_seconds=round(time.process_time() - cpu0, 1),
@@ -178,6 +183,7 @@ def main(argv=None):
     t0, cpu0 = time.time(), time.process_time()  # wall clock, and this process's CPU time (the machine is shared)
     eval_s = 0.0  # wall time spent evaluating, excluded from train_seconds
     step = tokens = 0
+    stable_saved = False
     window_loss = window_tokens = 0.0
     window_t0 = last_eval = time.time()
     model.train()
@@ -186,6 +192,10 @@ def main(argv=None):
         stop = (args.max_steps and step >= args.max_steps) or (args.max_minutes and elapsed >= args.max_minutes * 60)
         if stop_everywhere(stop, env.world, dev):
             break
+        if env.main and not stable_saved and decaying(args, step, elapsed):
+            # The last model at the peak lr: what the next session resumes from (see --schedule).
+            save(step, tokens, elapsed - eval_s, {"schedule": "wsd", "decay_starts": True}, name="stable.pt")
+            stable_saved = True
         lr = lr_at(args, step, elapsed)
         for g in opt.param_groups:
             g["lr"] = lr
