@@ -38,6 +38,8 @@ export interface UnmaskConfig {
   readonly minConfidence: number;
   /** Milliseconds a suggestion made as you type may take before the server cuts its remaining steps (0: no budget). */
   readonly latencyBudgetMs: number;
+  /** Mix the cache n-gram model of the document's tokens into the server's sampler (server/engine/ngram-cache.ts). */
+  readonly cacheNgram: boolean;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -65,6 +67,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   idleUnloadMinutes: 15,
   minConfidence: 0,
   latencyBudgetMs: 100,
+  cacheNgram: true,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -160,6 +163,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     idleUnloadMinutes: number(p, 'idleUnloadMinutes', get('idleUnloadMinutes'), d.idleUnloadMinutes, 0, 1440, false),
     minConfidence: number(p, 'minConfidence', get('minConfidence'), d.minConfidence, 0, 1, false),
     latencyBudgetMs: number(p, 'latencyBudgetMs', get('latencyBudgetMs'), d.latencyBudgetMs, 0, 2000, false),
+    cacheNgram: flag(p, 'cacheNgram', get('cacheNgram'), d.cacheNgram),
   });
   return { config, problems: Object.freeze(p) };
 }

@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { InfillHooks, InfillResult, Trace } from './engine/infill';
-import { resolveSamplerOptions } from './engine/options';
+import { MAX_CACHE_ORDER, MIN_CACHE_ORDER } from './engine/ngram-cache';
+import { DEFAULT_SAMPLER_OPTIONS, resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
 import { rankedCompletions, withCopyCandidate } from './protocol/candidates';
 import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './protocol/copy-candidate';
@@ -53,6 +54,10 @@ Options:
   --candidates N       alternatives in one batch, 1-16 (default 1), ranked as in the editor
   --copy-min-match N   put the copy candidate first when a run of N characters before the cursor recurs in the
                        file (default ${COPY_MIN_MATCH}, as in the editor; 0: the model's rows alone)
+  --cache-ngram on|off mix the cache n-gram model of the document's tokens into the sampler (unmask.cacheNgram;
+                       default ${defaultConfig().cacheNgram ? 'on' : 'off'}); in batch mode it counts a task's before/after when given
+  --cache-ngram-weight X  the most weight the cache gets, 0 to 1 (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramWeight})
+  --cache-ngram-order N   its longest n-gram, ${MIN_CACHE_ORDER} to ${MAX_CACHE_ORDER} (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder})
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
   --latency-budget MS  cut the denoising steps so that each completion is done about MS ms after its task
@@ -99,6 +104,9 @@ function parse(argv: string[]) {
         'top-p': { type: 'string' },
         candidates: { type: 'string' },
         'copy-min-match': { type: 'string' },
+        'cache-ngram': { type: 'string' },
+        'cache-ngram-weight': { type: 'string' },
+        'cache-ngram-order': { type: 'string' },
         seed: { type: 'string' },
         'context-tokens': { type: 'string' },
         'latency-budget': { type: 'string' },
@@ -132,6 +140,13 @@ function decimal(args: Args, name: keyof Args): number | undefined {
   return value;
 }
 
+function onOff(args: Args, name: keyof Args): boolean | undefined {
+  const raw = args[name];
+  if (raw === undefined) return undefined;
+  if (raw !== 'on' && raw !== 'off') throw new UsageError(`--${name} must be on or off (got ${JSON.stringify(raw)})`);
+  return raw === 'on';
+}
+
 function samplerOptions(args: Args): SamplerOptions {
   const d = defaultConfig();
   const strategy = args.strategy ?? d.strategy;
@@ -146,6 +161,9 @@ function samplerOptions(args: Args): SamplerOptions {
       seed: integer(args, 'seed', 0, 0xffffffff) ?? 0,
       contextTokens: integer(args, 'context-tokens', 0, 1 << 20) ?? d.contextTokens,
       latencyBudgetMs: decimal(args, 'latency-budget') ?? 0,
+      cacheNgram: onOff(args, 'cache-ngram') ?? d.cacheNgram,
+      cacheNgramWeight: decimal(args, 'cache-ngram-weight'),
+      cacheNgramOrder: integer(args, 'cache-ngram-order', MIN_CACHE_ORDER, MAX_CACHE_ORDER),
     });
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -436,10 +454,14 @@ async function batch(args: Args): Promise<void> {
         const clock = { now: wallClockMs, startedAt: wallClockMs() };
         const prefix = task.prefix as string;
         const suffix = task.suffix as string;
+        const file = { before: (task.before as string | undefined) ?? prefix, after: (task.after as string | undefined) ?? suffix };
+        // The cache n-gram model counts the file around the hole as far as the editor's window reaches.
+        const around = windowAround(file.before + file.after, file.before.length);
+        const document = file.before.endsWith(prefix) && file.after.startsWith(suffix) ? { before: around.prefix, after: around.suffix } : undefined;
         const outcome = await generate(
           model,
-          { prefix, suffix, languageId: (task.language as string) ?? 'other', maxTokens: maxTokens as number },
-          { before: (task.before as string | undefined) ?? prefix, after: (task.after as string | undefined) ?? suffix },
+          { prefix, suffix, languageId: (task.language as string) ?? 'other', maxTokens: maxTokens as number, ...(document ? { document } : {}) },
+          file,
           options,
           syntax,
           copyMin,

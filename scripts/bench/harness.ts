@@ -18,8 +18,9 @@
  * Prints markdown tables. Flags: --model DIR, --runs N (per configuration, default 5), --threads N, --quick (only the
  * 32-token / 8-step configuration), --holes (only the joint multi-hole rows, against issue 5's target), --candidates
  * (only the candidates rows, against issue 5's targets), --deadline (only the latency budget rows, against issue
- * 14's target), --json FILE (also write the numbers), --soak (only the soak: typing into a 5,000-line file for
- * --soak-minutes N, default 10, against issue 15's targets; soak.ts).
+ * 14's target), --engine (only the engine rows), --cache-ngram on|off (unmask.cacheNgram for every row; default
+ * the setting's default), --json FILE (also write the numbers), --soak (only the soak: typing into a 5,000-line
+ * file for --soak-minutes N, default 10, against issue 15's targets; soak.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -69,6 +70,8 @@ const { values: args } = parseArgs({
     holes: { type: 'boolean', default: false },
     candidates: { type: 'boolean', default: false },
     deadline: { type: 'boolean', default: false },
+    engine: { type: 'boolean', default: false },
+    'cache-ngram': { type: 'string' },
     soak: { type: 'boolean', default: false },
     'soak-minutes': { type: 'string', default: '10' },
     json: { type: 'string' },
@@ -77,6 +80,11 @@ const { values: args } = parseArgs({
 const modelDir = path.resolve(args.model ?? path.join(ROOT, DEFAULT_MODEL_DIR));
 const runs = Math.max(1, Number(args.runs));
 const threads = Math.max(0, Number(args.threads));
+if (args['cache-ngram'] !== undefined && args['cache-ngram'] !== 'on' && args['cache-ngram'] !== 'off') {
+  throw new Error('--cache-ngram must be on or off');
+}
+/** unmask.cacheNgram for every row (engine options and the server's settings). */
+const cacheNgram = args['cache-ngram'] === undefined ? defaultConfig().cacheNgram : args['cache-ngram'] === 'on';
 const spans = args.quick ? [32] : SPANS;
 const steps = args.quick ? [8] : STEPS;
 
@@ -189,7 +197,7 @@ function splitForHoles(site: Site, n: number): string[] {
  * rows would time two calls instead of the span and step count they are labelled with.
  */
 function options(overrides: Partial<SamplerOptions>): SamplerOptions {
-  return resolveSamplerOptions({ contextTokens: CONTEXT_TOKENS, eosFill: false, ...overrides });
+  return resolveSamplerOptions({ contextTokens: CONTEXT_TOKENS, eosFill: false, cacheNgram, ...overrides });
 }
 
 async function engineTable(model: LoadedModel, sites: Site[]): Promise<{ rows: (string | number)[][]; data: object[] }> {
@@ -680,7 +688,7 @@ async function main(): Promise<void> {
     const minutes = Number(args['soak-minutes']);
     if (!(minutes > 0)) throw new Error('--soak-minutes must be a positive number');
     // The extension's defaults (8 steps, span 32, two ranked rows), as a user types.
-    const server = new Server({ modelPath: modelDir, device: 'cpu', threads });
+    const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads });
     try {
       await server.start();
       const result = await soak(server, minutes);
@@ -718,7 +726,7 @@ async function main(): Promise<void> {
     const candidates = await candidatesTable(model, sites);
     candidates.lines.push(...(await rowsTable(model, sites[0])).lines);
     await model.dispose();
-    const server = new Server({ modelPath: modelDir, device: 'cpu', threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
+    const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
     try {
       await server.start();
       const overLsp = await candidatesOverLsp(server, sites);
@@ -732,7 +740,7 @@ async function main(): Promise<void> {
 
   if (args.deadline) {
     await model.dispose();
-    const server = new Server({ modelPath: modelDir, device: 'cpu', threads, latencyBudgetMs: 0 });
+    const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, latencyBudgetMs: 0 });
     try {
       await server.start();
       const deadline = await deadlineTable(server, sites);
@@ -753,10 +761,16 @@ async function main(): Promise<void> {
   }
 
   const engine = await engineTable(model, sites);
-  out.push('', '### Engine only (infill() on the loaded model; every step runs: end-of-span fill off)', '');
+  out.push('', `### Engine only (infill() on the loaded model; every step runs: end-of-span fill off; cache n-gram ${cacheNgram ? 'on' : 'off'})`, '');
   out.push(table(['span', 'steps', 'canvas T', 'model calls', 'p50 ms', 'p95 ms', 'ONNX ms/call', 'engine (JS) share', 'outside ONNX share'], engine.rows));
   out.push('', '"engine (JS) share": time in the sampler outside awaiting the model; "outside ONNX share": everything but session.run (sampler + worker messaging).');
   json.engine = engine.data;
+  if (args.engine) {
+    await model.dispose();
+    process.stdout.write(`${out.join('\n')}\n`);
+    if (args.json) fs.writeFileSync(args.json, JSON.stringify(json, null, 2));
+    return;
+  }
 
   const candidates = await candidatesTable(model, sites);
   out.push(...candidates.lines);
@@ -770,7 +784,7 @@ async function main(): Promise<void> {
   json.holes = holes.data;
   await model.dispose();
 
-  const server = new Server({ modelPath: modelDir, device: 'cpu', threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
+  const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
   try {
     const readyMs = await server.start();
     const e2e = await e2eTable(server, sites);

@@ -11,6 +11,7 @@
  */
 import { CanvasError, OptionsError } from './errors';
 import { healTail, type FirstTokenRule } from './healing';
+import { CACHE_SEPARATOR } from './ngram-cache';
 import { specialTokenIds } from './special-tokens';
 import type { InfillRequest, ModelFacts, TextCodec } from './types';
 
@@ -262,4 +263,28 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
     droppedTokens: segments.reduce((sum, s) => sum + s.length, 0) - windowed,
     healing,
   };
+}
+
+/**
+ * The token ids the cache n-gram model counts (ngram-cache.ts): each text encoded as the canvas's text is (special
+ * tokens removed), CACHE_SEPARATOR between texts. `texts` lie around the canvas's holes like the request's segments
+ * (InfillRequest.cacheSegments), so where token healing took a hole's partial token off the text before it, the
+ * same tokens come off that text here: the cache would otherwise predict the partial token itself, whose text the
+ * hole's first position must extend.
+ */
+export function cacheTokens(codec: TextCodec, facts: ModelFacts, texts: readonly string[], canvas: Pick<Canvas, 'healing'>): Int32Array {
+  const special = specialTokenIds(facts);
+  const pieces = texts.map((text, i) => {
+    const ids = text.length === 0 ? [] : codec.encode(text).filter((id) => !special.has(id));
+    const healed = canvas.healing[i];
+    return healed ? ids.slice(0, Math.max(0, ids.length - healed.fallback.length)) : ids;
+  });
+  const out = new Int32Array(pieces.reduce((sum, ids) => sum + ids.length + 1, 0));
+  let at = 0;
+  for (const ids of pieces) {
+    out.set(ids, at);
+    at += ids.length;
+    out[at++] = CACHE_SEPARATOR;
+  }
+  return out;
 }

@@ -8,13 +8,13 @@
  *
  * Pure: the model and the tokenizer are handed in, nothing here does I/O.
  */
-import { buildCanvas } from './canvas';
+import { buildCanvas, cacheTokens } from './canvas';
 import { OptionsError } from './errors';
 import { afterPartial } from './healing';
-import { rowTemperatures, validateSamplerOptions } from './options';
+import { DEFAULT_SAMPLER_OPTIONS, rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
-import { sampleCanvas, type Commit, type SampleFn } from './sampler';
+import { sampleCanvas, type Commit, type SampleFn, type SamplerCache } from './sampler';
 import { bannedTokenIds } from './special-tokens';
 import { TraceBuilder, type Trace } from './trace';
 import type { HoleLayout, InfillRequest, ModelFacts, ModelFn, SamplerOptions, TextCodec } from './types';
@@ -118,6 +118,7 @@ export async function infill(
   if (budget > 0 && !hooks.now) throw new OptionsError(['a latency budget needs a clock (InfillHooks.now)']);
   const deadline = budget > 0 ? (hooks.startedAt ?? hooks.now!()) + budget : undefined;
   const onStep = hooks.onStep;
+  const cache = cacheOf(codec, facts, request, canvas, settings);
   const sample: SampleFn = typeof model === 'function' ? (c, config, h) => sampleCanvas(model, c, config, h) : model.sample;
   const sampled = await sample(
     canvas,
@@ -135,6 +136,7 @@ export async function infill(
       bannedIds: bannedTokenIds(facts),
       firstTokens: canvas.healing,
       ...(deadline !== undefined ? { deadline } : {}),
+      ...(cache ? { cache } : {}),
     },
     {
       signal: hooks.signal,
@@ -183,6 +185,36 @@ export async function infill(
     holes: canvas.holes.map(({ start, length }) => ({ start, length })),
     healed,
   };
+}
+
+/**
+ * Most characters of each text the cache n-gram model counts: the protocol's window before the cursor
+ * (protocol/window.ts), so a request from the editor is never cut, while a caller handing in a huge document does not
+ * make the tokenizer encode all of it.
+ */
+export const MAX_CACHE_CHARS = 24 * 1024;
+
+/**
+ * The cache n-gram model's input (sampler.ts rule 7) when the options turn it on: the tokens of the request's cache
+ * segments (or its segments), which lie around the same holes.
+ */
+function cacheOf(
+  codec: TextCodec,
+  facts: ModelFacts,
+  request: InfillRequest,
+  canvas: Parameters<typeof cacheTokens>[3],
+  settings: SamplerOptions,
+): SamplerCache | undefined {
+  const weight = settings.cacheNgramWeight ?? DEFAULT_SAMPLER_OPTIONS.cacheNgramWeight!;
+  if (!(settings.cacheNgram ?? DEFAULT_SAMPLER_OPTIONS.cacheNgram) || weight === 0) return undefined;
+  const given = request.cacheSegments ?? request.segments;
+  if (given.length !== request.segments.length || given.some((text) => typeof text !== 'string')) {
+    throw new OptionsError([`cacheSegments must be ${request.segments.length} strings laid out like the segments (got ${given.length})`]);
+  }
+  // Each text is cut to MAX_CACHE_CHARS at its end nearest the hole after it (the suffix: at its start).
+  const last = given.length - 1;
+  const texts = given.map((text, i) => (i === last ? text.slice(0, MAX_CACHE_CHARS) : text.slice(Math.max(0, text.length - MAX_CACHE_CHARS))));
+  return { tokens: cacheTokens(codec, facts, texts, canvas), order: settings.cacheNgramOrder ?? DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder!, weight };
 }
 
 /**

@@ -4,6 +4,7 @@
  * problem named, before any model call.
  */
 import { OptionsError } from './errors';
+import { MAX_CACHE_ORDER, MIN_CACHE_ORDER } from './ngram-cache';
 import type { SamplerOptions, UnmaskStrategy } from './types';
 
 export const UNMASK_STRATEGIES: readonly UnmaskStrategy[] = Object.freeze(['confidence', 'margin', 'entropy', 'random']);
@@ -39,6 +40,9 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = Object.freeze({
   tokenHealing: true,
   // Off in the engine: the server sets unmask.latencyBudgetMs for the requests made as you type only.
   latencyBudgetMs: 0,
+  cacheNgram: true,
+  cacheNgramWeight: 0.5,
+  cacheNgramOrder: 6,
 });
 
 /** Every problem with the options, as sentences; empty when they are valid. */
@@ -77,6 +81,11 @@ export function samplerOptionProblems(options: SamplerOptions): string[] {
     problems.push(`tokenHealing must be true or false (got ${String(options.tokenHealing)})`);
   }
   if (options.latencyBudgetMs !== undefined) numberIn('latencyBudgetMs', 0, MAX_LATENCY_BUDGET_MS);
+  if (options.cacheNgram !== undefined && typeof options.cacheNgram !== 'boolean') {
+    problems.push(`cacheNgram must be true or false (got ${String(options.cacheNgram)})`);
+  }
+  if (options.cacheNgramWeight !== undefined) numberIn('cacheNgramWeight', 0, 1);
+  if (options.cacheNgramOrder !== undefined) integerIn('cacheNgramOrder', MIN_CACHE_ORDER, MAX_CACHE_ORDER);
   return problems;
 }
 

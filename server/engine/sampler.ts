@@ -37,6 +37,13 @@
  *      does, with no further model call. A slow machine gets a rougher
  *      completion on time rather than a better one late. The clock is the hooks' `now`, never one the sampler reads
  *      itself, so a generation stays a function of its inputs.
+ *   7. with a `cache` (the cache n-gram model of the document's tokens, ngram-cache.ts), a masked position whose left
+ *      neighbour is known (context text, a token of its hole committed in an earlier step, or the link before it in a
+ *      rule-5 chain) chooses from the model's list mixed with the cache's prediction after the known tokens that run
+ *      up to it: p = (1 - λ) p_model + λ p_cache, λ = the cache's weight times its confidence (its counts). The
+ *      mixture decides the token and its score, so a position the document's text predicts is committed early and
+ *      its right neighbour then has a known left neighbour too: a repeated run is written left to right. Such a
+ *      commit's confidence and log-probability are the mixture's. The cache draws no random numbers.
  *
  * Model calls: exactly min(steps, masks) when neither the threshold nor the end-of-span fill commits extra tokens;
  * otherwise at most that, fewer only because every mask got resolved early or the deadline cut the steps. Cancellation is checked before and after
@@ -45,6 +52,7 @@
 import { emptyChoice, TokenChooser } from './choose-token';
 import { AbortError, ModelOutputError, OptionsError } from './errors';
 import { compatible, type FirstTokenRule } from './healing';
+import { CACHE_ENTRIES, type CacheSettings, emptyMixedList, emptyPrediction, ListMixer, MAX_CACHE_ORDER, MIN_CACHE_ORDER, type MixedList, NgramCache } from './ngram-cache';
 import { createRng, type Rng } from './rng';
 import { tokensToCommit } from './schedule';
 import type { HoleLayout, KBest, ModelFn, UnmaskStrategy } from './types';
@@ -70,6 +78,14 @@ export interface SamplerConfig {
   readonly firstTokens?: readonly (FirstTokenRule | undefined)[];
   /** When the generation must be done, in ms on the clock of `SamplerHooks.now` (rule 6); undefined: no deadline. */
   readonly deadline?: number;
+  /** The cache n-gram model mixed in where left neighbours are known (rule 7); undefined or weight 0: none. */
+  readonly cache?: SamplerCache;
+}
+
+/** What the sampler's cache n-gram model counts, and how it mixes in (ngram-cache.ts). Plain data: it crosses to the worker. */
+export interface SamplerCache extends CacheSettings {
+  /** The token ids it counts (the document around the holes, other texts), CACHE_SEPARATOR (-1) between texts. */
+  readonly tokens: Int32Array;
 }
 
 /** The part of a canvas the sampler needs: one row of ids and where the holes are. */
@@ -88,9 +104,9 @@ export interface Commit {
   /** 0-based step (= model call) that committed it. */
   readonly step: number;
   readonly tokenId: number;
-  /** Probability of the token under the sampling distribution when it was committed. */
+  /** Probability of the token under the sampling distribution when it was committed (with rule 7: the mixture's). */
   readonly confidence: number;
-  /** Its log-probability under the model's untempered distribution; 0 for end-of-span fill. */
+  /** Its log-probability under the model's untempered distribution (rule 7: the mixture's); 0 for end-of-span fill. */
   readonly logProb: number;
   /**
    * True when the sampler committed it rather than the model: end-of-span fill (its confidence is the triggering
@@ -205,6 +221,14 @@ function configProblems(canvas: SamplerCanvas, config: SamplerConfig): string[] 
     }
     end = hole.start + hole.length;
   }
+  const cache = config.cache;
+  if (cache !== undefined) {
+    if (!(cache.tokens instanceof Int32Array)) problems.push('the cache\'s tokens must be an Int32Array');
+    if (!Number.isInteger(cache.order) || cache.order < MIN_CACHE_ORDER || cache.order > MAX_CACHE_ORDER) {
+      problems.push(`the cache's order must be an integer from ${MIN_CACHE_ORDER} to ${MAX_CACHE_ORDER} (got ${cache.order})`);
+    }
+    if (!(cache.weight >= 0 && cache.weight <= 1)) problems.push(`the cache's weight must be from 0 to 1 (got ${cache.weight})`);
+  }
   const rules = config.firstTokens ?? [];
   if (rules.length > canvas.holes.length) problems.push(`firstTokens has ${rules.length} rules for ${canvas.holes.length} holes`);
   const committable = (id: number): boolean =>
@@ -250,6 +274,16 @@ export async function sampleCanvas(
   });
   // The ids compatible with what is left of a partial, as a mask over the vocabulary (rebuilt per chain position).
   const chainMask = new Uint8Array(V);
+  // Rule 7: the cache over every id the sampler may commit, its query's context (newest first) and the mixed list.
+  const banned = new Uint8Array(V);
+  for (const id of config.bannedIds) if (id >= 0 && id < V) banned[id] = 1;
+  const usable = (id: number): boolean => id >= 0 && id < V && id !== eosId && banned[id] === 0;
+  const cacheWeight = config.cache?.weight ?? 0;
+  const cache = cacheWeight > 0 ? new NgramCache(config.cache!.tokens, V, config.cache!.order, usable) : undefined;
+  const prediction = emptyPrediction();
+  const mixer = new ListMixer();
+  const context = new Int32Array(MAX_CACHE_ORDER);
+  let mixed: MixedList | undefined;
 
   // Per row: its still-masked positions in ascending order, its random stream and its commits.
   const ids = new Int32Array(batch * seqLen);
@@ -333,7 +367,9 @@ export async function sampleCanvas(
       if (step > 0) stepEstimateMs = Math.max(stepEstimateMs, answered - stepStarted);
       last = cutByDeadline = answered + stepEstimateMs >= config.deadline;
     }
-    if (!chooser || chooser.maxK < kbest.k) chooser = new TokenChooser(V, config.bannedIds, eosId, kbest.k);
+    const listLength = kbest.k + (cache ? CACHE_ENTRIES : 0);
+    if (!chooser || chooser.maxK < listLength) chooser = new TokenChooser(V, config.bannedIds, eosId, listLength);
+    if (cache && (!mixed || mixed.k < listLength)) mixed = emptyMixedList(kbest.k);
     for (let r = 0; r < batch; r++) {
       const m = maskedCount[r];
       if (m === 0) continue;
@@ -348,7 +384,9 @@ export async function sampleCanvas(
           continue;
         }
         const banEos = config.eosAfterCode && first;
-        chooser.choose(kbest, callRow[r] * numPositions + j, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position);
+        const slot = callRow[r] * numPositions + j;
+        if (mixCache(kbest, slot, r, position)) chooser.choose(mixed!, 0, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position);
+        else chooser.choose(kbest, slot, banEos, temperatures[r], topP, strategy, rngs[r], choice, r, position);
         tokens[j] = choice.token;
         probabilities[j] = choice.probability;
         scores[j] = choice.score;
@@ -412,7 +450,9 @@ export async function sampleCanvas(
       if (k >= m || rowMasked[k] !== rowMasked[j] + (k - j) || holeOf[rowMasked[k]] !== holeOf[rowMasked[j]]) break;
       chainMask.fill(0);
       for (const [id, text] of rule.textOf) if (compatible(text, remaining) !== undefined) chainMask[id] = 1;
-      if (!chooser!.choose(kbest, slots + k, config.eosAfterCode, temperatures[r], topP, strategy, rngs[r], choice, r, rowMasked[k], chainMask)) break;
+      const mix = mixCache(kbest, slots + k, r, rowMasked[k], rowMasked[j], j);
+      const list = mix ? mixed! : kbest;
+      if (!chooser!.choose(list, mix ? 0 : slots + k, config.eosAfterCode, temperatures[r], topP, strategy, rngs[r], choice, r, rowMasked[k], chainMask)) break;
       tokens[k] = choice.token;
       probabilities[k] = choice.probability;
       scores[k] = choice.score;
@@ -435,6 +475,28 @@ export async function sampleCanvas(
       waits[j + i] = 0;
     });
     return j + rule.fallback.length;
+  }
+
+  /**
+   * Rule 7 for row r at `position` (K-best slot `slot`): when its left neighbour is known and the cache predicts
+   * something after the known tokens that run up to it, writes the mixture into `mixed` and returns true. In a rule-5
+   * chain starting at canvas position `chainStart` (its tokens from slot index `chainSlot` on, chosen this step), the
+   * chain's earlier links count as known.
+   */
+  function mixCache(kbest: KBest, slot: number, r: number, position: number, chainStart = -1, chainSlot = 0): boolean {
+    if (!cache) return false;
+    const offset = r * seqLen;
+    let length = 0;
+    for (let q = position - 1; q >= 0 && length < cache.order - 1; q--) {
+      let id: number;
+      if (chainStart >= 0 && q >= chainStart) id = tokens[chainSlot + q - chainStart];
+      else if (isMasked[offset + q] === 1) break;
+      else id = ids[offset + q];
+      if (!usable(id)) break;
+      context[length++] = id;
+    }
+    if (length === 0 || !cache.predict(context, length, prediction)) return false;
+    return mixer.mix(kbest, slot, prediction, cacheWeight * prediction.confidence, mixed!);
   }
 
   /** Marks the positions the model commits this step: everything above the threshold, then the best-scored. */

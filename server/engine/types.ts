@@ -115,6 +115,15 @@ export interface SamplerOptions {
    * step runs. Needs a clock (InfillHooks.now).
    */
   readonly latencyBudgetMs?: number;
+  /**
+   * Mix a cache n-gram model of the document's tokens into the sampler wherever a masked position's left neighbours
+   * are known (ngram-cache.ts, sampler.ts rule 7). Default in options.ts.
+   */
+  readonly cacheNgram?: boolean;
+  /** The most weight the cache gets in the mixture (λ = this times its confidence), 0 to 1. */
+  readonly cacheNgramWeight?: number;
+  /** Its longest n-gram: contexts of up to this minus one tokens. */
+  readonly cacheNgramOrder?: number;
 }
 
 /** One place to fill: a run of masks whose length is rounded up to one of the model's span buckets. */
@@ -129,4 +138,11 @@ export interface InfillRequest {
   readonly holes: readonly HoleRequest[];
   /** VS Code language id ("python", "typescriptreact", ...); unknown ones use the "other" tag. */
   readonly languageId: string;
+  /**
+   * The text the cache n-gram model counts (SamplerOptions.cacheNgram), laid out like `segments` around the same
+   * holes, each as long as the caller has it: the first ends where segments[0] ends and may start further back, the
+   * last starts where the last segment starts and may run further on (the whole document rather than the model's
+   * window). Default: the segments.
+   */
+  readonly cacheSegments?: readonly string[];
 }

@@ -14,6 +14,11 @@ export interface CompletionQuery {
   readonly languageId: string;
   /** Most tokens to generate; the engine rounds up to a span bucket. */
   readonly maxTokens: number;
+  /**
+   * More of the document around the cursor than prefix and suffix, for the cache n-gram model (unmask.cacheNgram):
+   * `before` ends with the prefix and `after` starts with the suffix. Default: the prefix and the suffix.
+   */
+  readonly document?: { readonly before: string; readonly after: string };
 }
 
 export interface CompletionOutcome {
@@ -89,11 +94,18 @@ export async function complete(
   hooks: InfillHooks = {},
 ): Promise<CompletionOutcome> {
   const { prefix, indent } = splitIndentation(query.prefix);
+  // The cache's text ends where the canvas's prefix does: the indentation split off goes from it too.
+  const document = query.document && [query.document.before.slice(0, query.document.before.length - indent.length), query.document.after];
   const result = await infill(
     denoiserOf(model),
     model.codec,
     model.facts,
-    { segments: [prefix, query.suffix], holes: [{ maxTokens: query.maxTokens }], languageId: query.languageId },
+    {
+      segments: [prefix, query.suffix],
+      holes: [{ maxTokens: query.maxTokens }],
+      languageId: query.languageId,
+      ...(document ? { cacheSegments: document } : {}),
+    },
     options,
     hooks,
   );

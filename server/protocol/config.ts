@@ -30,6 +30,8 @@ export interface ServerConfig {
   readonly minConfidence: number;
   /** Milliseconds an inline completion made as you type may take before its remaining steps are cut (0: no budget). */
   readonly latencyBudgetMs: number;
+  /** Mix the cache n-gram model of the document's tokens into the sampler (engine/ngram-cache.ts). */
+  readonly cacheNgram: boolean;
 }
 
 interface PropertySchema {
@@ -65,6 +67,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'idleUnloadMinutes',
   'minConfidence',
   'latencyBudgetMs',
+  'cacheNgram',
 ];
 
 function schemaOf(key: string): PropertySchema {
@@ -82,6 +85,8 @@ function problemWith(key: string, value: unknown): string | undefined {
     if (INTEGER_KEYS.has(key) && !Number.isInteger(value)) return `unmask.${key} must be a whole number (got ${shown})`;
     if (schema.minimum !== undefined && value < schema.minimum) return `unmask.${key} must be at least ${schema.minimum} (got ${shown})`;
     if (schema.maximum !== undefined && value > schema.maximum) return `unmask.${key} must be at most ${schema.maximum} (got ${shown})`;
+  } else if (schema.type === 'boolean') {
+    if (typeof value !== 'boolean') return `unmask.${key} must be true or false (got ${shown})`;
   } else if (schema.type === 'string') {
     if (typeof value !== 'string') return `unmask.${key} must be a string (got ${shown})`;
     if (schema.enum && !schema.enum.includes(value)) return `unmask.${key} must be one of ${schema.enum.join(', ')} (got ${shown})`;
@@ -133,6 +138,7 @@ export function samplerOverrides(
     seed: extra.seed ?? 0,
     // Only the requests made as you type pass the budget: a user who asked for something waits for all of it.
     latencyBudgetMs: extra.latencyBudgetMs ?? 0,
+    cacheNgram: config.cacheNgram,
   };
 }
 

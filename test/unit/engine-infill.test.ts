@@ -8,7 +8,9 @@ import type { InfillRequest, SamplerOptions } from '../../server/engine/types';
 import { CharCodec, EOS, FACTS, hashedModel, holeStartAfter, MASK, scriptedModel, textModel, tok } from './engine-mocks';
 
 const codec = new CharCodec();
-const options = (overrides: Partial<SamplerOptions> = {}): SamplerOptions => resolveSamplerOptions(overrides);
+// These hold the engine to what the mock model writes; the cache n-gram model (on by default) would mix the prompt's
+// own characters in, and has its own tests (engine-ngram-cache.test.ts).
+const options = (overrides: Partial<SamplerOptions> = {}): SamplerOptions => resolveSamplerOptions({ cacheNgram: false, ...overrides });
 const request = (prefix: string, suffix: string, maxTokens = 8, languageId = 'python'): InfillRequest => ({
   segments: [prefix, suffix],
   holes: [{ maxTokens }],

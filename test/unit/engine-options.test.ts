@@ -38,6 +38,9 @@ describe('sampler options', () => {
     ['a negative seed', { seed: -1 }, /seed/],
     ['negative context', { contextTokens: -5 }, /contextTokens/],
     ['a non-boolean eosFill', { eosFill: 'yes' }, /eosFill must be true or false/],
+    ['a non-boolean cacheNgram', { cacheNgram: 1 }, /cacheNgram must be true or false/],
+    ['a cache weight above 1', { cacheNgramWeight: 1.5 }, /cacheNgramWeight must be a number from 0 to 1/],
+    ['a cache order of 1', { cacheNgramOrder: 1 }, /cacheNgramOrder must be an integer from 2 to 10/],
   ];
   for (const [name, override, message] of badValues) {
     it(`rejects ${name} with a clear error`, () => {

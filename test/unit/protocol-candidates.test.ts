@@ -2,11 +2,17 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { resolveSamplerOptions } from '../../server/engine/options';
-import type { ModelFn } from '../../server/engine/types';
+import type { ModelFn, SamplerOptions } from '../../server/engine/types';
 import { bestHoleFill, rankedCompletions } from '../../server/protocol/candidates';
 import type { DiscriminatorInput } from '../../server/runtime/discriminator';
 import { RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
 import { answer, CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
+
+/**
+ * The seeds below were chosen for the rows they sample; the cache n-gram model (on by default, tested in
+ * engine-ngram-cache.test.ts) would mix the prompt's own characters into those draws.
+ */
+const samplerOptions = (overrides: Partial<SamplerOptions>): SamplerOptions => resolveSamplerOptions({ cacheNgram: false, ...overrides });
 
 const MODULES = path.resolve(__dirname, '../../node_modules');
 const locate = (file: string): string =>
@@ -43,7 +49,7 @@ describe('ranked completions (the candidates request and explicit inline request
   // Row 0 is the likelier one but leaves the expression unfinished; row 1 parses.
   const model = { run: branchingModel(holeStartAfter(prefix.length), ['x +', '1 + x'], [10, 9]), codec: new CharCodec(), facts: FACTS };
   // Seed 4 is one whose sampled row takes the weaker text (branchingModel), so the two candidates differ.
-  const options = resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 });
+  const options = samplerOptions({ candidates: 2, steps: 4, seed: 4 });
   const logs: string[] = [];
   const log = (line: string): number => logs.push(line);
   const checker = new SyntaxChecker(locate, log);
@@ -123,7 +129,7 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
   it('ranks by the reward added to the likelihood, with each candidate\'s mean score over its span', async () => {
     const discriminator = mockDiscriminator('1', 15);
     const model = { run, codec: new CharCodec(), facts: FACTS, discriminator };
-    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
+    const { candidates } = await rankedCompletions(model, query, file, samplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
     // The span is one bucket of 8 positions: '1 + x' holds one '1' ((15 - 7) / 8 = 1), 'x +' none (-1).
     assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['1 + x', 1], ['x +', -1]]);
     assert.ok(candidates[0].score > candidates[1].score);
@@ -134,7 +140,7 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
     const texts = ['a', 'bb', 'ccc', 'dddd'];
     const discriminator = mockDiscriminator('d', 3);
     const model = { run: branchingModel(start, texts, [9, 9, 9, 9]), codec: new CharCodec(), facts: FACTS, discriminator };
-    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 4, steps: 2, seed: 3 }), {}, noSyntax, log);
+    const { candidates } = await rankedCompletions(model, query, file, samplerOptions({ candidates: 4, steps: 2, seed: 3 }), {}, noSyntax, log);
     assert.equal(discriminator.calls.length, 1, 'one batched call');
     const [call] = discriminator.calls;
     assert.equal(call.batch, 4);
@@ -155,7 +161,7 @@ describe('ranked completions with a discriminator (the learned reward)', () => {
   it('ranks without the reward when the discriminator fails, and logs why', async () => {
     const discriminator = { tClean: 0.05, score: async () => Promise.reject(new Error('the inference worker exited')) };
     const model = { run, codec: new CharCodec(), facts: FACTS, discriminator };
-    const { candidates } = await rankedCompletions(model, query, file, resolveSamplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
+    const { candidates } = await rankedCompletions(model, query, file, samplerOptions({ candidates: 2, steps: 4, seed: 4 }), {}, noSyntax, log);
     assert.deepEqual(candidates.map((c) => [c.text, c.reward]), [['x +', undefined], ['1 + x', undefined]]);
     assert.ok(logs.includes('discriminator: scoring 2 candidate(s) failed (the inference worker exited); ranking without it'), logs.join('\n'));
   });
@@ -202,7 +208,7 @@ describe('the best joint fill of several holes (Fill All Holes)', () => {
     bestHoleFill(
       { run: branchingHolesModel(starts, plans, [10, 9]), codec: new CharCodec(), facts: FACTS },
       request,
-      resolveSamplerOptions({ candidates: 2, steps: 16, seed }),
+      samplerOptions({ candidates: 2, steps: 16, seed }),
       {},
       syntax,
       log,

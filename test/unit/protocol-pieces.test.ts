@@ -38,6 +38,14 @@ describe('server settings', () => {
     ]);
   });
 
+  it('pass unmask.cacheNgram to the engine and refuse a value that is not true or false', () => {
+    assert.equal(samplerOverrides(parseConfig({ cacheNgram: true }).config).cacheNgram, true);
+    const { config, problems } = parseConfig({ cacheNgram: 'yes' });
+    assert.equal(config.cacheNgram, defaultConfig().cacheNgram);
+    assert.deepEqual(problems, [`unmask.cacheNgram must be true or false (got "yes"); using the default ${defaultConfig().cacheNgram}`]);
+    assert.equal(needsReload(defaultConfig(), parseConfig({ cacheNgram: !defaultConfig().cacheNgram }).config), false);
+  });
+
   it('need a model reload only when the model path, device or threads change', () => {
     const base = defaultConfig();
     assert.equal(needsReload(base, parseConfig({ steps: 4 }).config), false);

@@ -27,8 +27,8 @@ from unmask import metrics, paths, sample
 from unmask import tasks as tasks_mod
 from unmask.card import replace_section
 from unmask.metrics import arness_profile, edit_similarity, exact_match, levenshtein
-from unmask.onnx_cli import run_onnx_cli
-from unmask.report import markdown
+from unmask.onnx_cli import cache_ngram_flags, cache_ngram_record, run_onnx_cli
+from unmask.report import markdown, run_label
 from unmask.syntax import SyntaxBatch, python_parses
 from unmask.tasks import GROUP_OF
 
@@ -826,6 +826,26 @@ class CandidatesThroughTheCli(unittest.TestCase):
         self.assertIn("| onnx x4 best | confidence | 8 |", text)
         self.assertIn("The top-ranked one: edit similarity 20.0%, syntax valid 50.0%, empty 0.0%, against 10.0%, "
                       "50.0% and 50.0% for the single completion; the best of the 4", text)
+
+
+class CacheNgramThroughTheCli(unittest.TestCase):
+    """`--cli-cache-ngram*`: the cache n-gram settings reach the CLI and name the rows they made."""
+
+    def test_the_flags_given_reach_the_cli_and_the_record(self):
+        args = argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_weight=0.8, cli_cache_ngram_order=None)
+        self.assertEqual(cache_ngram_flags(args), ["--cache-ngram", "on", "--cache-ngram-weight", "0.8"])
+        self.assertEqual(cache_ngram_record(args), {"cache_ngram": "on", "cache_ngram_weight": 0.8})
+
+    def test_none_given_leaves_the_cli_at_its_defaults(self):
+        self.assertEqual(cache_ngram_flags(argparse.Namespace()), [])
+        self.assertEqual(cache_ngram_record(argparse.Namespace(cli_cache_ngram=None)), {})
+
+    def test_the_table_says_which_rows_mixed_the_cache_in(self):
+        on = cache_ngram_record(argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_weight=0.5,
+                                                   cli_cache_ngram_order=6))
+        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **on}),
+                         "onnx model only +cache n-gram w 0.5 order 6")
+        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 4, "cache_ngram": "off"}), "onnx copy>=4")
 
 
 class EndToEnd(unittest.TestCase):
