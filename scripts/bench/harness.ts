@@ -20,7 +20,8 @@
  * (only the candidates rows, against issue 5's targets), --deadline (only the latency budget rows, against issue
  * 14's target), --engine (only the engine rows), --cache-ngram on|off (unmask.cacheNgram for every row; default
  * the setting's default), --json FILE (also write the numbers), --soak (only the soak: typing into a 5,000-line
- * file for --soak-minutes N, default 10, against issue 15's targets; soak.ts).
+ * file for --soak-minutes N, default 10, against issue 15's targets; soak.ts), --first-request (only the first
+ * inline request in files the server has not seen, cold and warm, with no budget and the default one; first-request.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -54,6 +55,7 @@ import {
 import { defaultConfig } from '../../server/protocol/config';
 import { DEFAULT_MODEL_DIR } from '../../server/protocol/model-host';
 import { type LoadedModel, loadModel } from '../../server/runtime/model';
+import { firstRequests, largeFiles, SCENARIOS } from './first-request';
 import { soak, soakLines } from './soak';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -74,6 +76,7 @@ const { values: args } = parseArgs({
     'cache-ngram': { type: 'string' },
     soak: { type: 'boolean', default: false },
     'soak-minutes': { type: 'string', default: '10' },
+    'first-request': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -697,6 +700,48 @@ async function main(): Promise<void> {
     } finally {
       await server.stop();
     }
+    return;
+  }
+  if (args['first-request']) {
+    const files = largeFiles(ROOT, Math.max(runs, 8));
+    if (files.length === 0) throw new Error('no source file of 25,000 characters or more to open');
+    const lines = [
+      '',
+      `### First inline request in a file the server has not seen (${files.length} files of ${Math.round(Math.min(...files.map((f) => f.text.length)) / 1000)}-${Math.round(Math.max(...files.map((f) => f.text.length)) / 1000)}K characters; cursor ~24K characters in; defaults: 8 steps, span 32, 2 ranked rows; cache n-gram ${cacheNgram ? 'on' : 'off'})`,
+      '',
+    ];
+    const rows: (string | number)[][] = [];
+    const data: object[] = [];
+    const mean = (xs: number[]): string => (xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1) : '-');
+    for (const budgetMs of [0, defaultConfig().latencyBudgetMs]) {
+      for (const [s, scenario] of SCENARIOS.entries()) {
+        // A fresh server per scenario: the tokenizer's line cache starts empty.
+        const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, latencyBudgetMs: budgetMs });
+        try {
+          await server.start();
+          const row = await firstRequests(server, files, scenario, budgetMs, `${budgetMs}-${s}`);
+          data.push(row);
+          rows.push([
+            scenario.label,
+            budgetMs === 0 ? 'none' : `${budgetMs} ms`,
+            ms(median(row.first)),
+            ms(Math.max(...row.first)),
+            mean(row.firstCalls),
+            `${row.firstCut}/${row.files}`,
+            ms(median(row.warm)),
+            ms(Math.max(...row.warm)),
+            mean(row.warmCalls),
+            `${row.warmCut}/${row.files}`,
+          ]);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+    lines.push(table(['scenario', 'budget', 'first p50 ms', 'first max ms', 'first model calls', 'first cut', 'second p50 ms', 'second max ms', 'second model calls', 'second cut'], rows));
+    lines.push('', '"second": the next request in the same file after one more keystroke (the warm reference). Latency over IPC; model calls per generation (8 at most, fewer when the span ends early or the budget cuts).');
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (args.json) fs.writeFileSync(args.json, JSON.stringify({ modelDir, threads, firstRequest: data }, null, 2));
     return;
   }
   const sites = workload(Math.max(runs, 8));
