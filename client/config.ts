@@ -40,6 +40,8 @@ export interface UnmaskConfig {
   readonly latencyBudgetMs: number;
   /** Mix the cache n-gram model of the document's tokens into the server's sampler (server/engine/ngram-cache.ts). */
   readonly cacheNgram: boolean;
+  /** Other open documents of the language family whose tokens the cache also counts (0: only the document at hand). */
+  readonly cacheNgramOpenDocuments: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -68,6 +70,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   minConfidence: 0,
   latencyBudgetMs: 100,
   cacheNgram: true,
+  cacheNgramOpenDocuments: 3,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -164,6 +167,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     minConfidence: number(p, 'minConfidence', get('minConfidence'), d.minConfidence, 0, 1, false),
     latencyBudgetMs: number(p, 'latencyBudgetMs', get('latencyBudgetMs'), d.latencyBudgetMs, 0, 2000, false),
     cacheNgram: flag(p, 'cacheNgram', get('cacheNgram'), d.cacheNgram),
+    cacheNgramOpenDocuments: number(p, 'cacheNgramOpenDocuments', get('cacheNgramOpenDocuments'), d.cacheNgramOpenDocuments, 0, 8, true),
   });
   return { config, problems: Object.freeze(p) };
 }

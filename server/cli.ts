@@ -23,6 +23,7 @@ import { rankedCompletions, withCopyCandidate } from './protocol/candidates';
 import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './protocol/copy-candidate';
 import { type CompletionQuery, complete } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
+import { RELATED_TOKENS, relatedExcerpt, withinBudget } from './protocol/document-tokens';
 import type { CandidateItem } from './protocol/messages';
 import { DEFAULT_MODEL_DIR } from './protocol/model-host';
 import { wallClockMs } from './runtime/clock';
@@ -31,11 +32,16 @@ import { type LoadedModel, loadModel } from './runtime/model';
 import { DEVICE_SETTINGS, type DeviceSetting } from './runtime/providers';
 import { SyntaxChecker } from './runtime/syntax';
 
+/** unmask.cacheNgramOpenDocuments's maximum (package.json). */
+const MAX_OPEN_DOCUMENTS = 8;
+
 const HELP = `Usage:
   unmask <file> --line L --col C [options]        complete at a position (1-based line and column)
   unmask --batch tasks.jsonl --out results.jsonl   fill JSONL tasks {id?, prefix, suffix, language, max_tokens?,
-                                                   before?, after?} (before/after: the whole file around the hole,
-                                                   for the candidates' syntax check; default prefix/suffix)
+                                                   before?, after?, related?} (before/after: the whole file around
+                                                   the hole, for the candidates' syntax check; default prefix/suffix;
+                                                   related: texts of other open files, most recent first, for the
+                                                   cache n-gram model)
 
 Options:
   --line N             line of the cursor, 1-based
@@ -58,6 +64,8 @@ Options:
                        default ${defaultConfig().cacheNgram ? 'on' : 'off'}); in batch mode it counts a task's before/after when given
   --cache-ngram-weight X  the most weight the cache gets, 0 to 1 (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramWeight})
   --cache-ngram-order N   its longest n-gram, ${MIN_CACHE_ORDER} to ${MAX_CACHE_ORDER} (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder})
+  --cache-ngram-open-documents N  how many of a batch task's related texts the cache counts too, 0 to ${MAX_OPEN_DOCUMENTS}, as the
+                       editor's other open documents (unmask.cacheNgramOpenDocuments; default ${defaultConfig().cacheNgramOpenDocuments})
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
   --latency-budget MS  cut the denoising steps so that each completion is done about MS ms after its task
@@ -107,6 +115,7 @@ function parse(argv: string[]) {
         'cache-ngram': { type: 'string' },
         'cache-ngram-weight': { type: 'string' },
         'cache-ngram-order': { type: 'string' },
+        'cache-ngram-open-documents': { type: 'string' },
         seed: { type: 'string' },
         'context-tokens': { type: 'string' },
         'latency-budget': { type: 'string' },
@@ -169,6 +178,19 @@ function samplerOptions(args: Args): SamplerOptions {
     if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message);
   }
+}
+
+function openDocuments(args: Args): number {
+  return integer(args, 'cache-ngram-open-documents', 0, MAX_OPEN_DOCUMENTS) ?? defaultConfig().cacheNgramOpenDocuments;
+}
+
+/**
+ * The token ids of a task's related texts that the cache counts, as the server hands it its other open documents
+ * (document-tokens.ts: each one's start, as for a document opened and not edited; RELATED_TOKENS in all).
+ */
+function relatedTokens(model: LoadedModel, texts: readonly string[], documents: number): Int32Array[] {
+  const excerpts = texts.slice(0, documents).flatMap((text) => relatedExcerpt(model.codec, text) ?? []);
+  return withinBudget(excerpts, RELATED_TOKENS);
 }
 
 function copyMinMatch(args: Args): number {
@@ -389,6 +411,7 @@ interface Task {
   max_tokens?: unknown;
   before?: unknown;
   after?: unknown;
+  related?: unknown;
 }
 
 async function batch(args: Args): Promise<void> {
@@ -397,6 +420,7 @@ async function batch(args: Args): Promise<void> {
   const options = samplerOptions(args);
   const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
   const copyMin = copyMinMatch(args);
+  const documents = options.cacheNgram ? openDocuments(args) : 0;
   const out = args.out && args.out !== '-' ? openOut(args.out) : process.stdout;
   let model: LoadedModel;
   try {
@@ -440,8 +464,14 @@ async function batch(args: Args): Promise<void> {
       for (const side of ['before', 'after'] as const) {
         if (task[side] !== undefined && typeof task[side] !== 'string') problems.push(`"${side}" must be a string`);
       }
+      if (task.related !== undefined && !(Array.isArray(task.related) && task.related.every((text) => typeof text === 'string'))) {
+        problems.push('"related" must be a list of strings');
+      }
       // Binary content is refused here as in single-file mode and in the editor.
-      if ((['prefix', 'suffix', 'before', 'after'] as const).some((k) => typeof task[k] === 'string' && task[k].includes('\u0000'))) {
+      if (
+        (['prefix', 'suffix', 'before', 'after'] as const).some((k) => typeof task[k] === 'string' && task[k].includes('\u0000')) ||
+        (Array.isArray(task.related) && task.related.some((text) => typeof text === 'string' && text.includes('\u0000')))
+      ) {
         problems.push('the text contains NUL bytes (binary content)');
       }
       if (problems.length) {
@@ -450,6 +480,8 @@ async function batch(args: Args): Promise<void> {
         continue;
       }
       try {
+        // In the editor the other documents' tokens are ready before a request (document-tokens.ts): not timed.
+        const related = documents > 0 && Array.isArray(task.related) ? relatedTokens(model, task.related as string[], documents) : [];
         const started = performance.now();
         const clock = { now: wallClockMs, startedAt: wallClockMs() };
         const prefix = task.prefix as string;
@@ -460,7 +492,14 @@ async function batch(args: Args): Promise<void> {
         const document = file.before.endsWith(prefix) && file.after.startsWith(suffix) ? { before: around.prefix, after: around.suffix } : undefined;
         const outcome = await generate(
           model,
-          { prefix, suffix, languageId: (task.language as string) ?? 'other', maxTokens: maxTokens as number, ...(document ? { document } : {}) },
+          {
+            prefix,
+            suffix,
+            languageId: (task.language as string) ?? 'other',
+            maxTokens: maxTokens as number,
+            ...(document ? { document } : {}),
+            ...(related.length > 0 ? { related } : {}),
+          },
           file,
           options,
           syntax,

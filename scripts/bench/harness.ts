@@ -19,7 +19,7 @@
  * 32-token / 8-step configuration), --holes (only the joint multi-hole rows, against issue 5's target), --candidates
  * (only the candidates rows, against issue 5's targets), --deadline (only the latency budget rows, against issue
  * 14's target), --engine (only the engine rows), --cache-ngram on|off (unmask.cacheNgram for every row; default
- * the setting's default), --json FILE (also write the numbers), --soak (only the soak: typing into a 5,000-line
+ * the setting's default), --open-documents N (unmask.cacheNgramOpenDocuments for the server rows), --json FILE (also write the numbers), --soak (only the soak: typing into a 5,000-line
  * file for --soak-minutes N, default 10, against issue 15's targets; soak.ts), --first-request (only the first
  * inline request in files the server has not seen, cold and warm, with no budget and the default one; first-request.ts).
  */
@@ -77,6 +77,7 @@ const { values: args } = parseArgs({
     soak: { type: 'boolean', default: false },
     'soak-minutes': { type: 'string', default: '10' },
     'first-request': { type: 'boolean', default: false },
+    'open-documents': { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -88,6 +89,11 @@ if (args['cache-ngram'] !== undefined && args['cache-ngram'] !== 'on' && args['c
 }
 /** unmask.cacheNgram for every row (engine options and the server's settings). */
 const cacheNgram = args['cache-ngram'] === undefined ? defaultConfig().cacheNgram : args['cache-ngram'] === 'on';
+/** unmask.cacheNgramOpenDocuments for the server rows (default: the setting's default). */
+const openDocuments = args['open-documents'] === undefined ? defaultConfig().cacheNgramOpenDocuments : Number(args['open-documents']);
+if (!(Number.isInteger(openDocuments) && openDocuments >= 0 && openDocuments <= 8)) throw new Error('--open-documents must be a whole number from 0 to 8');
+/** The cache settings every server row runs with. */
+const serverCache = { cacheNgram, cacheNgramOpenDocuments: openDocuments };
 const spans = args.quick ? [32] : SPANS;
 const steps = args.quick ? [8] : STEPS;
 
@@ -691,7 +697,7 @@ async function main(): Promise<void> {
     const minutes = Number(args['soak-minutes']);
     if (!(minutes > 0)) throw new Error('--soak-minutes must be a positive number');
     // The extension's defaults (8 steps, span 32, two ranked rows), as a user types.
-    const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads });
+    const server = new Server({ modelPath: modelDir, device: 'cpu', ...serverCache, threads });
     try {
       await server.start();
       const result = await soak(server, minutes);
@@ -707,7 +713,7 @@ async function main(): Promise<void> {
     if (files.length === 0) throw new Error('no source file of 25,000 characters or more to open');
     const lines = [
       '',
-      `### First inline request in a file the server has not seen (${files.length} files of ${Math.round(Math.min(...files.map((f) => f.text.length)) / 1000)}-${Math.round(Math.max(...files.map((f) => f.text.length)) / 1000)}K characters; cursor ~24K characters in; defaults: 8 steps, span 32, 2 ranked rows; cache n-gram ${cacheNgram ? 'on' : 'off'})`,
+      `### First inline request in a file the server has not seen (${files.length} files of ${Math.round(Math.min(...files.map((f) => f.text.length)) / 1000)}-${Math.round(Math.max(...files.map((f) => f.text.length)) / 1000)}K characters; cursor ~24K characters in; defaults: 8 steps, span 32, 2 ranked rows; cache n-gram ${cacheNgram ? `on, ${openDocuments} other open documents` : 'off'})`,
       '',
     ];
     const rows: (string | number)[][] = [];
@@ -716,7 +722,7 @@ async function main(): Promise<void> {
     for (const budgetMs of [0, defaultConfig().latencyBudgetMs]) {
       for (const [s, scenario] of SCENARIOS.entries()) {
         // A fresh server per scenario: the tokenizer's line cache starts empty.
-        const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, latencyBudgetMs: budgetMs });
+        const server = new Server({ modelPath: modelDir, device: 'cpu', ...serverCache, threads, latencyBudgetMs: budgetMs });
         try {
           await server.start();
           const row = await firstRequests(server, files, scenario, budgetMs, `${budgetMs}-${s}`);
@@ -771,7 +777,7 @@ async function main(): Promise<void> {
     const candidates = await candidatesTable(model, sites);
     candidates.lines.push(...(await rowsTable(model, sites[0])).lines);
     await model.dispose();
-    const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
+    const server = new Server({ modelPath: modelDir, device: 'cpu', ...serverCache, threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
     try {
       await server.start();
       const overLsp = await candidatesOverLsp(server, sites);
@@ -785,7 +791,7 @@ async function main(): Promise<void> {
 
   if (args.deadline) {
     await model.dispose();
-    const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, latencyBudgetMs: 0 });
+    const server = new Server({ modelPath: modelDir, device: 'cpu', ...serverCache, threads, latencyBudgetMs: 0 });
     try {
       await server.start();
       const deadline = await deadlineTable(server, sites);
@@ -829,7 +835,7 @@ async function main(): Promise<void> {
   json.holes = holes.data;
   await model.dispose();
 
-  const server = new Server({ modelPath: modelDir, device: 'cpu', cacheNgram, threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
+  const server = new Server({ modelPath: modelDir, device: 'cpu', ...serverCache, threads, steps: 8, maxSpanTokens: 32, contextTokens: CONTEXT_TOKENS, latencyBudgetMs: 0 });
   try {
     const readyMs = await server.start();
     const e2e = await e2eTable(server, sites);

@@ -11,6 +11,7 @@
 import { buildCanvas, cacheTokens } from './canvas';
 import { OptionsError } from './errors';
 import { afterPartial } from './healing';
+import { CACHE_SEPARATOR } from './ngram-cache';
 import { DEFAULT_SAMPLER_OPTIONS, rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
@@ -195,6 +196,12 @@ export async function infill(
 export const MAX_CACHE_CHARS = 24 * 1024;
 
 /**
+ * Most token ids of other texts (InfillRequest.cacheRelated) the cache counts, whatever the caller hands in: the
+ * server's own budget is smaller (protocol/document-tokens.ts). Each cache build indexes them once per request.
+ */
+export const MAX_CACHE_RELATED_TOKENS = 32 * 1024;
+
+/**
  * The cache n-gram model's input (sampler.ts rule 7) when the options turn it on: the tokens of the request's cache
  * segments (or its segments), which lie around the same holes.
  */
@@ -214,7 +221,39 @@ function cacheOf(
   // Each text is cut to MAX_CACHE_CHARS at its end nearest the hole after it (the suffix: at its start).
   const last = given.length - 1;
   const texts = given.map((text, i) => (i === last ? text.slice(0, MAX_CACHE_CHARS) : text.slice(Math.max(0, text.length - MAX_CACHE_CHARS))));
-  return { tokens: cacheTokens(codec, facts, texts, canvas), order: settings.cacheNgramOrder ?? DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder!, weight };
+  const own = cacheTokens(codec, facts, texts, canvas);
+  return { tokens: withRelated(own, request.cacheRelated), order: settings.cacheNgramOrder ?? DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder!, weight };
+}
+
+/**
+ * The document's cache tokens followed by the other texts' (InfillRequest.cacheRelated), each ended by a separator,
+ * at most MAX_CACHE_RELATED_TOKENS of theirs (a text past the cap is cut at its end). The cache turns special and
+ * out-of-vocabulary ids into separators itself (ngram-cache.ts).
+ */
+export function withRelated(own: Int32Array, related: InfillRequest['cacheRelated']): Int32Array {
+  if (related === undefined) return own;
+  if (!Array.isArray(related) || related.some((ids) => !(ids instanceof Int32Array))) {
+    throw new OptionsError(['cacheRelated must be a list of Int32Array token ids']);
+  }
+  let room = MAX_CACHE_RELATED_TOKENS;
+  const kept: Int32Array[] = [];
+  for (const ids of related) {
+    if (room <= 0) break;
+    if (ids.length === 0) continue;
+    const part = ids.length > room ? ids.subarray(0, room) : ids;
+    kept.push(part);
+    room -= part.length;
+  }
+  if (kept.length === 0) return own;
+  const out = new Int32Array(own.length + kept.reduce((sum, ids) => sum + ids.length + 1, 0));
+  out.set(own);
+  let at = own.length;
+  for (const ids of kept) {
+    out.set(ids, at);
+    at += ids.length;
+    out[at++] = CACHE_SEPARATOR;
+  }
+  return out;
 }
 
 /**

@@ -145,4 +145,11 @@ export interface InfillRequest {
    * window). Default: the segments.
    */
   readonly cacheSegments?: readonly string[];
+  /**
+   * Token ids of other texts the cache n-gram model counts too (other open files of the language, encoded by the same
+   * codec), each a text of its own: no context runs from one into the next or into the document's. Ids that are
+   * special or outside the vocabulary count as separators. At most MAX_CACHE_RELATED_TOKENS of them in all are
+   * counted (infill.ts); the caller chooses and bounds them (protocol/document-tokens.ts).
+   */
+  readonly cacheRelated?: readonly Int32Array[];
 }

@@ -19,6 +19,11 @@ export interface CompletionQuery {
    * `before` ends with the prefix and `after` starts with the suffix. Default: the prefix and the suffix.
    */
   readonly document?: { readonly before: string; readonly after: string };
+  /**
+   * Token ids of other open documents the cache n-gram model counts too (InfillRequest.cacheRelated, chosen and bounded
+   * by document-tokens.ts).
+   */
+  readonly related?: readonly Int32Array[];
 }
 
 export interface CompletionOutcome {
@@ -105,6 +110,7 @@ export async function complete(
       holes: [{ maxTokens: query.maxTokens }],
       languageId: query.languageId,
       ...(document ? { cacheSegments: document } : {}),
+      ...(query.related ? { cacheRelated: query.related } : {}),
     },
     options,
     hooks,

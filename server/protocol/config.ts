@@ -32,6 +32,8 @@ export interface ServerConfig {
   readonly latencyBudgetMs: number;
   /** Mix the cache n-gram model of the document's tokens into the sampler (engine/ngram-cache.ts). */
   readonly cacheNgram: boolean;
+  /** Other open documents of the language family whose tokens the cache also counts (document-tokens.ts); 0: none. */
+  readonly cacheNgramOpenDocuments: number;
 }
 
 interface PropertySchema {
@@ -49,7 +51,7 @@ const SCHEMA: Record<string, PropertySchema> = Object.assign(
 );
 
 /** Settings whose schema type is "number" but that only make sense as integers. */
-const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates']);
+const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates', 'cacheNgramOpenDocuments']);
 
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'steps',
@@ -68,6 +70,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'minConfidence',
   'latencyBudgetMs',
   'cacheNgram',
+  'cacheNgramOpenDocuments',
 ];
 
 function schemaOf(key: string): PropertySchema {

@@ -97,6 +97,11 @@ export class ModelHost {
     return this.loading ? this.loading : undefined;
   }
 
+  /** The model loaded now, without loading or waiting for one (undefined while loading, unloaded or failed). */
+  get loaded(): LoadedModel | undefined {
+    return this.model;
+  }
+
   /** Takes settings that need no reload (unmask.idleUnloadMinutes): restarts the idle countdown under them. */
   configure(config: ServerConfig): void {
     this.config = config;

@@ -36,6 +36,7 @@ import { bestHoleFill, type HoleFill, rankedCompletions, withCopyCandidate } fro
 import { copyCandidate, withCopyFirst } from './copy-candidate';
 import { type GateInput, worthShowing } from './gate';
 import { complete } from './completion';
+import { DocumentTokens } from './document-tokens';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
 import {
@@ -97,6 +98,8 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   const reserve = new BudgetReserve();
   // esbuild.mjs copies the parser's and the grammars' .wasm files here.
   const syntax = new SyntaxChecker((file) => path.join(options.extensionRoot, 'dist', 'tree-sitter', file), log);
+  /** The open documents' token ids, encoded off the request path for the cache n-gram model (document-tokens.ts). */
+  const tokens = new DocumentTokens({ lookup: (uri) => documents.get(uri), codec: () => host.loaded?.codec, log });
 
   /** Pulls the "unmask" section; falls back to `pushed` (didChangeConfiguration settings) when pull is unsupported. */
   async function readConfig(pushed?: unknown): Promise<ServerConfig> {
@@ -136,6 +139,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         connection.client.register(DidChangeConfigurationNotification.type, { section: 'unmask' }).catch(() => undefined);
       }
       await host.load(config);
+      tokens.kick();
     })();
   });
 
@@ -147,6 +151,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       config = next;
       if (reload) await host.load(config);
       else host.configure(config); // unmask.idleUnloadMinutes and the like need no reload.
+      tokens.kick();
     })();
   });
 
@@ -155,6 +160,16 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     const uri = (params as { textDocument?: { uri?: unknown } } | null | undefined)?.textDocument?.uri;
     if (typeof uri !== 'string') return 'invalid request: textDocument.uri must be a string';
     return documents.get(uri) ?? `document ${uri} is not open`;
+  }
+
+  /**
+   * Token ids of other open documents for the cache n-gram model of a request in `uri` (unmask.cacheNgramOpenDocuments),
+   * as far as they are encoded already; undefined when there are none or the cache is off.
+   */
+  function relatedTokens(uri: string, languageId: string): readonly Int32Array[] | undefined {
+    if (!config.cacheNgram || config.cacheNgramOpenDocuments === 0) return undefined;
+    const related = tokens.related(uri, languageId, config.cacheNgramOpenDocuments);
+    return related.length > 0 ? related : undefined;
   }
 
   /** An AbortSignal tied to the LSP token and to the next request of the same kind (cancel-previous). */
@@ -191,26 +206,31 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     cancelled: T,
   ): Promise<T> {
     const controller = signalFor(kind, token);
-    const model = await host.current();
-    if (!model) return failed(host.lastStatus.message ?? 'the model is not loaded');
-    if (controller.signal.aborted) return cancelled;
-    const end = host.beginWork();
-    const started = performance.now();
+    // The background encoding of documents waits while a request is in hand (document-tokens.ts).
+    const release = tokens.hold();
     try {
-      const result = await work(model, controller.signal);
-      end({ latencyMs: performance.now() - started });
-      return result;
-    } catch (err) {
-      if (isAbortError(err) || controller.signal.aborted) {
-        end({});
-        return cancelled;
+      const model = await host.current();
+      if (!model) return failed(host.lastStatus.message ?? 'the model is not loaded');
+      if (controller.signal.aborted) return cancelled;
+      const end = host.beginWork();
+      const started = performance.now();
+      try {
+        const result = await work(model, controller.signal);
+        end({ latencyMs: performance.now() - started });
+        return result;
+      } catch (err) {
+        if (isAbortError(err) || controller.signal.aborted) {
+          end({});
+          return cancelled;
+        }
+        const message = (err as Error).message ?? String(err);
+        log(`error: ${kind} failed: ${message}`);
+        end({ error: message });
+        return failed(message);
       }
-      const message = (err as Error).message ?? String(err);
-      log(`error: ${kind} failed: ${message}`);
-      end({ error: message });
-      return failed(message);
     } finally {
       if (inFlight.get(kind) === controller) inFlight.delete(kind);
+      release();
     }
   }
 
@@ -249,7 +269,14 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       token,
       async (model, signal) => {
         const started = performance.now();
-        const query = { prefix: source.window.prefix, suffix: source.window.suffix, languageId: document.languageId, maxTokens: config.maxSpanTokens };
+        const related = relatedTokens(uri, document.languageId);
+        const query = {
+          prefix: source.window.prefix,
+          suffix: source.window.suffix,
+          languageId: document.languageId,
+          maxTokens: config.maxSpanTokens,
+          ...(related ? { related } : {}),
+        };
         const hooks: InfillHooks = { ...traceHooks(uri, 'inline', signal), now: wallClockMs, startedAt: arrived };
         let texts: readonly string[];
         let result: InfillResult;
@@ -306,9 +333,10 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         const selected = text.slice(start, end);
         const maxTokens = params.maxTokens ?? fillLength(model, selected, config);
         // unmask.candidates rows of one batch, ranked as the candidates are; the preview shows the best.
+        const related = relatedTokens(params.textDocument.uri, document.languageId);
         const ranked = await rankedCompletions(
           model,
-          { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens },
+          { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens, ...(related ? { related } : {}) },
           { before: text.slice(0, start), after: text.slice(end) },
           resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates })),
           traceHooks(params.textDocument.uri, 'fillRange', signal),
@@ -349,7 +377,13 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       'fillHoles',
       token,
       async (model, signal) => {
-        const request = { segments, holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })), languageId: document.languageId };
+        const related = relatedTokens(params.textDocument.uri, document.languageId);
+        const request = {
+          segments,
+          holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })),
+          languageId: document.languageId,
+          ...(related ? { cacheRelated: related } : {}),
+        };
         // unmask.candidates rows of one joint run; the preview shows the best (fewest blank holes, then the ranking).
         const options = resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates }));
         let fill: HoleFill;
@@ -390,9 +424,16 @@ export function startServer(connection: Connection, options: ServerOptions): voi
       token,
       async (model, signal) => {
         // A fresh seed each time: the user asked to regenerate, so the alternatives should not repeat the last ones.
+        const related = relatedTokens(params.textDocument.uri, document.languageId);
         const ranked = await rankedCompletions(
           model,
-          { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens: params.maxTokens ?? config.maxSpanTokens },
+          {
+            prefix: window.prefix,
+            suffix: window.suffix,
+            languageId: document.languageId,
+            maxTokens: params.maxTokens ?? config.maxSpanTokens,
+            ...(related ? { related } : {}),
+          },
           { before: text.slice(0, offset), after: text.slice(offset) },
           resolveSamplerOptions(samplerOverrides(config, { candidates: count, seed: Math.floor(Math.random() * 0xffffffff) })),
           traceHooks(params.textDocument.uri, 'candidates', signal),
@@ -418,8 +459,38 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     await host.dispose();
   });
 
-  documents.listen(connection);
+  documents.onDidOpen(({ document }) => tokens.opened(document.uri));
+  documents.onDidClose(({ document }) => tokens.closed(document.uri));
+  documents.listen(withEdits(connection, (uri, anchor, inserted) => tokens.edited(uri, anchor, inserted), (uri) => documents.get(uri)));
   connection.listen();
+}
+
+/**
+ * The connection as TextDocuments listens to it, with `edited` told after each change where its last edit ends (an
+ * offset in the updated document; undefined for a whole-text replacement) and how many characters it inserted:
+ * TextDocuments' own change event does not say where the text changed, and the cursor is most likely there.
+ */
+function withEdits(
+  connection: Connection,
+  edited: (uri: string, anchor: number | undefined, inserted: number) => void,
+  lookup: (uri: string) => TextDocument | undefined,
+): Parameters<TextDocuments<TextDocument>['listen']>[0] {
+  return {
+    onDidOpenTextDocument: (handler) => connection.onDidOpenTextDocument(handler),
+    onDidChangeTextDocument: (handler) =>
+      connection.onDidChangeTextDocument((event) => {
+        handler(event);
+        const document = lookup(event.textDocument.uri);
+        const last = event.contentChanges.at(-1);
+        if (!document || !last) return;
+        const anchor = 'range' in last && last.range ? document.offsetAt(last.range.start) + last.text.length : undefined;
+        edited(document.uri, anchor, event.contentChanges.reduce((sum, change) => sum + change.text.length, 0));
+      }),
+    onDidCloseTextDocument: (handler) => connection.onDidCloseTextDocument(handler),
+    onWillSaveTextDocument: (handler) => connection.onWillSaveTextDocument(handler),
+    onWillSaveTextDocumentWaitUntil: (handler) => connection.onWillSaveTextDocumentWaitUntil(handler),
+    onDidSaveTextDocument: (handler) => connection.onDidSaveTextDocument(handler),
+  };
 }
 
 /**

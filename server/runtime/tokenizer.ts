@@ -134,7 +134,7 @@ const LINE_CACHE_ENTRIES = 8192;
  * so only the edited line is tokenised again. The pure-JavaScript BPE costs tens of microseconds per character on a
  * busy CPU; without this, a 256-token context costs more to encode than a model call.
  */
-class LineCache {
+export class LineCache {
   private readonly cache = new Map<string, readonly number[]>();
 
   constructor(private readonly encodeText: (text: string) => number[]) {}

@@ -104,6 +104,37 @@ describe('the command line', () => {
     assert.match(run.stderr, /batch: 2 tasks filled, 2 failed/);
   });
 
+  it('counts a batch task\'s related texts (other open files) in the cache n-gram model, as many as --cache-ngram-open-documents', () => {
+    const tasks = path.join(dir, 'related.jsonl');
+    const other = 'def a(items):\n    result = compute_total(items, scale=2)\n    return result\n'.repeat(3);
+    const task = { prefix: 'import os\n\ndef b(items):\n    result = compute_', suffix: '\n', language: 'python' };
+    fs.writeFileSync(
+      tasks,
+      [
+        JSON.stringify({ ...task, id: 'with', related: [other] }),
+        JSON.stringify({ ...task, id: 'without' }),
+        JSON.stringify({ ...task, id: 'bad', related: 'not a list' }),
+        JSON.stringify({ ...task, id: 'nul', related: ['x = "\u0000"'] }),
+      ].join('\n'),
+    );
+    const results = (extra: string[]) => {
+      const run = cli(['--batch', tasks, '--steps', '4', ...common, ...extra]);
+      assert.equal(run.code, 0, run.stderr);
+      return run.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    };
+    const [withOther, without, bad, nul] = results([]);
+    assert.match(bad.error, /"related" must be a list of strings/);
+    assert.match(nul.error, /NUL bytes/);
+    const [notCounted] = results(['--cache-ngram-open-documents', '0']);
+    assert.equal(notCounted.completion, without.completion, '0 other documents: as without them');
+    if (model.kind === 'shipped') {
+      // The shipped model's own guess after "compute_" is "width"; the other file wrote "compute_total(items, ...)".
+      assert.ok(withOther.completion.startsWith('total(items'), JSON.stringify(withOther.completion));
+      assert.ok(!without.completion.startsWith('total(items'), JSON.stringify(without.completion));
+    }
+    assert.equal(cli(['--batch', tasks, ...common, '--cache-ngram-open-documents', '9']).code, 2);
+  });
+
   it('keeps going past batch lines that are null, not objects or binary, one error each (issue 15)', () => {
     const tasks = path.join(dir, 'hostile.jsonl');
     const out = path.join(dir, 'hostile-results.jsonl');

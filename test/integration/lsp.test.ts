@@ -199,6 +199,25 @@ describe('the language server', () => {
     assert.deepEqual(items[0].range, { start: { line: 14, character: 0 }, end: { line: 14, character: 4 } });
   });
 
+  it('encodes a document when it is opened, before any request in it (the cache n-gram model\'s window)', async () => {
+    const uri = 'file:///work/warm.py';
+    const lines: string[] = [];
+    for (let i = 0; lines.join('\n').length < 20_000; i++) lines.push(`def step${i}(items):`, `    return sum(x * ${i} for x in items)`, '');
+    const since = client.logs.length;
+    await client.open(uri, 'python', lines.join('\n'));
+    const encoded = (): string | undefined => client.logs.slice(since).find((l) => l.includes('cache n-gram: encoded') && l.includes(uri));
+    for (let waited = 0; !encoded() && waited < 30_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    assert.match(encoded() ?? client.logs.slice(since).join('\n'), /encoded 2\dK characters \(\d+ tokens\) of file:\/\/\/work\/warm\.py ahead of requests/);
+    for (const [at, position] of [[uri, { line: 3, character: 0 }], ['file:///work/read.py', CURSOR]] as const) {
+      // In read.py the cache also counts warm.py, another open Python document (unmask.cacheNgramOpenDocuments).
+      const items = itemsOf(
+        await client.connection.sendRequest(InlineCompletionRequest.type, { textDocument: { uri: at }, position, context: { triggerKind: InlineCompletionTriggerKind.Automatic } }),
+      );
+      assert.equal(items.length, 1, `a request in ${at} is answered`);
+    }
+    assert.ok(!client.logs.slice(since).some((l) => l.includes('error:') || l.includes(' failed')), client.logs.slice(since).join('\n'));
+  });
+
   it('cancels a request whose token is cancelled, and a previous inline request when a new one arrives', async () => {
     // Long generations (64 steps of a 64-token span): the tiny model finishes 8 steps in the inference worker before
     // the cancellation has crossed the pipe, and an answer that was ready first is a valid answer.

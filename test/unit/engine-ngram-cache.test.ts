@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildCanvas, cacheTokens } from '../../server/engine/canvas';
-import { infill } from '../../server/engine/infill';
+import { infill, MAX_CACHE_RELATED_TOKENS, withRelated } from '../../server/engine/infill';
 import { CACHE_ENTRIES, CACHE_SEPARATOR, emptyMixedList, emptyPrediction, ListMixer, NgramCache } from '../../server/engine/ngram-cache';
 import { OptionsError } from '../../server/engine/errors';
 import { sampleCanvas, type SamplerCanvas } from '../../server/engine/sampler';
@@ -244,6 +244,25 @@ describe('the cache in infill', () => {
   it('counts only the segments without cache segments', async () => {
     const result = await infill(clueless, codec, FACTS, request(), { ...options, cacheNgram: true, cacheNgramWeight: 0.9 });
     assert.notEqual(result.candidates[0]?.holes[0].split('\n')[0], 'ompute(items)');
+  });
+
+  it('counts other texts\' ids (cacheRelated) after the document\'s, each on its own, at most MAX_CACHE_RELATED_TOKENS', async () => {
+    const own = cacheOf('ab');
+    const layout = withRelated(own, [Int32Array.from(ids('xy')), new Int32Array(0), Int32Array.from(ids('z'))]);
+    assert.deepEqual(Array.from(layout), [...ids('ab'), CACHE_SEPARATOR, ...ids('xy'), CACHE_SEPARATOR, ...ids('z'), CACHE_SEPARATOR]);
+    assert.equal(withRelated(own, undefined), own);
+    const big = new Int32Array(MAX_CACHE_RELATED_TOKENS - 10).fill(tok('q'));
+    const capped = withRelated(own, [big, Int32Array.from(ids('0123456789abcdef'))]);
+    assert.equal(capped.length, own.length + MAX_CACHE_RELATED_TOKENS + 2, 'the second text is cut at the cap');
+    assert.deepEqual(Array.from(capped.subarray(-11)), [...ids('0123456789'), CACHE_SEPARATOR]);
+    // Through infill: the other text is what the clueless model follows.
+    const related = Int32Array.from(ids('total = compute(items)\n'));
+    const result = await infill(clueless, codec, FACTS, { ...request(), cacheRelated: [related] }, { ...options, cacheNgram: true, cacheNgramWeight: 0.9 });
+    assert.equal(result.candidates[0]?.holes[0].split('\n')[0], 'ompute(items)');
+    await assert.rejects(
+      infill(clueless, codec, FACTS, { ...request(), cacheRelated: [[1, 2]] as unknown as Int32Array[] }, { ...options, cacheNgram: true }),
+      (error: unknown) => error instanceof OptionsError && /cacheRelated must be a list of Int32Array/.test(error.message),
+    );
   });
 
   it('refuses cache segments laid out unlike the segments', async () => {

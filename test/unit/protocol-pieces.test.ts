@@ -38,6 +38,16 @@ describe('server settings', () => {
     ]);
   });
 
+  it('take unmask.cacheNgramOpenDocuments as a whole number from 0 to 8, needing no reload', () => {
+    assert.equal(defaultConfig().cacheNgramOpenDocuments, 3);
+    assert.equal(parseConfig({ cacheNgramOpenDocuments: 0 }).config.cacheNgramOpenDocuments, 0);
+    const { config, problems } = parseConfig({ cacheNgramOpenDocuments: 2.5 });
+    assert.equal(config.cacheNgramOpenDocuments, 3);
+    assert.deepEqual(problems, ['unmask.cacheNgramOpenDocuments must be a whole number (got 2.5); using the default 3']);
+    assert.match(parseConfig({ cacheNgramOpenDocuments: 9 }).problems[0], /must be at most 8/);
+    assert.equal(needsReload(defaultConfig(), parseConfig({ cacheNgramOpenDocuments: 0 }).config), false);
+  });
+
   it('pass unmask.cacheNgram to the engine and refuse a value that is not true or false', () => {
     assert.equal(samplerOverrides(parseConfig({ cacheNgram: true }).config).cacheNgram, true);
     const { config, problems } = parseConfig({ cacheNgram: 'yes' });

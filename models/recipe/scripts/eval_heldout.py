@@ -48,6 +48,7 @@ span (and the CLI its own default, as the editor sends it).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -67,7 +68,7 @@ from unmask.checkpoint import Loaded, load
 from unmask.loss_eval import test_nll
 from unmask.metrics import (arness_profile, copy_from_file, degenerate, edit_similarity, exact_match,
                             first_line_exact, nanmean, ARNESS_K)
-from unmask.onnx_cli import cache_ngram_record, run_onnx_cli
+from unmask.onnx_cli import cache_ngram_record, other_open_files, run_onnx_cli
 from unmask.syntax import SyntaxBatch
 from unmask.tasks import GROUP_OF
 
@@ -353,6 +354,10 @@ def parse_args(argv=None):
            "CLI's")
     a("--cli-cache-ngram-order", type=int, default=None, metavar="N",
       help="with --onnx-cli: the CLI's --cache-ngram-order (the cache's longest n-gram); default: the CLI's")
+    a("--cli-cache-ngram-open-documents", type=int, default=None, metavar="N",
+      help="with --onnx-cli: give each task N other files of its package and language family from --test as the "
+           "editor's other open documents (nearest folder first; onnx_cli.other_open_files) and run the CLI with "
+           "--cache-ngram-open-documents N (unmask.cacheNgramOpenDocuments); default: none given, the CLI's default")
     a("--copy-baseline", action="store_true",
       help="also score the copy-from-file lookup (row 'copy'): the longest tail of the text before the cursor that "
            "occurs elsewhere in the context, and what followed it to the end of that line (metrics.copy_from_file)")
@@ -408,6 +413,18 @@ def main(argv=None) -> dict:
         raise SystemExit(f"eval: no tasks in {args.tasks_file}")
     print(f"eval: {len(task_list)} tasks, {len(strategies)} strategies x {len(steps_list)} step counts on {device}",
           file=sys.stderr)
+
+    if getattr(args, "cli_cache_ngram_open_documents", None):
+        split = args.test
+        if not os.path.exists(split):
+            raise SystemExit(f"eval: --cli-cache-ngram-open-documents reads other files from the test split; {split} is missing")
+        opener = gzip.open if split.endswith(".gz") else open
+        with opener(split, "rt", encoding="utf-8") as f:
+            files = [json.loads(line) for line in f if line.strip()]
+        task_list = [{**t, "related": other_open_files(t, files, args.cli_cache_ngram_open_documents)} for t in task_list]
+        given = [len(t["related"]) for t in task_list]
+        print(f"eval: {sum(given) / len(given):.1f} other open files per task (at most "
+              f"{args.cli_cache_ngram_open_documents}) from {split}", file=sys.stderr)
 
     syntax = SyntaxBatch(args.node)
     original_ok = [syntax.add(t["language"], t.get("path"), t["file"]) for t in task_list]

@@ -848,6 +848,42 @@ class CacheNgramThroughTheCli(unittest.TestCase):
         self.assertEqual(run_label({"model": "onnx", "copy_min_match": 4, "cache_ngram": "off"}), "onnx copy>=4")
 
 
+class OtherOpenFiles(unittest.TestCase):
+    """`--cli-cache-ngram-open-documents N`: each task gets N other files of its package and family as open documents."""
+
+    FILES = [
+        {"package": "p", "path": "lib/a/x.py", "language": "python", "text": "x"},
+        {"package": "p", "path": "lib/a/y.py", "language": "python", "text": "y"},
+        {"package": "p", "path": "lib/b/z.py", "language": "python", "text": "z"},
+        {"package": "p", "path": "top.py", "language": "python", "text": "top"},
+        {"package": "p", "path": "lib/a/w.ts", "language": "typescript", "text": "ts"},
+        {"package": "q", "path": "lib/a/v.py", "language": "python", "text": "other package"},
+        {"package": "p", "path": "lib/a/copy.py", "language": "python", "text": "task file"},
+    ]
+    TASK = {"id": "t", "package": "p", "path": "lib/a/task.py", "language": "python", "file": "task file"}
+
+    def test_same_package_and_family_nearest_folder_first_never_the_task_file(self):
+        from unmask.onnx_cli import other_open_files
+        got = other_open_files(self.TASK, self.FILES, 8)
+        self.assertEqual(sorted(got[:2]), ["x", "y"], "the task's own folder first")
+        self.assertEqual(got[2], "z")
+        self.assertEqual(got[3], "top")
+        self.assertEqual(len(got), 4, "not TypeScript, not another package, not a copy of the task's file")
+        self.assertEqual(other_open_files(self.TASK, self.FILES, 1), got[:1])
+        self.assertEqual(other_open_files(self.TASK, self.FILES, 0), [])
+
+    def test_javascript_and_typescript_are_one_family(self):
+        from unmask.onnx_cli import other_open_files
+        task = {**self.TASK, "path": "lib/a/task.js", "language": "javascript"}
+        self.assertEqual(other_open_files(task, self.FILES, 8), ["ts"])
+
+    def test_the_count_reaches_the_cli_and_names_the_rows(self):
+        args = argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_open_documents=3)
+        self.assertEqual(cache_ngram_flags(args), ["--cache-ngram", "on", "--cache-ngram-open-documents", "3"])
+        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **cache_ngram_record(args)}),
+                         "onnx model only +cache n-gram open docs 3")
+
+
 class EndToEnd(unittest.TestCase):
     """The whole harness on random-weight models: it must run and produce a consistent report."""
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -40,7 +41,8 @@ def cache_ngram_flags(args) -> list[str]:
     """The CLI's cache n-gram flags for the eval's --cli-cache-ngram* options (none given: the CLI's defaults)."""
     flags = []
     for option, flag in (("cli_cache_ngram", "--cache-ngram"), ("cli_cache_ngram_weight", "--cache-ngram-weight"),
-                         ("cli_cache_ngram_order", "--cache-ngram-order")):
+                         ("cli_cache_ngram_order", "--cache-ngram-order"),
+                         ("cli_cache_ngram_open_documents", "--cache-ngram-open-documents")):
         if getattr(args, option, None) is not None:
             flags += [flag, str(getattr(args, option))]
     return flags
@@ -50,7 +52,37 @@ def cache_ngram_record(args) -> dict:
     """What a run records of the cache n-gram settings it was given (empty when it ran at the CLI's defaults)."""
     return {key: getattr(args, option) for key, option in (
         ("cache_ngram", "cli_cache_ngram"), ("cache_ngram_weight", "cli_cache_ngram_weight"),
-        ("cache_ngram_order", "cli_cache_ngram_order")) if getattr(args, option, None) is not None}
+        ("cache_ngram_order", "cli_cache_ngram_order"),
+        ("cache_ngram_open_documents", "cli_cache_ngram_open_documents")) if getattr(args, option, None) is not None}
+
+
+def family(language: str) -> str:
+    """The editor's language families for other open documents (server/protocol/document-tokens.ts): JavaScript and
+    TypeScript are one."""
+    return "javascript" if language in ("javascript", "javascriptreact", "typescript", "typescriptreact") else language
+
+
+def other_open_files(task: dict, files: list[dict], n: int) -> list[str]:
+    """Stand-ins for the `n` other files a developer editing the task's file has open, most recent first: files of the
+    same package (test split records {package, path, language, text}) and language family, not the task's file,
+    nearest in the directory tree first (most shared leading folders), ties in a fixed pseudo-random order per task.
+    The eval's tasks are single files; this is how --cli-cache-ngram-open-documents gives them neighbours."""
+    if n <= 0:
+        return []
+    folders = task["path"].split("/")[:-1]
+
+    def shared(path: str) -> int:
+        k = 0
+        for a, b in zip(folders, path.split("/")[:-1]):
+            if a != b:
+                break
+            k += 1
+        return k
+
+    same = [f for f in files if f["package"] == task["package"] and family(f["language"]) == family(task["language"])
+            and f["path"] != task["path"] and f["text"] != task["file"]]
+    same.sort(key=lambda f: (-shared(f["path"]), zlib.crc32(f"{task['id']}:{f['path']}".encode())))
+    return [f["text"] for f in same[:n]]
 
 
 def run_onnx_cli(model_dir: str, task_list: list[dict], options, fixed_bucket: Optional[int],
@@ -81,6 +113,8 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options, fixed_bucket: O
                            "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket),
                            # The file the editor would check the candidates in: the hole is empty there.
                            "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]}
+                if task.get("related"):
+                    request["related"] = task["related"]  # other open files (other_open_files), most recent first
                 if getattr(args, "bucket", "oracle") == "default":
                     del request["max_tokens"]  # The CLI's own default span, as the editor sends it.
                 f.write(json.dumps(request) + "\n")

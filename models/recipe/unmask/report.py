@@ -76,7 +76,8 @@ def run_label(run: dict) -> str:
         " model only" if run.get("copy_min_match") == 0 else "")
     if run.get("cache_ngram") == "on":
         copy += " +cache n-gram" + "".join(f" {name} {run[key]}" for name, key in (
-            ("w", "cache_ngram_weight"), ("order", "cache_ngram_order")) if run.get(key) is not None)
+            ("w", "cache_ngram_weight"), ("order", "cache_ngram_order"), ("open docs", "cache_ngram_open_documents"))
+            if run.get(key) is not None)
     if run.get("candidates"):
         return f"{run['model']} x{run['candidates']} {run['pick']}{copy}"
     if run["model"] == "onnx":
