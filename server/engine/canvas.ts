@@ -11,7 +11,7 @@
  */
 import { CanvasError, OptionsError } from './errors';
 import { healTail, type FirstTokenRule } from './healing';
-import { CACHE_SEPARATOR } from './ngram-cache';
+import { joinTexts } from './ngram-cache';
 import { specialTokenIds } from './special-tokens';
 import type { InfillRequest, ModelFacts, TextCodec } from './types';
 
@@ -279,12 +279,5 @@ export function cacheTokens(codec: TextCodec, facts: ModelFacts, texts: readonly
     const healed = canvas.healing[i];
     return healed ? ids.slice(0, Math.max(0, ids.length - healed.fallback.length)) : ids;
   });
-  const out = new Int32Array(pieces.reduce((sum, ids) => sum + ids.length + 1, 0));
-  let at = 0;
-  for (const ids of pieces) {
-    out.set(ids, at);
-    at += ids.length;
-    out[at++] = CACHE_SEPARATOR;
-  }
-  return out;
+  return joinTexts(pieces);
 }

@@ -11,7 +11,7 @@
 import { buildCanvas, cacheTokens } from './canvas';
 import { OptionsError } from './errors';
 import { afterPartial } from './healing';
-import { CACHE_SEPARATOR } from './ngram-cache';
+import { joinTexts } from './ngram-cache';
 import { DEFAULT_SAMPLER_OPTIONS, rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
@@ -245,14 +245,10 @@ export function withRelated(own: Int32Array, related: InfillRequest['cacheRelate
     room -= part.length;
   }
   if (kept.length === 0) return own;
-  const out = new Int32Array(own.length + kept.reduce((sum, ids) => sum + ids.length + 1, 0));
+  const theirs = joinTexts(kept);
+  const out = new Int32Array(own.length + theirs.length);
   out.set(own);
-  let at = own.length;
-  for (const ids of kept) {
-    out.set(ids, at);
-    at += ids.length;
-    out[at++] = CACHE_SEPARATOR;
-  }
+  out.set(theirs, own.length);
   return out;
 }
 

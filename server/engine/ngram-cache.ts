@@ -23,6 +23,18 @@ import type { KBest } from './types';
 /** What separates two texts in the cache's token sequence: no context runs across it. */
 export const CACHE_SEPARATOR = -1;
 
+/** The texts' token ids one after another, each ended by CACHE_SEPARATOR: the layout the cache counts. */
+export function joinTexts(texts: readonly ArrayLike<number>[]): Int32Array {
+  const out = new Int32Array(texts.reduce((sum, ids) => sum + ids.length + 1, 0));
+  let at = 0;
+  for (const ids of texts) {
+    out.set(ids, at);
+    at += ids.length;
+    out[at++] = CACHE_SEPARATOR;
+  }
+  return out;
+}
+
 /** The settings of the cache n-gram route (SamplerConfig.cache). */
 export interface CacheSettings {
   /** Longest n-gram: contexts of 1 to order - 1 tokens. */
