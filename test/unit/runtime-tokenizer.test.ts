@@ -74,6 +74,30 @@ describe('the tokenizer', () => {
     assert.ok(retainedMb < 10, `the line cache retains ${retainedMb.toFixed(1)} MB`);
   });
 
+  it('keeps no document alive through a cached line it hits again', () => {
+    const { file, facts } = fixture();
+    const { codec } = loadTokenizer(file, facts);
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // 200 distinct lines long enough (13+ characters) for V8 to slice them as views into their document.
+    const lines = Array.from({ length: 200 }, (_, i) => `    total_${i} = compute_something(items, ${i})\n`);
+    const body = lines.join('');
+    for (const line of lines) codec.encode(line); // every line cached once
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 200; i++) {
+      // Each keystroke: a new flat document string (60 KB of filler around the body); the request encodes one line of
+      // it, already cached. A hit that stored the new slice as its key kept this whole version alive.
+      const document = Buffer.from(`${'#'.repeat(60_000)}\n${body}`).toString();
+      const start = document.indexOf(lines[i]);
+      codec.encode(document.slice(start, start + lines[i].length));
+    }
+    gc();
+    const retainedMb = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+    // 200 documents of 70 KB are 14 MB when hits keep their parents alive.
+    assert.ok(retainedMb < 5, `the line cache retains ${retainedMb.toFixed(1)} MB`);
+  });
+
   it('drops special tokens when decoding', () => {
     const { file, facts } = fixture();
     const { codec } = loadTokenizer(file, facts);
