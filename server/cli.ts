@@ -21,7 +21,7 @@ import { DEFAULT_SAMPLER_OPTIONS, resolveSamplerOptions } from './engine/options
 import type { SamplerOptions } from './engine/types';
 import { rankedCompletions, withCopyCandidate } from './protocol/candidates';
 import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './protocol/copy-candidate';
-import { type CompletionQuery, complete } from './protocol/completion';
+import { type CompletionQuery, complete, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import { RELATED_TOKENS, relatedExcerpt, withinBudget } from './protocol/document-tokens';
 import type { CandidateItem } from './protocol/messages';
@@ -71,6 +71,8 @@ Options:
   --latency-budget MS  cut the denoising steps so that each completion is done about MS ms after its task
                        started, the last step committing every remaining token (unmask.latencyBudgetMs; default 0:
                        every step runs)
+  --multiline M        auto | always | never: lines a completion may have (unmask.multiline; default
+                       ${defaultConfig().multiline}: one line when the cursor's line holds code before the cursor)
   --json               print JSON instead of text
   --batch FILE         JSONL tasks to fill ("-" reads stdin)
   --out FILE           where batch results go ("-" or absent: stdout)
@@ -119,6 +121,7 @@ function parse(argv: string[]) {
         seed: { type: 'string' },
         'context-tokens': { type: 'string' },
         'latency-budget': { type: 'string' },
+        multiline: { type: 'string' },
         json: { type: 'boolean' },
         batch: { type: 'string' },
         out: { type: 'string' },
@@ -191,6 +194,12 @@ function openDocuments(args: Args): number {
 function relatedTokens(model: LoadedModel, texts: readonly string[], documents: number): Int32Array[] {
   const excerpts = texts.slice(0, documents).flatMap((text) => relatedExcerpt(model.codec, text) ?? []);
   return withinBudget(excerpts, RELATED_TOKENS);
+}
+
+function multiline(args: Args): MultilineMode {
+  const raw = args.multiline ?? defaultConfig().multiline;
+  if (!MULTILINE_MODES.includes(raw as MultilineMode)) throw new UsageError(`--multiline must be one of ${MULTILINE_MODES.join(', ')} (got ${JSON.stringify(raw)})`);
+  return raw as MultilineMode;
 }
 
 function copyMinMatch(args: Args): number {
@@ -349,7 +358,7 @@ async function single(args: Args, file: string): Promise<void> {
   const syntax = newSyntaxChecker();
   try {
     const started = performance.now();
-    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens };
+    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args) };
     const clock = { now: wallClockMs, startedAt: wallClockMs() };
     const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args), clock);
     const totalMs = performance.now() - started;
@@ -420,6 +429,7 @@ async function batch(args: Args): Promise<void> {
   const options = samplerOptions(args);
   const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
   const copyMin = copyMinMatch(args);
+  const lines = multiline(args);
   const documents = options.cacheNgram ? openDocuments(args) : 0;
   const out = args.out && args.out !== '-' ? openOut(args.out) : process.stdout;
   let model: LoadedModel;
@@ -497,6 +507,7 @@ async function batch(args: Args): Promise<void> {
             suffix,
             languageId: (task.language as string) ?? 'other',
             maxTokens: maxTokens as number,
+            multiline: lines,
             ...(document ? { document } : {}),
             ...(related.length > 0 ? { related } : {}),
           },

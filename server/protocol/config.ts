@@ -7,6 +7,7 @@
 import packageJson from '../../package.json';
 import type { DeviceSetting } from '../runtime/providers';
 import type { SamplerOptions, UnmaskStrategy } from '../engine/types';
+import type { MultilineMode } from './completion';
 
 /** The settings the server uses (the rest, like debounce and per-language enablement, are the client's). */
 export interface ServerConfig {
@@ -24,6 +25,8 @@ export interface ServerConfig {
   readonly candidates: number;
   /** Rows per batch for inline completions as you type; the ghost text is the best-ranked one. */
   readonly inlineCandidates: number;
+  /** How many lines a completion at the cursor may have (completion.ts limitLines). */
+  readonly multiline: MultilineMode;
   /** Minutes without a request after which the model is unloaded (0: never); the next request loads it again. */
   readonly idleUnloadMinutes: number;
   /** Suggestions made as you type are shown only when their mean token probability reaches this (gate.ts). */
@@ -66,6 +69,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'threads',
   'candidates',
   'inlineCandidates',
+  'multiline',
   'idleUnloadMinutes',
   'minConfidence',
   'latencyBudgetMs',

@@ -275,6 +275,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
           suffix: source.window.suffix,
           languageId: document.languageId,
           maxTokens: config.maxSpanTokens,
+          multiline: config.multiline,
           ...(related ? { related } : {}),
         };
         const hooks: InfillHooks = { ...traceHooks(uri, 'inline', signal), now: wallClockMs, startedAt: arrived };
@@ -432,6 +433,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
             suffix: window.suffix,
             languageId: document.languageId,
             maxTokens: params.maxTokens ?? config.maxSpanTokens,
+            multiline: config.multiline,
             ...(related ? { related } : {}),
           },
           { before: text.slice(0, offset), after: text.slice(offset) },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { afterIndentation, complete, dropRepeatedLines, splitIndentation } from '../../server/protocol/completion';
+import { afterIndentation, complete, dropRepeatedLines, limitLines, splitIndentation } from '../../server/protocol/completion';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import { CharCodec, FACTS, textModel } from './engine-mocks';
 import { defaultConfig, needsReload, parseConfig, samplerOverrides } from '../../server/protocol/config';
@@ -108,6 +108,38 @@ describe('completion clean-up', () => {
 
   it('leaves completions alone when text follows the cursor on its line', () => {
     assert.equal(dropRepeatedLines('a,\n  b', ')\n  b'), 'a,\n  b');
+  });
+});
+
+describe('the line policy (unmask.multiline)', () => {
+  const guessed = 'lueError):\n    """The URL scheme';
+  it('auto: one line when the cursor follows code on its line, every line on an empty one', () => {
+    assert.equal(limitLines(guessed, 'try:\n    x()\nexcept Va', 'auto'), 'lueError):');
+    assert.equal(limitLines('x = 1\ny = 2', 'def f():\n    ', 'auto'), 'x = 1\ny = 2');
+    assert.equal(limitLines('x = 1\ny = 2', 'def f():\n', 'auto'), 'x = 1\ny = 2');
+    assert.equal(limitLines('x = 1\ny = 2', '', 'auto'), 'x = 1\ny = 2');
+  });
+  it('keeps the first line with code when the completion starts on the next line', () => {
+    assert.equal(limitLines('\n    return x\n    junk', 'def f(x):', 'auto'), '\n    return x');
+    assert.equal(limitLines('  \n', 'def f(x):', 'auto'), '  \n', 'a blank completion is left to the blank filter');
+  });
+  it('always keeps every line; never keeps one line everywhere; trailing spaces of the kept line go', () => {
+    assert.equal(limitLines(guessed, 'except Va', 'always'), guessed);
+    assert.equal(limitLines('x = 1  \ny = 2', '    ', 'never'), 'x = 1');
+    assert.equal(limitLines('x = 1', 'y = ', 'never'), 'x = 1');
+  });
+  it('is applied by complete() to every row, and not at all without a mode (Fill Selection)', async () => {
+    const prefix = 'x = f(';
+    const run = async (multiline?: 'auto') => {
+      const { model } = textModel(1 + prefix.length, 'a)\nzz = 1');
+      return complete(
+        { run: model, codec: new CharCodec(), facts: FACTS },
+        { prefix, suffix: '\n', languageId: 'python', maxTokens: 16, ...(multiline ? { multiline } : {}) },
+        resolveSamplerOptions({ steps: 16 }),
+      );
+    };
+    assert.deepEqual((await run('auto')).texts, ['a)']);
+    assert.deepEqual((await run()).texts, ['a)\nzz = 1']);
   });
 });
 
