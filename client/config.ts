@@ -10,6 +10,7 @@ export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
 export type TriggerMode = 'automatic' | 'manual';
 /** adaptive: the wait follows typing speed and server latency (debouncePolicy.ts); fixed: always debounceMs. */
 export type DebounceMode = 'adaptive' | 'fixed';
+export type Multiline = 'auto' | 'always' | 'never';
 
 export interface UnmaskConfig {
   readonly enable: boolean;
@@ -32,6 +33,8 @@ export interface UnmaskConfig {
   readonly candidates: number;
   /** Rows per batch for inline completions as you type; the ghost text is the best-ranked one. */
   readonly inlineCandidates: number;
+  /** How many lines a completion at the cursor may have (server/protocol/completion.ts limitLines). */
+  readonly multiline: Multiline;
   /** Minutes without a request after which the server unloads the model (0: never). */
   readonly idleUnloadMinutes: number;
   /** Suggestions made as you type are shown only at this mean token probability or above (server/protocol/gate.ts). */
@@ -66,6 +69,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   threads: 0,
   candidates: 4,
   inlineCandidates: 2,
+  multiline: 'auto',
   idleUnloadMinutes: 15,
   minConfidence: 0,
   latencyBudgetMs: 100,
@@ -77,6 +81,7 @@ const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'ran
 const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
 const TRIGGER_MODES: readonly TriggerMode[] = ['automatic', 'manual'];
 const DEBOUNCE_MODES: readonly DebounceMode[] = ['adaptive', 'fixed'];
+const MULTILINE: readonly Multiline[] = ['auto', 'always', 'never'];
 
 /** Collects one sentence per setting that was not used as written, for the log. */
 type Problems = string[];
@@ -163,6 +168,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     threads: number(p, 'threads', get('threads'), d.threads, 0, 64, true),
     candidates: number(p, 'candidates', get('candidates'), d.candidates, 1, 16, true),
     inlineCandidates: number(p, 'inlineCandidates', get('inlineCandidates'), d.inlineCandidates, 1, 16, true),
+    multiline: oneOf(p, 'multiline', get('multiline'), MULTILINE, d.multiline),
     idleUnloadMinutes: number(p, 'idleUnloadMinutes', get('idleUnloadMinutes'), d.idleUnloadMinutes, 0, 1440, false),
     minConfidence: number(p, 'minConfidence', get('minConfidence'), d.minConfidence, 0, 1, false),
     latencyBudgetMs: number(p, 'latencyBudgetMs', get('latencyBudgetMs'), d.latencyBudgetMs, 0, 2000, false),
