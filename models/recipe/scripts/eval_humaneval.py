@@ -222,7 +222,7 @@ def run_cli(task_list: list[dict], args) -> tuple[list[str], float]:
                 f.write(json.dumps(request) + "\n")
         command = [args.node, cli, "--batch", requests, "--out", results, "--model", os.path.abspath(args.model),
                    "--precision", args.precision, "--steps", str(args.steps), "--strategy", args.strategy,
-                   "--seed", str(args.seed)] + (["--threads", str(args.threads)] if args.threads else [])
+                   "--seed", str(args.seed), "--multiline", args.multiline] + (["--threads", str(args.threads)] if args.threads else [])
         answers, seconds = onnx_cli.run_batch(command, results, REPO)
     return [onnx_cli.answer(answers, i, task["id"])["completion"] for i, task in enumerate(task_list)], seconds
 
@@ -386,6 +386,9 @@ def parse_args(argv=None):
     a("--precision", default="int8", choices=["auto", "int8", "fp32"], help="ONNX weights the CLI loads")
     a("--steps", type=int, default=8, help="denoising steps")
     a("--strategy", default="confidence", help="unmasking strategy (the CLI's --strategy)")
+    a("--multiline", default="auto", choices=["auto", "always", "never"],
+      help="lines a completion may have (the CLI's --multiline, the editor's unmask.multiline; 'never' is the "
+           "one-line answer a single-line benchmark asks for)")
     a("--max-tokens", default="default",
       help="span per task: 'default' (the CLI's default, the editor's unmask.maxSpanTokens), 'oracle' (the smallest "
            "span bucket that holds the canonical solution) or a number")
@@ -440,7 +443,7 @@ def main(argv=None) -> dict:
         report["subsample"] = (f"every {args.every}th task" + (f" from index {args.offset}" if args.offset else "")
                                if args.every > 1 else "every task")
         report["setting"] = (f"{os.path.relpath(os.path.abspath(args.model), REPO)}, {args.precision}, "
-                             f"{args.steps} steps, {args.strategy}, span "
+                             f"{args.steps} steps, {args.strategy}, multiline {args.multiline}, span "
                              + ("the CLI's default" if args.max_tokens == "default" else args.max_tokens))
         rows = []
         if not args.no_model:
