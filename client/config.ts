@@ -37,7 +37,7 @@ export interface UnmaskConfig {
   readonly multiline: Multiline;
   /** Minutes without a request after which the server unloads the model (0: never). */
   readonly idleUnloadMinutes: number;
-  /** Suggestions made as you type are shown only at this mean token probability or above (server/protocol/gate.ts). */
+  /** Suggestions made as you type are shown only when the gate's estimated chance that they are right reaches this (server/protocol/gate.ts). */
   readonly minConfidence: number;
   /** Milliseconds a suggestion made as you type may take before the server cuts its remaining steps (0: no budget). */
   readonly latencyBudgetMs: number;
@@ -71,7 +71,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   inlineCandidates: 2,
   multiline: 'auto',
   idleUnloadMinutes: 15,
-  minConfidence: 0,
+  minConfidence: 0.14,
   latencyBudgetMs: 100,
   cacheNgram: true,
   cacheNgramOpenDocuments: 3,

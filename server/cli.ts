@@ -15,16 +15,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
+import type { GateFeatures } from './engine/gate-features';
 import type { InfillHooks, InfillResult, Trace } from './engine/infill';
 import { MAX_CACHE_ORDER, MIN_CACHE_ORDER } from './engine/ngram-cache';
 import { DEFAULT_SAMPLER_OPTIONS, resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
-import { rankedCompletions, withCopyCandidate } from './protocol/candidates';
-import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './protocol/copy-candidate';
+import { completionGate, rankedCompletions, withCopyCandidate } from './protocol/candidates';
+import { COPY_MIN_MATCH, copyMatch, withCopyFirst } from './protocol/copy-candidate';
 import { type CompletionQuery, complete, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import { RELATED_TOKENS, relatedExcerpt, withinBudget } from './protocol/document-tokens';
 import type { CandidateItem } from './protocol/messages';
+import { describeGate, gateScore, worthShowing } from './protocol/gate';
 import { DEFAULT_MODEL_DIR } from './protocol/model-host';
 import { wallClockMs } from './runtime/clock';
 import { unsuitableReason, windowAround } from './protocol/window';
@@ -294,18 +296,19 @@ async function generate(
   copyMinMatch: number,
   /** The clock of --latency-budget, and when this completion's task started on it. */
   hooks: Pick<InfillHooks, 'now' | 'startedAt'>,
-): Promise<{ candidates: Candidate[]; result: InfillResult }> {
+): Promise<{ candidates: readonly Candidate[]; result: InfillResult; gate: GateFeatures | undefined }> {
   if (options.candidates > 1) {
     const ranked = await rankedCompletions(model, query, file, options, hooks, syntax, (line) => process.stderr.write(`${line}\n`));
-    return { candidates: withCopyCandidate(ranked.candidates, file, copyMinMatch), result: ranked.result };
+    return { ...withCopyCandidate(ranked, file, copyMinMatch), result: ranked.result };
   }
   const outcome = await complete(model, query, options, hooks);
   const rows = outcome.texts.map((text, i): Candidate => {
     const c = outcome.result.candidates[outcome.candidateIndex[i]];
     return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
   });
-  const candidates = withCopyFirst(rows, copyCandidate(file, copyMinMatch), (c) => c.text, (text): Candidate => ({ text, logProb: 0, meanConfidence: 1, source: 'copy' }));
-  return { candidates, result: outcome.result };
+  const copy = copyMatch(file, copyMinMatch);
+  const candidates = withCopyFirst(rows, copy?.text, (c) => c.text, (text): Candidate => ({ text, logProb: 0, meanConfidence: 1, source: 'copy' }));
+  return { candidates, result: outcome.result, gate: completionGate(outcome, copy, file.before) };
 }
 
 function newSyntaxChecker(): SyntaxChecker {
@@ -324,6 +327,22 @@ function candidateJson(c: Candidate) {
     ...(c.source !== undefined ? { source: c.source } : {}),
   };
 }
+
+/** The gate's numbers for the first completion (gate-features.ts) and its score (gate.ts), as the recipe's calibration reads them. */
+function gateJson(gate: GateFeatures) {
+  return {
+    source: gate.source,
+    copy_run: gate.copyRun,
+    copy_agrees: gate.copyAgrees,
+    mid_line: gate.midLine,
+    agreement: round6(gate.agreement),
+    first_line_min: round6(gate.firstLineMin),
+    first_line_mean: round6(gate.firstLineMean),
+    score: round6(gateScore(gate)),
+  };
+}
+
+const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
 
 function timings(outcome: { result: InfillResult }, totalMs: number) {
   const r = outcome.result;
@@ -374,6 +393,8 @@ async function single(args: Args, file: string): Promise<void> {
         load_ms: round(model.loadMs),
         completion: outcome.candidates[0]?.text ?? '',
         candidates: outcome.candidates.map(candidateJson),
+        // The gate on suggestions made as you type (unmask.minConfidence): its numbers and score for the completion.
+        ...(outcome.gate ? { gate: gateJson(outcome.gate) } : {}),
         order,
         local_arness: outcome.result.trace.localArness,
         global_arness: outcome.result.trace.globalArness,
@@ -397,6 +418,11 @@ async function single(args: Args, file: string): Promise<void> {
           ? ''
           : ` (score ${c.score.toFixed(2)}${c.syntaxErrors === undefined ? '' : `, ${c.syntaxErrors} syntax error${c.syntaxErrors === 1 ? '' : 's'}`})`;
       out.push('', outcome.candidates.length > 1 || c.score !== undefined ? `--- candidate ${i + 1}${why} ---` : '--- completion ---', c.text);
+    }
+    if (outcome.gate) {
+      const threshold = defaultConfig().minConfidence;
+      const shown = worthShowing(outcome.gate, threshold, false) ? 'shown' : 'withheld';
+      out.push('', `${describeGate(outcome.gate)} (as you type at the default unmask.minConfidence ${threshold}: ${shown})`);
     }
     out.push('', '--- unmasking order (step: token@index confidence) ---');
     for (const { step, tokens } of order) {
@@ -521,9 +547,11 @@ async function batch(args: Args): Promise<void> {
         await write({
           id,
           completion: outcome.candidates[0]?.text ?? '',
-          // What a gate on the shown suggestion would read (issue 14: show a suggestion only when likely right).
+          // The gate on the shown suggestion (issue 14: show a suggestion only when likely right): what it reads and its
+          // score (gate.ts); mean_confidence is the gate before it.
           ...(outcome.candidates[0] ? { mean_confidence: outcome.candidates[0].meanConfidence } : {}),
           ...(outcome.candidates[0]?.source ? { source: outcome.candidates[0].source } : {}),
+          ...(outcome.gate ? { gate: gateJson(outcome.gate) } : {}),
           ...(options.candidates > 1 ? { candidates: outcome.candidates.map(candidateJson) } : {}),
           // Per step, the positions (within the span) committed then: the decoding order for AR-ness.
           order: unmaskingOrder(outcome.result.trace).map((s) => s.tokens.map((t) => t.index)),

@@ -12,6 +12,7 @@ import { buildCanvas, cacheTokens } from './canvas';
 import { OptionsError } from './errors';
 import { afterPartial } from './healing';
 import { joinTexts } from './ngram-cache';
+import { type FirstLineStats, firstLineAgreement, firstLineStats, type SpanToken } from './gate-features';
 import { DEFAULT_SAMPLER_OPTIONS, rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
@@ -64,6 +65,13 @@ export interface Candidate {
   readonly scoredTokens: number;
   /** Mean probability of those tokens when they were committed. */
   readonly meanConfidence: number;
+  /** The probabilities of the tokens that wrote the first line of the first hole (gate-features.ts). */
+  readonly firstLine: FirstLineStats;
+  /**
+   * The share of the batch's other rows whose first hole has the same first line (0..1; 0 with one row): rows that
+   * agree before near-duplicates are merged, the gate's self-consistency.
+   */
+  readonly agreement: number;
   /** The batch row it came from. */
   readonly row: number;
   /**
@@ -147,13 +155,18 @@ export async function infill(
   );
 
   const candidates: Candidate[] = [];
-  sampled.rows.forEach((ids, row) => {
-    const holes = canvas.holes.map((hole, h) => {
+  const texts = sampled.rows.map((ids) =>
+    canvas.holes.map((hole, h) => {
       const tokens = holeTokensToText(ids.subarray(hole.start, hole.start + hole.length), codec, facts);
       // The text goes in at the cursor: a healed hole's text starts with the partial that is already there.
       const text = afterPartial(tokens.text, healed[h]);
       return { ...tokens, text: finishHoleText(text, request.segments[h], request.segments[h + 1]) };
-    });
+    }),
+  );
+  // Each row's first hole, undefined where the row came out blank (it is dropped below): what agreement compares.
+  const firstHoles = texts.map((holes) => (holes.every((hole) => hole.text === '') ? undefined : holes[0]?.text));
+  sampled.rows.forEach((ids, row) => {
+    const holes = texts[row];
     if (holes.every((hole) => hole.text === '')) return;
     const firstEos = canvas.holes.map((hole) => {
       const at = ids.subarray(hole.start, hole.start + hole.length).indexOf(facts.eosId);
@@ -164,6 +177,8 @@ export async function infill(
       holes: holes.map((hole) => hole.text),
       tokenIds: holes.map((hole) => hole.tokenIds),
       ...stats,
+      firstLine: firstLineStats(spanTokens(sampled.commits[row], firstEos[0] ?? 0, codec, facts.eosId)),
+      agreement: firstLineAgreement(holes[0]?.text ?? '', firstHoles.filter((_, other) => other !== row)),
       row,
       canvas: ids,
     };
@@ -271,4 +286,24 @@ function likelihoodOf(
     scoredTokens++;
   }
   return { logProb, scoredTokens, meanConfidence: scoredTokens > 0 ? confidence / scoredTokens : 0 };
+}
+
+/**
+ * The first hole's tokens in span order as the gate reads them (gate-features.ts), up to and including the one that
+ * ends its first line (a newline or the first end-of-span): the model's own commits only (end-of-span fill and token
+ * healing's fallback are the sampler's).
+ */
+function spanTokens(commits: readonly Commit[], firstEos: number, codec: TextCodec, eosId: number): SpanToken[] {
+  const byIndex: (Commit | undefined)[] = [];
+  for (const commit of commits) {
+    if (commit.hole === 0 && !commit.filled && commit.index <= firstEos) byIndex[commit.index] = commit;
+  }
+  const tokens: SpanToken[] = [];
+  for (const commit of byIndex) {
+    if (commit === undefined) continue;
+    const text = commit.tokenId === eosId ? undefined : codec.decode([commit.tokenId]);
+    tokens.push({ text, confidence: commit.confidence, logProb: commit.logProb });
+    if (text === undefined || text.includes('\n')) break; // The first line ends here: the rest is not read.
+  }
+  return tokens;
 }

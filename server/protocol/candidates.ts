@@ -6,19 +6,23 @@
  * (engine/rerank.ts), and for inline completions the copy candidate first (copy-candidate.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
  * here.
  */
-import { infill, type InfillHooks, type InfillRequest, type InfillResult } from '../engine/infill';
+import type { CopyMatch } from '../engine/copy-lookup';
+import { type GateFeatures, gateFeatures, type GateRow } from '../engine/gate-features';
+import { type Candidate, infill, type InfillHooks, type InfillRequest, type InfillResult } from '../engine/infill';
 import { rankCandidates } from '../engine/rerank';
 import type { SamplerOptions } from '../engine/types';
 import type { LoadedDiscriminator } from '../runtime/discriminator';
 import type { SyntaxChecker } from '../runtime/syntax';
-import { type CompletionModel, type CompletionQuery, complete, denoiserOf, dropRepeatedLines } from './completion';
-import { COPY_MIN_MATCH, copyCandidate, withCopyFirst } from './copy-candidate';
+import { type CompletionModel, type CompletionOutcome, type CompletionQuery, complete, denoiserOf, dropRepeatedLines } from './completion';
+import { COPY_MIN_MATCH, copyMatch, withCopyFirst } from './copy-candidate';
 import type { CandidateItem } from './messages';
 
 export interface RankedOutcome {
   /** Best first, near-duplicates merged; empty when the model produced nothing but whitespace. */
   readonly candidates: readonly CandidateItem[];
   readonly result: InfillResult;
+  /** The first candidate's text and the engine's first-line numbers for it, as the gate reads them (gate.ts). */
+  readonly best?: GateRow;
 }
 
 /** A completion model with, when its folder ships one, the discriminator that scores finished candidates. */
@@ -91,24 +95,52 @@ export async function rankedCompletions(
       ...(rewards ? { reward: rewards[i] } : {}),
     };
   });
-  const candidates = rankCandidates(scored).map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
-  return { candidates, result: outcome.result };
+  const ranked = rankCandidates(scored);
+  const candidates = ranked.map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
+  // rankCandidates hands back the scored objects themselves: the first one's index finds its engine candidate.
+  const top = ranked.length > 0 ? scored.indexOf(ranked[0].candidate) : -1;
+  const best = top >= 0 ? gateRow(outcome.texts[top], outcome.result.candidates[outcome.candidateIndex[top]]) : undefined;
+  return { candidates, result: outcome.result, ...(best ? { best } : {}) };
+}
+
+/** A finished text and the engine candidate it came from, as the gate reads them. */
+export function gateRow(text: string, engine: Pick<Candidate, 'firstLine' | 'agreement'>): GateRow {
+  return { text, firstLine: engine.firstLine, agreement: engine.agreement };
+}
+
+/**
+ * The gate's numbers for a one-row completion (complete()) shown with `copy` first (copy-candidate.ts withCopyFirst),
+ * `before` the document's text before the cursor; undefined when there is nothing to show.
+ */
+export function completionGate(outcome: CompletionOutcome, copy: CopyMatch | undefined, before: string): GateFeatures | undefined {
+  if (outcome.texts.length === 0 && copy === undefined) return undefined;
+  const best = outcome.texts.length > 0 ? gateRow(outcome.texts[0], outcome.result.candidates[outcome.candidateIndex[0]]) : undefined;
+  return gateFeatures(best, copy, before);
+}
+
+/** What inline completions show: the rows, best first, and the gate's numbers for the first (undefined without one). */
+export interface InlineRows {
+  readonly candidates: readonly CandidateItem[];
+  readonly gate: GateFeatures | undefined;
 }
 
 /**
  * Ranked candidates with the copy candidate (copy-candidate.ts) first when the document repeats a long enough run
- * ending at the cursor: what inline completions and the CLI show. The candidates panel and the fills list the model's
- * own rows.
+ * ending at the cursor, and the gate's numbers for the first of them (gate-features.ts): what inline completions and
+ * the CLI show. The candidates panel and the fills list the model's own rows.
  */
 export function withCopyCandidate(
-  candidates: readonly CandidateItem[],
+  ranked: Pick<RankedOutcome, 'candidates' | 'best'>,
   file: { readonly before: string; readonly after: string },
   copyMinMatch = COPY_MIN_MATCH,
-): CandidateItem[] {
-  const copy: CandidateItem = { text: '', logProb: 0, tokens: 0, meanConfidence: 1, score: candidates[0]?.score ?? 0, source: 'copy' };
+): InlineRows {
+  const { candidates } = ranked;
+  const copy = copyMatch(file, copyMinMatch);
+  const item: CandidateItem = { text: '', logProb: 0, tokens: 0, meanConfidence: 1, score: candidates[0]?.score ?? 0, source: 'copy' };
   // The copy takes the place of the lowest-ranked model row: a request for N alternatives still gets at most N.
-  const withCopy = withCopyFirst(candidates, copyCandidate(file, copyMinMatch), (c) => c.text, (text) => ({ ...copy, text }));
-  return withCopy.slice(0, Math.max(candidates.length, 1));
+  const withCopy = withCopyFirst(candidates, copy?.text, (c) => c.text, (text) => ({ ...item, text }));
+  const shown = withCopy.slice(0, Math.max(candidates.length, 1));
+  return { candidates: shown, gate: shown.length > 0 ? gateFeatures(ranked.best, copy, file.before) : undefined };
 }
 
 export interface HoleFill {

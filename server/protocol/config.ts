@@ -29,7 +29,7 @@ export interface ServerConfig {
   readonly multiline: MultilineMode;
   /** Minutes without a request after which the model is unloaded (0: never); the next request loads it again. */
   readonly idleUnloadMinutes: number;
-  /** Suggestions made as you type are shown only when their mean token probability reaches this (gate.ts). */
+  /** Suggestions made as you type are shown only when the gate's estimated chance that their first line is right reaches this (gate.ts). */
   readonly minConfidence: number;
   /** Milliseconds an inline completion made as you type may take before its remaining steps are cut (0: no budget). */
   readonly latencyBudgetMs: number;

@@ -8,7 +8,7 @@
  * table): the share of copies whose first line is exactly right rises with the match length, but even short matches
  * are right far more often than today's small model is.
  */
-import { copyFromFile } from '../engine/copy-lookup';
+import { type CopyMatch, copyFromFile } from '../engine/copy-lookup';
 import { finishHoleText } from '../engine/postprocess';
 import { isNearDuplicate } from '../engine/rerank';
 
@@ -29,15 +29,16 @@ const SEARCH_AFTER = 20_000;
 
 /**
  * The copy for a cursor in a document (`before` and `after` the cursor, the whole document), finished like a model
- * row (indentation tidied, text already after the cursor not repeated); undefined when no run of at least `minMatch`
- * characters recurs or the copy comes out blank.
+ * row (indentation tidied, text already after the cursor not repeated), with the length of the repeated run that found
+ * it (what the gate reads, gate.ts); undefined when no run of at least `minMatch` characters recurs or the copy comes
+ * out blank.
  */
-export function copyCandidate(file: { readonly before: string; readonly after: string }, minMatch = COPY_MIN_MATCH): string | undefined {
+export function copyMatch(file: { readonly before: string; readonly after: string }, minMatch = COPY_MIN_MATCH): CopyMatch | undefined {
   if (minMatch <= 0) return undefined;
   const match = copyFromFile(file.before.slice(-SEARCH_BEFORE), file.after.slice(0, SEARCH_AFTER));
   if (!match || match.matchLength < minMatch) return undefined;
   const text = finishHoleText(match.text, file.before, file.after);
-  return text === '' ? undefined : text;
+  return text === '' ? undefined : { text, matchLength: match.matchLength };
 }
 
 /**

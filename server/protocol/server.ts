@@ -24,6 +24,7 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CanvasError, isAbortError } from '../engine/errors';
+import type { GateFeatures } from '../engine/gate-features';
 import type { InfillHooks, InfillResult } from '../engine/infill';
 import { MAX_CANDIDATES, resolveSamplerOptions } from '../engine/options';
 import type { Trace } from '../engine/trace';
@@ -32,9 +33,9 @@ import type { FaultHooks } from '../fault-hooks';
 import { type LoadedModel, loadModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { BudgetReserve } from './budget-reserve';
-import { bestHoleFill, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
-import { copyCandidate, withCopyFirst } from './copy-candidate';
-import { type GateInput, worthShowing } from './gate';
+import { bestHoleFill, completionGate, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
+import { copyMatch, withCopyFirst } from './copy-candidate';
+import { describeGate, worthShowing } from './gate';
 import { complete } from './completion';
 import { DocumentTokens } from './document-tokens';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
@@ -281,28 +282,27 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         const hooks: InfillHooks = { ...traceHooks(uri, 'inline', signal), now: wallClockMs, startedAt: arrived };
         let texts: readonly string[];
         let result: InfillResult;
-        let top: GateInput | undefined;
+        let gate: GateFeatures | undefined;
         if (rows > 1) {
           const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows, latencyBudgetMs }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
-          const candidates = withCopyCandidate(ranked.candidates, source.file);
+          const inline = withCopyCandidate(ranked, source.file);
           // As you type, the best row alone is shown; an explicit request lists them all for Alt+] / Alt+[.
-          texts = candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
-          top = candidates[0];
+          texts = inline.candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
+          gate = inline.gate;
           result = ranked.result;
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config, { latencyBudgetMs })), hooks);
-          const copy = copyCandidate(source.file);
-          const best = outcome.result.candidates[outcome.candidateIndex[0]];
-          texts = withCopyFirst(outcome.texts, copy, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
-          top = copy !== undefined ? { meanConfidence: 1, source: 'copy' } : best && { meanConfidence: best.meanConfidence };
+          const copy = copyMatch(source.file);
+          texts = withCopyFirst(outcome.texts, copy?.text, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
+          gate = completionGate(outcome, copy, source.file.before);
           result = outcome.result;
         }
         const latencyMs = performance.now() - started;
         if (!explicit) reserve.observe(latencyMs - result.totalMs);
         finishTrace(result.trace, uri, 'inline', latencyMs);
-        if (!worthShowing(top, config.minConfidence, explicit)) {
-          if (top) log(`inline: best row withheld (mean confidence ${top.meanConfidence.toFixed(3)} < unmask.minConfidence ${config.minConfidence})`);
+        if (!worthShowing(gate, config.minConfidence, explicit)) {
+          if (gate) log(`inline: suggestion withheld (${describeGate(gate)} < unmask.minConfidence ${config.minConfidence})`);
           return [];
         }
         return inlineItems(texts, source, params.position);

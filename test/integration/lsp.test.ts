@@ -60,7 +60,9 @@ describe('the language server', () => {
 
   before(async () => {
     ensureBuilt();
-    client = new TestClient({ modelPath: model.dir, device: 'cpu', threads: 1, steps: 8, maxSpanTokens: 16 });
+    // The gate on suggestions made as you type (unmask.minConfidence) is off here: these tests are about the
+    // mechanics; the gate has its own test below and unit tests (protocol-gate.test.ts).
+    client = new TestClient({ modelPath: model.dir, device: 'cpu', threads: 1, steps: 8, maxSpanTokens: 16, minConfidence: 0 });
     await client.initialize();
     await client.waitForStatus((s) => s.state === 'ready' || s.state === 'error');
     assert.equal(client.statuses.at(-1)?.state, 'ready', `model did not load: ${JSON.stringify(client.statuses.at(-1))}`);
@@ -157,6 +159,29 @@ describe('the language server', () => {
     } finally {
       await client.changeSettings({ inlineCandidates: 2 });
     }
+  });
+
+  it('withholds a suggestion made as you type below unmask.minConfidence, with a log line, never an explicit one', async () => {
+    const ask = async (triggerKind: InlineCompletionTriggerKind): Promise<InlineCompletionItem[]> =>
+      itemsOf(
+        await client.connection.sendRequest(InlineCompletionRequest.type, {
+          textDocument: { uri: 'file:///work/read.py' },
+          position: CURSOR,
+          context: { triggerKind },
+        }),
+      );
+    try {
+      await client.changeSettings({ minConfidence: 1 });
+      const since = client.logs.length;
+      assert.deepEqual(await ask(InlineCompletionTriggerKind.Automatic), []);
+      const withheld = client.logs.slice(since).find((l) => l.includes('inline: suggestion withheld'));
+      assert.ok(withheld, `a log line says why: ${JSON.stringify(client.logs.slice(since))}`);
+      assert.match(withheld, /gate score 0\.\d{3}: .* < unmask\.minConfidence 1\)/);
+      assert.ok((await ask(InlineCompletionTriggerKind.Invoked)).length >= 1, 'an explicit request is not gated');
+    } finally {
+      await client.changeSettings({ minConfidence: 0 });
+    }
+    assert.equal((await ask(InlineCompletionTriggerKind.Automatic)).length, 1, 'at 0 every suggestion is shown');
   });
 
   it('cuts the steps of a request made as you type at unmask.latencyBudgetMs, never those of one asked for (issue 14)', async () => {

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { ModelFn, SamplerOptions } from '../../server/engine/types';
-import { bestHoleFill, rankedCompletions } from '../../server/protocol/candidates';
+import { bestHoleFill, rankedCompletions, withCopyCandidate } from '../../server/protocol/candidates';
 import type { DiscriminatorInput } from '../../server/runtime/discriminator';
 import { RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
 import { answer, CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
@@ -62,6 +62,21 @@ describe('ranked completions (the candidates request and explicit inline request
     assert.ok(candidates[0].score > candidates[1].score);
     assert.ok(candidates[0].logProb / candidates[0].tokens < candidates[1].logProb / candidates[1].tokens, 'the broken one is likelier');
     assert.ok(result.modelCalls >= 1 && result.modelCalls <= 4, 'both rows come from one generation of at most 4 steps');
+  });
+
+  it('hands the gate the first candidate, and the copy typing puts in front of it', async () => {
+    const query = { prefix, suffix, languageId: 'python', maxTokens: 8 };
+    const ranked = await rankedCompletions(model, query, { before: prefix, after: suffix }, options, {}, checker, log);
+    assert.equal(ranked.best?.text, '1 + x', 'the first candidate, not the likeliest row');
+    assert.equal(ranked.best?.agreement, 0, 'the two rows wrote different lines');
+    assert.ok(ranked.best!.firstLine.tokens > 0 && ranked.best!.firstLine.minConfidence > 0);
+    const alone = withCopyCandidate(ranked, { before: prefix, after: suffix });
+    assert.deepEqual([alone.candidates[0].text, alone.gate?.source, alone.gate?.copyRun, alone.gate?.midLine], ['1 + x', 'model', 0, true]);
+    // The file has '(x):\n    return ' (16 characters) before '1 + x' elsewhere: a copy the first candidate agrees with.
+    const inline = withCopyCandidate(ranked, { before: `def g(x):\n    return 1 + x\n\n${prefix}`, after: suffix });
+    assert.equal(inline.candidates[0].text, '1 + x');
+    assert.deepEqual([inline.gate?.source, inline.gate?.copyRun, inline.gate?.copyAgrees], ['copy', 16, true]);
+    assert.equal(withCopyCandidate({ candidates: [] }, { before: prefix, after: suffix }).gate, undefined, 'nothing to show');
   });
 
   it('ranks by likelihood alone for a language without a parser', async () => {

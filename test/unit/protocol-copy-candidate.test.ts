@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { copyCandidate, withCopyFirst } from '../../server/protocol/copy-candidate';
+import { copyMatch, withCopyFirst } from '../../server/protocol/copy-candidate';
 
 const before = 'result = compute(items, key=len, reverse=True)\nprint(result)\nother = compute(items, ';
 const file = { before, after: ')\nprint(other)\n' };
+const copyCandidate = (f: typeof file, minMatch: number): string | undefined => copyMatch(f, minMatch)?.text;
 
 describe('the copy candidate', () => {
   it('copies what followed a long repeated run, without the closing bracket already after the cursor', () => {
     assert.equal(copyCandidate(file, 16), 'key=len, reverse=True');
+  });
+
+  it('says how long the repeated run that found it is (what the gate reads)', () => {
+    // ' = compute(items, ' (18 characters) is the longest tail of the text before the cursor found earlier.
+    assert.deepEqual(copyMatch(file, 16), { text: 'key=len, reverse=True', matchLength: 18 });
+    assert.equal(copyMatch(file, 19), undefined);
   });
 
   it('is withheld when the repeated run is shorter than the threshold, or the threshold is 0', () => {

@@ -4,6 +4,10 @@ Run from models/recipe/ (the held-out eval's 600 tasks; scripts/eval_heldout.py 
 missing):
     python -m scripts.data_tasks --per-cell 100
       (reads data/corpus/test.jsonl.gz and the tokenizer, writes data/eval/heldout.jsonl)
+The gate's calibration set (scripts/eval_calibrate.py): other holes of the same held-out files, another seed, none
+overlapping a held-out eval task:
+    python -m scripts.data_tasks --per-cell 150 --seed 1 --exclude data/eval/heldout.jsonl --id-prefix cal- \
+        --out data/eval/gate-calibration.jsonl
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from typing import Optional
 
 from unmask import tasks as tasks_lib
 from unmask.tasks import (ALL_KINDS, CUTTERS, DEFAULT_OUT, DEFAULT_TEST, DEFAULT_TOKENIZER, KINDS, TokenCounter,
-                          build_tasks, key_order, read_jsonl_gz)
+                          build_tasks, excluded_holes, key_order, read_jsonl_gz)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -38,6 +42,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                              "baseline, its end token)")
     parser.add_argument("--prefix-share", type=float, default=0.75,
                         help="share of the context budget given to the prefix when both sides are long")
+    parser.add_argument("--exclude", default=None,
+                        help="a tasks JSONL whose holes are not cut again: no task overlaps one of them (the gate's "
+                             "calibration set is cut around the held-out eval's tasks)")
+    parser.add_argument("--id-prefix", default="", help="put this in front of every task id (e.g. 'cal-')")
     args = parser.parse_args(argv)
 
     context_tokens = args.max_seq_len - args.max_span_tokens - args.reserved_tokens
@@ -49,8 +57,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         parser.error(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(ALL_KINDS)}")
     counter = TokenCounter(args.tokenizer)
     records = list(read_jsonl_gz(args.test))
+    exclude = None
+    if args.exclude:
+        with open(args.exclude, encoding="utf-8") as f:
+            exclude = excluded_holes(json.loads(line) for line in f if line.strip())
     tasks = build_tasks(records, counter, args.per_cell, args.seed, args.max_span_tokens, context_tokens,
-                        args.prefix_share, kinds, args.max_per_file)
+                        args.prefix_share, kinds, args.max_per_file, exclude, args.id_prefix)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         for task in tasks:

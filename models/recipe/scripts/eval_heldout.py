@@ -73,6 +73,12 @@ from unmask.syntax import SyntaxBatch
 from unmask.tasks import GROUP_OF
 
 DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
+# The gate's calibration set (--calibration-set; data_tasks --seed 1 --per-cell 150 --exclude <held-out tasks>).
+CALIBRATION_TASKS = str(common.DATA_DIR / "eval" / "gate-calibration.jsonl")
+CALIBRATION_SEED = 1
+CALIBRATION_PER_CELL = 150
+# Per-task keys the CLI's rows carry for the gate's calibration: mean confidence, source, the gate's numbers and score.
+GATE_KEYS = ("mean_confidence", "source", "gate")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,8 +211,9 @@ def score_run(name: str, task_list: list[dict], outputs: list[dict], syntax: Syn
             "edit_sim": edit_similarity(output["completion"], task["target"]),
             "syntax_key": syntax.add(task["language"], task.get("path"), filled), "original_key": orig_key,
             "arness": arness_profile(output["order"]), "nfe": output["nfe"], "completion": output["completion"],
-            # The CLI's confidence in its answer and where it came from, for gating calibration (--per-task).
-            **{k: output[k] for k in ("mean_confidence", "source") if output.get(k) is not None},
+            # The CLI's confidence in its answer, where it came from and the gate's numbers for it, for the gate's
+            # calibration (--per-task; scripts/eval_calibrate.py).
+            **{k: output[k] for k in GATE_KEYS if output.get(k) is not None},
         })
     return {"name": name, **extra, "seconds": round(seconds, 2), "rows": rows}
 
@@ -243,7 +250,7 @@ def finish(run: dict, syntax_results: dict[int, bool], keep_rows: bool) -> dict:
         run["per_task"] = [{"id": r["id"], "exact": r["exact"], "first_line_exact": r["first_line_exact"],
                             "edit_sim": round(r["edit_sim"], 4), "degenerate": r["degenerate"],
                             "syntax_ok": syntax_results[r["syntax_key"]], "completion": r["completion"],
-                            **{k: r[k] for k in ("mean_confidence", "source") if k in r}} for r in rows]
+                            **{k: r[k] for k in GATE_KEYS if k in r}} for r in rows]
     return run
 
 
@@ -294,6 +301,11 @@ def parse_args(argv=None):
     a("--ar-ckpt", default=None, help="AR baseline checkpoint scored on the same tasks (optional)")
     a("--tasks-file", default=tasks_lib.DEFAULT_OUT, help="tasks JSONL from scripts.data_tasks (made if missing)")
     a("--per-cell", type=int, default=100, help="when the tasks file is made here: tasks per (language group, kind)")
+    a("--calibration-set", action="store_true",
+      help="the gate's calibration tasks instead (scripts/eval_calibrate.py): --tasks-file "
+           f"{os.path.relpath(CALIBRATION_TASKS, common.RECIPE_DIR)}, cut when missing from the same test split with "
+           f"seed {CALIBRATION_SEED}, {CALIBRATION_PER_CELL} per cell, no hole overlapping a task of the default tasks "
+           "file")
     a("--test", default=tasks_lib.DEFAULT_TEST, help="test split, when the tasks file is made here")
     a("--tasks", type=int, default=36, help="use this many tasks, round-robin over (language group, kind)")
     a("--steps", default=",".join(map(str, DEFAULT_STEPS)), help="comma-separated step counts to sweep")
@@ -403,6 +415,16 @@ def main(argv=None) -> dict:
         raise SystemExit(f"eval: {args.ar_ckpt} is a {ar.kind!r} checkpoint; --ar-ckpt takes the AR baseline")
     tokenizer_path, max_seq_len, buckets = model_facts(args, mdm or ar)
 
+    if args.calibration_set:
+        args.tasks_file = CALIBRATION_TASKS
+        if not os.path.exists(args.tasks_file):
+            held_out = tasks_lib.DEFAULT_OUT
+            if not os.path.exists(held_out):
+                data_tasks.main(["--test", args.test, "--tokenizer", tokenizer_path, "--out", held_out,
+                                "--per-cell", str(args.per_cell), "--max-seq-len", str(max_seq_len)])
+            data_tasks.main(["--test", args.test, "--tokenizer", tokenizer_path, "--out", args.tasks_file,
+                            "--per-cell", str(CALIBRATION_PER_CELL), "--seed", str(CALIBRATION_SEED),
+                            "--exclude", held_out, "--id-prefix", "cal-", "--max-seq-len", str(max_seq_len)])
     if not os.path.exists(args.tasks_file):
         data_tasks.main(["--test", args.test, "--tokenizer", tokenizer_path, "--out", args.tasks_file,
                         "--per-cell", str(args.per_cell), "--max-seq-len", str(max_seq_len)])

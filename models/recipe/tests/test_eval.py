@@ -729,6 +729,25 @@ class TaskCutting(unittest.TestCase):
         holes = [(t["path"], t["start"]) for t in more]
         self.assertEqual(len(set(holes)), len(holes), "no hole is taken twice")
 
+    def test_a_second_set_cut_around_the_first_takes_none_of_its_holes(self):
+        # The gate's calibration set (eval_calibrate.py): another seed, no hole overlapping a reported task.
+        records = sample_records()
+        first = tasks_mod.build_tasks(records, self.counter, per_cell=2, seed=0, max_span_tokens=24,
+                                      context_tokens=40, max_per_file=3)
+        exclude = tasks_mod.excluded_holes(first)
+        with contextlib.redirect_stderr(io.StringIO()):
+            second = tasks_mod.build_tasks(records, self.counter, per_cell=2, seed=1, max_span_tokens=24,
+                                           context_tokens=40, max_per_file=3, exclude=exclude, id_prefix="cal-")
+        self.assertTrue(second)
+        self.assertTrue(all(t["id"].startswith("cal-") for t in second))
+        for task in second:
+            self.assertFalse(tasks_mod.overlaps_any(task, tasks_mod.Hole(task["start"], task["end"]), exclude))
+            for other in first:
+                if (other["package"], other["path"]) == (task["package"], task["path"]):
+                    self.assertTrue(task["end"] <= other["start"] or other["end"] <= task["start"])
+        self.assertTrue(tasks_mod.overlaps_any(first[0], tasks_mod.Hole(first[0]["start"], first[0]["start"] + 1),
+                                               exclude), "the check itself sees an overlap")
+
     def test_files_are_taken_one_package_at_a_time(self):
         files = [{"package": "big"} for _ in range(6)] + [{"package": "small"}, {"package": "tiny"}]
         order = tasks_mod.package_balanced_order(files, random.Random(0))

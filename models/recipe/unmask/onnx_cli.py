@@ -136,5 +136,7 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options, fixed_bucket: O
         out.append({"completion": got["completion"], "tokens": None, "order": order,
                     "nfe": got["model_calls"], "mean_confidence": got.get("mean_confidence"),
                     "source": got.get("source", "model" if got["completion"].strip() else None),
+                    # The gate's numbers for the shown completion and its calibrated score (server/protocol/gate.ts).
+                    "gate": got.get("gate"),
                     "candidates": [c["text"] for c in got.get("candidates", [])] or [got["completion"]]})
     return out, seconds

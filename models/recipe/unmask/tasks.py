@@ -270,12 +270,29 @@ def package_balanced_order(files: list[dict], rng: random.Random) -> list[int]:
     return order
 
 
+def overlaps_any(record: dict, hole: Hole, exclude: dict[tuple, list[tuple[int, int]]]) -> bool:
+    """Whether `hole` in `record`'s file overlaps a hole of `exclude` ((package, path) -> [(start, end)])."""
+    return any(hole.start < end and start < hole.end
+               for start, end in exclude.get((record.get("package"), record.get("path")), ()))
+
+
+def excluded_holes(tasks: Iterable[dict]) -> dict[tuple, list[tuple[int, int]]]:
+    """The holes of existing tasks by file, for build_tasks' `exclude`."""
+    out: dict[tuple, list[tuple[int, int]]] = {}
+    for task in tasks:
+        out.setdefault((task.get("package"), task.get("path")), []).append((task["start"], task["end"]))
+    return out
+
+
 def build_tasks(records: list[dict], counter: TokenCounter, per_cell: int, seed: int, max_span_tokens: int,
                 context_tokens: int, prefix_share: float = 0.75, kinds: tuple[str, ...] = KINDS,
-                max_per_file: int = 1) -> list[dict]:
+                max_per_file: int = 1, exclude: Optional[dict[tuple, list[tuple[int, int]]]] = None,
+                id_prefix: str = "") -> list[dict]:
     """`per_cell` tasks for every (language group, kind), packages taken in turn. A pass over the files uses each
     file at most once; up to `max_per_file` passes are made while the cell lacks tasks (a hole already taken from a
-    file is not taken again)."""
+    file is not taken again). A hole that overlaps one of `exclude` (excluded_holes: another task set's, e.g. the
+    held-out eval's when cutting the gate's calibration set) is not taken either. Ids start with `id_prefix`."""
+    exclude = exclude or {}
     tasks = []
     for group, languages in GROUPS.items():
         files = sorted((r for r in records if r.get("language") in languages), key=lambda r: (r["package"], r["path"]))
@@ -288,11 +305,11 @@ def build_tasks(records: list[dict], counter: TokenCounter, per_cell: int, seed:
                     if made == per_cell:
                         break
                     hole = CUTTERS[kind](files[index]["text"], rng, counter, max_span_tokens)
-                    if hole is None or (index, hole) in taken:
+                    if hole is None or (index, hole) in taken or overlaps_any(files[index], hole, exclude):
                         continue
                     taken.add((index, hole))
                     task = make_task(files[index], hole, kind, counter, context_tokens, prefix_share)
-                    task["id"] = f"{GROUP_SHORT[group]}-{KIND_SHORT[kind]}-{made:04d}"
+                    task["id"] = f"{id_prefix}{GROUP_SHORT[group]}-{KIND_SHORT[kind]}-{made:04d}"
                     tasks.append(task)
                     made += 1
             if made < per_cell:
