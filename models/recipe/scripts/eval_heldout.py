@@ -68,7 +68,7 @@ from unmask.checkpoint import Loaded, load
 from unmask.loss_eval import test_nll
 from unmask.metrics import (arness_profile, copy_from_file, degenerate, edit_similarity, exact_match,
                             first_line_exact, nanmean, ARNESS_K)
-from unmask.onnx_cli import cache_ngram_record, other_open_files, run_onnx_cli
+from unmask.onnx_cli import other_open_files, run_onnx_cli, setting_record
 from unmask.syntax import SyntaxBatch
 from unmask.tasks import GROUP_OF
 
@@ -357,6 +357,9 @@ def parse_args(argv=None):
     a("--cli-latency-budget", type=int, default=0, metavar="MS",
       help="with --onnx-cli: run the CLI with --latency-budget MS (unmask.latencyBudgetMs: a step after which another "
            "would end past the deadline commits every remaining token); 0: every step, as explicit requests run")
+    a("--cli-multiline", default=None, choices=["auto", "always", "never"],
+      help="with --onnx-cli: run the CLI with --multiline (unmask.multiline: auto cuts a completion to one line when "
+           "the cursor follows code on its line; always keeps every line, as before session 8); default: the CLI's")
     a("--cli-cache-ngram", default=None, choices=["on", "off"],
       help="with --onnx-cli: run the CLI with --cache-ngram on|off (unmask.cacheNgram: the cache n-gram model of the "
            "file's tokens mixed into the sampler where a position's left neighbours are written); default: the "
@@ -465,7 +468,7 @@ def main(argv=None) -> dict:
                 print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
             copy_mins = parse_list(args.cli_copy_min_match, int) or [None]
             for copy_min in (copy_mins if args.onnx_cli else []):
-                extra = ({} if copy_min is None else {"copy_min_match": copy_min}) | cache_ngram_record(args)
+                extra = ({} if copy_min is None else {"copy_min_match": copy_min}) | setting_record(args)
                 outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args,
                                                 copy_min_match=copy_min)
                 runs.append(score_run("onnx", task_list, outputs, syntax, original_ok, seconds,
@@ -474,7 +477,7 @@ def main(argv=None) -> dict:
             at_focus = (strategy, steps) == (focus_strategy, int(focus_steps))
             for n in (parse_list(args.onnx_candidates, int) if args.onnx_cli and at_focus else []):
                 for copy_min in copy_mins:
-                    extra = ({} if copy_min is None else {"copy_min_match": copy_min}) | cache_ngram_record(args)
+                    extra = ({} if copy_min is None else {"copy_min_match": copy_min}) | setting_record(args)
                     outputs, seconds = run_onnx_cli(args.onnx_cli, task_list, options, fixed_bucket, buckets, args, n,
                                                     copy_min_match=copy_min)
                     for pick, picked in (("ranked", outputs), ("best", best_of(task_list, outputs))):

@@ -27,7 +27,7 @@ from unmask import metrics, paths, sample
 from unmask import tasks as tasks_mod
 from unmask.card import replace_section
 from unmask.metrics import arness_profile, edit_similarity, exact_match, levenshtein
-from unmask.onnx_cli import cache_ngram_flags, cache_ngram_record, run_onnx_cli
+from unmask.onnx_cli import run_onnx_cli, setting_flags, setting_record
 from unmask.report import markdown, run_label
 from unmask.syntax import SyntaxBatch, python_parses
 from unmask.tasks import GROUP_OF
@@ -852,15 +852,20 @@ class CacheNgramThroughTheCli(unittest.TestCase):
 
     def test_the_flags_given_reach_the_cli_and_the_record(self):
         args = argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_weight=0.8, cli_cache_ngram_order=None)
-        self.assertEqual(cache_ngram_flags(args), ["--cache-ngram", "on", "--cache-ngram-weight", "0.8"])
-        self.assertEqual(cache_ngram_record(args), {"cache_ngram": "on", "cache_ngram_weight": 0.8})
+        self.assertEqual(setting_flags(args), ["--cache-ngram", "on", "--cache-ngram-weight", "0.8"])
+        self.assertEqual(setting_record(args), {"cache_ngram": "on", "cache_ngram_weight": 0.8})
+
+    def test_the_line_policy_reaches_the_cli_and_names_the_row(self):
+        args = argparse.Namespace(cli_multiline="always")
+        self.assertEqual(setting_flags(args), ["--multiline", "always"])
+        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **setting_record(args)}), "onnx model only multiline always")
 
     def test_none_given_leaves_the_cli_at_its_defaults(self):
-        self.assertEqual(cache_ngram_flags(argparse.Namespace()), [])
-        self.assertEqual(cache_ngram_record(argparse.Namespace(cli_cache_ngram=None)), {})
+        self.assertEqual(setting_flags(argparse.Namespace()), [])
+        self.assertEqual(setting_record(argparse.Namespace(cli_cache_ngram=None)), {})
 
     def test_the_table_says_which_rows_mixed_the_cache_in(self):
-        on = cache_ngram_record(argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_weight=0.5,
+        on = setting_record(argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_weight=0.5,
                                                    cli_cache_ngram_order=6))
         self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **on}),
                          "onnx model only +cache n-gram w 0.5 order 6")
@@ -898,8 +903,8 @@ class OtherOpenFiles(unittest.TestCase):
 
     def test_the_count_reaches_the_cli_and_names_the_rows(self):
         args = argparse.Namespace(cli_cache_ngram="on", cli_cache_ngram_open_documents=3)
-        self.assertEqual(cache_ngram_flags(args), ["--cache-ngram", "on", "--cache-ngram-open-documents", "3"])
-        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **cache_ngram_record(args)}),
+        self.assertEqual(setting_flags(args), ["--cache-ngram", "on", "--cache-ngram-open-documents", "3"])
+        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **setting_record(args)}),
                          "onnx model only +cache n-gram open docs 3")
 
 

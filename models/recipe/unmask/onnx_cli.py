@@ -37,23 +37,25 @@ def answer(answers: dict, i: int, name: str) -> dict:
     return got
 
 
-def cache_ngram_flags(args) -> list[str]:
-    """The CLI's cache n-gram flags for the eval's --cli-cache-ngram* options (none given: the CLI's defaults)."""
+def setting_flags(args) -> list[str]:
+    """The CLI's flags for the eval's --cli-cache-ngram* and --cli-multiline options (none given: the CLI's defaults)."""
     flags = []
     for option, flag in (("cli_cache_ngram", "--cache-ngram"), ("cli_cache_ngram_weight", "--cache-ngram-weight"),
                          ("cli_cache_ngram_order", "--cache-ngram-order"),
-                         ("cli_cache_ngram_open_documents", "--cache-ngram-open-documents")):
+                         ("cli_cache_ngram_open_documents", "--cache-ngram-open-documents"),
+                         ("cli_multiline", "--multiline")):
         if getattr(args, option, None) is not None:
             flags += [flag, str(getattr(args, option))]
     return flags
 
 
-def cache_ngram_record(args) -> dict:
-    """What a run records of the cache n-gram settings it was given (empty when it ran at the CLI's defaults)."""
+def setting_record(args) -> dict:
+    """What a run records of the CLI settings it was given (empty when it ran at the CLI's defaults)."""
     return {key: getattr(args, option) for key, option in (
         ("cache_ngram", "cli_cache_ngram"), ("cache_ngram_weight", "cli_cache_ngram_weight"),
         ("cache_ngram_order", "cli_cache_ngram_order"),
-        ("cache_ngram_open_documents", "cli_cache_ngram_open_documents")) if getattr(args, option, None) is not None}
+        ("cache_ngram_open_documents", "cli_cache_ngram_open_documents"),
+        ("multiline", "cli_multiline")) if getattr(args, option, None) is not None}
 
 
 def family(language: str) -> str:
@@ -127,7 +129,7 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options, fixed_bucket: O
             command += ["--copy-min-match", str(copy_min_match)]
         if getattr(args, "cli_latency_budget", 0) > 0:
             command += ["--latency-budget", str(args.cli_latency_budget)]
-        command += cache_ngram_flags(args)
+        command += setting_flags(args)
         answers, seconds = run_batch(command, results, str(REPO_DIR))
     out = []
     for i, task in enumerate(task_list):

@@ -78,6 +78,8 @@ def run_label(run: dict) -> str:
         copy += " +cache n-gram" + "".join(f" {name} {run[key]}" for name, key in (
             ("w", "cache_ngram_weight"), ("order", "cache_ngram_order"), ("open docs", "cache_ngram_open_documents"))
             if run.get(key) is not None)
+    if run.get("multiline"):
+        copy += f" multiline {run['multiline']}"
     if run.get("candidates"):
         return f"{run['model']} x{run['candidates']} {run['pick']}{copy}"
     if run["model"] == "onnx":
