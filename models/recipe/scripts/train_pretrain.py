@@ -87,6 +87,10 @@ def parse_args(argv=None):
     a("--p-whole", type=float, default=0.15, help="mdm: share of whole-window (non-infill) canvases")
     a("--p-line", type=float, default=0.5, help="share of line-aligned spans (else random runs of tokens)")
     a("--p-empty", type=float, default=0.05, help="share of empty spans (only end-of-span tokens)")
+    a("--p-rest", type=float, default=0.0,
+      help="share of rest-of-line spans: from a token inside a line through its newline (half of the time 1-3 lines "
+           "more), what the editor asks for while typing; the validation batches never use them, so valid numbers "
+           "stay comparable across runs"),
     a("--p-loose", type=float, default=0.5,
       help="mdm: share of spans padded to a larger bucket than the smallest that holds them (bucket = upper bound)")
     a("--fim-rate", type=float, default=0.5, help="ar: share of fill-in-the-middle sequences (PSM or SPM)")

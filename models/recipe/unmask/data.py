@@ -20,11 +20,11 @@ class Examples:
 
     def __init__(self, stream: common.TokenStream, special: dict, newline: np.ndarray, seq_len: int,
                  rng: np.random.Generator, p_whole: float, p_line: float, p_empty: float, fim_rate: float,
-                 p_loose: float = 0.0, spm_rate: float = 0.0):
+                 p_loose: float = 0.0, spm_rate: float = 0.0, p_rest: float = 0.0):
         self.s, self.sp, self.nl, self.T, self.rng = stream, special, newline, seq_len, rng
         self.spm_rate = spm_rate
         self.p_whole, self.p_line, self.p_empty, self.fim_rate = p_whole, p_line, p_empty, fim_rate
-        self.p_loose = p_loose
+        self.p_loose, self.p_rest = p_loose, p_rest
         if len(stream.starts) == 0:
             raise ValueError("empty token stream")
         self.file_cdf = np.cumsum(stream.lengths)  # files are drawn in proportion to their length
@@ -45,10 +45,23 @@ class Examples:
         return int(s.langs[f]), np.asarray(s.tokens[off:min(off + n, end)], dtype=np.int64)
 
     def span_end(self, w: np.ndarray, start: int, limit: int) -> tuple[int, int]:
-        """Picks one span [start', end) inside w[start:limit]: line-aligned, random-length or empty; <= 128 tokens."""
+        """Picks one span [start', end) inside w[start:limit]: empty, rest-of-line, line-aligned or random-length;
+        <= 128 tokens."""
         rng = self.rng
         if rng.random() < self.p_empty:
             return start, start
+        if rng.random() < self.p_rest:
+            # Rest of a line (--p-rest): from a token inside a line through the newline that ends it, and half of the
+            # time 1-3 lines more. What the editor asks for most: the cursor is usually mid-line while typing, and
+            # line-aligned spans always start at a line start while random runs rarely end at a line end.
+            nl = np.flatnonzero(self.nl[w[start:limit]]) + start
+            if len(nl) >= 2:
+                i = int(rng.integers(0, len(nl) - 1))
+                line_start, line_end = int(nl[i]) + 1, int(nl[i + 1])
+                if line_end > line_start:
+                    s0 = int(rng.integers(line_start + 1, line_end + 1)) if line_end > line_start + 1 else line_end
+                    j = i + 1 if rng.random() < 0.5 else min(i + 1 + int(rng.integers(1, 4)), len(nl) - 1)
+                    return s0, min(int(nl[j]) + 1, s0 + 128)
         if rng.random() < self.p_line:
             # Line-aligned: begin after a newline token, take 1-8 whole lines (half of the time one line).
             nl = np.flatnonzero(self.nl[w[start:limit]]) + start
@@ -188,7 +201,7 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([a.seed, self.rank, info.id if info else 0])
         ex = Examples(self.stream, sp, self.newline, a.max_seq_len, rng, a.p_whole, a.p_line, a.p_empty, a.fim_rate,
-                      a.p_loose, a.spm_rate)
+                      a.p_loose, a.spm_rate, getattr(a, "p_rest", 0.0))
         while True:
             if a.objective == "mdm":
                 yield mdm_batch(ex, a.batch_size, a.eps, rng, sp["pad"], sp["mask"])
