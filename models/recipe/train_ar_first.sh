@@ -12,6 +12,7 @@
 #                 weights/<name>-ar.pt); empty: stage 1 starts from scratch
 #   MDM_INIT      checkpoint stage 2 continues from (a committed denoiser); empty: stage 2 starts from stage 1's model
 #   THREADS       torch threads (default 2: both cores)
+#   P_REST        stage 2's share of rest-of-line spans (default 0.3; 0: none, as before session 8)
 #   AR_SCHEDULE   stage 1's lr schedule (default wsd: warmup-stable-decay; it also writes runs/$NAME-ar/stable.pt, the
 #                 model at the peak lr that the next session continues from: AR_INIT=weights/<name>-ar-stable.pt)
 set -euo pipefail
@@ -27,6 +28,9 @@ AR_SCHEDULE=${AR_SCHEDULE:-wsd}
 # and 39 CPU-s with tcmalloc (2 s in the kernel); jemalloc was slower than glibc.
 TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 [ -e "$TCMALLOC" ] && export LD_PRELOAD=$TCMALLOC
+# Stage 2's share of rest-of-line spans (--p-rest): session 8 adapted the same causal model twice at equal CPU time
+# (~36 min), without and with 0.3: held-out weights-only first-line exact 4.2% -> 5.5%, degenerate 10.8% -> 8.8%.
+P_REST=${P_REST:-0.3}
 SIZE=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq-len 256 --batch-size 16)
 
 AR_CKPT=${AR_INIT:-}
@@ -37,5 +41,5 @@ if [ "$AR_MINUTES" != 0 ]; then
 fi
 if [ "$MDM_MINUTES" != 0 ]; then
   "$PY" -m scripts.train_pretrain --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
-      --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --init-from "${MDM_INIT:-$AR_CKPT}"
+      --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --p-rest "$P_REST" --init-from "${MDM_INIT:-$AR_CKPT}"
 fi
