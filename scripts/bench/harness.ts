@@ -92,8 +92,13 @@ const cacheNgram = args['cache-ngram'] === undefined ? defaultConfig().cacheNgra
 /** unmask.cacheNgramOpenDocuments for the server rows (default: the setting's default). */
 const openDocuments = args['open-documents'] === undefined ? defaultConfig().cacheNgramOpenDocuments : Number(args['open-documents']);
 if (!(Number.isInteger(openDocuments) && openDocuments >= 0 && openDocuments <= 8)) throw new Error('--open-documents must be a whole number from 0 to 8');
-/** The cache settings every server row runs with. */
-const serverCache = { cacheNgram, cacheNgramOpenDocuments: openDocuments };
+/**
+ * The settings every server row runs with: the cache's, and no gate (unmask.minConfidence 0). The gate decides after
+ * the generation, so it changes no latency, but with it the "shown" columns would count what the gate lets through
+ * on these few bench documents instead of whether the server answered with a suggestion (eval_calibrate.py measures
+ * the gate on held-out tasks).
+ */
+const serverCache = { cacheNgram, cacheNgramOpenDocuments: openDocuments, minConfidence: 0 };
 const spans = args.quick ? [32] : SPANS;
 const steps = args.quick ? [8] : STEPS;
 
