@@ -54,7 +54,9 @@ class BrokenWorkerServer {
   }
 
   async start(): Promise<void> {
-    const settings = { modelPath: this.modelDir, device: 'cpu', threads: 1, steps: 2, maxSpanTokens: 8, contextTokens: 64, candidates: this.rows, inlineCandidates: 2 };
+    // No gate (minConfidence 0): "the next request completes" must not depend on whether the gate passes the tiny
+    // model's suggestion.
+    const settings = { modelPath: this.modelDir, device: 'cpu', threads: 1, steps: 2, maxSpanTokens: 8, contextTokens: 64, candidates: this.rows, inlineCandidates: 2, minConfidence: 0 };
     const env = { UNMASK_FAULT_WORKER: this.broken === 'hang' ? HANGING_WORKER : CRASHING_WORKER, UNMASK_FAULT_DEADLINE_MS: String(DEADLINE_MS) };
     this.client = new TestClient(settings, env);
     await this.client.initialize();
