@@ -5,6 +5,7 @@
  * that became empty or identical.
  * No LSP types here.
  */
+import { cursorMidLine } from '../engine/gate-features';
 import { type Denoiser, infill, type InfillHooks, type InfillResult } from '../engine/infill';
 import type { SamplerOptions } from '../engine/types';
 import type { LoadedModel } from '../runtime/model';
@@ -88,8 +89,7 @@ export function dropRepeatedLines(text: string, suffix: string): string {
  */
 export function limitLines(text: string, prefix: string, mode: MultilineMode): string {
   if (mode === 'always') return text;
-  const cursorLine = prefix.slice(prefix.lastIndexOf('\n') + 1);
-  if (mode === 'auto' && cursorLine.trim() === '') return text;
+  if (mode === 'auto' && !cursorMidLine(prefix)) return text;
   const firstCode = text.search(/\S/u);
   if (firstCode === -1) return text;
   const lineEnd = text.indexOf('\n', firstCode);
