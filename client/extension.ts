@@ -85,6 +85,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Unmask
       languageId,
       clientError,
       triggerMode: config.triggerMode,
+      minConfidence: config.minConfidence,
     });
   };
 

@@ -29,6 +29,8 @@ export interface ClientSide {
   readonly clientError?: string;
   /** unmask.triggerMode; "manual" is shown in the label. */
   readonly triggerMode?: TriggerMode;
+  /** unmask.minConfidence: suggestions made as you type are shown from this score on. */
+  readonly minConfidence?: number;
 }
 
 const ICONS = {
@@ -75,13 +77,18 @@ export function describeStatus(server: StatusParams | undefined, client: ClientS
       lines.push(`Last completion: ${formatLatency(server.lastLatencyMs)}`);
       if (server.state === 'ready') label = `Unmask ${formatLatency(server.lastLatencyMs)}`;
     }
+    if (server.lastSuggestion) lines.push(`Last suggestion as you type: ${server.lastSuggestion}`);
   }
 
   if (client.triggerMode === 'manual') {
     label += ' (manual)';
     lines.push(`Trigger mode: manual. Press ${TRIGGER_KEY_LABEL} (Unmask: Suggest at Cursor) for a suggestion.`);
   } else if (client.triggerMode === 'automatic') {
-    lines.push('Trigger mode: automatic (suggestions as you type).');
+    const gate =
+      client.minConfidence !== undefined && client.minConfidence > 0
+        ? `, shown at confidence >= ${client.minConfidence} (unmask.minConfidence)`
+        : '';
+    lines.push(`Trigger mode: automatic (suggestions as you type${gate}).`);
   }
 
   let warning = false;

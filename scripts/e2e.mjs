@@ -622,7 +622,13 @@ async function testGating(page, dirs) {
   const settingsFile = path.join(dirs.workspace, '.vscode', 'settings.json');
   try {
     writeJson(settingsFile, { 'unmask.minConfidence': 1 });
-    await page.waitForTimeout(3_000); // The file watcher, then the server pulls the new configuration.
+    // The file watcher is slow on a loaded machine (3 s was once too little): wait until the status bar's tooltip
+    // shows the new threshold. The language client forwards the same change, and the server pulls it, at once.
+    await waitFor('the status bar to show unmask.minConfidence 1', 30_000, async () => {
+      const status = await unmaskStatus(page);
+      return status?.title.includes('shown at confidence >= 1 (unmask.minConfidence)') ? status : undefined;
+    });
+    await page.waitForTimeout(500);
     await openFile(page, GATE_FILE);
     await waitForServerReady(page);
     const indent = GATE_TEXT.split('\n')[1];
@@ -633,6 +639,11 @@ async function testGating(page, dirs) {
       if ((await ghostText(page)).visible) throw new Error('ghost text appeared while typing with unmask.minConfidence 1');
       await page.waitForTimeout(200);
     }
+    // The server generated and withheld (rather than never asked): the status says what became of the suggestion.
+    const withheld = await waitFor('the status bar to say the suggestion was withheld', 15_000, async () => {
+      const status = await unmaskStatus(page);
+      return status?.title.match(/Last suggestion as you type: (withheld, confidence [0-9.]+ < 1)/)?.[1];
+    });
     await page.keyboard.press('Control+Alt+Backslash');
     const ghost = await waitFor('ghost text after Ctrl+Alt+\\ (explicit requests are not gated)', GHOST_TEXT_TIMEOUT_MS, async () => {
       const g = await ghostText(page);
@@ -640,7 +651,7 @@ async function testGating(page, dirs) {
     });
     await screenshot(page, '03c-gated-explicit-ghost-text');
     await page.keyboard.press('Escape');
-    return `no ghost text for ${MANUAL_QUIET_MS} ms of typing at unmask.minConfidence 1; Ctrl+Alt+\\ showed ${JSON.stringify([ghost.inline, ...ghost.lines].join('\n'))}`;
+    return `no ghost text for ${MANUAL_QUIET_MS} ms of typing at unmask.minConfidence 1 (status: ${withheld}); Ctrl+Alt+\\ showed ${JSON.stringify([ghost.inline, ...ghost.lines].join('\n'))}`;
   } finally {
     await page.keyboard.press('Escape');
     await saveAndRead(page, path.join(dirs.workspace, GATE_FILE)); // Leave no dirty editor behind.

@@ -38,6 +38,11 @@ export interface StatusParams {
   lastRestart?: string;
   /** How many times the inference worker was replaced since the model loaded; absent before the first time. */
   workerRestarts?: number;
+  /**
+   * What became of the last suggestion made as you type: shown, or withheld by the gate (unmask.minConfidence), with
+   * its score, so that a user who sees no ghost text can tell a withheld suggestion from a server that did nothing.
+   */
+  lastSuggestion?: string;
 }
 /** Sent by the server whenever its state changes. */
 export const StatusNotification = 'unmask/status';

@@ -154,6 +154,14 @@ export class ModelHost {
     });
   }
 
+  /**
+   * Records what became of the last suggestion made as you type (StatusParams.lastSuggestion). Not published on its
+   * own: the generation's end, which follows, publishes the status once with it.
+   */
+  noteSuggestion(outcome: string): void {
+    this.status = { ...this.status, lastSuggestion: outcome };
+  }
+
   get lastStatus(): StatusParams {
     return this.status;
   }

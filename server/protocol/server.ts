@@ -35,7 +35,7 @@ import { SyntaxChecker } from '../runtime/syntax';
 import { BudgetReserve } from './budget-reserve';
 import { bestHoleFill, completionGate, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
 import { copyMatch, withCopyFirst } from './copy-candidate';
-import { describeGate, worthShowing } from './gate';
+import { describeGate, gateScore, worthShowing } from './gate';
 import { complete } from './completion';
 import { DocumentTokens } from './document-tokens';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
@@ -302,9 +302,13 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         if (!explicit) reserve.observe(latencyMs - result.totalMs);
         finishTrace(result.trace, uri, 'inline', latencyMs);
         if (!worthShowing(gate, config.minConfidence, explicit)) {
-          if (gate) log(`inline: suggestion withheld (${describeGate(gate)} < unmask.minConfidence ${config.minConfidence})`);
+          if (gate) {
+            log(`inline: suggestion withheld (${describeGate(gate)} < unmask.minConfidence ${config.minConfidence})`);
+            host.noteSuggestion(`withheld, confidence ${gateScore(gate).toFixed(2)} < ${config.minConfidence} (unmask.minConfidence)`);
+          }
           return [];
         }
+        if (gate && !explicit) host.noteSuggestion(`shown, confidence ${gateScore(gate).toFixed(2)} >= ${config.minConfidence} (unmask.minConfidence)`);
         return inlineItems(texts, source, params.position);
       },
       () => [],

@@ -177,6 +177,8 @@ describe('the language server', () => {
       const withheld = client.logs.slice(since).find((l) => l.includes('inline: suggestion withheld'));
       assert.ok(withheld, `a log line says why: ${JSON.stringify(client.logs.slice(since))}`);
       assert.match(withheld, /gate score 0\.\d{3}: .* < unmask\.minConfidence 1\)/);
+      const status = client.statuses.at(-1);
+      assert.match(status?.lastSuggestion ?? '', /^withheld, confidence 0\.\d\d < 1 \(unmask\.minConfidence\)$/, 'the status says so too');
       assert.ok((await ask(InlineCompletionTriggerKind.Invoked)).length >= 1, 'an explicit request is not gated');
     } finally {
       await client.changeSettings({ minConfidence: 0 });

@@ -30,6 +30,15 @@ describe('the status bar text', () => {
     assert.doesNotMatch(describeStatus({ state: 'ready', device: 'cpu' }).tooltip, /Inference worker/);
   });
 
+  it('says what became of the last suggestion made as you type, and from which score they are shown', () => {
+    const lastSuggestion = 'withheld, confidence 0.05 < 0.14 (unmask.minConfidence)';
+    const view = describeStatus({ state: 'ready', lastSuggestion }, { triggerMode: 'automatic', minConfidence: 0.14 });
+    assert.match(view.tooltip, /Last suggestion as you type: withheld, confidence 0\.05 < 0\.14/);
+    assert.match(view.tooltip, /suggestions as you type, shown at confidence >= 0\.14 \(unmask\.minConfidence\)/);
+    const ungated = describeStatus({ state: 'ready' }, { triggerMode: 'automatic', minConfidence: 0 }).tooltip;
+    assert.doesNotMatch(ungated, /confidence|Last suggestion/);
+  });
+
   it('spins while generating', () => {
     assert.match(describeStatus({ state: 'busy' }).text, /sync~spin/);
   });
