@@ -373,6 +373,14 @@ def parse_args(argv=None):
       help="with --onnx-cli: give each task N other files of its package and language family from --test as the "
            "editor's other open documents (nearest folder first; onnx_cli.other_open_files) and run the CLI with "
            "--cache-ngram-open-documents N (unmask.cacheNgramOpenDocuments); default: none given, the CLI's default")
+    a("--cli-related-context-tokens", type=int, default=None, metavar="N",
+      help="with --onnx-cli: the CLI's --related-context-tokens (unmask.relatedContextTokens: canvas tokens for chunks "
+           "of the other open files, for a model trained with them, train_pretrain --p-related; 0: none); default: the "
+           "CLI's")
+    a("--open-files", type=int, default=None, metavar="N",
+      help="with --onnx-cli: give each task N other files of its package and language family from --test as the "
+           "editor's other open documents (onnx_cli.other_open_files), for the cache n-gram model and the related "
+           "snippets; default: --cli-cache-ngram-open-documents, else none")
     a("--copy-baseline", action="store_true",
       help="also score the copy-from-file lookup (row 'copy'): the longest tail of the text before the cursor that "
            "occurs elsewhere in the context, and what followed it to the end of that line (metrics.copy_from_file)")
@@ -439,17 +447,20 @@ def main(argv=None) -> dict:
     print(f"eval: {len(task_list)} tasks, {len(strategies)} strategies x {len(steps_list)} step counts on {device}",
           file=sys.stderr)
 
-    if getattr(args, "cli_cache_ngram_open_documents", None):
+    open_files = getattr(args, "open_files", None)
+    if open_files is None:
+        open_files = getattr(args, "cli_cache_ngram_open_documents", None)
+    if open_files:
         split = args.test
         if not os.path.exists(split):
-            raise SystemExit(f"eval: --cli-cache-ngram-open-documents reads other files from the test split; {split} is missing")
+            raise SystemExit(f"eval: --open-files reads other files from the test split; {split} is missing")
         opener = gzip.open if split.endswith(".gz") else open
         with opener(split, "rt", encoding="utf-8") as f:
             files = [json.loads(line) for line in f if line.strip()]
-        task_list = [{**t, "related": other_open_files(t, files, args.cli_cache_ngram_open_documents)} for t in task_list]
+        task_list = [{**t, "related": other_open_files(t, files, open_files)} for t in task_list]
         given = [len(t["related"]) for t in task_list]
-        print(f"eval: {sum(given) / len(given):.1f} other open files per task (at most "
-              f"{args.cli_cache_ngram_open_documents}) from {split}", file=sys.stderr)
+        print(f"eval: {sum(given) / len(given):.1f} other open files per task (at most {open_files}) from {split}",
+              file=sys.stderr)
 
     syntax = SyntaxBatch(args.node)
     original_ok = [syntax.add(t["language"], t.get("path"), t["file"]) for t in task_list]

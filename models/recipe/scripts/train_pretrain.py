@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from unmask import checkpoint, common
+from unmask import checkpoint, common, related
 from unmask.data import Batches, make_valid, to_device
 from unmask.loss_eval import LN2, ARObjective, MDMObjective, validation_bits
 from unmask.model import build_model, count_params
@@ -91,6 +91,13 @@ def parse_args(argv=None):
       help="share of rest-of-line spans: from a token inside a line through its newline (half of the time 1-3 lines "
            "more), what the editor asks for while typing; the validation batches never use them, so valid numbers "
            "stay comparable across runs"),
+    a("--p-related", type=float, default=0.0,
+      help="mdm: share of infill canvases that begin with snippets of other files of the same package (chunks chosen "
+           "as the extension does, unmask/related.py), so the model can copy from the workspace; the checkpoint then "
+           "declares the layout (ONNX fact unmask.related_context) and the extension uses it. Validation batches never "
+           "have snippets"),
+    a("--related-max-tokens", type=int, default=128,
+      help="mdm, with --p-related: most canvas tokens the snippets take (each canvas draws its budget from 24..this)"),
     a("--p-loose", type=float, default=0.5,
       help="mdm: share of spans padded to a larger bucket than the smallest that holds them (bucket = upper bound)")
     a("--fim-rate", type=float, default=0.5, help="ar: share of fill-in-the-middle sequences (PSM or SPM)")
@@ -126,6 +133,9 @@ def main(argv=None):
               "span_buckets": list(common.SPAN_BUCKETS)}
     model = build_model(config).to(dev)
     config = dict(model.config)
+    if args.objective == "mdm" and args.p_related > 0:
+        # The layout the model learns to read; the extension places snippets only for a model that declares it.
+        config["related_context"] = {"layout": related.LAYOUT, "max_tokens": args.related_max_tokens}
     # The stages this checkpoint continues (oldest first), so a card can report the whole training and its commands.
     init = checkpoint.read(args.init_from, dev) if args.init_from else None
     if init is not None:

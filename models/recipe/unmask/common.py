@@ -111,6 +111,7 @@ class TokenStream:
     starts: np.ndarray  # [F] int64
     lengths: np.ndarray  # [F] int64
     langs: np.ndarray  # [F] int64
+    packages: np.ndarray | None = None  # [F] int64: the package each file comes from (an index), for related files
 
     def file_of(self, offset: int) -> int:
         """The index of the file that holds stream position `offset`."""
@@ -135,7 +136,15 @@ def token_stream(split: str, corpus_dir: str | Path = CORPUS_DIR, tokenizer_path
         _tokenise_split(corpus_path, tokenizer_path, bin_path, idx_path)
     index = np.load(idx_path)  # [F, 3]: start, length, lang id
     tokens = np.memmap(bin_path, dtype=np.uint16, mode="r")
-    return TokenStream(tokens, index[:, 0].copy(), index[:, 1].copy(), index[:, 2].copy())
+    pkg_path = cache / f"{split}-{key}.pkg.npy"
+    if not pkg_path.exists():  # written beside the token cache (caches from before session 9 lack it)
+        names: dict[str, int] = {}
+        pkgs = [names.setdefault(r.get("package", ""), len(names)) for r in read_corpus(corpus_path)]
+        np.save(pkg_path, np.asarray(pkgs, dtype=np.int64))
+    packages = np.load(pkg_path)
+    if len(packages) != len(index):
+        raise ValueError(f"{pkg_path}: {len(packages)} packages for {len(index)} files (delete it to rebuild)")
+    return TokenStream(tokens, index[:, 0].copy(), index[:, 1].copy(), index[:, 2].copy(), packages)
 
 
 def _tokenise_split(corpus_path: Path, tokenizer_path, bin_path: Path, idx_path: Path, batch: int = 256) -> None:

@@ -12,7 +12,16 @@ import math
 import numpy as np
 import torch
 
-from unmask import canvas, common
+from unmask import canvas, common, related
+
+
+# Snippets of other files (--p-related): each canvas draws its budget from RELATED_MIN_TOKENS..related_max and its
+# candidate chunks from up to RELATED_FILES other files of the package (same language), RELATED_EXCERPT tokens of each:
+# the extension hands the engine up to 3 other open documents, a few thousand tokens of each.
+RELATED_MAX_TOKENS = 128
+RELATED_MIN_TOKENS = 24
+RELATED_FILES = 3
+RELATED_EXCERPT = 1024
 
 
 class Examples:
@@ -20,7 +29,8 @@ class Examples:
 
     def __init__(self, stream: common.TokenStream, special: dict, newline: np.ndarray, seq_len: int,
                  rng: np.random.Generator, p_whole: float, p_line: float, p_empty: float, fim_rate: float,
-                 p_loose: float = 0.0, spm_rate: float = 0.0, p_rest: float = 0.0):
+                 p_loose: float = 0.0, spm_rate: float = 0.0, p_rest: float = 0.0, p_related: float = 0.0,
+                 related_max: int = RELATED_MAX_TOKENS):
         self.s, self.sp, self.nl, self.T, self.rng = stream, special, newline, seq_len, rng
         self.spm_rate = spm_rate
         self.p_whole, self.p_line, self.p_empty, self.fim_rate = p_whole, p_line, p_empty, fim_rate
@@ -28,6 +38,15 @@ class Examples:
         if len(stream.starts) == 0:
             raise ValueError("empty token stream")
         self.file_cdf = np.cumsum(stream.lengths)  # files are drawn in proportion to their length
+        self.last_file = -1  # the file the last window() came from
+        self.p_related, self.related_max = p_related, related_max
+        self.siblings: dict[tuple[int, int], np.ndarray] = {}  # (package, lang) -> its files
+        if p_related > 0:
+            if stream.packages is None:
+                raise ValueError("--p-related needs the files' packages (common.token_stream writes them)")
+            keys = stream.packages * 1000 + stream.langs
+            for k in np.unique(keys):
+                self.siblings[(int(k) // 1000, int(k) % 1000)] = np.flatnonzero(keys == k)
 
     def window(self, n: int) -> tuple[int, np.ndarray]:
         """(language tag id, up to n tokens of one file [n'] int64). Starts at a random token, sometimes at the start
@@ -42,7 +61,21 @@ class Examples:
             off = end - n
         else:
             off = int(rng.integers(first, end - n + 1))
+        self.last_file = f
         return int(s.langs[f]), np.asarray(s.tokens[off:min(off + n, end)], dtype=np.int64)
+
+    def related_docs(self, f: int) -> list[np.ndarray]:
+        """Excerpts (RELATED_EXCERPT tokens at a random place) of up to RELATED_FILES other files of file f's package
+        in its language: what the extension's other open documents are to the file being edited."""
+        s, rng = self.s, self.rng
+        pool = self.siblings.get((int(s.packages[f]), int(s.langs[f])), np.zeros(0, np.int64))
+        pool = pool[pool != f]
+        docs = []
+        for g in rng.permutation(pool)[:RELATED_FILES]:
+            first, end = int(s.starts[g]) + 1, int(s.starts[g] + s.lengths[g])
+            off = int(rng.integers(first, max(first, end - RELATED_EXCERPT) + 1))
+            docs.append(np.asarray(s.tokens[off:min(off + RELATED_EXCERPT, end)], dtype=np.int64))
+        return docs
 
     def span_end(self, w: np.ndarray, start: int, limit: int) -> tuple[int, int]:
         """Picks one span [start', end) inside w[start:limit]: empty, rest-of-line, line-aligned or random-length;
@@ -95,6 +128,10 @@ class Examples:
             span = np.ones(T, dtype=bool)
             span[0] = False
             return toks, span, 1
+        budget = 0  # canvas tokens kept for snippets of other files (--p-related)
+        if self.p_related > 0 and self.rng.random() < self.p_related:
+            budget = int(self.rng.integers(RELATED_MIN_TOKENS, self.related_max + 1))
+        T = T - budget  # the file's own canvas: [lang] text and spans
         for _ in range(10):
             lang, w = self.window(T - 1)
             n = len(w)
@@ -117,6 +154,13 @@ class Examples:
                 continue
             pieces.append(w[prev:prev + T - used])
             masks.append(np.zeros(len(pieces[-1]), bool))
+            if budget:
+                # The query is what the engine sees: the last ids before the first hole (pieces[1] is the text there).
+                query = pieces[1][-related.QUERY_TOKENS:]
+                chunks = related.select(query, self.related_docs(self.last_file), self.nl, budget)
+                extra = related.layout(chunks, self.sp["file"])
+                pieces.insert(1, extra)
+                masks.insert(1, np.zeros(len(extra), bool))
             return np.concatenate(pieces), np.concatenate(masks), 0
         raise RuntimeError("could not place a span in 10 windows (is the corpus empty?)")
 
@@ -201,7 +245,8 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([a.seed, self.rank, info.id if info else 0])
         ex = Examples(self.stream, sp, self.newline, a.max_seq_len, rng, a.p_whole, a.p_line, a.p_empty, a.fim_rate,
-                      a.p_loose, a.spm_rate, getattr(a, "p_rest", 0.0))
+                      a.p_loose, a.spm_rate, getattr(a, "p_rest", 0.0), getattr(a, "p_related", 0.0),
+                      getattr(a, "related_max_tokens", RELATED_MAX_TOKENS))
         while True:
             if a.objective == "mdm":
                 yield mdm_batch(ex, a.batch_size, a.eps, rng, sp["pad"], sp["mask"])

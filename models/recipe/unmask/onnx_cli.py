@@ -38,12 +38,14 @@ def answer(answers: dict, i: int, name: str) -> dict:
 
 
 def setting_flags(args) -> list[str]:
-    """The CLI's flags for the eval's --cli-cache-ngram* and --cli-multiline options (none given: the CLI's defaults)."""
+    """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline and --cli-related-context-tokens options (none
+    given: the CLI's defaults)."""
     flags = []
     for option, flag in (("cli_cache_ngram", "--cache-ngram"), ("cli_cache_ngram_weight", "--cache-ngram-weight"),
                          ("cli_cache_ngram_order", "--cache-ngram-order"),
                          ("cli_cache_ngram_open_documents", "--cache-ngram-open-documents"),
-                         ("cli_multiline", "--multiline")):
+                         ("cli_multiline", "--multiline"),
+                         ("cli_related_context_tokens", "--related-context-tokens")):
         if getattr(args, option, None) is not None:
             flags += [flag, str(getattr(args, option))]
     return flags
@@ -55,7 +57,8 @@ def setting_record(args) -> dict:
         ("cache_ngram", "cli_cache_ngram"), ("cache_ngram_weight", "cli_cache_ngram_weight"),
         ("cache_ngram_order", "cli_cache_ngram_order"),
         ("cache_ngram_open_documents", "cli_cache_ngram_open_documents"),
-        ("multiline", "cli_multiline")) if getattr(args, option, None) is not None}
+        ("multiline", "cli_multiline"), ("related_context_tokens", "cli_related_context_tokens"),
+        ("open_files", "open_files")) if getattr(args, option, None) is not None}
 
 
 def family(language: str) -> str:
@@ -68,7 +71,8 @@ def other_open_files(task: dict, files: list[dict], n: int) -> list[str]:
     """Stand-ins for the `n` other files a developer editing the task's file has open, most recent first: files of the
     same package (test split records {package, path, language, text}) and language family, not the task's file,
     nearest in the directory tree first (most shared leading folders), ties in a fixed pseudo-random order per task.
-    The eval's tasks are single files; this is how --cli-cache-ngram-open-documents gives them neighbours."""
+    The eval's tasks are single files; this is how --open-files (or --cli-cache-ngram-open-documents) gives them
+    neighbours."""
     if n <= 0:
         return []
     folders = task["path"].split("/")[:-1]

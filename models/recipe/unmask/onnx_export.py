@@ -246,7 +246,7 @@ def metadata(ckpt: dict, quantization: str, data_summary: dict) -> dict[str, str
         "threads": a.get("threads"), "world": ckpt.get("world"), "torch": ckpt.get("torch"),
         "valid": ckpt.get("metrics"), "data": data_summary,
     }
-    return {
+    facts = {
         "unmask.format": str(FORMAT),
         "unmask.kind": cfg["kind"],
         "unmask.vocab_size": str(cfg["vocab_size"]),
@@ -262,6 +262,9 @@ def metadata(ckpt: dict, quantization: str, data_summary: dict) -> dict[str, str
         "unmask.quantization": quantization,
         "unmask.config": json.dumps(training),
     }
+    if cfg.get("related_context"):  # trained with snippets of other files before its text (train_pretrain --p-related)
+        facts["unmask.related_context"] = json.dumps(cfg["related_context"])
+    return facts
 
 
 def set_metadata(model_proto, meta: dict[str, str]) -> None:
