@@ -45,6 +45,8 @@ export interface UnmaskConfig {
   readonly cacheNgram: boolean;
   /** Other open documents of the language family whose tokens the cache also counts (0: only the document at hand). */
   readonly cacheNgramOpenDocuments: number;
+  /** Canvas tokens for snippets of other open documents, used only by a model trained with them (0: none). */
+  readonly relatedContextTokens: number;
 }
 
 /** Reads one raw setting value (`undefined` when unset); `WorkspaceConfiguration.get` fits. */
@@ -75,6 +77,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   latencyBudgetMs: 100,
   cacheNgram: true,
   cacheNgramOpenDocuments: 3,
+  relatedContextTokens: 64,
 });
 
 const STRATEGIES: readonly Strategy[] = ['confidence', 'margin', 'entropy', 'random'];
@@ -174,6 +177,7 @@ export function readConfigReport(get: SettingGetter): ConfigReport {
     latencyBudgetMs: number(p, 'latencyBudgetMs', get('latencyBudgetMs'), d.latencyBudgetMs, 0, 2000, false),
     cacheNgram: flag(p, 'cacheNgram', get('cacheNgram'), d.cacheNgram),
     cacheNgramOpenDocuments: number(p, 'cacheNgramOpenDocuments', get('cacheNgramOpenDocuments'), d.cacheNgramOpenDocuments, 0, 8, true),
+    relatedContextTokens: number(p, 'relatedContextTokens', get('relatedContextTokens'), d.relatedContextTokens, 0, 128, true),
   });
   return { config, problems: Object.freeze(p) };
 }

@@ -24,10 +24,10 @@ import { completionGate, rankedCompletions, withCopyCandidate } from './protocol
 import { COPY_MIN_MATCH, copyMatch, withCopyFirst } from './protocol/copy-candidate';
 import { type CompletionQuery, complete, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
-import { RELATED_TOKENS, relatedExcerpt, withinBudget } from './protocol/document-tokens';
+import { RELATED_TOKENS, relatedExcerpt, SNIPPET_DOCUMENTS, withinBudget } from './protocol/document-tokens';
 import type { CandidateItem } from './protocol/messages';
 import { describeGate, gateScore, worthShowing } from './protocol/gate';
-import { DEFAULT_MODEL_DIR } from './protocol/model-host';
+import { DEFAULT_MODEL_DIR, relatedContextNote } from './protocol/model-host';
 import { wallClockMs } from './runtime/clock';
 import { unsuitableReason, windowAround } from './protocol/window';
 import { type LoadedModel, loadModel } from './runtime/model';
@@ -43,7 +43,7 @@ const HELP = `Usage:
                                                    before?, after?, related?} (before/after: the whole file around
                                                    the hole, for the candidates' syntax check; default prefix/suffix;
                                                    related: texts of other open files, most recent first, for the
-                                                   cache n-gram model)
+                                                   cache n-gram model and the snippets of other files)
 
 Options:
   --line N             line of the cursor, 1-based
@@ -68,6 +68,11 @@ Options:
   --cache-ngram-order N   its longest n-gram, ${MIN_CACHE_ORDER} to ${MAX_CACHE_ORDER} (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder})
   --cache-ngram-open-documents N  how many of a batch task's related texts the cache counts too, 0 to ${MAX_OPEN_DOCUMENTS}, as the
                        editor's other open documents (unmask.cacheNgramOpenDocuments; default ${defaultConfig().cacheNgramOpenDocuments})
+  --related-context-tokens N  canvas tokens that snippets of other files may take, out of the text's (the chunks most
+                       like the code before the cursor, from the first ${SNIPPET_DOCUMENTS} related texts; unmask.relatedContextTokens;
+                       default ${defaultConfig().relatedContextTokens}; 0: none). Only a model trained with them (unmask.related_context) uses them
+  --related FILE       another open file (repeatable, most recent first): for the cache n-gram model and the
+                       snippets, as a batch task's related texts
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
   --latency-budget MS  cut the denoising steps so that each completion is done about MS ms after its task
@@ -120,6 +125,8 @@ function parse(argv: string[]) {
         'cache-ngram-weight': { type: 'string' },
         'cache-ngram-order': { type: 'string' },
         'cache-ngram-open-documents': { type: 'string' },
+        'related-context-tokens': { type: 'string' },
+        related: { type: 'string', multiple: true },
         seed: { type: 'string' },
         'context-tokens': { type: 'string' },
         'latency-budget': { type: 'string' },
@@ -178,6 +185,7 @@ function samplerOptions(args: Args): SamplerOptions {
       cacheNgram: onOff(args, 'cache-ngram') ?? d.cacheNgram,
       cacheNgramWeight: decimal(args, 'cache-ngram-weight'),
       cacheNgramOrder: integer(args, 'cache-ngram-order', MIN_CACHE_ORDER, MAX_CACHE_ORDER),
+      relatedContextTokens: integer(args, 'related-context-tokens', 0, 1 << 20) ?? d.relatedContextTokens,
     });
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -190,12 +198,42 @@ function openDocuments(args: Args): number {
 }
 
 /**
- * The token ids of a task's related texts that the cache counts, as the server hands it its other open documents
- * (document-tokens.ts: each one's start, as for a document opened and not edited; RELATED_TOKENS in all).
+ * The token ids of a task's related texts (other open files, most recent first) as the server hands them to a
+ * request (document-tokens.ts: each one's start, as for a document opened and not edited; RELATED_TOKENS in all):
+ * the first `documents` to the cache n-gram model, and the first SNIPPET_DOCUMENTS as the snippets' sources when the
+ * model reads snippets and --related-context-tokens is not 0. Each text is encoded once.
  */
-function relatedTokens(model: LoadedModel, texts: readonly string[], documents: number): Int32Array[] {
-  const excerpts = texts.slice(0, documents).flatMap((text) => relatedExcerpt(model.codec, text) ?? []);
-  return withinBudget(excerpts, RELATED_TOKENS);
+function relatedQuery(model: LoadedModel, options: SamplerOptions, texts: readonly string[], documents: number): Pick<CompletionQuery, 'related' | 'snippetSources'> {
+  const snippets = model.facts.relatedContext && (options.relatedContextTokens ?? 0) > 0 ? SNIPPET_DOCUMENTS : 0;
+  const excerpts = texts.slice(0, Math.max(documents, snippets)).map((text) => relatedExcerpt(model.codec, text));
+  const within = (count: number): Int32Array[] =>
+    withinBudget(
+      excerpts.slice(0, count).flatMap((excerpt) => excerpt ?? []),
+      RELATED_TOKENS,
+    );
+  const related = within(documents);
+  const snippetSources = within(snippets);
+  return { ...(related.length > 0 ? { related } : {}), ...(snippetSources.length > 0 ? { snippetSources } : {}) };
+}
+
+/** The texts of the --related files, read before the model loads so that a bad path is a usage error. */
+function relatedFiles(args: Args): string[] {
+  return (args.related ?? []).map((file) => {
+    requireFile(file, '--related file');
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.includes('\u0000')) throw new UsageError(`--related ${file} contains NUL bytes (binary content)`);
+    return text;
+  });
+}
+
+/**
+ * Says on stderr whether the model reads snippets of other files, when it does or when they were asked for on the
+ * command line (the shipped model, trained without them, would otherwise say so on every run).
+ */
+function noteRelatedContext(model: LoadedModel, options: SamplerOptions, args: Args): void {
+  if (!model.facts.relatedContext && args['related-context-tokens'] === undefined && args.related === undefined) return;
+  const note = relatedContextNote(model.manifest.id, model.facts, options.relatedContextTokens ?? 0);
+  if (note) process.stderr.write(`${note}\n`);
 }
 
 function multiline(args: Args): MultilineMode {
@@ -353,6 +391,8 @@ function timings(outcome: { result: InfillResult }, totalMs: number) {
     model_calls: r.modelCalls,
     cut_by_deadline: r.cutByDeadline,
     canvas_tokens: r.canvasTokens,
+    // Canvas tokens of snippets of other files, [FILE] tokens included (0: none placed).
+    related_tokens: r.relatedTokens,
   };
 }
 
@@ -373,11 +413,16 @@ async function single(args: Args, file: string): Promise<void> {
   const unsuitable = unsuitableReason(window);
   if (unsuitable) throw new UsageError(`will not complete ${file} at ${line}:${col}: ${unsuitable}`);
 
+  const others = relatedFiles(args);
+
   const model = await openModel(args, Boolean(args.json));
+  noteRelatedContext(model, options, args);
   const syntax = newSyntaxChecker();
   try {
+    // Like the editor's other open documents, not timed: their tokens are ready before a request (document-tokens.ts).
+    const related = relatedQuery(model, options, others, options.cacheNgram ? openDocuments(args) : 0);
     const started = performance.now();
-    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args) };
+    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args), ...related };
     const clock = { now: wallClockMs, startedAt: wallClockMs() };
     const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args), clock);
     const totalMs = performance.now() - started;
@@ -409,7 +454,8 @@ async function single(args: Args, file: string): Promise<void> {
     out.push(`model ${model.manifest.id} (${files}) on ${model.device}, loaded in ${model.loadMs.toFixed(0)} ms`);
     out.push(
       `${languageId} at ${line}:${col}: ${r.trace.holeLengths[0]}-token span, ${r.modelCalls} model calls${r.cutByDeadline ? ' (cut by --latency-budget)' : ''}, ` +
-        `${totalMs.toFixed(0)} ms (${r.modelMs.toFixed(0)} ms in the model), canvas ${r.canvasTokens} tokens`,
+        `${totalMs.toFixed(0)} ms (${r.modelMs.toFixed(0)} ms in the model), canvas ${r.canvasTokens} tokens` +
+        (r.relatedTokens > 0 ? ` (${r.relatedTokens} of them snippets of other files)` : ''),
     );
     if (outcome.candidates.length === 0) out.push('', '(no completion: the model ended the span at once)');
     for (const [i, c] of outcome.candidates.entries()) {
@@ -465,6 +511,7 @@ async function batch(args: Args): Promise<void> {
     if (out !== process.stdout) (out as fs.WriteStream).destroy();
     throw err;
   }
+  noteRelatedContext(model, options, args);
   const syntax = newSyntaxChecker();
   const write = (record: object): Promise<void> =>
     new Promise((resolve, reject) => out.write(`${JSON.stringify(record)}\n`, (err) => (err ? reject(err) : resolve())));
@@ -517,7 +564,7 @@ async function batch(args: Args): Promise<void> {
       }
       try {
         // In the editor the other documents' tokens are ready before a request (document-tokens.ts): not timed.
-        const related = documents > 0 && Array.isArray(task.related) ? relatedTokens(model, task.related as string[], documents) : [];
+        const related = Array.isArray(task.related) ? relatedQuery(model, options, task.related as string[], documents) : {};
         const started = performance.now();
         const clock = { now: wallClockMs, startedAt: wallClockMs() };
         const prefix = task.prefix as string;
@@ -535,7 +582,7 @@ async function batch(args: Args): Promise<void> {
             maxTokens: maxTokens as number,
             multiline: lines,
             ...(document ? { document } : {}),
-            ...(related.length > 0 ? { related } : {}),
+            ...related,
           },
           file,
           options,

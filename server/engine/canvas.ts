@@ -7,11 +7,14 @@
  * buckets. The text around the holes is windowed to a token budget: the tag, the masks and the text together never
  * exceed the model's maximum sequence length, and the text kept is the text nearest the holes. With token healing the
  * text before a hole that ends inside a token loses that token, and the hole's first position is constrained to
- * extend it (healing.ts).
+ * extend it (healing.ts). A model trained with snippets of other files gets them between the tag and the text
+ * (related-context.ts): their tokens come out of the text's budget, which is windowed first, since the snippets are
+ * chosen by the windowed text before the first hole.
  */
 import { CanvasError, OptionsError } from './errors';
 import { healTail, type FirstTokenRule } from './healing';
 import { joinTexts } from './ngram-cache';
+import { cleanSources, snippetBudget, snippetIds, snippetSourceProblems } from './related-context';
 import { specialTokenIds } from './special-tokens';
 import type { InfillRequest, ModelFacts, TextCodec } from './types';
 
@@ -33,6 +36,11 @@ export interface Canvas {
   readonly languageTag: string;
   /** Tokens of text kept around the holes. */
   readonly contextTokens: number;
+  /**
+   * Canvas tokens taken by snippets of other files, every [FILE] token included (related-context.ts): they sit right
+   * after the tag, before the text; 0 when there are none.
+   */
+  readonly relatedTokens: number;
   /** Tokens of text left out by the window: 0 when everything fit (a lower bound when a huge segment was cut). */
   readonly droppedTokens: number;
   /** Per hole, the token healing of the text before it (healing.ts); undefined where there is none. */
@@ -190,6 +198,7 @@ function requestProblems(request: InfillRequest): string[] {
     }
   });
   if (typeof request.languageId !== 'string') problems.push('languageId must be a string');
+  problems.push(...snippetSourceProblems(request.snippetSources));
   return problems;
 }
 
@@ -202,10 +211,19 @@ function keepsEnd(segment: EncodedSegment, keep: number): boolean {
 /**
  * The canvas for a request, with at most `contextTokens` tokens of text (fewer when the model's maximum sequence
  * length leaves less room after the tag and the masks). With `heal` (and a codec that lists its pieces) the text
- * before each hole is healed (healing.ts). Throws OptionsError for a malformed request and CanvasError when the holes
- * alone do not fit the model.
+ * before each hole is healed (healing.ts). With `relatedTokens` above 0, a model that reads snippets of other files
+ * (ModelFacts.relatedContext) and request.snippetSources, up to that many of those tokens replace text
+ * (related-context.ts). Throws OptionsError for a malformed request and CanvasError when the holes alone do not fit
+ * the model.
  */
-export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: InfillRequest, contextTokens: number, heal = false): Canvas {
+export function buildCanvas(
+  codec: TextCodec,
+  facts: ModelFacts,
+  request: InfillRequest,
+  contextTokens: number,
+  heal = false,
+  relatedTokens = 0,
+): Canvas {
   const problems = requestProblems(request);
   if (problems.length > 0) throw new OptionsError(problems);
   const language = languageTagFor(request.languageId, facts.langIds);
@@ -217,7 +235,11 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
         `more than the model's maximum of ${facts.maxSeqLen}.`,
     );
   }
-  const budget = Math.max(0, Math.min(Math.floor(contextTokens), facts.maxSeqLen - fixedTokens));
+  const room = Math.max(0, Math.min(Math.floor(contextTokens), facts.maxSeqLen - fixedTokens));
+  const sources = facts.relatedContext && relatedTokens > 0 ? cleanSources(request.snippetSources, facts) : [];
+  // Kept for the snippets before the text is windowed; when fewer are chosen the canvas is just shorter.
+  const snippetRoom = snippetBudget(facts, relatedTokens, room, sources.length);
+  const budget = room - snippetRoom;
   const last = request.segments.length - 1;
   const special = specialTokenIds(facts);
   const encode = (text: string): number[] => (text.length === 0 ? [] : codec.encode(text).filter((id) => !special.has(id)));
@@ -241,11 +263,15 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
     if (healed) kept[h] = kept[h].slice(0, kept[h].length - healed.fallback.length);
   });
   const textTokens = kept.reduce((sum, tokens) => sum + tokens.length, 0);
+  // Chosen by the text before the first hole as the canvas holds it: windowed, and healed.
+  const snippets = snippetIds(kept[0], sources, codec, facts, snippetRoom);
 
-  const ids = new Int32Array(fixedTokens + textTokens);
+  const ids = new Int32Array(fixedTokens + snippets.length + textTokens);
   const holes: HoleSpan[] = [];
   let at = 0;
   ids[at++] = language.id;
+  ids.set(snippets, at);
+  at += snippets.length;
   kept.forEach((tokens, i) => {
     ids.set(tokens, at);
     at += tokens.length;
@@ -260,6 +286,7 @@ export function buildCanvas(codec: TextCodec, facts: ModelFacts, request: Infill
     holes,
     languageTag: language.tag,
     contextTokens: textTokens,
+    relatedTokens: snippets.length,
     droppedTokens: segments.reduce((sum, s) => sum + s.length, 0) - windowed,
     healing,
   };

@@ -94,8 +94,10 @@ export interface InfillResult {
   /** Time spent awaiting the model; totalMs - modelMs is the engine's own cost. */
   readonly modelMs: number;
   readonly totalMs: number;
-  /** Length of the canvas: tag, text and masks. */
+  /** Length of the canvas: tag, snippets of other files, text and masks. */
   readonly canvasTokens: number;
+  /** Canvas tokens taken by snippets of other files, [FILE] tokens included (related-context.ts); 0 without. */
+  readonly relatedTokens: number;
   /** Where each hole lies in the canvas, the same in every row: the span positions a reward model scores. */
   readonly holes: readonly HoleLayout[];
   /** Per hole, the text that token healing took off the end of the context ("" where none, healing.ts). */
@@ -115,13 +117,21 @@ export async function infill(
   if (!Number.isInteger(facts.vocabSize) || facts.vocabSize < 1) {
     throw new OptionsError([`the model's vocabulary size must be a positive integer (got ${facts.vocabSize})`]);
   }
-  const canvas = buildCanvas(codec, facts, request, settings.contextTokens, settings.tokenHealing ?? true);
+  const canvas = buildCanvas(
+    codec,
+    facts,
+    request,
+    settings.contextTokens,
+    settings.tokenHealing ?? true,
+    settings.relatedContextTokens ?? DEFAULT_SAMPLER_OPTIONS.relatedContextTokens!,
+  );
   const healed = canvas.healing.map((healing) => healing?.partial ?? '');
   const traces = new TraceBuilder(
     codec,
     facts,
     canvas.holes.map((hole) => hole.length),
     settings.steps,
+    canvas.relatedTokens,
   );
   const budget = settings.latencyBudgetMs ?? 0;
   if (budget > 0 && !hooks.now) throw new OptionsError(['a latency budget needs a clock (InfillHooks.now)']);
@@ -198,6 +208,7 @@ export async function infill(
     modelMs: sampled.modelMs,
     totalMs: performance.now() - started,
     canvasTokens: canvas.ids.length,
+    relatedTokens: canvas.relatedTokens,
     holes: canvas.holes.map(({ start, length }) => ({ start, length })),
     healed,
   };

@@ -43,6 +43,8 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = Object.freeze({
   cacheNgram: true,
   cacheNgramWeight: 0.5,
   cacheNgramOrder: 6,
+  // Only a model trained with snippets of other files uses them (ModelFacts.relatedContext); the shipped one does not.
+  relatedContextTokens: 64,
 });
 
 /** Every problem with the options, as sentences; empty when they are valid. */
@@ -86,6 +88,8 @@ export function samplerOptionProblems(options: SamplerOptions): string[] {
   }
   if (options.cacheNgramWeight !== undefined) numberIn('cacheNgramWeight', 0, 1);
   if (options.cacheNgramOrder !== undefined) integerIn('cacheNgramOrder', MIN_CACHE_ORDER, MAX_CACHE_ORDER);
+  // The model's own maximum (at most half its sequence length) caps it further; here only its type is checked.
+  if (options.relatedContextTokens !== undefined) integerIn('relatedContextTokens', 0, 1 << 20);
   return problems;
 }
 

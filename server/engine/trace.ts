@@ -40,6 +40,11 @@ export interface Trace {
   readonly cutByDeadline: boolean;
   /** Number of masks in each hole. */
   readonly holeLengths: number[];
+  /**
+   * Canvas tokens taken by snippets of other files ([FILE] tokens included): context before the document's text,
+   * never part of it; the tokens below are hole-relative, so they are unaffected.
+   */
+  readonly relatedTokens: number;
   /** Every committed token in commit order (by step, left to right within a step). */
   readonly tokens: TraceToken[];
   /** localArness[k - 1] = local AR-ness@k of the model's decisions, k = 1..8. */
@@ -57,6 +62,7 @@ export class TraceBuilder {
     private readonly facts: ModelFacts,
     private readonly holeLengths: readonly number[],
     private readonly plannedSteps: number,
+    private readonly relatedTokens = 0,
   ) {
     this.special = specialTokenIds(facts);
   }
@@ -79,6 +85,7 @@ export class TraceBuilder {
       plannedSteps: this.plannedSteps,
       cutByDeadline,
       holeLengths: [...this.holeLengths],
+      relatedTokens: this.relatedTokens,
       tokens,
       localArness: arness.local,
       globalArness: arness.global,

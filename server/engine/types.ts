@@ -17,6 +17,18 @@ export interface ModelFacts {
   readonly langIds: Readonly<Record<string, number>>;
   /** Span lengths the model was trained to fill; a requested span is rounded up to one of them. */
   readonly spanBuckets: readonly number[];
+  /**
+   * How the model reads snippets of other files before the file's text (`unmask.related_context`,
+   * related-snippets.ts); absent for a model trained without them, which then never gets any.
+   */
+  readonly relatedContext?: RelatedContext;
+}
+
+/** A model's snippet layout: `[lang] [FILE] chunk ... [FILE] chunk [FILE] prefix ...` (models/README.md). */
+export interface RelatedContext {
+  readonly layout: 'file_sep';
+  /** The most canvas tokens (chunks and [FILE] tokens together) the model was trained with. */
+  readonly maxTokens: number;
 }
 
 /** Where one hole (a run of span positions) lies in a canvas. */
@@ -124,6 +136,12 @@ export interface SamplerOptions {
   readonly cacheNgramWeight?: number;
   /** Its longest n-gram: contexts of up to this minus one tokens. */
   readonly cacheNgramOrder?: number;
+  /**
+   * Canvas tokens that snippets of other files may take (InfillRequest.snippetSources, related-snippets.ts), out of
+   * the text's budget; 0 turns them off. Used only with a model that declares the layout (ModelFacts.relatedContext),
+   * whose own maximum also caps it. Default in options.ts.
+   */
+  readonly relatedContextTokens?: number;
 }
 
 /** One place to fill: a run of masks whose length is rounded up to one of the model's span buckets. */
@@ -152,4 +170,10 @@ export interface InfillRequest {
    * counted (infill.ts); the caller chooses and bounds them (protocol/document-tokens.ts).
    */
   readonly cacheRelated?: readonly Int32Array[];
+  /**
+   * Token ids of other documents (other open files of the language, encoded by the same codec) that snippets may come
+   * from (SamplerOptions.relatedContextTokens), most wanted first: the order breaks ties between equal chunks. Special
+   * and out-of-vocabulary ids are dropped; a model without ModelFacts.relatedContext ignores them.
+   */
+  readonly snippetSources?: readonly Int32Array[];
 }

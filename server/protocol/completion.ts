@@ -34,6 +34,11 @@ export interface CompletionQuery {
    * by document-tokens.ts).
    */
   readonly related?: readonly Int32Array[];
+  /**
+   * Token ids of other open documents that snippets may come from, for a model trained with them
+   * (InfillRequest.snippetSources, unmask.relatedContextTokens).
+   */
+  readonly snippetSources?: readonly Int32Array[];
   /** Line policy (limitLines); default `always`: a fill of a selection keeps every line. */
   readonly multiline?: MultilineMode;
 }
@@ -140,6 +145,7 @@ export async function complete(
       languageId: query.languageId,
       ...(document ? { cacheSegments: document } : {}),
       ...(query.related ? { cacheRelated: query.related } : {}),
+      ...(query.snippetSources ? { snippetSources: query.snippetSources } : {}),
     },
     options,
     hooks,

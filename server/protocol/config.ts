@@ -37,6 +37,11 @@ export interface ServerConfig {
   readonly cacheNgram: boolean;
   /** Other open documents of the language family whose tokens the cache also counts (document-tokens.ts); 0: none. */
   readonly cacheNgramOpenDocuments: number;
+  /**
+   * Canvas tokens that snippets of other open documents may take, for a model trained with them
+   * (engine/related-context.ts); 0: none. A model without the layout ignores it.
+   */
+  readonly relatedContextTokens: number;
 }
 
 interface PropertySchema {
@@ -54,7 +59,7 @@ const SCHEMA: Record<string, PropertySchema> = Object.assign(
 );
 
 /** Settings whose schema type is "number" but that only make sense as integers. */
-const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates', 'cacheNgramOpenDocuments']);
+const INTEGER_KEYS = new Set(['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates', 'cacheNgramOpenDocuments', 'relatedContextTokens']);
 
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'steps',
@@ -75,6 +80,7 @@ const SERVER_KEYS: readonly (keyof ServerConfig)[] = [
   'latencyBudgetMs',
   'cacheNgram',
   'cacheNgramOpenDocuments',
+  'relatedContextTokens',
 ];
 
 function schemaOf(key: string): PropertySchema {
@@ -146,6 +152,7 @@ export function samplerOverrides(
     // Only the requests made as you type pass the budget: a user who asked for something waits for all of it.
     latencyBudgetMs: extra.latencyBudgetMs ?? 0,
     cacheNgram: config.cacheNgram,
+    relatedContextTokens: config.relatedContextTokens,
   };
 }
 

@@ -33,6 +33,11 @@ export const SLICE_MS = 4;
 export const RELATED_FILE_TOKENS = 4096;
 /** Token ids of other documents handed to one request, in all. */
 export const RELATED_TOKENS = 3 * RELATED_FILE_TOKENS;
+/**
+ * Other documents whose ids a request hands a model trained with snippets of other files (engine/related-context.ts;
+ * the trainer drew its snippets from up to 3 other files of the package).
+ */
+export const SNIPPET_DOCUMENTS = 3;
 /** Only the most recently touched documents get passes (the line cache holds about this many windows). */
 export const PASS_DOCUMENTS = 8;
 /** Documents whose ids are kept. */

@@ -93,6 +93,12 @@ export interface TraceParams {
   cutByDeadline: boolean;
   /** Number of masks in each hole. */
   holeLengths: number[];
+  /**
+   * Canvas tokens taken by snippets of other files before the document's text ([FILE] tokens included), when the
+   * model reads them (unmask.relatedContextTokens); absent when there were none. Context only: `tokens` are
+   * hole-relative.
+   */
+  relatedTokens?: number;
   /** Committed tokens in commit order. */
   tokens: TraceToken[];
   /** AR-ness@k for k = 1..8 of this decoding order (methods.md section 3); null where undefined. */

@@ -8,6 +8,7 @@
  * with the same settings and waits for it.
  */
 import * as path from 'node:path';
+import type { ModelFacts } from '../engine/types';
 import { type LoadedModel, type LoadOptions, loadModel, type WorkerRestart } from '../runtime/model';
 import type { ServerConfig } from './config';
 import type { ServerState, StatusParams } from './messages';
@@ -16,6 +17,18 @@ import type { ServerState, StatusParams } from './messages';
 export const DEFAULT_MODEL_DIR = path.join('models', 'unmask-coder-base');
 
 export type Log = (line: string) => void;
+
+/**
+ * One line for the log when a model loads and snippets of other files are asked for (unmask.relatedContextTokens,
+ * `tokens` > 0): how many canvas tokens they may take, or that the model, trained without them, does not get them.
+ * Undefined when none are asked for. Said once per load, not per request.
+ */
+export function relatedContextNote(id: string, facts: ModelFacts | undefined, tokens: number): string | undefined {
+  if (!(tokens > 0)) return undefined;
+  const layout = facts?.relatedContext;
+  if (!layout) return `model ${id} was not trained with snippets of other files (no unmask.related_context): unmask.relatedContextTokens is not used`;
+  return `model ${id} reads snippets of other files (unmask.related_context, up to ${layout.maxTokens} tokens): up to ${Math.min(tokens, layout.maxTokens)} canvas tokens of them per request`;
+}
 
 /** What loads a model folder; runtime/model.ts's loadModel, or a stand-in in tests. */
 export type ModelLoader = (dir: string, options: LoadOptions) => Promise<LoadedModel>;
@@ -63,6 +76,8 @@ export class ModelHost {
         }
         this.model = model;
         this.log(`model ${model.manifest.id} ready on ${model.device} in ${model.loadMs.toFixed(0)} ms`);
+        const related = relatedContextNote(model.manifest.id, model.facts, config.relatedContextTokens);
+        if (related) this.log(related);
         this.setStatus({
           state: 'ready',
           modelId: model.manifest.id,

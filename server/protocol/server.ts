@@ -37,7 +37,7 @@ import { bestHoleFill, completionGate, type HoleFill, rankedCompletions, withCop
 import { copyMatch, withCopyFirst } from './copy-candidate';
 import { describeGate, gateScore, worthShowing } from './gate';
 import { complete } from './completion';
-import { DocumentTokens } from './document-tokens';
+import { DocumentTokens, SNIPPET_DOCUMENTS } from './document-tokens';
 import { type ServerConfig, needsReload, parseConfig, samplerOverrides } from './config';
 import { inlineItems, inlineSource } from './inline';
 import {
@@ -173,6 +173,17 @@ export function startServer(connection: Connection, options: ServerOptions): voi
     return related.length > 0 ? related : undefined;
   }
 
+  /**
+   * Token ids of other open documents of the language family that snippets may come from, for a model trained with
+   * them (unmask.relatedContextTokens, engine/related-context.ts), whatever the cache n-gram settings; undefined when
+   * the model reads none, the setting is 0, or there are none yet.
+   */
+  function snippetSources(model: LoadedModel, uri: string, languageId: string): { snippetSources: readonly Int32Array[] } | undefined {
+    if (!model.facts.relatedContext || config.relatedContextTokens === 0) return undefined;
+    const sources = tokens.related(uri, languageId, SNIPPET_DOCUMENTS);
+    return sources.length > 0 ? { snippetSources: sources } : undefined;
+  }
+
   /** An AbortSignal tied to the LSP token and to the next request of the same kind (cancel-previous). */
   function signalFor(kind: RequestKind, token: CancellationToken): AbortController {
     const controller = new AbortController();
@@ -278,6 +289,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
           maxTokens: config.maxSpanTokens,
           multiline: config.multiline,
           ...(related ? { related } : {}),
+          ...snippetSources(model, uri, document.languageId),
         };
         const hooks: InfillHooks = { ...traceHooks(uri, 'inline', signal), now: wallClockMs, startedAt: arrived };
         let texts: readonly string[];
@@ -341,7 +353,14 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         const related = relatedTokens(params.textDocument.uri, document.languageId);
         const ranked = await rankedCompletions(
           model,
-          { prefix: window.prefix, suffix: window.suffix, languageId: document.languageId, maxTokens, ...(related ? { related } : {}) },
+          {
+            prefix: window.prefix,
+            suffix: window.suffix,
+            languageId: document.languageId,
+            maxTokens,
+            ...(related ? { related } : {}),
+            ...snippetSources(model, params.textDocument.uri, document.languageId),
+          },
           { before: text.slice(0, start), after: text.slice(end) },
           resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates })),
           traceHooks(params.textDocument.uri, 'fillRange', signal),
@@ -388,6 +407,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
           holes: params.holes.map((h) => ({ maxTokens: h.maxTokens ?? config.maxSpanTokens })),
           languageId: document.languageId,
           ...(related ? { cacheRelated: related } : {}),
+          ...snippetSources(model, params.textDocument.uri, document.languageId),
         };
         // unmask.candidates rows of one joint run; the preview shows the best (fewest blank holes, then the ranking).
         const options = resolveSamplerOptions(samplerOverrides(config, { candidates: config.candidates }));
@@ -439,6 +459,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
             maxTokens: params.maxTokens ?? config.maxSpanTokens,
             multiline: config.multiline,
             ...(related ? { related } : {}),
+            ...snippetSources(model, params.textDocument.uri, document.languageId),
           },
           { before: text.slice(0, offset), after: text.slice(offset) },
           resolveSamplerOptions(samplerOverrides(config, { candidates: count, seed: Math.floor(Math.random() * 0xffffffff) })),

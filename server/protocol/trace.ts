@@ -13,6 +13,7 @@ export function traceParams(trace: Trace, uri: string, kind: TraceParams['kind']
     plannedSteps: trace.plannedSteps,
     cutByDeadline: trace.cutByDeadline,
     holeLengths: [...trace.holeLengths],
+    ...(trace.relatedTokens > 0 ? { relatedTokens: trace.relatedTokens } : {}),
     tokens: trace.tokens.map((t) => ({
       index: t.index,
       hole: t.hole,

@@ -4,7 +4,7 @@
  * graph's inputs and outputs as onnxruntime reports them. Every error names what mismatches.
  */
 import { bannedTokenIds } from '../engine/special-tokens';
-import type { ModelFacts } from '../engine/types';
+import type { ModelFacts, RelatedContext } from '../engine/types';
 
 /** The contract version this runtime implements (`unmask.format`). */
 export const SUPPORTED_FORMAT = '1';
@@ -75,6 +75,25 @@ function jsonKey(meta: Readonly<Record<string, string>>, key: string, where: str
 }
 
 /**
+ * The snippet layout a model declares (`unmask.related_context`, JSON `{"layout": "file_sep", "max_tokens": N}`:
+ * snippets of other files before its text, at most N canvas tokens of them), or undefined when it declares none.
+ * N may not exceed half the sequence length: the file's own text stays the larger part of the canvas.
+ */
+function relatedContextOf(meta: Readonly<Record<string, string>>, where: string, maxSeqLen: number): RelatedContext | undefined {
+  if (meta['unmask.related_context'] === undefined) return undefined;
+  const raw = jsonKey(meta, 'unmask.related_context', where);
+  const problem = (why: string): Error => new Error(`${where} metadata "unmask.related_context" is ${JSON.stringify(raw)?.slice(0, 80)}; ${why}`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw problem('expected a JSON object {"layout": "file_sep", "max_tokens": N}');
+  const { layout, max_tokens: maxTokens } = raw as { layout?: unknown; max_tokens?: unknown };
+  if (layout !== 'file_sep') throw problem(`"layout" must be "file_sep", the only layout this runtime places (got ${JSON.stringify(layout)})`);
+  const limit = Math.floor(maxSeqLen / 2);
+  if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > limit) {
+    throw problem(`"max_tokens" must be an integer from 1 to ${limit} (half of max_seq_len ${maxSeqLen}), got ${JSON.stringify(maxTokens)}`);
+  }
+  return Object.freeze({ layout, maxTokens });
+}
+
+/**
  * Reads ModelFacts from a denoiser's metadata_props (or, with `kind` "disc", a discriminator's, which carries the same
  * keys). `where` names the file in errors. Refuses other contract versions, other kinds, and ids outside the vocabulary.
  */
@@ -136,6 +155,7 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
         `${METADATA_LIMITS.spanBuckets} buckets of at most ${spanLimit} tokens (${METADATA_LIMITS.spanTokens}, and max_seq_len ${maxSeqLen})`,
     );
   }
+  const relatedContext = relatedContextOf(meta, where, maxSeqLen);
   return Object.freeze({
     vocabSize,
     maxSeqLen,
@@ -145,6 +165,7 @@ export function factsFromMetadata(meta: Readonly<Record<string, string>>, where:
     fileSepId,
     langIds: Object.freeze(langIds),
     spanBuckets: Object.freeze([...(buckets as number[])]),
+    ...(relatedContext ? { relatedContext } : {}),
   });
 }
 

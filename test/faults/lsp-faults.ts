@@ -183,6 +183,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
       threads: [0, 64],
       candidates: [1, 16],
       inlineCandidates: [1, 16],
+      relatedContextTokens: [0, 128],
     };
     const target = docs.find((d) => d.doc.shape === 'code' && d.doc.languageId === 'python') ?? docs[0];
     for (let round = 0; round < Math.max(1, Math.round(2 * scale)); round++) {
@@ -194,7 +195,7 @@ export async function lspFaults(tally: Tally, modelDir: string, seed: number, sc
           [max + 1, false],
           [max * 1000, false],
           [-1e308, false],
-          [0.5, !['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates'].includes(key) && min <= 0.5 && max >= 0.5],
+          [0.5, !['steps', 'maxSpanTokens', 'contextTokens', 'threads', 'candidates', 'inlineCandidates', 'relatedContextTokens'].includes(key) && min <= 0.5 && max >= 0.5],
           ['8', false],
           [null, true], // unset: the default
           [[], false],

@@ -135,6 +135,48 @@ describe('the command line', () => {
     assert.equal(cli(['--batch', tasks, ...common, '--cache-ngram-open-documents', '9']).code, 2);
   });
 
+  it('places snippets of a batch task\'s related texts in the canvas of a model trained with them, and says how many', () => {
+    // The tiny fixture declares the layout (unmask.related_context); the test model, like the shipped one, does not.
+    const reads = writeTinyModel(tempDir('cli-related'), { metadata: { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 128}' } });
+    const tasks = path.join(dir, 'snippets.jsonl');
+    const other = 'def total(items):\n    result = 0\n    for item in items:\n        result += item.price\n    return result\n\n'.repeat(4);
+    const task = { prefix: 'def checkout(cart):\n    result = 0\n    for item in cart.items:\n        result += ', suffix: '\n', language: 'python' };
+    fs.writeFileSync(tasks, [JSON.stringify({ ...task, id: 'with', related: [other] }), JSON.stringify({ ...task, id: 'without' })].join('\n'));
+    const results = (modelDir: string, extra: string[]) => {
+      const run = cli(['--batch', tasks, '--steps', '2', '--model', modelDir, '--device', 'cpu', '--threads', '1', '--max-tokens', '8', ...extra]);
+      assert.equal(run.code, 0, run.stderr);
+      return { stderr: run.stderr, rows: run.stdout.trim().split('\n').map((l) => JSON.parse(l)) };
+    };
+    // Independent of the cache n-gram model's share of the related texts.
+    const placed = results(reads.dir, ['--cache-ngram-open-documents', '0']);
+    assert.ok(placed.rows[0].related_tokens > 0 && placed.rows[0].related_tokens <= 64, JSON.stringify(placed.rows[0]));
+    assert.equal(placed.rows[1].related_tokens, 0, 'no related texts: no snippets');
+    assert.match(placed.stderr, /reads snippets of other files \(unmask\.related_context, up to 128 tokens\): up to 64 canvas tokens/);
+    assert.ok(results(reads.dir, ['--related-context-tokens', '16']).rows[0].related_tokens <= 16);
+    assert.equal(results(reads.dir, ['--related-context-tokens', '0']).rows[0].related_tokens, 0);
+    const ignored = results(model.dir, ['--related-context-tokens', '64']);
+    assert.equal(ignored.rows[0].related_tokens, 0, 'a model trained without snippets gets none');
+    assert.match(ignored.stderr, /was not trained with snippets of other files \(no unmask\.related_context\): unmask\.relatedContextTokens is not used/);
+    assert.equal(cli(['--batch', tasks, '--model', reads.dir, '--related-context-tokens', '-1']).code, 2);
+
+    // Single-file mode: --related names the other open files; a cached-context model splits the snippets off as context.
+    const cached = writeTinyModel(tempDir('cli-related-cached'), { cached: true, metadata: { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 128}' } });
+    const otherFile = path.join(dir, 'shop.py');
+    fs.writeFileSync(otherFile, other);
+    const checkout = path.join(dir, 'checkout.py');
+    fs.writeFileSync(checkout, `${task.prefix}\n`);
+    for (const modelDir of [reads.dir, cached.dir]) {
+      const run = cli([checkout, '--line', '4', '--col', '19', '--json', '--steps', '2', '--related', otherFile, '--model', modelDir, '--device', 'cpu', '--threads', '1']);
+      assert.equal(run.code, 0, run.stderr);
+      const result = JSON.parse(run.stdout);
+      assert.ok(result.related_tokens > 0, JSON.stringify(result));
+      assert.ok(result.canvas_tokens <= 256);
+    }
+    const text = cli([checkout, '--line', '4', '--col', '19', '--steps', '2', '--related', otherFile, '--model', reads.dir, '--device', 'cpu', '--threads', '1']);
+    assert.match(text.stdout, /canvas \d+ tokens \(\d+ of them snippets of other files\)/);
+    assert.match(cli([checkout, '--line', '1', '--col', '1', '--related', '/nonexistent.py', '--model', reads.dir]).stderr, /--related file not found: \/nonexistent\.py/);
+  });
+
   it('keeps going past batch lines that are null, not objects or binary, one error each (issue 15)', () => {
     const tasks = path.join(dir, 'hostile.jsonl');
     const out = path.join(dir, 'hostile-results.jsonl');

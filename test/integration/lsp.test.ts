@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   DidChangeTextDocumentNotification,
+  DidCloseTextDocumentNotification,
   type InlineCompletionItem,
   type InlineCompletionList,
   InlineCompletionRequest,
@@ -507,6 +508,46 @@ describe('the language server', () => {
     assert.equal(result.error, undefined, result.error);
     assert.ok(result.candidates.length >= 1, 'the fixture writes text');
     for (const c of result.candidates) assert.ok(Number.isFinite(c.reward), `${JSON.stringify(c.text)} has reward ${c.reward}`);
+    const back = client.statuses.length;
+    await client.changeSettings({ modelPath: model.dir });
+    await client.waitForStatus((s) => s.state === 'ready', back);
+  });
+
+  it('places snippets of another open document in the canvas of a model trained with them, for every request kind', async () => {
+    // The tiny fixture declares the layout (unmask.related_context); the mechanics' model does not.
+    const fixture = writeTinyModel(tempDir('lsp-related'), { metadata: { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 128}' } });
+    const since = client.statuses.length;
+    const logsSince = client.logs.length;
+    await client.changeSettings({ modelPath: fixture.dir });
+    const ready = await client.waitForStatus((s) => s.state === 'ready' || s.state === 'error', since);
+    assert.equal(ready.state, 'ready', ready.message);
+    assert.ok(client.logs.slice(logsSince).some((l) => l.includes('reads snippets of other files (unmask.related_context, up to 128 tokens): up to 64')), client.logs.join('\n'));
+    // Another open Python document that read.py's cursor resembles; its ids are encoded in the background.
+    await client.open('file:///work/lines.py', 'python', PYTHON.replace('read_lines', 'load_lines').repeat(2));
+    const inline = { textDocument: { uri: 'file:///work/read.py' }, position: CURSOR, context: { triggerKind: InlineCompletionTriggerKind.Invoked } };
+    let placed: TraceParams | undefined;
+    for (let waited = 0; !placed && waited < 30_000; waited += 100) {
+      await client.connection.sendRequest(InlineCompletionRequest.type, inline);
+      placed = client.traces.at(-1)?.relatedTokens ? client.traces.at(-1) : undefined;
+      if (!placed) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(placed && placed.relatedTokens! > 0 && placed.relatedTokens! <= 64, JSON.stringify(client.traces.at(-1)));
+    const tracesBefore = client.traces.length;
+    const holes: FillHolesResult = await client.connection.sendRequest(FillHolesRequest, { textDocument: { uri: 'file:///work/read.py' }, holes: TWO_HOLES });
+    assert.equal(holes.error, undefined, holes.error);
+    const candidates: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri: 'file:///work/read.py' }, position: CURSOR, count: 2 });
+    assert.equal(candidates.error, undefined, candidates.error);
+    const fill: FillRangeResult = await client.connection.sendRequest(FillRangeRequest, { textDocument: { uri: 'file:///work/read.py' }, range: { start: CURSOR, end: CURSOR } });
+    assert.equal(fill.error === undefined || /whitespace/.test(fill.error), true, fill.error);
+    const finals = client.traces.slice(tracesBefore).filter((t) => !t.partial);
+    assert.deepEqual(finals.map((t) => t.kind).sort(), ['candidates', 'fillHoles', 'fillRange']);
+    for (const trace of finals) assert.ok(trace.relatedTokens! > 0, `${trace.kind}: ${JSON.stringify(trace.relatedTokens)}`);
+
+    await client.changeSettings({ relatedContextTokens: 0 });
+    await client.connection.sendRequest(InlineCompletionRequest.type, inline);
+    assert.equal(client.traces.at(-1)!.relatedTokens, undefined, 'unmask.relatedContextTokens 0: none');
+    await client.changeSettings({ relatedContextTokens: 64 });
+    await client.connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri: 'file:///work/lines.py' } });
     const back = client.statuses.length;
     await client.changeSettings({ modelPath: model.dir });
     await client.waitForStatus((s) => s.state === 'ready', back);

@@ -59,6 +59,16 @@ describe('the typed configuration', () => {
     assert.equal(config.temperature, 0.35);
   });
 
+  it('takes unmask.relatedContextTokens as a whole number of tokens from 0 to 128 (default 64)', () => {
+    assert.equal(DEFAULT_CONFIG.relatedContextTokens, 64);
+    assert.equal(fromObject({ relatedContextTokens: 0 }).relatedContextTokens, 0);
+    assert.equal(fromObject({ relatedContextTokens: 500 }).relatedContextTokens, 128);
+    assert.equal(fromObject({ relatedContextTokens: -3 }).relatedContextTokens, 0);
+    assert.equal(fromObject({ relatedContextTokens: 31.6 }).relatedContextTokens, 32);
+    assert.equal(fromObject({ relatedContextTokens: 'lots' }).relatedContextTokens, 64);
+    assert.match(readConfigReport((key) => (key === 'relatedContextTokens' ? 500 : undefined)).problems[0], /unmask\.relatedContextTokens = 500 is outside 0\.\.128.*using 128/);
+  });
+
   it('drops non-boolean entries of the language map', () => {
     const config = fromObject({ languages: { python: false, rust: 'no', '*': true } });
     assert.deepEqual(config.languages, { python: false, '*': true });

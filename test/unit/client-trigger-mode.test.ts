@@ -70,7 +70,7 @@ describe('settings layout', () => {
     assert.equal(sections.length, 2);
     assert.match(sections[1].title, /Advanced/);
     const advanced = Object.keys(sections[1].properties).sort();
-    assert.deepEqual(advanced, ['unmask.cacheNgram', 'unmask.cacheNgramOpenDocuments', 'unmask.confidenceThreshold', 'unmask.contextTokens', 'unmask.maxSpanTokens', 'unmask.steps', 'unmask.strategy', 'unmask.temperature', 'unmask.topP']);
+    assert.deepEqual(advanced, ['unmask.cacheNgram', 'unmask.cacheNgramOpenDocuments', 'unmask.confidenceThreshold', 'unmask.contextTokens', 'unmask.maxSpanTokens', 'unmask.relatedContextTokens', 'unmask.steps', 'unmask.strategy', 'unmask.temperature', 'unmask.topP']);
     for (const key of ['unmask.enable', 'unmask.triggerMode', 'unmask.languages', 'unmask.idleUnloadMinutes']) assert.ok(key in sections[0].properties, key);
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LoadedModel, LoadOptions, WorkerRestart } from '../../server/runtime/model';
 import { defaultConfig } from '../../server/protocol/config';
-import { ModelHost } from '../../server/protocol/model-host';
+import { ModelHost, relatedContextNote } from '../../server/protocol/model-host';
 import type { StatusParams } from '../../server/protocol/messages';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -133,6 +133,25 @@ describe('the model host', () => {
     const [a, b] = await Promise.all([modelHost.current(), modelHost.current()]);
     assert.equal(a, b);
     assert.equal(counts.loads, 2);
+    await modelHost.dispose();
+  });
+});
+
+describe('the note on snippets of other files', () => {
+  const reads = { relatedContext: { layout: 'file_sep' as const, maxTokens: 128 } } as unknown as LoadedModel['facts'];
+  it('says what a model trained with them gets, that one trained without them does not, and nothing when off', () => {
+    assert.equal(relatedContextNote('m', reads, 64), 'model m reads snippets of other files (unmask.related_context, up to 128 tokens): up to 64 canvas tokens of them per request');
+    assert.match(relatedContextNote('m', reads, 500)!, /up to 128 canvas tokens/);
+    assert.match(relatedContextNote('m', {} as LoadedModel['facts'], 64)!, /^model m was not trained with snippets of other files \(no unmask\.related_context\): unmask\.relatedContextTokens is not used$/);
+    assert.equal(relatedContextNote('m', reads, 0), undefined);
+  });
+
+  it('is logged once per load', async () => {
+    const lines: string[] = [];
+    const modelHost = new ModelHost('/nowhere', (line) => lines.push(line), () => undefined, fakeLoader().loader);
+    await modelHost.load(defaultConfig());
+    await modelHost.load({ ...defaultConfig(), relatedContextTokens: 0 });
+    assert.equal(lines.filter((l) => l.includes('unmask.relatedContextTokens is not used')).length, 1);
     await modelHost.dispose();
   });
 });

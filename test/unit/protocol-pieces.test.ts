@@ -48,6 +48,24 @@ describe('server settings', () => {
     assert.equal(needsReload(defaultConfig(), parseConfig({ cacheNgramOpenDocuments: 0 }).config), false);
   });
 
+  it('take unmask.relatedContextTokens as a whole number from 0 to 128 and pass it to the engine, needing no reload', () => {
+    assert.equal(defaultConfig().relatedContextTokens, 64);
+    assert.equal(resolveSamplerOptions(samplerOverrides(defaultConfig())).relatedContextTokens, 64);
+    assert.equal(samplerOverrides(parseConfig({ relatedContextTokens: 0 }).config).relatedContextTokens, 0);
+    assert.equal(parseConfig({ relatedContextTokens: 128 }).config.relatedContextTokens, 128);
+    for (const [value, problem] of [
+      [129, /unmask\.relatedContextTokens must be at most 128 \(got 129\); using the default 64/],
+      [-1, /must be at least 0/],
+      [12.5, /must be a whole number/],
+      ['64', /must be a number/],
+    ] as const) {
+      const { config, problems } = parseConfig({ relatedContextTokens: value });
+      assert.equal(config.relatedContextTokens, 64);
+      assert.match(problems[0], problem);
+    }
+    assert.equal(needsReload(defaultConfig(), parseConfig({ relatedContextTokens: 0 }).config), false);
+  });
+
   it('pass unmask.cacheNgram to the engine and refuse a value that is not true or false', () => {
     assert.equal(samplerOverrides(parseConfig({ cacheNgram: true }).config).cacheNgram, true);
     const { config, problems } = parseConfig({ cacheNgram: 'yes' });

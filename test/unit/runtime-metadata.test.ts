@@ -77,6 +77,13 @@ describe('ONNX metadata', () => {
     assert.ok(Object.isFrozen(facts) && Object.isFrozen(facts.langIds));
   });
 
+  it('carry the snippet layout of a model trained with snippets of other files (unmask.related_context)', () => {
+    const facts = factsFromMetadata({ ...GOOD, 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 128}' }, 'model.int8.onnx');
+    assert.deepEqual(facts.relatedContext, { layout: 'file_sep', maxTokens: 128 });
+    assert.ok(Object.isFrozen(facts.relatedContext));
+    assert.equal(factsFromMetadata(GOOD, 'model.int8.onnx').relatedContext, undefined, 'a model without the fact has none');
+  });
+
   const broken: [string, Record<string, string | undefined>, RegExp][] = [
     ['another contract version', { 'unmask.format': '2' }, /unmask.format=2; this runtime reads version 1/],
     ['a discriminator', { 'unmask.kind': 'disc' }, /is a "disc" model/],
@@ -95,6 +102,13 @@ describe('ONNX metadata', () => {
     ['a huge span bucket', { 'unmask.span_buckets': '[8, 5000000]' }, /has 2 buckets up to 5000000 tokens; the runtime takes at most 32 buckets of at most 256 tokens/],
     ['a span bucket longer than the model', { 'unmask.span_buckets': '[8, 257]' }, /at most 256 tokens \(1024, and max_seq_len 256\)/],
     ['too many span buckets', { 'unmask.span_buckets': JSON.stringify(Array.from({ length: 40 }, (_, i) => i + 1)) }, /has 40 buckets/],
+    ['a snippet layout that is not JSON', { 'unmask.related_context': 'file_sep' }, /"unmask.related_context" is not JSON/],
+    ['a snippet layout that is not an object', { 'unmask.related_context': '[128]' }, /"unmask.related_context" is \[128\]; expected a JSON object/],
+    ['an unknown snippet layout', { 'unmask.related_context': '{"layout": "fim", "max_tokens": 64}' }, /"unmask.related_context" .*"layout" must be "file_sep".*got "fim"/],
+    ['snippets without max_tokens', { 'unmask.related_context': '{"layout": "file_sep"}' }, /"unmask.related_context" .*"max_tokens" must be an integer from 1 to 128 \(half of max_seq_len 256\), got undefined/],
+    ['snippets of more than half the canvas', { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 129}' }, /"max_tokens" must be an integer from 1 to 128.*got 129/],
+    ['snippets of 0 tokens', { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 0}' }, /"max_tokens" must be an integer from 1 to 128/],
+    ['a fractional snippet budget', { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 64.5}' }, /"max_tokens" must be an integer/],
   ];
   for (const [what, change, message] of broken) {
     it(`refuses ${what}`, () => {
