@@ -13,6 +13,8 @@
 #   MDM_INIT      checkpoint stage 2 continues from (a committed denoiser); empty: stage 2 starts from stage 1's model
 #   THREADS       torch threads (default 2: both cores)
 #   P_REST        stage 2's share of rest-of-line spans (default 0.3; 0: none, as before session 8)
+#   P_RELATED     stage 2's share of infill canvases with snippets of other files of the package before the text
+#                 (--p-related; the exported model then declares unmask.related_context and the extension fills it)
 #   AR_SCHEDULE   stage 1's lr schedule (default wsd: warmup-stable-decay; it also writes runs/$NAME-ar/stable.pt, the
 #                 model at the peak lr that the next session continues from: AR_INIT=weights/<name>-ar-stable.pt)
 set -euo pipefail
@@ -31,6 +33,7 @@ TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # Stage 2's share of rest-of-line spans (--p-rest): session 8 adapted the same causal model twice at equal CPU time
 # (~36 min), without and with 0.3: held-out weights-only first-line exact 4.2% -> 5.5%, degenerate 10.8% -> 8.8%.
 P_REST=${P_REST:-0.3}
+P_RELATED=${P_RELATED:-0}
 SIZE=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq-len 256 --batch-size 16)
 
 AR_CKPT=${AR_INIT:-}
@@ -41,5 +44,5 @@ if [ "$AR_MINUTES" != 0 ]; then
 fi
 if [ "$MDM_MINUTES" != 0 ]; then
   "$PY" -m scripts.train_pretrain --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
-      --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --p-rest "$P_REST" --init-from "${MDM_INIT:-$AR_CKPT}"
+      --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --p-rest "$P_REST" --p-related "$P_RELATED" --init-from "${MDM_INIT:-$AR_CKPT}"
 fi
