@@ -91,6 +91,10 @@ def parse_args(argv=None):
       help="share of rest-of-line spans: from a token inside a line through its newline (half of the time 1-3 lines "
            "more), what the editor asks for while typing; the validation batches never use them, so valid numbers "
            "stay comparable across runs"),
+    a("--attention-anneal-steps", type=int, default=0,
+      help="mdm: anneal the attention from causal to the --attention pattern over this run's first N steps (each later "
+           "key is visible with probability step/N, DiffuLLaMA's adaptation of a causal model); 0: the pattern from "
+           "the first step"),
     a("--p-related", type=float, default=0.0,
       help="mdm: share of infill canvases that begin with snippets of other files of the same package (chunks chosen "
            "as the extension does, unmask/related.py), so the model can copy from the workspace; the checkpoint then "
@@ -201,7 +205,10 @@ def main(argv=None):
     window_loss = window_tokens = 0.0
     window_t0 = last_eval = time.time()
     model.train()
+    first_step = step
     while True:
+        if args.attention_anneal_steps > 0:
+            model.anneal = min(1.0, (step - first_step) / args.attention_anneal_steps)
         elapsed = time.time() - t0
         stop = (args.max_steps and step >= args.max_steps) or (args.max_minutes and elapsed >= args.max_minutes * 60)
         if stop_everywhere(stop, env.world, dev):

@@ -108,6 +108,7 @@ class Transformer(nn.Module):
             raise ValueError(f"unknown attention pattern {cfg['attention']!r}")
         self.config = cfg
         self.causal = cfg["kind"] == "ar"
+        self.anneal = 1.0  # attention annealing progress (training only; see hidden)
         self.embed = nn.Embedding(cfg["vocab_size"], cfg["d_model"])
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg["n_layer"])])
         self.norm = nn.LayerNorm(cfg["d_model"])
@@ -142,6 +143,13 @@ class Transformer(nn.Module):
             allowed = keys_ok if allowed is None else (allowed & keys_ok)
         if allowed is not None and self.causal:
             allowed = allowed & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        if self.training and not self.causal and self.anneal < 1.0:
+            # Attention annealing (DiffuLLaMA, train_pretrain --attention-anneal-steps): a denoiser adapted from a
+            # causal model starts from the causal mask and sees each later key with probability `anneal`, which the
+            # trainer raises from 0 to 1; at 1 this is the plain pattern above.
+            later = torch.rand(B, 1, T, T, device=x.device) < self.anneal
+            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril() | later
+            allowed = causal if allowed is None else (allowed & causal)
         for block in self.blocks:
             x = block(x, cos, sin, allowed, self.causal)
         return self.norm(x)
