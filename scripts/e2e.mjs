@@ -479,12 +479,30 @@ async function ghostText(page) {
 async function saveAndRead(page, file) {
   const before = fs.statSync(file).mtimeMs;
   await page.locator('.tab.active.dirty').waitFor({ timeout: 15_000 });
+  const saved = async () => (await page.locator('.tab.active.dirty').count()) === 0 && fs.statSync(file).mtimeMs > before;
+  // Ctrl+S goes to whatever has the keyboard focus; on a slow machine (CI once) the focus had not come back to the
+  // editor after a preview closed and the keypress saved nothing. Focus the editor's text first, and if the file is
+  // still unsaved after a while, save through the command palette, which acts on the active editor wherever the
+  // focus is.
+  await focusActiveEditor(page);
   await page.keyboard.press('Control+S');
-  await waitFor(`${path.basename(file)} to be saved`, 15_000, async () => {
-    const dirty = await page.locator('.tab.active.dirty').count();
-    return dirty === 0 && fs.statSync(file).mtimeMs > before;
-  });
+  try {
+    await waitFor(`${path.basename(file)} to be saved (Ctrl+S)`, 7_000, saved);
+  } catch {
+    const focused = await page.evaluate(() => document.activeElement?.className ?? '(none)');
+    log(`Ctrl+S did not save ${path.basename(file)} (focus: ${focused}); saving through the command palette`);
+    await runCommand(page, 'File: Save');
+    await waitFor(`${path.basename(file)} to be saved`, 15_000, saved);
+  }
   return fs.readFileSync(file, 'utf8');
+}
+
+/** Puts the keyboard focus in the active editor's text (a no-op when it is there already). */
+async function focusActiveEditor(page) {
+  await page.evaluate(() => {
+    const input = document.querySelector('.editor-group-container.active .monaco-editor textarea.inputarea, .editor-group-container.active .monaco-editor .native-edit-context');
+    if (input instanceof HTMLElement) input.focus();
+  });
 }
 
 /** Waits until the status bar shows the model loaded (the sparkle), failing at once on an error status. */
