@@ -430,13 +430,18 @@ async function unmaskStatus(page) {
   });
 }
 
+/** The active editor's text input: focusing it gives that editor the keyboard. */
+function activeEditorInput(page) {
+  return page.locator('.editor-group-container.active .monaco-editor textarea').first();
+}
+
 /** Opens a workspace file from the Explorer (quick open depends on the file search, which is slow on a busy box). */
 async function openFile(page, name) {
   const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first();
   await row.waitFor({ state: 'visible', timeout: 30_000 });
   await row.dblclick();
   await page.locator('.tab.active', { hasText: name }).waitFor({ timeout: 15_000 });
-  await page.locator('.editor-group-container.active .monaco-editor textarea').first().waitFor({ state: 'attached', timeout: 15_000 });
+  await activeEditorInput(page).waitFor({ state: 'attached', timeout: 15_000 });
 }
 
 async function goToLine(page, line, column) {
@@ -444,7 +449,7 @@ async function goToLine(page, line, column) {
   const input = page.locator('.quick-input-widget input');
   for (let attempt = 1; ; attempt++) {
     try {
-      await page.locator('.editor-group-container.active .monaco-editor textarea').first().focus();
+      await activeEditorInput(page).focus();
       await page.keyboard.press('Control+G');
       await input.waitFor({ state: 'visible', timeout: 5_000 });
       await input.fill(`:${line}:${column}`, { timeout: 5_000 });
@@ -484,7 +489,7 @@ async function saveAndRead(page, file) {
   // editor after a preview closed and the keypress saved nothing. Focus the editor's text first, and if the file is
   // still unsaved after a while, save through the command palette, which acts on the active editor wherever the
   // focus is.
-  await focusActiveEditor(page);
+  await activeEditorInput(page).focus();
   await page.keyboard.press('Control+S');
   try {
     await waitFor(`${path.basename(file)} to be saved (Ctrl+S)`, 7_000, saved);
@@ -495,14 +500,6 @@ async function saveAndRead(page, file) {
     await waitFor(`${path.basename(file)} to be saved`, 15_000, saved);
   }
   return fs.readFileSync(file, 'utf8');
-}
-
-/** Puts the keyboard focus in the active editor's text (a no-op when it is there already). */
-async function focusActiveEditor(page) {
-  await page.evaluate(() => {
-    const input = document.querySelector('.editor-group-container.active .monaco-editor textarea.inputarea, .editor-group-container.active .monaco-editor .native-edit-context');
-    if (input instanceof HTMLElement) input.focus();
-  });
 }
 
 /** Waits until the status bar shows the model loaded (the sparkle), failing at once on an error status. */
