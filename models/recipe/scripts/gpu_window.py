@@ -170,6 +170,9 @@ def parse_args(argv=None):
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core on cpu)")
     g.add_argument("--tokenize-workers", type=int, default=0, help="tokenising processes (0: every core)")
     g.add_argument("--ar-init", default=None, help="stage 1 continues from this checkpoint (same size)")
+    g.add_argument("--mdm-init", default=None,
+                   help="skip stage 1: stage 2 continues this denoiser checkpoint (a window's weights/mdm.pt) with all "
+                        "the training time (a second window in the same session)")
     g.add_argument("--id", default="unmask-coder-window", help="model id of the exported folder")
 
     g = p.add_argument_group("eval and return")
@@ -547,6 +550,7 @@ class Window:
             cmd += ["--lr", str(a.lr_ar), "--fim-rate", "0.5", "--spm-rate", "0.5", "--p-line", "0.5"]
         else:
             cmd += ["--lr", str(a.lr_mdm), "--attention", "context_only"]
+        base = list(cmd)
         if init:
             cmd += ["--init-from", str(init)]
         env = {}
@@ -568,6 +572,15 @@ class Window:
                 use_compile = False
                 continue
             break
+        if rc != 0 and ckpt.exists() and minutes * 60 - (time.time() - self.stage_t0) > 60:
+            # A stage that died with more than a minute of its time left (session 11's first window: a DataLoader
+            # worker's error ended stage 2 after 72 of ~150 s) goes on from its newest checkpoint.
+            resume = run_dir / "resume.pt"
+            shutil.copyfile(ckpt, resume)
+            budget = minutes * 60 - (time.time() - self.stage_t0)
+            self.notes.append(f"{stage}: exit {rc} with {budget:.0f} s left; resumed from its checkpoint")
+            full = base + ["--init-from", str(resume), "--max-minutes", f"{(budget - a.startup_seconds) / 60:.3f}"]
+            rc = self.run_logged(f"{stage}-resume", full, timeout=budget + 30, watch=(stage, ckpt), env=env)
         self.status[f"{stage}_exit"] = rc
         self.status[f"{stage}_compiled"] = use_compile
         return ckpt if ckpt.exists() else None
@@ -647,12 +660,16 @@ class Window:
         log(f"training: {train_s:.0f} s, stage 1 (AR) {ar_min:.2f} min, stage 2 (adaptation) {mdm_min:.2f} min")
 
         self.stage_t0 = time.time()
-        ar = self.train("ar", corpus, tokenizer, ar_min, Path(a.ar_init) if a.ar_init else None)
-        if ar is None:
-            self.notes.append("stage 1 left no checkpoint; stage 2 starts from scratch")
+        if a.mdm_init:
+            ar = Path(a.mdm_init)  # stage 2's starting weights; there is no stage 1 (and no AR baseline in the eval)
+            log(f"--mdm-init: no stage 1; stage 2 continues {ar} for all {train_s:.0f} s")
+        else:
+            ar = self.train("ar", corpus, tokenizer, ar_min, Path(a.ar_init) if a.ar_init else None)
+            if ar is None:
+                self.notes.append("stage 1 left no checkpoint; stage 2 starts from scratch")
         # Stage 2 gets what is left of the training time (stage 1 may have ended early or late).
         self.stage_t0 = time.time()
-        mdm_min = max(0.2, (self.left() - a.reserve_minutes * 60) / 60) if a.ar_share < 1 else 0
+        mdm_min = max(0.2, (self.left() - a.reserve_minutes * 60) / 60) if a.ar_share < 1 or a.mdm_init else 0
         mdm = self.train("mdm", corpus, tokenizer, mdm_min, ar) if mdm_min > 0 else None
 
         ok = True
@@ -663,7 +680,7 @@ class Window:
             ok &= self.export(mdm, corpus)
             self.pack()
             if a.eval_tasks > 0 and self.left() > 10:
-                ok &= self.evaluate(mdm, ar, corpus, tokenizer)
+                ok &= self.evaluate(mdm, None if a.mdm_init else ar, corpus, tokenizer)
             elif a.eval_tasks > 0:
                 self.notes.append("eval skipped: out of time")
                 ok = False

@@ -45,5 +45,27 @@ class RestOfLineSpans(unittest.TestCase):
         self.assertLess(sum(int(w[e - 1]) == NEWLINE for e in ends if e > 0), 100, "random runs rarely end a line")
 
 
+class SpanPlacement(unittest.TestCase):
+    def test_a_span_that_never_fits_falls_back_to_a_whole_window_canvas(self):
+        # Every span lands at the window's end in the largest bucket, so none fits the 128-token canvas: the canvas
+        # must still come (a GPU window's DataLoader worker used to raise after 10 tries and end the stage).
+        ex = examples(p_rest=0.0)
+        ex.span_end = lambda w, start, limit: (len(w) - 1, len(w))
+        ex.bucket_for = lambda length, room: 128
+        toks, span, whole = ex.mdm()
+        self.assertEqual(whole, 1)
+        self.assertEqual(len(toks), 128)
+        self.assertFalse(span[0], "the language token is context")
+        self.assertTrue(span[1:].all())
+
+    def test_ordinary_spans_fit(self):
+        ex = examples(p_rest=0.3)
+        for _ in range(300):
+            toks, span, whole = ex.mdm()
+            self.assertEqual(whole, 0)
+            self.assertLessEqual(len(toks), 128)
+            self.assertTrue(span.any())
+
+
 if __name__ == "__main__":
     unittest.main()

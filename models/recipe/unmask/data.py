@@ -121,13 +121,9 @@ class Examples:
 
     def mdm(self) -> tuple[np.ndarray, np.ndarray, int]:
         """One denoising canvas: (tokens [T'] int64 with T' <= T, span mask [T'] bool, 1 if whole-window)."""
-        T, eos = self.T, self.sp["eos"]
         if self.rng.random() < self.p_whole:
-            lang, w = self.window(T - 1)
-            toks = np.concatenate([[lang], w, np.full(T - 1 - len(w), eos)])
-            span = np.ones(T, dtype=bool)
-            span[0] = False
-            return toks, span, 1
+            return self.whole_window()
+        T, eos = self.T, self.sp["eos"]
         budget = 0  # canvas tokens kept for snippets of other files (--p-related)
         if self.p_related > 0 and self.rng.random() < self.p_related:
             budget = int(self.rng.integers(RELATED_MIN_TOKENS, self.related_max + 1))
@@ -162,7 +158,19 @@ class Examples:
                 pieces.insert(1, extra)
                 masks.insert(1, np.zeros(len(extra), bool))
             return np.concatenate(pieces), np.concatenate(masks), 0
-        raise RuntimeError("could not place a span in 10 windows (is the corpus empty?)")
+        # Ten windows whose first span did not fit (a cut near the window's end with a long bucket: ~1e-6 of canvases,
+        # but a GPU window draws 10^5-10^6 of them, and session 11's first window died on it): a whole-window canvas
+        # always fits.
+        return self.whole_window()
+
+    def whole_window(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """A whole-window canvas: [lang] then T-1 tokens of one file, every one of them in the span (eos-padded)."""
+        T, eos = self.T, self.sp["eos"]
+        lang, w = self.window(T - 1)
+        toks = np.concatenate([[lang], w, np.full(T - 1 - len(w), eos)])
+        span = np.ones(T, dtype=bool)
+        span[0] = False
+        return toks, span, 1
 
     def ar(self) -> tuple[np.ndarray, np.ndarray]:
         """One causal sequence of <= T+1 tokens and its FIM-middle mask (for the middle-only loss)."""
