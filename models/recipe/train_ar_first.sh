@@ -12,6 +12,9 @@
 #                 weights/<name>-ar.pt); empty: stage 1 starts from scratch
 #   MDM_INIT      checkpoint stage 2 continues from (a committed denoiser); empty: stage 2 starts from stage 1's model
 #   THREADS       torch threads (default 2: both cores)
+#   SIZE          base (4 x 256, default: the CPU lineage up to session 10) or window (6 x 384: the GPU window's size,
+#                 the shipped model since session 11)
+#   MDM_LR        stage 2's peak learning rate (default 1e-3)
 #   P_REST        stage 2's share of rest-of-line spans (default 0.3; 0: none, as before session 8)
 #   P_RELATED     stage 2's share of infill canvases with snippets of other files of the package before the text
 #                 (--p-related; the exported model then declares unmask.related_context and the extension fills it)
@@ -34,7 +37,11 @@ TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # (~36 min), without and with 0.3: held-out weights-only first-line exact 4.2% -> 5.5%, degenerate 10.8% -> 8.8%.
 P_REST=${P_REST:-0.3}
 P_RELATED=${P_RELATED:-0}
-SIZE=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq-len 256 --batch-size 16)
+case "${SIZE:-base}" in
+  base) SIZE=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq-len 256 --batch-size 16) ;;
+  window) SIZE=(--n-layer 6 --d-model 384 --n-head 6 --d-ff 1536 --max-seq-len 256 --batch-size 16) ;;
+  *) echo "train_ar_first.sh: SIZE must be base or window" >&2; exit 2 ;;
+esac
 
 AR_CKPT=${AR_INIT:-}
 if [ "$AR_MINUTES" != 0 ]; then
@@ -44,5 +51,5 @@ if [ "$AR_MINUTES" != 0 ]; then
 fi
 if [ "$MDM_MINUTES" != 0 ]; then
   "$PY" -m scripts.train_pretrain --objective mdm --attention context_only --run-name "$NAME-mdm" "${SIZE[@]}" --threads "$THREADS" \
-      --max-minutes "$MDM_MINUTES" --lr 1e-3 --warmup-steps 100 --p-rest "$P_REST" --p-related "$P_RELATED" --init-from "${MDM_INIT:-$AR_CKPT}"
+      --max-minutes "$MDM_MINUTES" --lr "${MDM_LR:-1e-3}" --warmup-steps 100 --p-rest "$P_REST" --p-related "$P_RELATED" --init-from "${MDM_INIT:-$AR_CKPT}"
 fi

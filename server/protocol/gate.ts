@@ -37,13 +37,13 @@ export interface GateWeights {
  * copy's line too, a started line and rows that agree each make a right first line likelier.
  */
 export const GATE_WEIGHTS: GateWeights = Object.freeze({
-  bias: -4.555,
-  copy: -1.970,
-  copyRunLog2: 0.776,
-  copyAgrees: 0.651,
-  midLine: 1.440,
-  agreement: 1.394,
-  firstLineMin: 1.872,
+  bias: -3.704,
+  copy: -2.517,
+  copyRunLog2: 0.718,
+  copyAgrees: 1.063,
+  midLine: 0.942,
+  agreement: 1.048,
+  firstLineMin: 2.112,
 });
 
 /** The estimated probability (0..1) that the suggestion's first line is exactly right. */

@@ -160,6 +160,9 @@ def parse_args(argv=None):
     g.add_argument("--batch-size", type=int, default=None, help="canvases per step (default 256 on cuda, 8 on cpu)")
     g.add_argument("--lr-ar", type=float, default=2e-3, help="stage 1 peak learning rate")
     g.add_argument("--lr-mdm", type=float, default=1e-3, help="stage 2 peak learning rate")
+    g.add_argument("--p-rest", type=float, default=0.3,
+                   help="stage 2's share of rest-of-line spans (train_pretrain --p-rest; train_ar_first.sh's default: "
+                        "session 8 measured +1.3 points of first-line exact with it; session 11's windows ran without)")
     g.add_argument("--warmup-steps", type=int, default=None, help="warmup steps of each stage (default 200; 5 dry)")
     g.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile the backbone (auto: on cuda with torch 2.x, for a stage whose clock is at least "
@@ -549,7 +552,7 @@ class Window:
         if stage == "ar":
             cmd += ["--lr", str(a.lr_ar), "--fim-rate", "0.5", "--spm-rate", "0.5", "--p-line", "0.5"]
         else:
-            cmd += ["--lr", str(a.lr_mdm), "--attention", "context_only"]
+            cmd += ["--lr", str(a.lr_mdm), "--attention", "context_only", "--p-rest", str(a.p_rest)]
         base = list(cmd)
         if init:
             cmd += ["--init-from", str(init)]
