@@ -221,7 +221,7 @@ def parse_args(argv=None):
     if args.out is None:
         args.out = os.environ.get("OUT") if (os.environ.get("OUT") and not dry) else str(Path(args.work) / "out")
     # The stages run as `python -m scripts.X` from models/recipe/: hand them absolute paths.
-    for key in ("work", "out", "data", "corpus_dir", "tokenizer"):
+    for key in ("work", "out", "data", "corpus_dir", "tokenizer", "ar_init", "mdm_init"):
         if getattr(args, key, None):
             setattr(args, key, os.path.abspath(getattr(args, key)))
     if args.part_mib >= MAX_FILE_MIB:
