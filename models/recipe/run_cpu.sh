@@ -64,7 +64,7 @@ test -s "$OUT/ar/stable.pt"  # warmup-stable-decay leaves the peak-lr model a la
 PYTHON="$PY" bash gpu_window.sh --device cpu --dry-run --work "$OUT/window" --out "$OUT/window/out"
 # A second window continues the first one's denoiser (--mdm-init, a path relative to models/recipe/ as the docs give it):
 # no stage 1, stage 2 from those weights, then the same export, eval, pack and checks.
-PYTHON="$PY" bash gpu_window.sh --device cpu --dry-run --budget-minutes 1 --mdm-init "$OUT/window/weights/mdm.pt" \
+PYTHON="$PY" bash gpu_window.sh --device cpu --dry-run --budget-minutes 1.5 --mdm-init "$OUT/window/weights/mdm.pt" \
     --work "$OUT/window-next" --out "$OUT/window-next/out"
 grep -q "no stage 1; stage 2 continues" "$OUT/window-next/out/window.log"
 echo "run_cpu.sh: done; model in models/recipe/$OUT/model, cached-context model in models/recipe/$OUT/model-ctx," \
