@@ -21,7 +21,9 @@ Stages, each against the one deadline (start + --budget-minutes; every stage's t
     backbone (a stage whose compiled start fails is rerun once without it), DataLoader workers building batches,
     large batches. Each stage writes its checkpoint at least every --save-minutes (train_pretrain.py
     --save-every-minutes), and each new checkpoint is packed at once as float16 weights under $OUT, so a kill at any
-    moment leaves the newest model there.
+    moment leaves the newest model there; a stage that exits with an error and more than a minute of its time left
+    goes on from that checkpoint. With --mdm-init there is no stage 1: stage 2 continues the given denoiser (a
+    window's weights/mdm.pt, the committed weights) with all the training time.
  4. export: export_onnx.py writes the int8 cached-context pair with the K-best head (context.int8.onnx, step.int8.onnx,
     manifest, parity fixture, card).
  5. eval: eval_heldout.py on the held-out tasks through its own flags (--ckpt, the PyTorch denoiser through sample.py, at
