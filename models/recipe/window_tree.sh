@@ -13,7 +13,8 @@ HOLD=/tmp/unmask-window-hold
 
 size() {
   local tree carry
-  tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {printf "%.1f", s/1048576}')
+  # (tracked files moved out fail stat: they do not travel, so they do not count)
+  tree=$( (git ls-files -z | xargs -0 stat -c %s 2>/dev/null || true) | awk '{s+=$1} END {printf "%.1f", s/1048576}')
   carry=$(du -sm models/recipe/data/window 2>/dev/null | cut -f1 || echo 0)
   echo "window_tree: tree ${tree} MiB + carry models/recipe/data/window ${carry:-0} MiB (the device tool takes 64 MiB)"
 }
