@@ -65,7 +65,8 @@ def model_card(model_id: str, ckpt: dict, meta: dict, files: list[dict], sources
          f"{f' in {len(stages)} runs' if len(stages) > 1 else ''}, has seen "
          f"only {total_tokens / 1e6:.1f}M tokens and is far from converged. `models/recipe/run_gpu.sh` trains "
          "the same recipe on a GPU." if on_cpu else
-         f"Trained on {ckpt.get('world', 1)} x {device} for {hours:.2f} hours."),
+         f"Trained on {ckpt.get('world', 1)} x {device} for {total_seconds / 60:.1f} minutes"
+         f"{f' in {len(stages)} runs' if len(stages) > 1 else ''}, {total_tokens / 1e6:.0f}M tokens."),
         "",
         "## Use",
         "",
