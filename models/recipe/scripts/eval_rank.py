@@ -24,12 +24,12 @@ import argparse
 import collections
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 from unmask.metrics import edit_similarity, first_line, first_line_exact
+from unmask.onnx_cli import cli_request, run_batch
 from unmask.paths import REPO_DIR, command_line
 
 
@@ -55,21 +55,12 @@ def fill(args, tasks: list[dict]) -> list[dict]:
         requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
         with open(requests, "w", encoding="utf-8") as f:
             for i, t in enumerate(tasks):
-                # "before"/"after": the file the editor checks the rows' syntax in, the hole empty.
-                f.write(json.dumps({"id": i, "prefix": t["prefix"], "suffix": t["suffix"], "language": t["language"],
-                                    "before": t["file"][:t["start"]], "after": t["file"][t["end"]:]}) + "\n")
+                f.write(json.dumps(cli_request(i, t)) + "\n")
         command = [args.node, os.path.join(REPO_DIR, args.cli), "--batch", requests, "--out", results,
                    "--model", os.path.abspath(args.model), "--precision", "int8", "--threads", str(args.threads),
                    "--steps", str(args.steps), "--strategy", "confidence", "--seed", str(args.seed),
                    "--candidates", str(args.candidates), "--copy-min-match", "0"]
-        got = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True)
-        if got.returncode != 0:
-            raise SystemExit(f"eval_rank: the CLI exited {got.returncode}: {got.stderr.strip()[-2000:]}")
-        answers = {}
-        with open(results, encoding="utf-8") as f:
-            for line in f:
-                a = json.loads(line)
-                answers[a["id"]] = a
+        answers, _ = run_batch(command, results, str(REPO_DIR))
     return [answers.get(i, {}) for i in range(len(tasks))]
 
 

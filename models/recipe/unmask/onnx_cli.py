@@ -37,6 +37,16 @@ def answer(answers: dict, i: int, name: str) -> dict:
     return got
 
 
+def cli_request(i: int, task: dict) -> dict:
+    """Request `i` of a batch for an infill task: its text around the hole, and the file the editor would check the
+    candidates' syntax in (the hole empty there); the task's other open files when it has them."""
+    request = {"id": i, "prefix": task["prefix"], "suffix": task["suffix"], "language": task["language"],
+               "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]}
+    if task.get("related"):
+        request["related"] = task["related"]  # other open files (other_open_files), most recent first
+    return request
+
+
 def setting_flags(args) -> list[str]:
     """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline and --cli-related-context-tokens options (none
     given: the CLI's defaults)."""
@@ -115,14 +125,9 @@ def run_onnx_cli(model_dir: str, task_list: list[dict], options, fixed_bucket: O
         requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
         with open(requests, "w", encoding="utf-8") as f:
             for i, task in enumerate(task_list):
-                request = {"id": i, "prefix": task["prefix"], "suffix": task["suffix"], "language": task["language"],
-                           "max_tokens": bucket_for(task["target_tokens"], buckets, fixed_bucket),
-                           # The file the editor would check the candidates in: the hole is empty there.
-                           "before": task["file"][:task["start"]], "after": task["file"][task["end"]:]}
-                if task.get("related"):
-                    request["related"] = task["related"]  # other open files (other_open_files), most recent first
-                if getattr(args, "bucket", "oracle") == "default":
-                    del request["max_tokens"]  # The CLI's own default span, as the editor sends it.
+                request = cli_request(i, task)
+                if getattr(args, "bucket", "oracle") != "default":  # "default": the CLI's own span, as the editor's
+                    request["max_tokens"] = bucket_for(task["target_tokens"], buckets, fixed_bucket)
                 f.write(json.dumps(request) + "\n")
         command = [args.node, cli, "--batch", requests, "--out", results, "--model", model_dir,
                    "--precision", args.onnx_precision, "--threads", str(max(args.threads, 1)),
