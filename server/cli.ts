@@ -83,6 +83,9 @@ Options:
   --json               print JSON instead of text
   --batch FILE         JSONL tasks to fill ("-" reads stdin)
   --out FILE           where batch results go ("-" or absent: stdout)
+  --canvases           batch mode: add each answer's finished canvases ("rows": text and canvas token ids per
+                       distinct row), the span positions and the healed text, as the reward model scores them
+                       (the recipe's scripts/data_reward.py trains it on these)
   --help               this text`;
 
 class UsageError extends Error {}
@@ -132,6 +135,7 @@ function parse(argv: string[]) {
         'latency-budget': { type: 'string' },
         multiline: { type: 'string' },
         json: { type: 'boolean' },
+        canvases: { type: 'boolean' },
         batch: { type: 'string' },
         out: { type: 'string' },
         help: { type: 'boolean' },
@@ -380,6 +384,19 @@ function gateJson(gate: GateFeatures) {
   };
 }
 
+/**
+ * --canvases: what the reward model reads for each distinct row (near-duplicates merged, whitespace-only rows dropped,
+ * as ranking sees them), the span positions of the first hole, and the text token healing took off the context.
+ */
+function canvasesJson(result: InfillResult) {
+  const hole = result.holes[0];
+  return {
+    span: hole ? Array.from({ length: hole.length }, (_, k) => hole.start + k) : [],
+    healed: result.healed[0] ?? '',
+    rows: result.candidates.map((c) => ({ text: c.holes[0] ?? '', canvas: Array.from(c.canvas) })),
+  };
+}
+
 const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
 
 function timings(outcome: { result: InfillResult }, totalMs: number) {
@@ -603,6 +620,7 @@ async function batch(args: Args): Promise<void> {
           // Per step, the positions (within the span) committed then: the decoding order for AR-ness.
           order: unmaskingOrder(outcome.result.trace).map((s) => s.tokens.map((t) => t.index)),
           ...timings(outcome, totalMs),
+          ...(args.canvases ? canvasesJson(outcome.result) : {}),
         });
         done += 1;
       } catch (err) {

@@ -30,7 +30,7 @@ export type RankingModel = CompletionModel & { readonly discriminator?: Pick<Loa
 
 /**
  * The reward of each candidate (`candidateIndex` into result.candidates): one batched discriminator pass over the
- * finished canvases of all of them at t = t_clean, reduced per candidate to the mean of its per-token scores over the
+ * finished canvases of all of them (asInserted) at t = t_clean, reduced per candidate to the mean of its per-token scores over the
  * span positions. The contract ranks by their sum; every candidate of one request has the same span positions, so
  * the mean orders them the same and stays on the per-token scale of the likelihood it is added to (rerank.ts).
  * Undefined without a discriminator, without candidates, or when the pass fails (logged; the ranking goes on).
@@ -39,10 +39,11 @@ async function rewardsOf(
   discriminator: RankingModel['discriminator'],
   result: InfillResult,
   candidateIndex: readonly number[],
+  eosId: number,
   log: (line: string) => void,
 ): Promise<number[] | undefined> {
   if (!discriminator || candidateIndex.length === 0) return undefined;
-  const canvases = candidateIndex.map((i) => result.candidates[i].canvas);
+  const canvases = candidateIndex.map((i) => asInserted(result.candidates[i].canvas, result.holes, eosId));
   const span = result.holes.flatMap(({ start, length }) => Array.from({ length }, (_, k) => start + k));
   const batch = canvases.length;
   const seqLen = canvases[0].length;
@@ -63,6 +64,20 @@ async function rewardsOf(
   }
 }
 
+/**
+ * The canvas as the candidate would be inserted: in each hole, every position after the first end-of-span holds
+ * end-of-span. Out-of-order decoding can leave tokens there that the text never shows; the reward model was trained
+ * on canvases written this way (models/recipe/scripts/data_reward.py), so it never scores text nobody would see.
+ */
+export function asInserted(canvas: Int32Array, holes: readonly { start: number; length: number }[], eosId: number): Int32Array {
+  const out = Int32Array.from(canvas);
+  for (const { start, length } of holes) {
+    const end = out.subarray(start, start + length).indexOf(eosId);
+    if (end >= 0) out.fill(eosId, start + end, start + length);
+  }
+  return out;
+}
+
 export async function rankedCompletions(
   model: RankingModel,
   query: CompletionQuery,
@@ -75,7 +90,7 @@ export async function rankedCompletions(
 ): Promise<RankedOutcome> {
   const outcome = await complete(model, query, options, hooks);
   // The parser runs on this thread and the discriminator in the inference worker: they overlap.
-  const rewarding = rewardsOf(model.discriminator, outcome.result, outcome.candidateIndex, log);
+  const rewarding = rewardsOf(model.discriminator, outcome.result, outcome.candidateIndex, model.facts.eosId, log);
   let errors: number[] | undefined;
   try {
     errors = await syntax.errorsWithInsertions(query.languageId, file.before, file.after, outcome.texts);

@@ -159,8 +159,8 @@ export interface CandidateItem {
   /** Syntax errors (tree-sitter) in the file with this text inserted; absent when the language has no parser. */
   syntaxErrors?: number;
   /**
-   * The discriminator's mean per-token score over the span (log-odds "looks like the teacher"); absent when the model
-   * folder ships no discriminator or it could not score.
+   * The discriminator's mean per-token score over the span (log-odds "looks right", or for a distilled model's
+   * discriminator "looks like the teacher"); absent when the model folder ships no discriminator or it could not score.
    */
   reward?: number;
   /** The ranking score of server/engine/rerank.ts (likelihood, syntax, reward); higher is better. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { ModelFn, SamplerOptions } from '../../server/engine/types';
-import { bestHoleFill, rankedCompletions, withCopyCandidate } from '../../server/protocol/candidates';
+import { asInserted, bestHoleFill, rankedCompletions, withCopyCandidate } from '../../server/protocol/candidates';
 import type { DiscriminatorInput } from '../../server/runtime/discriminator';
 import { RUNTIME_FILE, SyntaxChecker } from '../../server/runtime/syntax';
 import { answer, CharCodec, EOS, FACTS, MASK, VOCAB, holeStartAfter, tok } from './engine-mocks';
@@ -128,6 +128,20 @@ function mockDiscriminator(favoured: string, hit: number) {
     },
   };
 }
+
+describe('the canvas a reward model scores', () => {
+  it('holds end-of-span after the first one in each hole, and leaves the rest of the canvas alone', () => {
+    const canvas = Int32Array.from([1, 2, 5, EOS, 7, 8, 3, 9, EOS, 4, EOS, 6, 7]);
+    const holes = [{ start: 2, length: 4 }, { start: 7, length: 5 }];
+    assert.deepEqual(Array.from(asInserted(canvas, holes, EOS)), [1, 2, 5, EOS, EOS, EOS, 3, 9, EOS, EOS, EOS, EOS, 7]);
+    assert.deepEqual(Array.from(canvas), [1, 2, 5, EOS, 7, 8, 3, 9, EOS, 4, EOS, 6, 7], 'the candidate keeps its own canvas');
+  });
+
+  it('leaves a hole without end-of-span as it is', () => {
+    const canvas = Int32Array.from([1, 5, 6, 7, 2]);
+    assert.deepEqual(Array.from(asInserted(canvas, [{ start: 1, length: 3 }], EOS)), [1, 5, 6, 7, 2]);
+  });
+});
 
 describe('ranked completions with a discriminator (the learned reward)', () => {
   const prefix = 'def f(x):\n    return ';

@@ -6,6 +6,8 @@ Run from models/recipe/:
     python -m scripts.export_disc --run runs/gpu-distill --out ../unmask-coder-base
 Only the discriminator (the folder already holds the student):
     python -m scripts.export_disc --run runs/gpu-distill --out ../unmask-coder-base --disc-only
+A reward discriminator (scripts/train_reward.py) beside the folder's denoiser, with a "## Reward model" card section:
+    python -m scripts.export_disc --disc runs/reward-12/disc.pt --out ../unmask-coder-base --ranking runs/rank.md
 
 Discriminator graph: inputs input_ids [B,T] int64, positions [B,P] int64, t [B] float32 (noise level in [0,1]),
 output scores [B,P] float32 (per-token logits, > 0: "looks like a teacher sample"); opset 17; the spectral norm is
@@ -38,6 +40,7 @@ REPO = common.REPO_DIR
 # int8_sign counts only scores with |PyTorch score| >= SIGN_MIN: the sign of a near-zero logit is noise.
 TOLERANCE = {"fp32_rel_l2": 1e-4, "int8_rel_l2": 0.1, "int8_sign": 0.95, "sign_min": 0.1}
 CARD_SECTION = "## Distillation"
+REWARD_SECTION = "## Reward model"
 
 
 class OnnxDisc(torch.nn.Module):
@@ -77,6 +80,16 @@ def disc_metadata(ckpt: dict, quantization: str, summary: dict) -> dict[str, str
     a = ckpt.get("args", {})
     meta["unmask.kind"] = "disc"
     meta["unmask.attention"] = "full"
+    if ckpt.get("stage") == "reward":  # train_reward.py: the shipped model's rows, right against wrong
+        m = ckpt["disc_meaning"]
+        meta["unmask.disc"] = json.dumps({
+            "real": m["real"], "fake": m["fake"],
+            "score": "per-token logit; > 0 means the candidate looks right (log-odds real:fake)",
+            "t_range": [m["t_clean"], m["t_clean"]], "t_clean": m["t_clean"],
+            "trainable_blocks": ckpt["config"]["disc"]["trainable_blocks"],
+            "rerank": "add the mean of the scores over a candidate's span positions to its ranking score",
+        })
+        return meta
     meta["unmask.disc"] = json.dumps({
         "real": "teacher samples", "fake": "student samples",
         "score": "per-token logit; > 0 means the token looks like the teacher's (log-odds teacher:student)",
@@ -210,6 +223,31 @@ def card_section(student: dict, disc_ckpt: dict, files: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def reward_card_section(disc_ckpt: dict, files: list[dict], ranking: str) -> str:
+    """The card's section for a discriminator trained by train_reward.py (no student: the denoiser is unchanged)."""
+    a, m = disc_ckpt.get("args", {}), disc_ckpt.get("metrics") or {}
+    lines = [
+        REWARD_SECTION, "",
+        "`disc.int8.onnx` is a reward model that ranks the candidates (server/protocol/candidates.ts adds the mean of "
+        "its per-token logits over a candidate's span to the likelihood-plus-syntax score). It is the discriminator "
+        "of unmask/discriminator.py (this model's backbone, lower blocks frozen) trained by "
+        "models/recipe/scripts/train_reward.py on this model's own candidates for tasks cut from the corpus's valid "
+        "split: the real code and rows with the right first line against rows with a wrong one.", "",
+        "| | |", "|---|---|",
+        f"| backbone | `{a.get('teacher')}`, last {disc_ckpt['config']['disc']['trainable_blocks']} blocks + final "
+        "norm + spectral-norm head trained |",
+        f"| training | {disc_ckpt.get('step')} optimizer steps, {disc_ckpt.get('train_tokens')} canvas tokens, "
+        f"{disc_ckpt.get('train_seconds', 0) / 60:.0f} min on {disc_ckpt.get('device')}, torch {disc_ckpt.get('torch')} |",
+        f"| validation (valid-split tasks with right and wrong rows) | top row right: likelihood + syntax "
+        f"{100 * m.get('top1_score', float('nan')):.1f}%, + reward {100 * m.get('top1_score_reward', float('nan')):.1f}%, "
+        f"reward alone {100 * m.get('top1_reward', float('nan')):.1f}% ({m.get('tasks')} tasks) |",
+        "", "Files: " + ", ".join(f"`{f['name']}` ({f['bytes']} bytes)" for f in files) + ".", "",
+    ]
+    if ranking:
+        lines += [ranking.rstrip(), ""]
+    return "\n".join(lines)
+
+
 def export_discriminator(disc_path: Path, out: Path, fp32: bool, opset: int, corpus_dir: str,
                          sources: Path, tokenizer: str | None = None) -> dict:
     """Writes disc.int8.onnx (+ disc.onnx), disc_parity.json; returns {"files": [...], "meta": ..., "check": ...}."""
@@ -268,7 +306,12 @@ def update_manifest(out: Path, files: list[dict], meta: dict, check: dict) -> No
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="distillation run folder with student.pt and disc.pt")
+    p.add_argument("--run", default=None, help="distillation run folder with student.pt and disc.pt")
+    p.add_argument("--disc", default=None,
+                   help="a reward discriminator (train_reward.py's disc.pt) to ship beside the folder's denoiser "
+                        "instead of a distillation run")
+    p.add_argument("--ranking", default=None,
+                   help="with --disc: a Markdown file of measurements to put in the card's section (eval_rank's table)")
     p.add_argument("--out", required=True, help="model folder to write (created; files in it are replaced)")
     p.add_argument("--id", default=None, help="model id (default: the --out folder name)")
     p.add_argument("--disc-only", action="store_true", help="export only the discriminator (the student is there)")
@@ -279,7 +322,20 @@ def main(argv=None):
     p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the one named in the checkpoints)")
     args = p.parse_args(argv)
 
-    run, out = Path(args.run), Path(args.out)
+    out = Path(args.out)
+    if (args.run is None) == (args.disc is None):
+        p.error("give --run (a distillation run) or --disc (a reward discriminator)")
+    if args.disc:
+        r = export_discriminator(Path(args.disc), out, args.fp32, args.opset, args.corpus_dir, Path(args.sources),
+                                 args.tokenizer)
+        update_manifest(out, r["files"], r["meta"], r["check"])
+        manifest = json.loads((out / "manifest.json").read_text())
+        ranking = Path(args.ranking).read_text() if args.ranking else ""
+        replace_section(out / "MODEL_CARD.md", REWARD_SECTION, reward_card_section(r["ckpt"], manifest["files"], ranking))
+        print(json.dumps({"out": str(out), "files": {f["name"]: f["bytes"] for f in r["files"]}, "check": r["check"]},
+                         indent=1))
+        return
+    run = Path(args.run)
     if not args.disc_only:
         cmd = ["--ckpt", str(run / "student.pt"), "--out", str(out), "--corpus-dir", args.corpus_dir,
                "--sources", args.sources] + (["--id", args.id] if args.id else []) + (["--fp32"] if args.fp32 else [])

@@ -34,7 +34,7 @@ import torch
 from unmask import common
 
 SCHEMA = 2
-STAGES = ("pretrain", "distill", "rl")
+STAGES = ("pretrain", "distill", "rl", "reward")
 # The keys of one lineage entry: what a stage's own run did.
 STAGE_KEYS = ("stage", "args", "step", "train_tokens", "train_seconds", "cpu_seconds", "metrics", "device", "world",
               "torch")

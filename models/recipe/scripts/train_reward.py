@@ -1,0 +1,221 @@
+"""Reward stage: trains the discriminator the runtime ranks candidates with (server/protocol/candidates.ts) on the
+shipped model's own candidates (scripts/data_reward.py), so that likelihood + syntax + reward picks the right row more
+often than likelihood + syntax alone. Writes runs/<run-name>/{disc.pt, log.jsonl}; scripts/export_disc.py --disc
+ships it beside the denoiser.
+
+Run from models/recipe/ (both cores; stops itself after --max-minutes and keeps the best validation checkpoint):
+    nohup python -m scripts.train_reward --teacher weights/gpu-window-11-mdm.pt --data data/reward/examples.jsonl.gz \
+        --run-name reward-12 --max-minutes 60 > runs/reward-12.out 2>&1 &
+CPU smoke (run_cpu.sh): the same with --max-steps 4 on a smoke teacher and a few tasks.
+
+The network is unmask/discriminator.py's: a copy of the denoiser's backbone (token embedding and lower blocks frozen,
+the last --trainable-blocks blocks, final norm, time MLP and a spectral-norm head trained), full attention, one logit
+per canvas position. A candidate's reward is what the runtime computes: the mean of those logits over the hole's
+span positions of its finished canvas at t = t_clean (0: nothing masked).
+
+Per task (shapes: N items = the target plus the model's distinct rows, T canvas tokens, P span positions):
+    logits [N, P] -> reward r [N]
+    loss = BCE(r, label)                    every item: the real code and right rows 1, wrong rows 0 ("real vs model")
+         + CE(softmax(score + r), right)    the model rows of a task with right and wrong rows: `score` is the CLI's
+                                            own ranking score (mean log-prob per token - 2 x extra syntax errors), so
+                                            the reward learns what likelihood and syntax miss, on the scale it is
+                                            added to (rerank.ts: score + 1 x reward)
+Tasks are split by --valid-share (by id hash) into train and a validation share that picks the checkpoint: of its
+tasks with right and wrong rows, the share whose top row (by score + r) has the right first line, against score alone.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import random
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from unmask import checkpoint, common
+from unmask.discriminator import Discriminator, default_trainable_blocks
+from unmask.paths import command_line
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--teacher", required=True, help="the shipped denoiser's checkpoint (the backbone the discriminator copies)")
+    a("--data", default="data/reward/examples.jsonl.gz", help="data_reward.py's labelled canvases")
+    a("--run-name", default="reward", help="folder under --runs-dir")
+    a("--runs-dir", default="runs", help="where runs go")
+    a("--trainable-blocks", type=int, default=0, help="blocks trained from the top (0: half the depth, at most 4)")
+    a("--lr", type=float, default=1e-4, help="AdamW learning rate of the trainable blocks and the head")
+    a("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    a("--warmup", type=int, default=50, help="optimizer steps of linear learning-rate warmup")
+    a("--tasks-per-step", type=int, default=8, help="tasks whose gradients one optimizer step sums")
+    a("--rank-weight", type=float, default=1.0, help="weight of the listwise ranking loss")
+    a("--bce-weight", type=float, default=0.5, help="weight of the real-vs-model BCE loss")
+    a("--valid-share", type=float, default=0.15, help="share of tasks held out to pick the checkpoint")
+    a("--t-clean", type=float, default=0.0, help="the noise level finished candidates are scored at")
+    a("--max-minutes", type=float, default=60.0, help="stop after this many minutes of training")
+    a("--max-steps", type=int, default=0, help="stop after this many optimizer steps (0: no limit)")
+    a("--eval-every", type=int, default=100, help="optimizer steps between validations")
+    a("--grad-clip", type=float, default=1.0, help="gradient norm clip")
+    a("--threads", type=int, default=0, help="torch threads (0: every core)")
+    a("--seed", type=int, default=0, help="seed of the task order")
+    return p.parse_args(argv)
+
+
+def is_valid(task_id: str, share: float) -> bool:
+    """A stable split by task id: the same tasks validate in every run."""
+    return (zlib.crc32(str(task_id).encode()) % 10_000) < share * 10_000
+
+
+def read_tasks(path: str) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def task_tensors(task: dict) -> dict:
+    """ids [N, T] long, positions [P] long, labels [N] float, model [N] bool, score [N] float (nan: none)."""
+    items = task["items"]
+    return {"ids": torch.tensor([it["canvas"] for it in items], dtype=torch.long),
+            "positions": torch.tensor(task["span"], dtype=torch.long),
+            "labels": torch.tensor([float(it["label"]) for it in items]),
+            "model": torch.tensor([it["source"] == "model" for it in items]),
+            "score": torch.tensor([float("nan") if it.get("score") is None else float(it["score"]) for it in items])}
+
+
+def rewards(disc: Discriminator, x: dict, t_clean: float) -> torch.Tensor:
+    """[N] mean per-token logit over the span: the runtime's reward."""
+    n = x["ids"].shape[0]
+    positions = x["positions"].unsqueeze(0).expand(n, -1)  # [N, P]
+    logits = disc(x["ids"], positions, torch.full((n,), t_clean))  # [N, P]
+    return logits.mean(dim=1)
+
+
+def task_loss(r: torch.Tensor, x: dict, args) -> tuple[torch.Tensor, dict]:
+    bce = F.binary_cross_entropy_with_logits(r, x["labels"])
+    loss = args.bce_weight * bce
+    m = {"bce": bce.item()}
+    rows = x["model"] & ~torch.isnan(x["score"])
+    right = x["labels"][rows]
+    if rows.sum() >= 2 and 0 < right.sum() < len(right):
+        z = x["score"][rows] + r[rows]  # [M] the runtime's ranking score
+        rank = -(torch.log_softmax(z, 0) * (right / right.sum())).sum()
+        loss = loss + args.rank_weight * rank
+        m["rank"] = rank.item()
+    return loss, m
+
+
+def mixed(task: dict) -> bool:
+    """Whether the task's ranked model rows hold right and wrong ones: the only tasks a ranking can change."""
+    labels = [it["label"] for it in task["items"] if it["source"] == "model" and it.get("score") is not None]
+    return 0 < sum(labels) < len(labels)
+
+
+@torch.no_grad()
+def validate(disc: Discriminator, tasks: list[dict], t_clean: float) -> dict:
+    """On the validation tasks with right and wrong rows (the others rank alike whatever the reward): the share whose
+    top row by score alone, by score + reward and by reward alone has the right first line; the reward's accuracy
+    as a classifier (> 0: right or real) over all their items."""
+    disc.eval()
+    base = both = alone = n = 0
+    agree = total = 0
+    for task in tasks:
+        x = task_tensors(task)
+        rows = x["model"] & ~torch.isnan(x["score"])
+        r = rewards(disc, x, t_clean)
+        agree += int(((r > 0).float() == x["labels"]).sum())
+        total += len(r)
+        score, right, rr = x["score"][rows], x["labels"][rows], r[rows]
+        base += float(right[int(torch.argmax(score))])  # argmax: the first of ties, as the CLI's stable sort
+        both += float(right[int(torch.argmax(score + rr))])
+        alone += float(right[int(torch.argmax(rr))])
+        n += 1
+    disc.train()
+    n = max(n, 1)
+    return {"tasks": n, "top1_score": base / n, "top1_score_reward": both / n, "top1_reward": alone / n,
+            "accuracy": agree / max(total, 1)}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    torch.manual_seed(args.seed)
+    teacher, tckpt = checkpoint.load_model(args.teacher)
+    k = args.trainable_blocks or default_trainable_blocks(teacher.config["n_layer"])
+    disc = Discriminator.from_teacher(teacher, k).train()
+    del teacher
+    params = [p for p in disc.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    tasks = read_tasks(args.data)
+    train = [t for t in tasks if not is_valid(t["id"], args.valid_share)]
+    valid = [t for t in tasks if is_valid(t["id"], args.valid_share) and mixed(t)]
+    out = Path(args.runs_dir) / args.run_name
+    out.mkdir(parents=True, exist_ok=True)
+    def emit(line: dict) -> None:
+        with open(out / "log.jsonl", "a") as log:
+            log.write(json.dumps(line) + "\n")
+        print(json.dumps(line), flush=True)
+
+    emit({"event": "start", "teacher": args.teacher, "train_tasks": len(train), "valid_mixed_tasks": len(valid),
+          "trainable_blocks": k, "trainable_params": sum(p.numel() for p in params), "threads": torch.get_num_threads(),
+          "torch": str(torch.__version__)})
+    best = validate(disc, valid, args.t_clean)
+    emit({"event": "valid", "step": 0, **best})
+    best_key = best["top1_score_reward"]
+    rng = random.Random(args.seed)
+    t0, step, seen, tokens = time.time(), 0, 0, 0
+    window: dict[str, list] = {}
+
+    def save(metrics: dict) -> None:
+        checkpoint.save(out / "disc.pt", disc.state_dict(), stage="reward", config=disc.disc_config(),
+                        special=tckpt["special"], tokenizer=tckpt.get("tokenizer", ""),
+                        tokenizer_sha256=tckpt.get("tokenizer_sha256"), lineage=checkpoint.lineage_after(tckpt),
+                        args=args, step=step, train_tokens=tokens, train_seconds=time.time() - t0, metrics=metrics,
+                        device="cpu", world=1, teacher={"path": args.teacher, "step": tckpt.get("step"),
+                                                        "train_tokens": tckpt.get("train_tokens")},
+                        disc_meaning={"real": "the code that was there, and model rows with the right first line",
+                                      "fake": "model rows with a wrong first line", "t_clean": args.t_clean})
+
+    save(best)
+    while True:
+        rng.shuffle(train)
+        for start in range(0, len(train) - args.tasks_per_step + 1, args.tasks_per_step):
+            lr = args.lr * min(1.0, (step + 1) / max(args.warmup, 1))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            for task in train[start:start + args.tasks_per_step]:
+                x = task_tensors(task)
+                loss, m = task_loss(rewards(disc, x, args.t_clean), x, args)
+                (loss / args.tasks_per_step).backward()
+                tokens += x["ids"].numel()
+                for key, v in m.items():
+                    window.setdefault(key, []).append(v)
+            torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+            opt.step()
+            step += 1
+            seen += args.tasks_per_step
+            minutes = (time.time() - t0) / 60
+            done = minutes >= args.max_minutes or (args.max_steps and step >= args.max_steps)
+            if step % args.eval_every == 0 or done:
+                v = validate(disc, valid, args.t_clean)
+                emit({"event": "valid", "step": step, "tasks_seen": seen, "tokens": tokens,
+                      "minutes": round(minutes, 2), "tokens_per_s": round(tokens / max(time.time() - t0, 1e-9)),
+                      **{f"train_{k}": sum(vs) / len(vs) for k, vs in window.items()}, **v})
+                window.clear()
+                if v["top1_score_reward"] > best_key:
+                    best_key, best = v["top1_score_reward"], v
+                    save({**v, "step": step})
+            if done:
+                emit({"event": "end", "step": step, "best": best,
+                      "command": command_line("scripts.train_reward", sys.argv[1:] if argv is None else argv)})
+                return best
+
+
+if __name__ == "__main__":
+    main()
