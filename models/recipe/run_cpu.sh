@@ -54,9 +54,9 @@ test -s "$OUT/ar/stable.pt"  # warmup-stable-decay leaves the peak-lr model a la
     --eval-per-cell 1 --max-tested 0 --max-span-tokens 16 --prompts-per-step 2 --group-size 4 --max-steps 2 \
     --eval-every 2 --threads "$THREADS" --test-workers 1 --device cpu
 
-# The recipe's unit tests (tests/: eval metrics and AR-ness, distillation, RL rewards and losses, the cached-context
-# export, the GPU window's parallel tokenising, carry and pack, token healing and the copy lookup against the
-# TypeScript fixtures).
+# The recipe's unit tests (tests/: eval metrics and AR-ness, distillation, RL rewards and losses, the reward stage's
+# data, losses and a short train + export --disc on a tiny teacher, the cached-context export, the GPU window's
+# parallel tokenising, carry and pack, token healing and the copy lookup against the TypeScript fixtures).
 "$PY" -m unittest discover -q -s tests -t .
 
 # The GPU window's CPU dry run (issue 12): the one command a lent GPU runs, on a tiny model in a 2-minute budget,

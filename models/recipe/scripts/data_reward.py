@@ -13,9 +13,10 @@ lays it out (language tag, context window, token healing, span bucket) and as th
 model (server/protocol/candidates.ts). Per task (one JSON line of the output):
     {"id", "language", "kind", "span": [P] canvas positions of the hole, "items": [
         {"source": "target",  "label": 1, "canvas": [T] ids},        the real code in the same canvas
-        {"source": "model",   "label": 0|1, "canvas": [T] ids, "text", "score" (the CLI's ranking score),
-         "log_prob", "mean_confidence"}, ...]}
-A model row's label is 1 when its first line is the target's (what a ghost text must get right), else 0. The target
+        {"source": "model",   "label": 0|1, "similarity", "canvas": [T] ids, "text", "score" (the CLI's ranking
+         score), "log_prob", "mean_confidence"}, ...]}
+A model row's label is 1 when its first line is the target's (what a ghost text must get right), else 0; its
+similarity is the edit similarity of the two first lines (a graded label for tasks whose rows are all wrong). The target
 canvas is the first row's canvas with the span rewritten: the healed text plus the target, tokenised alone as the
 model writes a span, then end-of-span to the end (a target longer than the span is left out, its rows kept). Rows are
 written as the runtime scores them: every span position after the first end-of-span holds end-of-span
@@ -32,7 +33,7 @@ import tempfile
 import time
 
 from unmask.common import load_tokenizer, read_special_ids
-from unmask.metrics import first_line_exact
+from unmask.metrics import edit_similarity, first_line, first_line_exact
 from unmask.onnx_cli import cli_request, run_batch
 from unmask.paths import REPO_DIR, command_line
 
@@ -89,6 +90,7 @@ def examples(task: dict, answer: dict, encode, eos: int):
     for row in rows:
         c = stats.get(row["text"], {})
         items.append({"source": "model", "label": int(first_line_exact(row["text"], task["target"])),
+                      "similarity": round(edit_similarity(first_line(row["text"]), first_line(task["target"])), 4),
                       "canvas": eos_after_first(row["canvas"], span, eos), "text": row["text"],
                       "score": c.get("score"), "log_prob": c.get("log_prob"),
                       "mean_confidence": c.get("mean_confidence")})

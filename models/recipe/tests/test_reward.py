@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import random
 import tempfile
 import unittest
 from pathlib import Path
@@ -54,6 +55,7 @@ class Canvases(unittest.TestCase):
         self.assertEqual(ex["items"][0]["canvas"], [5, 6, 60, 61, EOS, EOS, 7])
         self.assertEqual(ex["items"][1]["canvas"], [5, 6, 50, 51, EOS, EOS, 7], "the token after end-of-span is gone")
         self.assertEqual(ex["items"][1]["score"], -0.5)
+        self.assertEqual([it.get("similarity") for it in ex["items"]], [None, 1.0, 0.2], "first lines ar(x) and az: 4 edits in 5")
         self.assertIsNone(ex["items"][2]["score"], "a row the CLI merged away has no ranking score")
         self.assertIsNone(data_reward.examples(task, {"error": "boom"}, encode, EOS))
 
@@ -97,12 +99,38 @@ class Losses(unittest.TestCase):
         self.assertGreater(r.grad[1].item(), 0, "a wrong row's goes down")
         self.assertLess(r.grad[0].item(), 0, "the real code's goes up")
 
+    def test_the_graded_term_ranks_closer_rows_higher_when_no_row_is_right(self):
+        task = synthetic_task(0, [0, 0, 0])
+        for it, sim in zip(task["items"][1:], (0.2, 0.9, 0.5)):
+            it["similarity"] = sim
+        x = train_reward.task_tensors(task)
+        r = torch.zeros(4, requires_grad=True)
+        _, m = train_reward.task_loss(r, x, self.args)
+        self.assertNotIn("graded", m, "off by default")
+        args = train_reward.parse_args(["--teacher", "x", "--graded-weight", "0.5"])
+        loss, m = train_reward.task_loss(r, x, args)
+        self.assertIn("graded", m)
+        loss.backward()
+        self.assertLess(r.grad[2].item(), 0, "the closest row's reward goes up")
+        self.assertGreater(r.grad[1].item(), 0, "the farthest row's goes down")
+        self.assertTrue(train_reward.graded(task))
+        self.assertFalse(train_reward.graded(synthetic_task(0, [1, 0])), "a mixed task ranks by its labels")
+
     def test_the_split_is_stable_and_near_the_share(self):
         ids = [f"rw-py-line-{i:04d}" for i in range(2000)]
         share = sum(train_reward.is_valid(i, 0.15) for i in ids) / len(ids)
         self.assertAlmostEqual(share, 0.15, delta=0.03)
         self.assertEqual([train_reward.is_valid(i, 0.15) for i in ids[:50]],
                          [train_reward.is_valid(i, 0.15) for i in ids[:50]])
+
+    def test_the_stream_draws_mixed_tasks_at_the_share_asked(self):
+        tasks = [synthetic_task(i, [1, 0] if i < 10 else [0, 0]) for i in range(100)]
+        stream = train_reward.task_stream(tasks, 0.5, random.Random(0))
+        draws = [next(stream) for _ in range(1000)]
+        self.assertAlmostEqual(sum(train_reward.mixed(t) for t in draws) / 1000, 0.5, delta=0.06)
+        stream = train_reward.task_stream(tasks, 0.0, random.Random(0))
+        self.assertEqual(sorted(t["id"] for t in (next(stream) for _ in range(100))), sorted(t["id"] for t in tasks),
+                         "share 0: one pass is every task once")
 
     def test_only_mixed_tasks_validate(self):
         self.assertTrue(train_reward.mixed(synthetic_task(0, [1, 0])))
