@@ -338,10 +338,11 @@ async function generate(
   copyMinMatch: number,
   /** The clock of --latency-budget, and when this completion's task started on it. */
   hooks: Pick<InfillHooks, 'now' | 'startedAt'>,
-): Promise<{ candidates: readonly Candidate[]; result: InfillResult; gate: GateFeatures | undefined }> {
+): Promise<{ candidates: readonly Candidate[]; result: InfillResult; gate: GateFeatures | undefined; modelRows: readonly ModelRow[] }> {
   if (options.candidates > 1) {
     const ranked = await rankedCompletions(model, query, file, options, hooks, syntax, (line) => process.stderr.write(`${line}\n`));
-    return { ...withCopyCandidate(ranked, file, copyMinMatch), result: ranked.result };
+    const modelRows = ranked.candidates.map(({ text }, i) => ({ text, row: ranked.rows[i] }));
+    return { ...withCopyCandidate(ranked, file, copyMinMatch), result: ranked.result, modelRows };
   }
   const outcome = await complete(model, query, options, hooks);
   const rows = outcome.texts.map((text, i): Candidate => {
@@ -350,7 +351,14 @@ async function generate(
   });
   const copy = copyMatch(file, copyMinMatch);
   const candidates = withCopyFirst(rows, copy?.text, (c) => c.text, (text): Candidate => ({ text, logProb: 0, meanConfidence: 1, source: 'copy' }));
-  return { candidates, result: outcome.result, gate: completionGate(outcome, copy, file.before) };
+  const modelRows = outcome.texts.map((text, i) => ({ text, row: outcome.candidateIndex[i] }));
+  return { candidates, result: outcome.result, gate: completionGate(outcome, copy, file.before), modelRows };
+}
+
+/** One of the model's own candidates (not the copy) and its row in InfillResult.candidates. */
+interface ModelRow {
+  readonly text: string;
+  readonly row: number;
 }
 
 function newSyntaxChecker(): SyntaxChecker {
@@ -385,15 +393,16 @@ function gateJson(gate: GateFeatures) {
 }
 
 /**
- * --canvases: what the reward model reads for each distinct row (near-duplicates merged, whitespace-only rows dropped,
- * as ranking sees them), the span positions of the first hole, and the text token healing took off the context.
+ * --canvases: what the reward model reads for each of the model's ranked candidates (near-duplicates merged, blank
+ * rows dropped, as ranking sees them; the text as in `candidates`), the span positions of the first hole, and the text
+ * token healing took off the context.
  */
-function canvasesJson(result: InfillResult) {
+function canvasesJson(result: InfillResult, modelRows: readonly ModelRow[]) {
   const hole = result.holes[0];
   return {
     span: hole ? Array.from({ length: hole.length }, (_, k) => hole.start + k) : [],
     healed: result.healed[0] ?? '',
-    rows: result.candidates.map((c) => ({ text: c.holes[0] ?? '', canvas: Array.from(c.canvas) })),
+    rows: modelRows.map(({ text, row }) => ({ text, canvas: Array.from(result.candidates[row].canvas) })),
   };
 }
 
@@ -620,7 +629,7 @@ async function batch(args: Args): Promise<void> {
           // Per step, the positions (within the span) committed then: the decoding order for AR-ness.
           order: unmaskingOrder(outcome.result.trace).map((s) => s.tokens.map((t) => t.index)),
           ...timings(outcome, totalMs),
-          ...(args.canvases ? canvasesJson(outcome.result) : {}),
+          ...(args.canvases ? canvasesJson(outcome.result, outcome.modelRows) : {}),
         });
         done += 1;
       } catch (err) {

@@ -23,6 +23,8 @@ export interface RankedOutcome {
   readonly result: InfillResult;
   /** The first candidate's text and the engine's first-line numbers for it, as the gate reads them (gate.ts). */
   readonly best?: GateRow;
+  /** For each of `candidates`, its row in result.candidates: the canvas the reward model scored. */
+  readonly rows: readonly number[];
 }
 
 /** A completion model with, when its folder ships one, the discriminator that scores finished candidates. */
@@ -115,7 +117,8 @@ export async function rankedCompletions(
   // rankCandidates hands back the scored objects themselves: the first one's index finds its engine candidate.
   const top = ranked.length > 0 ? scored.indexOf(ranked[0].candidate) : -1;
   const best = top >= 0 ? gateRow(outcome.texts[top], outcome.result.candidates[outcome.candidateIndex[top]]) : undefined;
-  return { candidates, result: outcome.result, ...(best ? { best } : {}) };
+  const rows = ranked.map(({ candidate }) => outcome.candidateIndex[scored.indexOf(candidate)]);
+  return { candidates, result: outcome.result, rows, ...(best ? { best } : {}) };
 }
 
 /** A finished text and the engine candidate it came from, as the gate reads them. */

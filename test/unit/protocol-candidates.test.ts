@@ -64,6 +64,14 @@ describe('ranked completions (the candidates request and explicit inline request
     assert.ok(result.modelCalls >= 1 && result.modelCalls <= 4, 'both rows come from one generation of at most 4 steps');
   });
 
+  it('names the engine row of each ranked candidate, whose canvas the reward model scores', async () => {
+    const query = { prefix, suffix, languageId: 'python', maxTokens: 8 };
+    const { candidates, result, rows } = await rankedCompletions(model, query, { before: prefix, after: suffix }, options, {}, checker, log);
+    assert.equal(rows.length, candidates.length);
+    assert.deepEqual(rows.map((r) => result.candidates[r].holes[0].trim()), candidates.map((c) => c.text.trim()));
+    assert.notEqual(rows[0], rows[1]);
+  });
+
   it('hands the gate the first candidate, and the copy typing puts in front of it', async () => {
     const query = { prefix, suffix, languageId: 'python', maxTokens: 8 };
     const ranked = await rankedCompletions(model, query, { before: prefix, after: suffix }, options, {}, checker, log);

@@ -10,7 +10,8 @@ trained on, never the test split or a benchmark):
 
 The candidates come from the extension's CLI with `--canvases`, so every canvas is laid out exactly as the editor
 lays it out (language tag, context window, token healing, span bucket) and as the runtime hands it to the reward
-model (server/protocol/candidates.ts). Per task (one JSON line of the output):
+model (server/protocol/candidates.ts), and the rows are the ranked candidates themselves (near-duplicates merged,
+blank rows dropped), each with the CLI's ranking score. Per task (one JSON line of the output):
     {"id", "language", "kind", "span": [P] canvas positions of the hole, "items": [
         {"source": "target",  "label": 1, "canvas": [T] ids},        the real code in the same canvas
         {"source": "model",   "label": 0|1, "similarity", "canvas": [T] ids, "text", "score" (the CLI's ranking
