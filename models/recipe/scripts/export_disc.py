@@ -241,6 +241,9 @@ def reward_card_section(disc_ckpt: dict, files: list[dict], ranking: str) -> str
         f"| validation (valid-split tasks with right and wrong rows) | top row right: likelihood + syntax "
         f"{100 * m.get('top1_score', float('nan')):.1f}%, + reward {100 * m.get('top1_score_reward', float('nan')):.1f}%, "
         f"reward alone {100 * m.get('top1_reward', float('nan')):.1f}% ({m.get('tasks')} tasks) |",
+        f"| validation (tasks whose rows are all right or all wrong) | the top row's first-line edit similarity: "
+        f"likelihood + syntax {100 * m.get('sim_score', float('nan')):.1f}%, + reward "
+        f"{100 * m.get('sim_score_reward', float('nan')):.1f}% ({m.get('graded_tasks')} tasks) |",
         "", "Files: " + ", ".join(f"`{f['name']}` ({f['bytes']} bytes)" for f in files) + ".", "",
     ]
     if ranking:

@@ -32,6 +32,7 @@ import argparse
 import gzip
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -178,7 +179,7 @@ def validate(disc: Discriminator, tasks: list[dict], t_clean: float, graded_task
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     torch.manual_seed(args.seed)
     teacher, tckpt = checkpoint.load_model(args.teacher)
     k = args.trainable_blocks or default_trainable_blocks(teacher.config["n_layer"])
