@@ -30,13 +30,12 @@ import gzip
 import json
 import os
 import sys
-import tempfile
 import time
 
 from unmask.common import load_tokenizer, read_special_ids
 from unmask.metrics import edit_similarity, first_line, first_line_exact
-from unmask.onnx_cli import cli_request, run_batch
-from unmask.paths import REPO_DIR, command_line
+from unmask.onnx_cli import model_rows
+from unmask.paths import command_line
 
 
 def parse_args(argv=None):
@@ -108,16 +107,7 @@ def main(argv=None):
     if args.tasks:
         tasks = tasks[:args.tasks]
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
-        with open(requests, "w", encoding="utf-8") as f:
-            for i, t in enumerate(tasks):
-                f.write(json.dumps(cli_request(i, t)) + "\n")
-        command = [args.node, os.path.join(REPO_DIR, args.cli), "--batch", requests, "--out", results,
-                   "--model", os.path.abspath(args.model), "--precision", "int8", "--threads", str(args.threads),
-                   "--steps", str(args.steps), "--seed", str(args.seed), "--candidates", str(args.candidates),
-                   "--copy-min-match", "0", "--canvases"]
-        answers, seconds = run_batch(command, results, str(REPO_DIR))
+    answers, seconds = model_rows(args, tasks, ("--canvases",))
     encode = lambda text: tok.encode(text, add_special_tokens=False).ids  # noqa: E731
     os.makedirs(os.path.dirname(os.path.abspath(args.out)) or ".", exist_ok=True)
     written = rows = right = tasks_right = 0

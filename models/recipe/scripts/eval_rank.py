@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import sys
-import tempfile
 import time
 
 from unmask.metrics import edit_similarity, first_line, first_line_exact
-from unmask.onnx_cli import cli_request, run_batch
-from unmask.paths import REPO_DIR, command_line
+from unmask.onnx_cli import model_rows
+from unmask.paths import command_line
 
 
 def parse_args(argv=None):
@@ -51,16 +49,7 @@ def parse_args(argv=None):
 
 def fill(args, tasks: list[dict]) -> list[dict]:
     """The CLI's batch answers, one per task (an error answer has no "candidates")."""
-    with tempfile.TemporaryDirectory() as tmp:
-        requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
-        with open(requests, "w", encoding="utf-8") as f:
-            for i, t in enumerate(tasks):
-                f.write(json.dumps(cli_request(i, t)) + "\n")
-        command = [args.node, os.path.join(REPO_DIR, args.cli), "--batch", requests, "--out", results,
-                   "--model", os.path.abspath(args.model), "--precision", "int8", "--threads", str(args.threads),
-                   "--steps", str(args.steps), "--strategy", "confidence", "--seed", str(args.seed),
-                   "--candidates", str(args.candidates), "--copy-min-match", "0"]
-        answers, _ = run_batch(command, results, str(REPO_DIR))
+    answers, _ = model_rows(args, tasks)
     return [answers.get(i, {}) for i in range(len(tasks))]
 
 

@@ -47,6 +47,22 @@ def cli_request(i: int, task: dict) -> dict:
     return request
 
 
+def model_rows(args, tasks: list[dict], extra: tuple[str, ...] = ()) -> tuple[dict, float]:
+    """N ranked model rows per task (args.candidates, no copy candidate) from the CLI's batch mode, as the editor
+    ranks them: ({request index: answer}, seconds in the CLI). `args` has node, cli, model, threads, steps, seed and
+    candidates (eval_rank's and data_reward's flags); `extra` adds CLI flags."""
+    with tempfile.TemporaryDirectory() as tmp:
+        requests, results = os.path.join(tmp, "tasks.jsonl"), os.path.join(tmp, "results.jsonl")
+        with open(requests, "w", encoding="utf-8") as f:
+            for i, t in enumerate(tasks):
+                f.write(json.dumps(cli_request(i, t)) + "\n")
+        command = [args.node, os.path.join(REPO_DIR, args.cli), "--batch", requests, "--out", results,
+                   "--model", os.path.abspath(args.model), "--precision", "int8", "--threads", str(args.threads),
+                   "--steps", str(args.steps), "--strategy", "confidence", "--seed", str(args.seed),
+                   "--candidates", str(args.candidates), "--copy-min-match", "0", *extra]
+        return run_batch(command, results, str(REPO_DIR))
+
+
 def setting_flags(args) -> list[str]:
     """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline and --cli-related-context-tokens options (none
     given: the CLI's defaults)."""
