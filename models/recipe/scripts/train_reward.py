@@ -5,8 +5,8 @@ ships it beside the denoiser.
 
 Run from models/recipe/ (both cores; stops itself after --max-minutes and keeps the best validation checkpoint):
     nohup python -m scripts.train_reward --teacher weights/gpu-window-11-mdm.pt --data data/reward/examples.jsonl.gz \
-        --run-name reward-12 --max-minutes 60 > runs/reward-12.out 2>&1 &
-CPU smoke (run_cpu.sh): the same with --max-steps 4 on a smoke teacher and a few tasks.
+        --run-name reward-12 --max-minutes 24 --graded-weight 0.5 --eval-every 40 > runs/reward-12.out 2>&1 &
+CPU smoke: tests/test_reward.py trains a tiny random teacher's discriminator for 30 steps and exports it (run_cpu.sh runs it).
 
 The network is unmask/discriminator.py's: a copy of the denoiser's backbone (token embedding and lower blocks frozen,
 the last --trainable-blocks blocks, final norm, time MLP and a spectral-norm head trained), full attention, one logit
