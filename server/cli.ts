@@ -84,7 +84,7 @@ Options:
   --batch FILE         JSONL tasks to fill ("-" reads stdin)
   --out FILE           where batch results go ("-" or absent: stdout)
   --canvases           batch mode: add each answer's finished canvases ("rows": text and canvas token ids per
-                       distinct row), the span positions and the healed text, as the reward model scores them
+                       ranked model candidate), the span positions and the healed text, as the reward model scores them
                        (the recipe's scripts/data_reward.py trains it on these)
   --help               this text`;
 
