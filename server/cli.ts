@@ -84,8 +84,8 @@ Options:
   --batch FILE         JSONL tasks to fill ("-" reads stdin)
   --out FILE           where batch results go ("-" or absent: stdout)
   --canvases           batch mode: add each answer's finished canvases ("rows": text and canvas token ids per
-                       ranked model candidate), the span positions and the healed text, as the reward model scores them
-                       (the recipe's scripts/data_reward.py trains it on these)
+                       ranked model candidate, as the sampler left them), the span positions and the healed text
+                       (the recipe's scripts/data_reward.py writes them as inserted and trains the reward model on them)
   --help               this text`;
 
 class UsageError extends Error {}

@@ -114,10 +114,9 @@ export async function rankedCompletions(
   });
   const ranked = rankCandidates(scored);
   const candidates = ranked.map(({ candidate, score }): CandidateItem => ({ ...candidate, score }));
-  // rankCandidates hands back the scored objects themselves: the first one's index finds its engine candidate.
-  const top = ranked.length > 0 ? scored.indexOf(ranked[0].candidate) : -1;
-  const best = top >= 0 ? gateRow(outcome.texts[top], outcome.result.candidates[outcome.candidateIndex[top]]) : undefined;
+  // rankCandidates hands back the scored objects themselves: each one's index finds its engine candidate.
   const rows = ranked.map(({ candidate }) => outcome.candidateIndex[scored.indexOf(candidate)]);
+  const best = ranked.length > 0 ? gateRow(ranked[0].candidate.text, outcome.result.candidates[rows[0]]) : undefined;
   return { candidates, result: outcome.result, rows, ...(best ? { best } : {}) };
 }
 

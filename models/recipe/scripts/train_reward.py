@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import os
 import random
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from unmask import checkpoint, common
+from unmask import checkpoint
 from unmask.discriminator import Discriminator, default_trainable_blocks
 from unmask.paths import command_line
 
