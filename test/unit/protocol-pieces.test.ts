@@ -146,6 +146,13 @@ describe('the line policy (unmask.multiline)', () => {
     assert.equal(limitLines('x = 1  \ny = 2', '    ', 'never'), 'x = 1');
     assert.equal(limitLines('x = 1', 'y = ', 'never'), 'x = 1');
   });
+  it('keeps the line break of a line written above code that follows the cursor, and that code its indentation', () => {
+    assert.equal(limitLines('    y += 1\n    z', 'def f(y):\n', 'never', '    return y\n'), '    y += 1\n');
+    assert.equal(limitLines('y += 1\nz', 'def f(y):\n    ', 'never', 'return y\n'), 'y += 1\n    ');
+    assert.equal(limitLines('y += 1\nz', 'def f(y):\n    ', 'never', '\nreturn y'), 'y += 1', 'nothing after the cursor on its line');
+    assert.equal(limitLines('y += 1', 'def f(y):\n', 'never', 'return y'), 'y += 1', 'no line break written, none added');
+    assert.equal(limitLines('1\nz', 'y = ', 'never', 'x'), '1', 'mid-line: the rest of the line only');
+  });
   it('is applied by complete() to every row, and not at all without a mode (Fill Selection)', async () => {
     const prefix = 'x = f(';
     const run = async (multiline?: 'auto') => {

@@ -115,6 +115,9 @@ def parse_args(argv=None):
     a("--workers", type=int, default=0, help="DataLoader processes building batches (0: in the training process)")
     a("--init-from", default=None,
       help="start from the weights of this checkpoint (same config; also its optimizer state when it holds one)")
+    a("--save-last", action="store_true",
+      help="also write last.pt at every evaluation, whatever the validation number: for a fine-tune aimed at shapes "
+           "the validation set does not hold (e.g. --p-rest), which the held-out eval judges instead")
     a("--save-optimizer", action="store_true",
       help="keep AdamW's state in ckpt.pt (3x the file), so --init-from continues with the optimizer's moments")
     return p.parse_args(argv)
@@ -189,10 +192,12 @@ def main(argv=None):
         nonlocal best
         m = validation_bits(args.objective, model, valid_batches, dev)
         line = {"step": step, "train_tokens": tokens, "train_seconds": round(train_s, 1), **m}
-        improved = m[key] < best
+        improved = m[key] < best and step > 0  # step 0 (a continuation's starting point) is a baseline, not a save
         if improved:
             best = m[key]
             save(step, tokens, train_s, m)
+        if args.save_last and step > 0:
+            save(step, tokens, train_s, m, name="last.pt")
         line["saved"] = improved
         log.write(json.dumps(line) + "\n")
         log.flush()
@@ -204,6 +209,11 @@ def main(argv=None):
     stable_saved = False
     window_loss = window_tokens = 0.0
     window_t0 = last_eval = time.time()
+    if env.main and args.init_from:
+        # The starting model on this run's validation set: the number a continuation has to beat.
+        e0 = time.time()
+        do_eval(0, 0, 0.0)
+        eval_s += time.time() - e0
     model.train()
     first_step = step
     while True:
