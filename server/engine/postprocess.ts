@@ -182,6 +182,19 @@ export function finishHoleText(text: string, before: string, after: string): str
   return isBlank(finished) ? '' : finished;
 }
 
+/**
+ * A one-line text for a cursor at the start of a line that holds code (nothing but indentation before the cursor, code
+ * after it) is a new line above that code: it keeps a line break of its own, and the indentation typed before the
+ * cursor goes back in front of the code it belonged to. Without it the line glues onto the code after the cursor
+ * (HumanEval-SingleLineInfilling with one-line answers: a tenth of the exactly right lines failed to parse). Any other
+ * text, or cursor, is left as it is.
+ */
+export function asLineAboveCode(line: string, before: string, after: string): string {
+  const typed = before.slice(before.lastIndexOf('\n') + 1);
+  if (line.includes('\n') || /\S/u.test(typed) || !/\S/u.test(after.split('\n', 1)[0])) return line;
+  return `${line}\n${typed}`;
+}
+
 /** The key under which candidates count as the same: every run of whitespace reads as one space. */
 export function nearDuplicateKey(holes: readonly string[]): string {
   return holes.map((hole) => hole.replace(/\s+/g, ' ').trim()).join('\u0000');

@@ -6,6 +6,7 @@
  * No LSP types here.
  */
 import { cursorMidLine } from '../engine/gate-features';
+import { asLineAboveCode } from '../engine/postprocess';
 import { type Denoiser, infill, type InfillHooks, type InfillResult } from '../engine/infill';
 import type { SamplerOptions } from '../engine/types';
 import type { LoadedModel } from '../runtime/model';
@@ -99,15 +100,8 @@ export function limitLines(text: string, prefix: string, mode: MultilineMode, su
   if (firstCode === -1) return text;
   const lineEnd = text.indexOf('\n', firstCode);
   if (lineEnd === -1) return text;
-  const line = text.slice(0, lineEnd).replace(/\s+$/u, '');
-  // At the start of a line that holds code (nothing but indentation before the cursor, code after it), the kept
-  // line is a new line above that code: its line break stays, and the indentation typed before the cursor goes
-  // back in front of the code it belonged to. Without it the line glues onto the code after the cursor
-  // (HumanEval-SingleLineInfilling with one-line answers: a tenth of the exactly right lines failed to parse).
-  if (!cursorMidLine(prefix) && /\S/u.test(suffix.split('\n', 1)[0])) {
-    return `${line}\n${prefix.slice(prefix.lastIndexOf('\n') + 1)}`;
-  }
-  return line;
+  // The model ended the kept line: above code that follows the cursor on its line, that line break stays.
+  return asLineAboveCode(text.slice(0, lineEnd).replace(/\s+$/u, ''), prefix, suffix);
 }
 
 /**

@@ -9,7 +9,7 @@
  * are right far more often than today's small model is.
  */
 import { type CopyMatch, copyFromFile } from '../engine/copy-lookup';
-import { finishHoleText } from '../engine/postprocess';
+import { asLineAboveCode, finishHoleText } from '../engine/postprocess';
 import { isNearDuplicate } from '../engine/rerank';
 
 /**
@@ -38,7 +38,7 @@ export function copyMatch(file: { readonly before: string; readonly after: strin
   const match = copyFromFile(file.before.slice(-SEARCH_BEFORE), file.after.slice(0, SEARCH_AFTER));
   if (!match || match.matchLength < minMatch) return undefined;
   const text = finishHoleText(match.text, file.before, file.after);
-  return text === '' ? undefined : { text, matchLength: match.matchLength };
+  return text === '' ? undefined : { text: asLineAboveCode(text, file.before, file.after), matchLength: match.matchLength };
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  asLineAboveCode,
   finishHoleText,
   holeTokensToText,
   indentationStyle,
@@ -114,5 +115,18 @@ describe('merging and ranking candidates', () => {
       (c) => c.score,
     );
     assert.deepEqual(ranked.map((c) => c.name), ['best', 'tie-first', 'tie-second', 'low']);
+  });
+});
+
+describe('a line written above code that follows the cursor', () => {
+  it('keeps a line break of its own, and the typed indentation goes back before that code', () => {
+    assert.equal(asLineAboveCode('    y += 1', 'def f(y):\n', '    return y\n'), '    y += 1\n');
+    assert.equal(asLineAboveCode('y += 1', 'def f(y):\n    ', 'return y'), 'y += 1\n    ');
+  });
+  it('leaves the text alone mid-line, on an empty line, and when it has several lines', () => {
+    assert.equal(asLineAboveCode('1', 'y = ', 'x\n'), '1');
+    assert.equal(asLineAboveCode('y += 1', 'def f(y):\n    ', '\n    return y'), 'y += 1');
+    assert.equal(asLineAboveCode('y += 1', 'def f(y):\n', ''), 'y += 1');
+    assert.equal(asLineAboveCode('a\nb', 'def f(y):\n', 'return y'), 'a\nb');
   });
 });

@@ -17,6 +17,11 @@ describe('the copy candidate', () => {
     assert.equal(copyMatch(file, 19), undefined);
   });
 
+  it('is a line of its own at the start of a line that holds code', () => {
+    const lineStart = { before: 'def f(a):\n    a.x += 1\n    return a\n\ndef g(a):\n', after: '    return a\n' };
+    assert.equal(copyCandidate(lineStart, 4), '    a.x += 1\n');
+  });
+
   it('is withheld when the repeated run is shorter than the threshold, or the threshold is 0', () => {
     assert.equal(copyCandidate(file, 100), undefined);
     assert.equal(copyCandidate(file, 0), undefined);
