@@ -21,7 +21,7 @@ import { MAX_CACHE_ORDER, MIN_CACHE_ORDER } from './engine/ngram-cache';
 import { DEFAULT_SAMPLER_OPTIONS, resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
 import { completionGate, rankedCompletions, withCopyCandidate } from './protocol/candidates';
-import { COPY_MIN_MATCH, copyMatch, withCopyFirst } from './protocol/copy-candidate';
+import { COPY_LEAD_MIN_MATCH, COPY_MIN_MATCH, copyMatch, withCopyRow } from './protocol/copy-candidate';
 import { type CompletionQuery, complete, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import { RELATED_TOKENS, relatedExcerpt, SNIPPET_DOCUMENTS, withinBudget } from './protocol/document-tokens';
@@ -60,8 +60,9 @@ Options:
   --temperature X      sampling temperature (default ${defaultConfig().temperature})
   --top-p X            nucleus mass (default ${defaultConfig().topP})
   --candidates N       alternatives in one batch, 1-16 (default 1), ranked as in the editor
-  --copy-min-match N   put the copy candidate first when a run of N characters before the cursor recurs in the
-                       file (default ${COPY_MIN_MATCH}, as in the editor; 0: the model's rows alone)
+  --copy-min-match N   offer the copy candidate when a run of N characters before the cursor recurs in the file
+                       (default ${COPY_MIN_MATCH}, as in the editor; first from a run of ${COPY_LEAD_MIN_MATCH} or when the best row agrees,
+                       else second; 0: the model's rows alone)
   --cache-ngram on|off mix the cache n-gram model of the document's tokens into the sampler (unmask.cacheNgram;
                        default ${defaultConfig().cacheNgram ? 'on' : 'off'}); in batch mode it counts a task's before/after when given
   --cache-ngram-weight X  the most weight the cache gets, 0 to 1 (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramWeight})
@@ -350,7 +351,7 @@ async function generate(
     return { text, logProb: c.logProb, meanConfidence: c.meanConfidence };
   });
   const copy = copyMatch(file, copyMinMatch);
-  const candidates = withCopyFirst(rows, copy?.text, (c) => c.text, (text): Candidate => ({ text, logProb: 0, meanConfidence: 1, source: 'copy' }));
+  const candidates = withCopyRow(rows, copy, (c) => c.text, (text): Candidate => ({ text, logProb: 0, meanConfidence: 1, source: 'copy' }));
   const modelRows = outcome.texts.map((text, i) => ({ text, row: outcome.candidateIndex[i] }));
   return { candidates, result: outcome.result, gate: completionGate(outcome, copy, file.before), modelRows };
 }

@@ -92,9 +92,9 @@ export function cursorMidLine(before: string): boolean {
 
 /**
  * The gate's numbers for a request: `best` is the model's top-ranked row (undefined when every row came out blank),
- * `copy` the copy candidate offered first (undefined when none), `before` the document's text before the cursor. A
- * copy that the best row repeats (near-duplicates) is shown as that row (protocol/copy-candidate.ts withCopyFirst);
- * either way the copy is what is judged, with whether the best row has its first line.
+ * `copy` the copy candidate when it goes first (undefined when none does: protocol/copy-candidate.ts leadingCopy),
+ * `before` the document's text before the cursor. A copy that the best row repeats (near-duplicates) is shown as that
+ * row (withCopyRow); either way the copy is what is judged, with whether the best row has its first line.
  */
 export function gateFeatures(
   best: GateRow | undefined,

@@ -3,8 +3,8 @@
  * (cycled with Alt+] / Alt+[): one batched generation of N rows (engine/infill.ts through completion.ts), the syntax
  * errors of the file with each candidate filled in (runtime/syntax.ts), the reward of the model folder's
  * discriminator when it has one (runtime/discriminator.ts), and the combined score with near-duplicates merged
- * (engine/rerank.ts), and for inline completions the copy candidate first (copy-candidate.ts); and the best joint fill of several holes (Fill All Holes), ranked the same way. No LSP types
- * here.
+ * (engine/rerank.ts), and for inline completions the copy candidate among them (copy-candidate.ts); and the best joint
+ * fill of several holes (Fill All Holes), ranked the same way. No LSP types here.
  */
 import type { CopyMatch } from '../engine/copy-lookup';
 import { type GateFeatures, gateFeatures, type GateRow } from '../engine/gate-features';
@@ -14,7 +14,7 @@ import type { SamplerOptions } from '../engine/types';
 import type { LoadedDiscriminator } from '../runtime/discriminator';
 import type { SyntaxChecker } from '../runtime/syntax';
 import { type CompletionModel, type CompletionOutcome, type CompletionQuery, complete, denoiserOf, dropRepeatedLines } from './completion';
-import { COPY_MIN_MATCH, copyMatch, withCopyFirst } from './copy-candidate';
+import { COPY_MIN_MATCH, copyMatch, leadingCopy, withCopyRow } from './copy-candidate';
 import type { CandidateItem } from './messages';
 
 export interface RankedOutcome {
@@ -126,13 +126,13 @@ export function gateRow(text: string, engine: Pick<Candidate, 'firstLine' | 'agr
 }
 
 /**
- * The gate's numbers for a one-row completion (complete()) shown with `copy` first (copy-candidate.ts withCopyFirst),
- * `before` the document's text before the cursor; undefined when there is nothing to show.
+ * The gate's numbers for a one-row completion (complete()) shown with `copy` among its rows (copy-candidate.ts
+ * withCopyRow), `before` the document's text before the cursor; undefined when there is nothing to show.
  */
 export function completionGate(outcome: CompletionOutcome, copy: CopyMatch | undefined, before: string): GateFeatures | undefined {
   if (outcome.texts.length === 0 && copy === undefined) return undefined;
   const best = outcome.texts.length > 0 ? gateRow(outcome.texts[0], outcome.result.candidates[outcome.candidateIndex[0]]) : undefined;
-  return gateFeatures(best, copy, before);
+  return gateFeatures(best, leadingCopy(copy, best?.text), before);
 }
 
 /** What inline completions show: the rows, best first, and the gate's numbers for the first (undefined without one). */
@@ -142,9 +142,9 @@ export interface InlineRows {
 }
 
 /**
- * Ranked candidates with the copy candidate (copy-candidate.ts) first when the document repeats a long enough run
- * ending at the cursor, and the gate's numbers for the first of them (gate-features.ts): what inline completions and
- * the CLI show. The candidates panel and the fills list the model's own rows.
+ * Ranked candidates with the copy candidate (copy-candidate.ts) among them when the document repeats a run ending at
+ * the cursor (first when it leads, else second), and the gate's numbers for the first of them (gate-features.ts): what
+ * inline completions and the CLI show. The candidates panel and the fills list the model's own rows.
  */
 export function withCopyCandidate(
   ranked: Pick<RankedOutcome, 'candidates' | 'best'>,
@@ -155,9 +155,9 @@ export function withCopyCandidate(
   const copy = copyMatch(file, copyMinMatch);
   const item: CandidateItem = { text: '', logProb: 0, tokens: 0, meanConfidence: 1, score: candidates[0]?.score ?? 0, source: 'copy' };
   // The copy takes the place of the lowest-ranked model row: a request for N alternatives still gets at most N.
-  const withCopy = withCopyFirst(candidates, copy?.text, (c) => c.text, (text) => ({ ...item, text }));
+  const withCopy = withCopyRow(candidates, copy, (c) => c.text, (text) => ({ ...item, text }));
   const shown = withCopy.slice(0, Math.max(candidates.length, 1));
-  return { candidates: shown, gate: shown.length > 0 ? gateFeatures(ranked.best, copy, file.before) : undefined };
+  return { candidates: shown, gate: shown.length > 0 ? gateFeatures(ranked.best, leadingCopy(copy, candidates[0]?.text), file.before) : undefined };
 }
 
 export interface HoleFill {

@@ -1,7 +1,7 @@
 /**
- * The copy candidate (issue 14, item 3): when the text before the cursor ends in a long run that occurs elsewhere in
- * the document, what followed that run there (to the end of its line, engine/copy-lookup.ts) is offered first, ahead
- * of the model's rows. A small model rarely writes a line exactly; code repeats itself, and a long repeated run is a
+ * The copy candidate (issue 14, item 3): when the text before the cursor ends in a run that occurs elsewhere in the
+ * document, what followed that run there (to the end of its line, engine/copy-lookup.ts) is offered with the model's
+ * rows: first when the run is long or the model's best row writes the same line, else second. A small model rarely writes a line exactly; code repeats itself, and a long repeated run is a
  * strong sign it repeats again. No LSP types here.
  *
  * COPY_MIN_MATCH is calibrated on the recipe's held-out eval (models/recipe/scripts/eval_calibrate.py; the model card has the
@@ -10,10 +10,11 @@
  */
 import { type CopyMatch, copyFromFile } from '../engine/copy-lookup';
 import { asLineAboveCode, finishHoleText } from '../engine/postprocess';
+import { firstLineKey } from '../engine/gate-features';
 import { isNearDuplicate } from '../engine/rerank';
 
 /**
- * Shortest repeated run (characters) that puts a copy first. Held-out eval of the shipped model (calibrate.py; 600
+ * Shortest repeated run (characters) that offers a copy (first or second: COPY_LEAD_MIN_MATCH). Held-out eval of the shipped model (calibrate.py; 600
  * tasks, 8 steps, first line exact): model alone 2.5%; copy first from a run of 32 characters 6.7%, 16: 9.0%,
  * 8: 10.7%, 4: 12.2% (copy used on 61% of requests), 1: 12.5%. Four keeps nearly all of the gain without offering a
  * copy found from a one-character match.
@@ -42,12 +43,40 @@ export function copyMatch(file: { readonly before: string; readonly after: strin
 }
 
 /**
- * `items` with the copy first: a near-duplicate model row is moved to the front instead (the model agrees with the
- * copy, and its row carries the model's own scores); otherwise `make(copy)` becomes the new first item.
+ * Shortest repeated run (characters) that puts a copy ahead of a model row that writes a different first line; a copy
+ * found from a shorter run goes second, after the model's best row. Calibration set of the shipped model (900 tasks,
+ * 2 ranked rows; models/recipe/scripts/eval_heldout.py, model card "Session 13"): of the copies the best row disagrees
+ * with, those from runs of at most 9 characters had the right first line 4 times where the model's row had it 16
+ * times, those from runs over 20 characters 29 times against 1. Leading from 12 characters: first-line exact
+ * 13.7 -> 15.2%, edit similarity 36.3 -> 37.6% there (reported tasks: 14.2 -> 14.3%, 38.5 -> 38.9%).
  */
-export function withCopyFirst<T>(items: readonly T[], copy: string | undefined, textOf: (item: T) => string, make: (copy: string) => T): T[] {
+export const COPY_LEAD_MIN_MATCH = 12;
+
+/**
+ * Whether the copy goes ahead of the model's best row (`best`: its text; undefined when the model wrote nothing): with
+ * no row, when the copy's repeated run is long, or when the best row says the same: its first line is the copy's (the
+ * gate's copyAgrees; the copy, one line, is then the more exact of the two) or the two are near-duplicates.
+ */
+export function copyLeads(copy: CopyMatch, best: string | undefined): boolean {
+  if (best === undefined || copy.matchLength >= COPY_LEAD_MIN_MATCH) return true;
+  return firstLineKey(best) === firstLineKey(copy.text) || isNearDuplicate(best, copy.text);
+}
+
+/** The copy when it goes first (copyLeads), else undefined: what the gate judges as the suggestion shown. */
+export function leadingCopy(copy: CopyMatch | undefined, best: string | undefined): CopyMatch | undefined {
+  return copy !== undefined && copyLeads(copy, best) ? copy : undefined;
+}
+
+/**
+ * `items` (the model's rows, best first) with the copy among them: a near-duplicate model row stands for it (the model
+ * agrees with the copy, and its row carries the model's own scores); it goes first when it leads (copyLeads), else
+ * second, after the best row.
+ */
+export function withCopyRow<T>(items: readonly T[], copy: CopyMatch | undefined, textOf: (item: T) => string, make: (copy: string) => T): T[] {
   if (copy === undefined) return [...items];
-  const same = items.findIndex((item) => isNearDuplicate(textOf(item), copy));
-  if (same >= 0) return [items[same], ...items.slice(0, same), ...items.slice(same + 1)];
-  return [make(copy), ...items];
+  const same = items.findIndex((item) => isNearDuplicate(textOf(item), copy.text));
+  const copyItem = same >= 0 ? items[same] : make(copy.text);
+  const rest = same >= 0 ? [...items.slice(0, same), ...items.slice(same + 1)] : [...items];
+  if (copyLeads(copy, items.length > 0 ? textOf(items[0]) : undefined)) return [copyItem, ...rest];
+  return [rest[0], copyItem, ...rest.slice(1)];
 }

@@ -34,7 +34,7 @@ import { type LoadedModel, loadModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { BudgetReserve } from './budget-reserve';
 import { bestHoleFill, completionGate, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
-import { copyMatch, withCopyFirst } from './copy-candidate';
+import { copyMatch, withCopyRow } from './copy-candidate';
 import { describeGate, gateScore, worthShowing } from './gate';
 import { complete } from './completion';
 import { DocumentTokens, SNIPPET_DOCUMENTS } from './document-tokens';
@@ -306,7 +306,7 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config, { latencyBudgetMs })), hooks);
           const copy = copyMatch(source.file);
-          texts = withCopyFirst(outcome.texts, copy?.text, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
+          texts = withCopyRow(outcome.texts, copy, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
           gate = completionGate(outcome, copy, source.file.before);
           result = outcome.result;
         }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { copyMatch, withCopyFirst } from '../../server/protocol/copy-candidate';
+import { COPY_LEAD_MIN_MATCH, copyMatch, leadingCopy, withCopyRow } from '../../server/protocol/copy-candidate';
 
 const before = 'result = compute(items, key=len, reverse=True)\nprint(result)\nother = compute(items, ';
 const file = { before, after: ')\nprint(other)\n' };
@@ -27,10 +27,24 @@ describe('the copy candidate', () => {
     assert.equal(copyCandidate(file, 0), undefined);
   });
 
-  it('goes first, or moves the model row that says the same to the front', () => {
+  it('goes first from a long run, or moves the model row that says the same to the front', () => {
     const make = (text: string) => `copy:${text}`;
-    assert.deepEqual(withCopyFirst(['a()', 'b()'], 'c()', (t) => t, make), ['copy:c()', 'a()', 'b()']);
-    assert.deepEqual(withCopyFirst(['a()', 'b( )'], 'b()', (t) => t, make), ['b( )', 'a()']);
-    assert.deepEqual(withCopyFirst(['a()'], undefined, (t) => t, make), ['a()']);
+    const long = (text: string) => ({ text, matchLength: COPY_LEAD_MIN_MATCH });
+    assert.deepEqual(withCopyRow(['a()', 'b()'], long('c()'), (t) => t, make), ['copy:c()', 'a()', 'b()']);
+    assert.deepEqual(withCopyRow(['a()', 'b( )'], long('b()'), (t) => t, make), ['b( )', 'a()']);
+    assert.deepEqual(withCopyRow(['a()'], undefined, (t) => t, make), ['a()']);
+    assert.deepEqual(withCopyRow([], { text: 'c()', matchLength: 4 }, (t) => t, make), ['copy:c()'], 'no model row: the copy alone');
+  });
+
+  it('goes second, after the best row, from a short run the best row disagrees with', () => {
+    const make = (text: string) => `copy:${text}`;
+    const short = (text: string) => ({ text, matchLength: COPY_LEAD_MIN_MATCH - 1 });
+    assert.deepEqual(withCopyRow(['a()', 'b()'], short('c()'), (t) => t, make), ['a()', 'copy:c()', 'b()']);
+    assert.deepEqual(withCopyRow(['a()', 'b( )'], short('b()'), (t) => t, make), ['a()', 'b( )'], 'the second row says the same');
+    assert.deepEqual(withCopyRow(['a( )', 'b()'], short('a()'), (t) => t, make), ['a( )', 'b()'], 'the best row says the same: it leads');
+    assert.deepEqual(withCopyRow(['a()\nb()\nc()', 'd()'], short('a()'), (t) => t, make), ['copy:a()', 'a()\nb()\nc()', 'd()'], 'the same first line: the copy leads');
+    assert.equal(leadingCopy(short('c()'), 'a()'), undefined, 'the gate judges the model row');
+    assert.deepEqual(leadingCopy(short('a()'), 'a( )'), short('a()'));
+    assert.deepEqual(leadingCopy(short('c()'), undefined), short('c()'), 'nothing else to show');
   });
 });

@@ -1,7 +1,8 @@
 """Calibrates the gate on suggestions made as you type (issue 14, item 1: show a suggestion only when it is likely
 right; server/protocol/gate.ts) and the copy candidate's shortest repeated run (COPY_MIN_MATCH,
 server/protocol/copy-candidate.ts), from held-out evals run with --per-task in the product configuration (the CLI's
-defaults: cache n-gram on, 2 ranked rows, the copy first at a run of 4). Prints markdown tables for the model card,
+defaults: cache n-gram on, 2 ranked rows, the copy offered from a run of 4 and first from 12 or when the best row
+agrees). Prints markdown tables for the model card,
 the gate's weights for gate.ts and the recommended default of unmask.minConfidence.
 
 The recipe after a model changes (from models/recipe/, ~6 minutes on 2 CPU cores; build the CLI first with
@@ -123,7 +124,7 @@ def shipped_weights(path: str = GATE_TS) -> Optional[dict]:
 
 
 def product_run(report: dict, candidates: int, copy_min_match: int) -> dict:
-    """The eval's run as typing sees it: the CLI's ranked rows with the copy first (per-task rows needed)."""
+    """The eval's run as typing sees it: the CLI's ranked rows with the copy among them (per-task rows needed)."""
     for r in report["runs"]:
         if (r["model"] == "onnx" and r.get("candidates") == candidates and r.get("pick") == "ranked"
                 and r.get("copy_min_match", copy_min_match) == copy_min_match and "per_task" in r):
