@@ -22,7 +22,7 @@ import { DEFAULT_SAMPLER_OPTIONS, resolveSamplerOptions } from './engine/options
 import type { SamplerOptions } from './engine/types';
 import { completionGate, rankedCompletions, withCopyCandidate } from './protocol/candidates';
 import { COPY_LEAD_MIN_MATCH, COPY_MIN_MATCH, copyMatch, withCopyRow } from './protocol/copy-candidate';
-import { type CompletionQuery, complete, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
+import { type CompletionQuery, complete, MIN_LINE_CONFIDENCE, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import { RELATED_TOKENS, relatedExcerpt, SNIPPET_DOCUMENTS, withinBudget } from './protocol/document-tokens';
 import type { CandidateItem } from './protocol/messages';
@@ -81,6 +81,9 @@ Options:
                        every step runs)
   --multiline M        auto | always | never: lines a completion may have (unmask.multiline; default
                        ${defaultConfig().multiline}: one line when the cursor's line holds code before the cursor)
+  --min-line-confidence X
+                       under auto at a line start, keep the lines after the first only while each one's least token
+                       probability is at least X, 0 to 1 (default ${MIN_LINE_CONFIDENCE}; 0 keeps every line)
   --json               print JSON instead of text
   --batch FILE         JSONL tasks to fill ("-" reads stdin)
   --out FILE           where batch results go ("-" or absent: stdout)
@@ -135,6 +138,7 @@ function parse(argv: string[]) {
         'context-tokens': { type: 'string' },
         'latency-budget': { type: 'string' },
         multiline: { type: 'string' },
+        'min-line-confidence': { type: 'string' },
         json: { type: 'boolean' },
         canvases: { type: 'boolean' },
         batch: { type: 'string' },
@@ -245,6 +249,12 @@ function multiline(args: Args): MultilineMode {
   const raw = args.multiline ?? defaultConfig().multiline;
   if (!MULTILINE_MODES.includes(raw as MultilineMode)) throw new UsageError(`--multiline must be one of ${MULTILINE_MODES.join(', ')} (got ${JSON.stringify(raw)})`);
   return raw as MultilineMode;
+}
+
+function minLineConfidence(args: Args): number {
+  const value = decimal(args, 'min-line-confidence') ?? MIN_LINE_CONFIDENCE;
+  if (value < 0 || value > 1) throw new UsageError(`--min-line-confidence must be from 0 to 1 (got ${value})`);
+  return value;
 }
 
 function copyMinMatch(args: Args): number {
@@ -449,7 +459,7 @@ async function single(args: Args, file: string): Promise<void> {
     // Like the editor's other open documents, not timed: their tokens are ready before a request (document-tokens.ts).
     const related = relatedQuery(model, options, others, options.cacheNgram ? openDocuments(args) : 0);
     const started = performance.now();
-    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args), ...related };
+    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args), minLineConfidence: minLineConfidence(args), ...related };
     const clock = { now: wallClockMs, startedAt: wallClockMs() };
     const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args), clock);
     const totalMs = performance.now() - started;
@@ -529,6 +539,7 @@ async function batch(args: Args): Promise<void> {
   const defaultMax = integer(args, 'max-tokens', 1, 4096) ?? defaultConfig().maxSpanTokens;
   const copyMin = copyMinMatch(args);
   const lines = multiline(args);
+  const lineConfidence = minLineConfidence(args);
   const documents = options.cacheNgram ? openDocuments(args) : 0;
   const out = args.out && args.out !== '-' ? openOut(args.out) : process.stdout;
   let model: LoadedModel;
@@ -608,6 +619,7 @@ async function batch(args: Args): Promise<void> {
             languageId: (task.language as string) ?? 'other',
             maxTokens: maxTokens as number,
             multiline: lines,
+            minLineConfidence: lineConfidence,
             ...(document ? { document } : {}),
             ...related,
           },

@@ -41,6 +41,27 @@ export function firstLineStats(tokens: readonly SpanToken[]): FirstLineStats {
   return count === 0 ? { tokens: 0, meanConfidence: 0, minConfidence: 0 } : { tokens: count, meanConfidence: sum / count, minConfidence: min };
 }
 
+/**
+ * The least probability of the tokens that wrote each line, in order: a token that holds a line break ends its line
+ * (as firstLineStats counts it), and each further break in it ends an empty line at the same probability. The last
+ * entry is the unfinished line after the last break, when a token wrote one.
+ */
+export function lineMinConfidences(tokens: readonly SpanToken[]): number[] {
+  const mins: number[] = [];
+  let min = Infinity;
+  for (const token of tokens) {
+    if (token.text === undefined) break;
+    min = Math.min(min, token.confidence);
+    const breaks = token.text.split('\n').length - 1;
+    for (let b = 0; b < breaks; b++) {
+      mins.push(min);
+      min = b + 1 < breaks ? token.confidence : Infinity;
+    }
+  }
+  if (min !== Infinity) mins.push(min);
+  return mins;
+}
+
 /** The first line of a completion, without the whitespace around it: what two rows are compared on. */
 export function firstLineKey(text: string): string {
   const newline = text.indexOf('\n');

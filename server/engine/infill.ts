@@ -12,7 +12,7 @@ import { buildCanvas, cacheTokens } from './canvas';
 import { OptionsError } from './errors';
 import { afterPartial } from './healing';
 import { joinTexts } from './ngram-cache';
-import { type FirstLineStats, firstLineAgreement, firstLineStats, type SpanToken } from './gate-features';
+import { type FirstLineStats, firstLineAgreement, firstLineStats, lineMinConfidences, type SpanToken } from './gate-features';
 import { DEFAULT_SAMPLER_OPTIONS, rowTemperatures, validateSamplerOptions } from './options';
 import { finishHoleText, holeTokensToText, mergeNearDuplicates, rankBy } from './postprocess';
 import { rerankScore } from './rerank';
@@ -67,6 +67,11 @@ export interface Candidate {
   readonly meanConfidence: number;
   /** The probabilities of the tokens that wrote the first line of the first hole (gate-features.ts). */
   readonly firstLine: FirstLineStats;
+  /**
+   * The least probability of the tokens that wrote each line of the first hole, in order (gate-features.ts
+   * lineMinConfidences): where the model turned unsure (protocol/completion.ts cuts the lines after it).
+   */
+  readonly lineConfidence: readonly number[];
   /**
    * The share of the batch's other rows whose first hole has the same first line (0..1; 0 with one row): rows that
    * agree before near-duplicates are merged, the gate's self-consistency.
@@ -187,7 +192,7 @@ export async function infill(
       holes: holes.map((hole) => hole.text),
       tokenIds: holes.map((hole) => hole.tokenIds),
       ...stats,
-      firstLine: firstLineStats(spanTokens(sampled.commits[row], firstEos[0] ?? 0, codec, facts.eosId)),
+      ...spanStats(spanTokens(sampled.commits[row], firstEos[0] ?? 0, codec, facts.eosId)),
       agreement: firstLineAgreement(holes[0]?.text ?? '', firstHoles.filter((_, other) => other !== row)),
       row,
       canvas: ids,
@@ -299,10 +304,14 @@ function likelihoodOf(
   return { logProb, scoredTokens, meanConfidence: scoredTokens > 0 ? confidence / scoredTokens : 0 };
 }
 
+/** The first hole's numbers from its tokens: its first line's (the gate's) and each line's least probability. */
+function spanStats(tokens: readonly SpanToken[]): Pick<Candidate, 'firstLine' | 'lineConfidence'> {
+  return { firstLine: firstLineStats(tokens), lineConfidence: lineMinConfidences(tokens) };
+}
+
 /**
- * The first hole's tokens in span order as the gate reads them (gate-features.ts), up to and including the one that
- * ends its first line (a newline or the first end-of-span): the model's own commits only (end-of-span fill and token
- * healing's fallback are the sampler's).
+ * The first hole's tokens in span order as the gate reads them (gate-features.ts), up to and including its first
+ * end-of-span: the model's own commits only (end-of-span fill and token healing's fallback are the sampler's).
  */
 function spanTokens(commits: readonly Commit[], firstEos: number, codec: TextCodec, eosId: number): SpanToken[] {
   const byIndex: (Commit | undefined)[] = [];
@@ -314,7 +323,7 @@ function spanTokens(commits: readonly Commit[], firstEos: number, codec: TextCod
     if (commit === undefined) continue;
     const text = commit.tokenId === eosId ? undefined : codec.decode([commit.tokenId]);
     tokens.push({ text, confidence: commit.confidence, logProb: commit.logProb });
-    if (text === undefined || text.includes('\n')) break; // The first line ends here: the rest is not read.
+    if (text === undefined) break;
   }
   return tokens;
 }

@@ -33,18 +33,18 @@ export interface GateWeights {
 
 /**
  * Fitted by eval_calibrate.py on 900 calibration tasks of the shipped model (2 ranked rows, the copy offered from a run
- * of 4 and first from 12 or when the best row agrees, cache n-gram on). Every weight but the copy's own is positive: a
+ * of 4 and first from 12 or when the best row agrees, unsure lines cut at a line start, cache n-gram on). Every weight but the copy's own is positive: a
  * long repeated run, a model that writes the copy's line too, a started line and rows that agree each make a right
  * first line likelier.
  */
 export const GATE_WEIGHTS: GateWeights = Object.freeze({
-  bias: -3.964,
-  copy: -1.469,
+  bias: -3.855,
+  copy: -1.564,
   copyRunLog2: 0.567,
-  copyAgrees: 0.544,
-  midLine: 0.997,
-  agreement: 1.386,
-  firstLineMin: 2.357,
+  copyAgrees: 0.624,
+  midLine: 0.96,
+  agreement: 1.353,
+  firstLineMin: 2.284,
 });
 
 /** The estimated probability (0..1) that the suggestion's first line is exactly right. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cursorMidLine, firstLineAgreement, firstLineKey, firstLineStats, gateFeatures, type GateRow } from '../../server/engine/gate-features';
+import { cursorMidLine, firstLineAgreement, firstLineKey, firstLineStats, gateFeatures, type GateRow, lineMinConfidences } from '../../server/engine/gate-features';
 import { infill } from '../../server/engine/infill';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import type { InfillRequest } from '../../server/engine/types';
@@ -21,6 +21,13 @@ describe('the gate features: first line', () => {
     assert.equal(stats.tokens, 2);
     assert.ok(Math.abs(stats.meanConfidence - 0.6) < 1e-12);
     assert.equal(stats.minConfidence, 0.4);
+  });
+
+  it('gives each line the least probability of the tokens that wrote it, up to the end-of-span', () => {
+    const tokens = [token('if', 0.9), token(' x', 0.5), token(':\n', 0.7), token('  y', 0.2), token('\n\n', 0.6), token('z', 0.8), token(undefined, 0.1), token('w', 0.01)];
+    assert.deepEqual(lineMinConfidences(tokens), [0.5, 0.2, 0.6, 0.8], 'a double break ends an empty line of its own');
+    assert.deepEqual(lineMinConfidences([token('a\n', 0.3)]), [0.3], 'nothing after the last break');
+    assert.deepEqual(lineMinConfidences([]), []);
   });
 
   it('is all zero without tokens', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { afterIndentation, complete, dropRepeatedLines, limitLines, splitIndentation } from '../../server/protocol/completion';
+import { afterIndentation, complete, cutUnsureLines, dropRepeatedLines, limitLines, splitIndentation } from '../../server/protocol/completion';
 import { resolveSamplerOptions } from '../../server/engine/options';
 import { CharCodec, FACTS, textModel } from './engine-mocks';
 import { defaultConfig, needsReload, parseConfig, samplerOverrides } from '../../server/protocol/config';
@@ -165,6 +165,37 @@ describe('the line policy (unmask.multiline)', () => {
     };
     assert.deepEqual((await run('auto')).texts, ['a)']);
     assert.deepEqual((await run()).texts, ['a)\nzz = 1']);
+  });
+});
+
+describe('unsure lines at a line start (unmask.multiline auto)', () => {
+  it('keeps the lines after the first while the model was sure of each; the first line always stays', () => {
+    assert.equal(cutUnsureLines('a = 1\nb = 2\nc = 3', [0.9, 0.8, 0.1], 0.4), 'a = 1\nb = 2');
+    assert.equal(cutUnsureLines('a = 1\nb = 2', [0.05, 0.1], 0.4), 'a = 1', 'an unsure first line is the gate\'s to judge');
+    assert.equal(cutUnsureLines('a = 1\nb = 2', [0.9, 0.5], 0.4), 'a = 1\nb = 2');
+    assert.equal(cutUnsureLines('a = 1\nb = 2', [0.9, 0.1], 0), 'a = 1\nb = 2', '0 keeps every line');
+    assert.equal(cutUnsureLines('a = 1\nb = 2', [0.9], 0.4), 'a = 1', 'a line the numbers do not cover goes too');
+  });
+  it('gives a kept line above code after the cursor its line break and the code its indentation', () => {
+    assert.equal(cutUnsureLines('y += 1\nz', [0.9, 0.1], 0.4, 'def f(y):\n    ', 'return y\n'), 'y += 1\n    ');
+  });
+  it('is applied by complete() at a line start under auto, with the engine\'s numbers per line', async () => {
+    const prefix = 'def f():\n';
+    const text = '    a = 1\n    b = 2\n';
+    const unsureAt = text.indexOf('b');
+    const run = async (minLineConfidence?: number) => {
+      const { model } = textModel(1 + prefix.length, text, (i) => (i === unsureAt ? 3 : 12));
+      return complete(
+        { run: model, codec: new CharCodec(), facts: FACTS },
+        { prefix, suffix: '\n', languageId: 'python', maxTokens: 24, multiline: 'auto', ...(minLineConfidence !== undefined ? { minLineConfidence } : {}) },
+        resolveSamplerOptions({ steps: 24, cacheNgram: false }),
+      );
+    };
+    const cut = await run();
+    assert.deepEqual(cut.texts, ['    a = 1']);
+    const numbers = cut.result.candidates[0].lineConfidence;
+    assert.ok(numbers[0] > 0.4 && numbers[1] < 0.4, JSON.stringify(numbers));
+    assert.deepEqual((await run(0)).texts, ['    a = 1\n    b = 2']);
   });
 });
 

@@ -360,6 +360,10 @@ def parse_args(argv=None):
     a("--cli-multiline", default=None, choices=["auto", "always", "never"],
       help="with --onnx-cli: run the CLI with --multiline (unmask.multiline: auto cuts a completion to one line when "
            "the cursor follows code on its line; always keeps every line, as before session 8); default: the CLI's")
+    a("--cli-min-line-confidence", type=float, default=None, metavar="X",
+      help="with --onnx-cli: the CLI's --min-line-confidence (under --multiline auto at a line start, the lines after "
+           "the first are kept while each one's least token probability is at least X; 0 keeps every line); "
+           "default: the CLI's")
     a("--cli-cache-ngram", default=None, choices=["on", "off"],
       help="with --onnx-cli: run the CLI with --cache-ngram on|off (unmask.cacheNgram: the cache n-gram model of the "
            "file's tokens mixed into the sampler where a position's left neighbours are written); default: the "

@@ -64,13 +64,13 @@ def model_rows(args, tasks: list[dict], extra: tuple[str, ...] = ()) -> tuple[di
 
 
 def setting_flags(args) -> list[str]:
-    """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline and --cli-related-context-tokens options (none
-    given: the CLI's defaults)."""
+    """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline, --cli-min-line-confidence and
+    --cli-related-context-tokens options (none given: the CLI's defaults)."""
     flags = []
     for option, flag in (("cli_cache_ngram", "--cache-ngram"), ("cli_cache_ngram_weight", "--cache-ngram-weight"),
                          ("cli_cache_ngram_order", "--cache-ngram-order"),
                          ("cli_cache_ngram_open_documents", "--cache-ngram-open-documents"),
-                         ("cli_multiline", "--multiline"),
+                         ("cli_multiline", "--multiline"), ("cli_min_line_confidence", "--min-line-confidence"),
                          ("cli_related_context_tokens", "--related-context-tokens")):
         if getattr(args, option, None) is not None:
             flags += [flag, str(getattr(args, option))]
@@ -83,7 +83,8 @@ def setting_record(args) -> dict:
         ("cache_ngram", "cli_cache_ngram"), ("cache_ngram_weight", "cli_cache_ngram_weight"),
         ("cache_ngram_order", "cli_cache_ngram_order"),
         ("cache_ngram_open_documents", "cli_cache_ngram_open_documents"),
-        ("multiline", "cli_multiline"), ("related_context_tokens", "cli_related_context_tokens"),
+        ("multiline", "cli_multiline"), ("min_line_confidence", "cli_min_line_confidence"),
+        ("related_context_tokens", "cli_related_context_tokens"),
         ("open_files", "open_files")) if getattr(args, option, None) is not None}
 
 
