@@ -13,8 +13,9 @@ import type { LoadedModel } from '../runtime/model';
 
 /**
  * How many lines a completion at the cursor may have (unmask.multiline): `auto` cuts it to one line when the cursor's
- * line already holds code before the cursor (mid-statement, the rest of that line is what is wanted), `always` keeps
- * what the model wrote, `never` keeps one line everywhere.
+ * line already holds code before the cursor (mid-statement, the rest of that line is what is wanted) and, at a line
+ * start, after the lines the model was sure of (cutUnsureLines), `always` keeps what the model wrote, `never` keeps
+ * one line everywhere.
  */
 export const MULTILINE_MODES = ['auto', 'always', 'never'] as const;
 export type MultilineMode = (typeof MULTILINE_MODES)[number];
