@@ -38,13 +38,13 @@ export interface GateWeights {
  * first line likelier.
  */
 export const GATE_WEIGHTS: GateWeights = Object.freeze({
-  bias: -3.855,
-  copy: -1.564,
-  copyRunLog2: 0.567,
-  copyAgrees: 0.624,
-  midLine: 0.96,
-  agreement: 1.353,
-  firstLineMin: 2.284,
+  bias: -4.012,
+  copy: -1.453,
+  copyRunLog2: 0.516,
+  copyAgrees: 0.557,
+  midLine: 1.113,
+  agreement: 0.952,
+  firstLineMin: 3.017,
 });
 
 /** The estimated probability (0..1) that the suggestion's first line is exactly right. */
