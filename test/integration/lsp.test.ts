@@ -505,10 +505,7 @@ describe('the language server', () => {
     const ready = await client.waitForStatus((s) => s.state === 'ready' || s.state === 'error', since);
     assert.equal(ready.state, 'ready', ready.message);
     assert.ok(client.logs.some((l) => l.includes(`discriminator ${DISC_FILE}: reranks candidates`)), client.logs.join('\n'));
-    // A document of its own: other tests edit read.py.
-    const uri = 'file:///work/rewarded.py';
-    await client.open(uri, 'python', PYTHON);
-    const result: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri }, position: CURSOR, count: 4 });
+    const result: CandidatesResult = await client.connection.sendRequest(CandidatesRequest, { textDocument: { uri: 'file:///work/read.py' }, position: CURSOR, count: 4 });
     assert.equal(result.error, undefined, result.error);
     assert.ok(result.candidates.length >= 1, 'the fixture writes text');
     for (const c of result.candidates) assert.ok(Number.isFinite(c.reward), `${JSON.stringify(c.text)} has reward ${c.reward}`);
