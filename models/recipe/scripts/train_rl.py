@@ -350,7 +350,7 @@ def evaluate(m: Loaded, model, valid: list[dict], scorer, args, device) -> dict:
     """The policy at temperature 0 on the fixed validation tasks: mean reward, syntax validity, exact match."""
     if not valid:
         return {}
-    options = sample.SamplerOptions(steps=args.steps, strategy=args.strategy, temperature=0.0)
+    options = sample.SamplerOptions(steps=args.steps[0], strategy=args.strategy, temperature=0.0)
     rows = []
     for i in range(0, len(valid), args.rollout_batch):
         chunk = valid[i:i + args.rollout_batch]
@@ -362,6 +362,17 @@ def evaluate(m: Loaded, model, valid: list[dict], scorer, args, device) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def step_counts(text: str) -> list[int]:
+    """--steps: "8" or "8,4" -> [8] or [8, 4], each at least 1."""
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected step counts like 8 or 8,4, got {text!r}")
+    return counts
 
 
 def parse_args(argv=None):
@@ -385,7 +396,9 @@ def parse_args(argv=None):
     a("--group-size", type=int, default=10, help="G: rollouts per task (leave-one-out baseline over the group)")
     a("--temperature", type=float, default=1.2, help="rollout sampling temperature")
     a("--top-p", type=float, default=1.0, help="rollout nucleus mass")
-    a("--steps", type=int, default=8, help="sampler steps per rollout (and for the validation decode)")
+    a("--steps", type=step_counts, default=[8],
+      help="sampler steps per rollout: one count, or a comma list the RL steps cycle through (e.g. 8,4, so the "
+           "policy also learns to fill in fewer steps); the validation decode uses the first")
     a("--strategy", choices=sample.STRATEGIES, default="confidence", help="sampler unmasking order")
     a("--rollout-batch", type=int, default=160, help="canvases per sampler batch")
     a("--inner-steps", type=int, default=2, help="optimizer updates per rollout batch (GRPO iterations, mu)")
@@ -466,7 +479,7 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
         return {"step": 0, "pool": args.pool}
     log(f"rl: {len(syntax_only)} syntax tasks, {len(tested)} tested tasks, {len(valid)} validation tasks; "
         f"{'de-coupled' if args.decoupled else 'coupled'} masks, G={args.group_size}, T={args.temperature}, "
-        f"{args.steps} sampler steps, device {dev}, world {env.world}")
+        f"{'/'.join(map(str, args.steps))} sampler steps, device {dev}, world {env.world}")
 
     span_scorer = SpanLogProbs(policy)
     train_scorer = span_scorer
@@ -478,8 +491,9 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
 
     rng = random.Random(args.seed + 1000 * env.rank)
     gen = torch.Generator().manual_seed(args.seed + 1000 * env.rank)  # sampler and masks (CPU generator)
-    options = sample.SamplerOptions(steps=args.steps, strategy=args.strategy, temperature=args.temperature,
-                                    top_p=args.top_p)
+    def rollout_options(rl_step: int) -> sample.SamplerOptions:  # The step counts take turns, one RL step each.
+        return sample.SamplerOptions(steps=args.steps[rl_step % len(args.steps)], strategy=args.strategy,
+                                     temperature=args.temperature, top_p=args.top_p)
     log_file = open(out_dir / "log.jsonl", "a") if env.main else None
     best = -math.inf
     t0 = time.time()
@@ -534,6 +548,7 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
         chosen = [rng.choice(tested) for _ in range(n_tested)] + \
                  [rng.choice(syntax_only) for _ in range(args.prompts_per_step - n_tested)]
         per_batch = max(1, args.rollout_batch // args.group_size)
+        options = rollout_options(step)
         parts = [rollout(m, policy, chosen[i:i + per_batch], args.group_size, options, gen, dev, args.bucket)
                  for i in range(0, len(chosen), per_batch)]
         r = concat_rollouts(parts, m.pad_id)
@@ -593,7 +608,8 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
             "t_mean": (sum(mk[0].sum().item() for mk in masks), N * len(masks)),
             "grad_norm": (float(grad_norm) if grad_norm is not None else 0.0, 1),
         })
-        line = {"step": step, "elapsed_s": round(time.time() - t0, 1), "lr": lr, **finish_metrics(metrics, env),
+        line = {"step": step, "elapsed_s": round(time.time() - t0, 1), "lr": lr, "sampler_steps": options.steps,
+                **finish_metrics(metrics, env),
                 "rollout_s": round(s1 - s0, 2), "reward_s": round(s2 - s1, 2), "update_s": round(s3 - s2, 2)}
         write(line)
         if step % args.eval_every == 0:

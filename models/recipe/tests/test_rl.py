@@ -6,7 +6,9 @@ Run: python -m unittest tests.test_rl   (from models/recipe/)
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 import math
 import os
@@ -326,7 +328,8 @@ class EndToEnd(unittest.TestCase):
                            "--prompts-per-step", "2", "--group-size", "3", "--steps", "2", "--max-steps", "1",
                            "--eval-every", "1", "--threads", "1", "--test-workers", "1", "--device", "cpu"]
             rl.main(common_args + ["--run-name", "coupled"])
-            rl.main(common_args + ["--run-name", "decoupled", "--decoupled",
+            # The ablation also cycles two step counts (later flags override common_args).
+            rl.main(common_args + ["--run-name", "decoupled", "--decoupled", "--steps", "2,1", "--max-steps", "2",
                                    "--pool", os.path.join(tmp, "coupled", "pool.jsonl")])
             for name in ("coupled", "decoupled"):
                 with open(os.path.join(tmp, name, "log.jsonl")) as f:
@@ -339,7 +342,9 @@ class EndToEnd(unittest.TestCase):
                 policy, ckpt = checkpoint.load_model(os.path.join(tmp, name, "last.pt"))
                 for key in ("model", "config", "special", "tokenizer", "step", "train_tokens", "metrics", "args"):
                     self.assertIn(key, ckpt)
-                self.assertEqual((ckpt["stage"], ckpt["step"], ckpt["base"]["step"]), ("rl", 1, 7))
+                rl_steps = [line for line in lines if "reward" in line]
+                self.assertEqual([line["sampler_steps"] for line in rl_steps], [2] if name == "coupled" else [2, 1])
+                self.assertEqual((ckpt["stage"], ckpt["step"], ckpt["base"]["step"]), ("rl", len(rl_steps), 7))
                 # A checkpoint from before checkpoint.py (no stage) reads as pretrain and heads the lineage.
                 self.assertEqual([(s["stage"], s["step"]) for s in ckpt["lineage"]], [("pretrain", 7)])
                 self.assertEqual(ckpt["tokenizer_sha256"], common.file_sha256(tokenizer_path))
@@ -347,6 +352,13 @@ class EndToEnd(unittest.TestCase):
             with open(os.path.join(tmp, "coupled", "pool.jsonl")) as f:
                 pool = [json.loads(line) for line in f]
             self.assertEqual({t["split"] for t in pool}, {"train", "valid"})
+
+    def test_step_counts_parse_one_count_or_a_list_and_refuse_the_rest(self):
+        self.assertEqual(rl.parse_args(["--init-from", "x", "--run-name", "r"]).steps, [8])
+        self.assertEqual(rl.parse_args(["--init-from", "x", "--run-name", "r", "--steps", "8,4"]).steps, [8, 4])
+        for bad in ("0", "8,x", ""):
+            with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+                rl.parse_args(["--init-from", "x", "--run-name", "r", "--steps", bad])
 
     def test_the_test_split_is_refused(self):
         with self.assertRaises(SystemExit):
