@@ -418,8 +418,9 @@ def parse_args(argv=None):
     a("--max-steps", type=int, default=0, help="stop after this many RL steps (0: no step limit)")
     a("--max-minutes", type=float, default=0.0, help="stop after this many minutes of wall time (0: no limit)")
     a("--eval-every", type=int, default=20, help="validate (and maybe save ckpt.pt) every N RL steps")
-    a("--reference-reward", choices=["edit", "exact", "none"], default="edit",
-      help="correctness of tasks without tests: similarity to the original code")
+    a("--reference-reward", choices=rewards.REFERENCES, default="edit",
+      help="correctness of tasks without tests: edit similarity to the original code, exact match, their mix with "
+           "the first line's exact match (edit+line), or none")
     a("--gaming-penalty", type=float, default=1.0, help="reward of empty / copied / repetitive completions: minus this")
     a("--test-timeout", type=float, default=5.0, help="seconds per doctest run")
     a("--test-workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) - 1)), help="doctest processes at a time")

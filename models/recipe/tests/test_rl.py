@@ -183,6 +183,13 @@ class RewardWeights(unittest.TestCase):
         near = "    y = compute_other(x)\n"
         self.assertEqual(self.score([near], reference="exact")[0].reward, 0.5)
         self.assertEqual(self.score([near], reference="none")[0].reward, 0.5)
+        # edit+line: half the similarity, half whether the first line is the original's.
+        same_line = "    y = compute_something(x)\n    z = 1\n"
+        for completion, line in ((near, 0.0), (same_line, 1.0)):
+            row = self.score([completion], reference="edit+line")[0]
+            self.assertAlmostEqual(row.reward, 2.0 * (row.similarity + line) / 2 + 0.5)
+        with self.assertRaises(ValueError):
+            rewards.RewardConfig(reference="nearly")
 
     def test_code_that_parses_but_does_not_compile_loses_half_its_format_score(self):
         text = "x = 1\ny = 2\n"

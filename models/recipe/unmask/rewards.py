@@ -16,8 +16,9 @@ suffix, language, path) and a rollout fills it with a completion. Its reward, as
     contains the hole, run by doctest_runner.py in a child process with a 5 s timeout, only when the file compiles.
     Only examples that pass on the original file and fail when the hole is replaced by `raise` are kept, so every
     counted example really exercises the completed code;
-  - other tasks: similarity to the original code (`reference="edit"`: edit similarity; "exact": exact match; "none":
-    0), the verifiable answer every infill task has.
+  - other tasks: similarity to the original code (`reference="edit"`: edit similarity; "exact": exact match;
+    "edit+line": the mean of the edit similarity and whether the first line is exactly the original's, what a
+    one-line ghost text needs; "none": 0), the verifiable answer every infill task has.
 - gaming: an empty completion (the original is not empty), a completion that copies the start of the suffix or the
   end of the prefix verbatim (and is not the original), or degenerate repetition (a line three times, a short token
   unit many times; not when the original repeats the same way) gets reward -gaming_penalty, whatever else it does.
@@ -43,20 +44,21 @@ from dataclasses import dataclass
 from typing import Optional
 
 from unmask import tasks as tasklib
-from unmask.metrics import edit_similarity, exact_match
+from unmask.metrics import edit_similarity, exact_match, first_line_exact
 from unmask.syntax import SYNTAX_CHECKER, TYPE_CHECKER, NodeLineServer, python_check
 
 DOCTEST_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctest_runner.py")  # run by path, isolated
 PYTHON = ("python",)
 TS_JS = ("typescript", "javascript")
 PROBE_LINE = "raise RuntimeError('unmask probe')"
+REFERENCES = ("edit", "exact", "edit+line", "none")  # RewardConfig.reference
 
 
 @dataclass(frozen=True)
 class RewardConfig:
     test_weight: float = 2.0  # Weight of correctness (the test pass rate), as in the paper.
     format_weight: float = 0.5  # Weight of the format/syntax score (1 parses, 0.5 syntax error).
-    reference: str = "edit"  # Correctness of tasks without tests: "edit" similarity, "exact" match or "none".
+    reference: str = "edit"  # Correctness of tasks without tests: "edit", "exact", "edit+line" or "none".
     gaming_penalty: float = 1.0  # Gamed completions get -gaming_penalty.
     min_copy_chars: int = 8  # Shorter completions are never called copies (a lone `)` is a syntax error, not gaming).
     test_timeout: float = 5.0  # Seconds per doctest run (one run covers one completion's examples).
@@ -65,8 +67,8 @@ class RewardConfig:
     node: str = "node"
 
     def __post_init__(self):
-        if self.reference not in ("edit", "exact", "none"):
-            raise ValueError(f"reference must be edit, exact or none, got {self.reference!r}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
 
 
 @dataclass
@@ -262,6 +264,8 @@ class RewardScorer:
                 correctness = sim
             elif cfg.reference == "exact":
                 correctness = float(exact)
+            elif cfg.reference == "edit+line":
+                correctness = (sim + float(first_line_exact(completion, task["target"]))) / 2
             else:
                 correctness = 0.0
             row = Reward(0.0, parses, compiles, fmt, correctness, similarity=sim, exact=exact, gaming=gaming,
