@@ -38,13 +38,13 @@ export interface GateWeights {
  * first line likelier.
  */
 export const GATE_WEIGHTS: GateWeights = Object.freeze({
-  bias: -4.012,
-  copy: -1.453,
-  copyRunLog2: 0.516,
-  copyAgrees: 0.557,
-  midLine: 1.113,
-  agreement: 0.952,
-  firstLineMin: 3.017,
+  bias: -4.183,
+  copy: -1.609,
+  copyRunLog2: 0.553,
+  copyAgrees: 0.727,
+  midLine: 1.090,
+  agreement: 0.895,
+  firstLineMin: 3.170,
 });
 
 /** The estimated probability (0..1) that the suggestion's first line is exactly right. */
