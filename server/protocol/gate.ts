@@ -38,13 +38,13 @@ export interface GateWeights {
  * first line likelier.
  */
 export const GATE_WEIGHTS: GateWeights = Object.freeze({
-  bias: -4.183,
-  copy: -1.609,
-  copyRunLog2: 0.553,
-  copyAgrees: 0.727,
-  midLine: 1.090,
-  agreement: 0.895,
-  firstLineMin: 3.170,
+  bias: -4.277,
+  copy: -1.552,
+  copyRunLog2: 0.540,
+  copyAgrees: 0.683,
+  midLine: 1.138,
+  agreement: 0.809,
+  firstLineMin: 3.364,
 });
 
 /** The estimated probability (0..1) that the suggestion's first line is exactly right. */
