@@ -492,6 +492,7 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
 
     rng = random.Random(args.seed + 1000 * env.rank)
     gen = torch.Generator().manual_seed(args.seed + 1000 * env.rank)  # sampler and masks (CPU generator)
+
     def rollout_options(rl_step: int) -> sample.SamplerOptions:  # The step counts take turns, one RL step each.
         return sample.SamplerOptions(steps=args.steps[rl_step % len(args.steps)], strategy=args.strategy,
                                      temperature=args.temperature, top_p=args.top_p)
