@@ -492,10 +492,9 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
 
     rng = random.Random(args.seed + 1000 * env.rank)
     gen = torch.Generator().manual_seed(args.seed + 1000 * env.rank)  # sampler and masks (CPU generator)
-
-    def rollout_options(rl_step: int) -> sample.SamplerOptions:  # The step counts take turns, one RL step each.
-        return sample.SamplerOptions(steps=args.steps[rl_step % len(args.steps)], strategy=args.strategy,
-                                     temperature=args.temperature, top_p=args.top_p)
+    # One sampler setting per step count; the counts take turns, one RL step each.
+    rollout_options = [sample.SamplerOptions(steps=k, strategy=args.strategy, temperature=args.temperature,
+                                             top_p=args.top_p) for k in args.steps]
     log_file = open(out_dir / "log.jsonl", "a") if env.main else None
     best = -math.inf
     t0 = time.time()
@@ -550,7 +549,7 @@ def train(args, env: common.Dist, m: Loaded, scorer: rewards.RewardScorer, out_d
         chosen = [rng.choice(tested) for _ in range(n_tested)] + \
                  [rng.choice(syntax_only) for _ in range(args.prompts_per_step - n_tested)]
         per_batch = max(1, args.rollout_batch // args.group_size)
-        options = rollout_options(step)
+        options = rollout_options[step % len(rollout_options)]
         parts = [rollout(m, policy, chosen[i:i + per_batch], args.group_size, options, gen, dev, args.bucket)
                  for i in range(0, len(chosen), per_batch)]
         r = concat_rollouts(parts, m.pad_id)
