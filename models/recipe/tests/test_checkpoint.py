@@ -79,11 +79,29 @@ class Schema(unittest.TestCase):
 
         packed = checkpoint.pack(ckpt)
         self.assertNotIn("optimizer", packed)
-        self.assertTrue(all(v.dtype == torch.float16 for v in packed["model"].values() if v.is_floating_point()))
+        self.assertEqual(packed["model_fp16z"]["codec"], checkpoint.FP16Z_CODEC)
+        self.assertFalse(any(v.is_floating_point() for v in packed["model"].values()))
         torch.save(packed, os.path.join(self.dir, "packed.pt"))
+        again = checkpoint.read(os.path.join(self.dir, "packed.pt"))
+        self.assertNotIn("model_fp16z", again)
+        self.assertEqual(set(again["model"]), set(ckpt["model"]))
+        for name, tensor in ckpt["model"].items():  # lossless against float16
+            expected = tensor.half() if tensor.is_floating_point() else tensor
+            self.assertTrue(torch.equal(again["model"][name], expected), name)
         model, again = checkpoint.load_model(os.path.join(self.dir, "packed.pt"))  # float16 into the float32 model
         self.assertEqual((again["stage"], again["step"]), ("pretrain", 7))
         self.assertEqual(next(model.parameters()).dtype, torch.float32)
+
+    def test_packed_weights_refuse_an_unknown_codec_or_truncated_planes(self):
+        state = {"w": torch.randn(3, 5).half(), "b": torch.randn(5).half()}
+        record = checkpoint.compress_fp16(state)
+        back = checkpoint.decompress_fp16(record)
+        self.assertEqual(list(back), ["w", "b"])
+        self.assertTrue(all(torch.equal(back[k], state[k]) for k in state))
+        with self.assertRaisesRegex(ValueError, "unknown codec"):
+            checkpoint.decompress_fp16({**record, "codec": "float16-raw"})
+        with self.assertRaisesRegex(ValueError, "planes of"):
+            checkpoint.decompress_fp16({**record, "shapes": [[3, 5], [6]]})
 
     def test_the_card_gives_each_stage_its_own_command(self):
         pretrain = {"stage": "pretrain", "args": {"objective": "ar", "run_name": "a", "fim_rate": 0.5}}

@@ -6,6 +6,8 @@ a dict; `meta.json`-style facts are also written beside it as `<file stem>.meta.
 a run folder says what it holds without torch:
 
     model             state dict (float32, or float16 when packed by `pack`)
+    model_fp16z       packed weights only: the state dict's float16 tensors, losslessly compressed (see `pack`);
+                      read() turns them back into `model`
     optimizer         optional: the optimizer's state dict (resuming keeps AdamW's moments); never in packed weights
     config            the model's build_model config (kind "mdm" | "ar" | the discriminator's)
     special           {short name: id} of the special tokens, read from the tokenizer by string
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -57,6 +61,9 @@ def read(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """The checkpoint dict, in today's schema whatever wrote it (see the module docstring). The run's copy of the
     tokenizer next to the file is preferred over the recorded path, so a moved run folder still works."""
     ckpt = torch_load(path, device)
+    if "model_fp16z" in ckpt:
+        ckpt["model"] = {**decompress_fp16(ckpt.pop("model_fp16z")), **ckpt.get("model", {})}
+        ckpt["model"] = {k: v.to(device) for k, v in ckpt["model"].items()}
     if "stage" not in ckpt:
         ckpt["stage"] = "rl" if "rl_rollouts" in ckpt else "distill" if "teacher" in ckpt else "pretrain"
     ckpt.setdefault("lineage", [])
@@ -122,12 +129,55 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     return model, ckpt
 
 
+# The codec of packed weights: every float16 tensor's bytes, concatenated in state-dict order, split into the plane
+# of high bytes (sign, exponent, top mantissa bits: few distinct values) and the plane of low bytes (close to random),
+# each zlib-compressed. Lossless; about 15% smaller than plain float16 (a 13.8M-parameter model: 27.5 -> 23.5 MB), which
+# keeps the committed resume weights under the model issue's 25 MB.
+FP16Z_CODEC = "float16-byteplanes-zlib"
+
+
+def compress_fp16(state: dict) -> dict:
+    """{name: float16 tensor} -> the `model_fp16z` record (codec, names, shapes, the two compressed planes)."""
+    names = list(state)
+    raw = b"".join(state[n].contiguous().numpy().tobytes() for n in names)
+    planes = memoryview(raw)  # little-endian float16: byte 0 low, byte 1 high
+    # The planes are kept as uint8 tensors: torch.save's pickle protocol 2 stores a bytes object as latin-1 text,
+    # which UTF-8 then grows by half.
+    return {"codec": FP16Z_CODEC, "names": names, "shapes": [list(state[n].shape) for n in names],
+            "lo": _bytes_tensor(zlib.compress(bytes(planes[0::2]), 9)),
+            "hi": _bytes_tensor(zlib.compress(bytes(planes[1::2]), 9))}
+
+
+def _bytes_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def decompress_fp16(record: dict) -> dict:
+    """The `model_fp16z` record -> {name: float16 tensor}; refuses an unknown codec or planes of the wrong size."""
+    if record.get("codec") != FP16Z_CODEC:
+        raise ValueError(f"packed weights: unknown codec {record.get('codec')!r} (this recipe reads {FP16Z_CODEC!r})")
+    lo, hi = (zlib.decompress(record[k].cpu().numpy().tobytes()) for k in ("lo", "hi"))
+    counts = [math.prod(shape) for shape in record["shapes"]]
+    if len(lo) != len(hi) or len(lo) != sum(counts):
+        raise ValueError(f"packed weights: planes of {len(lo)} and {len(hi)} bytes for {sum(counts)} parameters")
+    raw = bytearray(2 * len(lo))
+    raw[0::2], raw[1::2] = lo, hi
+    flat = torch.frombuffer(raw, dtype=torch.float16)
+    out, at = {}, 0
+    for name, shape, n in zip(record["names"], record["shapes"], counts):
+        out[name] = flat[at:at + n].reshape(shape).clone()
+        at += n
+    return out
+
+
 def pack(ckpt: dict) -> dict:
-    """The checkpoint with its floating-point tensors in float16 (integer buffers kept as they are) and no optimizer
-    state: what weights/ keeps (2 bytes a parameter). load_state_dict copies float16 into a float32 model."""
-    model = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()}
-    return {**{k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}, "model": model,
-            "packed_from": "float32"}
+    """The checkpoint with its floating-point tensors in float16, losslessly compressed into `model_fp16z` (integer
+    buffers stay in `model` as they are), and no optimizer state: what weights/ keeps. read() restores `model`;
+    load_state_dict copies float16 into a float32 model."""
+    floats = {k: v.half() for k, v in ckpt["model"].items() if v.is_floating_point()}
+    others = {k: v for k, v in ckpt["model"].items() if not v.is_floating_point()}
+    return {**{k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}, "model": others,
+            "model_fp16z": compress_fp16(floats), "packed_from": "float32"}
 
 
 def special_id(special: dict, name: str) -> int:
