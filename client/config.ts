@@ -73,7 +73,7 @@ export const DEFAULT_CONFIG: UnmaskConfig = Object.freeze({
   inlineCandidates: 2,
   multiline: 'auto',
   idleUnloadMinutes: 15,
-  minConfidence: 0.26,
+  minConfidence: 0.35,
   latencyBudgetMs: 100,
   cacheNgram: true,
   cacheNgramOpenDocuments: 3,

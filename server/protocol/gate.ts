@@ -38,13 +38,13 @@ export interface GateWeights {
  * first line likelier.
  */
 export const GATE_WEIGHTS: GateWeights = Object.freeze({
-  bias: -4.277,
-  copy: -1.552,
-  copyRunLog2: 0.540,
-  copyAgrees: 0.683,
-  midLine: 1.138,
-  agreement: 0.809,
-  firstLineMin: 3.364,
+  bias: -3.957,
+  copy: -1.756,
+  copyRunLog2: 0.547,
+  copyAgrees: 0.782,
+  midLine: 0.931,
+  agreement: 0.831,
+  firstLineMin: 2.899,
 });
 
 /** The estimated probability (0..1) that the suggestion's first line is exactly right. */
