@@ -420,7 +420,7 @@ def parse_args(argv=None):
     a("--eval-every", type=int, default=20, help="validate (and maybe save ckpt.pt) every N RL steps")
     a("--reference-reward", choices=rewards.REFERENCES, default="edit",
       help="correctness of tasks without tests: edit similarity to the original code, exact match, their mix with "
-           "the first line's exact match (edit+line), or none")
+           "the first line's exact match (edit+line), that plus whole-span exact match (edit+line+exact), or none")
     a("--gaming-penalty", type=float, default=1.0, help="reward of empty / copied / repetitive completions: minus this")
     a("--test-timeout", type=float, default=5.0, help="seconds per doctest run")
     a("--test-workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) - 1)), help="doctest processes at a time")

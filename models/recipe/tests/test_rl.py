@@ -188,6 +188,12 @@ class RewardWeights(unittest.TestCase):
         for completion, line in ((near, 0.0), (same_line, 1.0)):
             row = self.score([completion], reference="edit+line")[0]
             self.assertAlmostEqual(row.reward, 2.0 * (row.similarity + line) / 2 + 0.5)
+        # edit+line+exact: a right first line followed by a line too many earns its line but not the exact third.
+        exact = "    y = compute_something(x)\n"
+        for completion, line, whole in ((near, 0.0, 0.0), (same_line, 1.0, 0.0), (exact, 1.0, 1.0)):
+            row = self.score([completion], reference="edit+line+exact")[0]
+            self.assertAlmostEqual(row.reward, 2.0 * (row.similarity + line + whole) / 3 + 0.5)
+        self.assertEqual(self.score([exact], reference="edit+line+exact")[0].reward, 2.5)
         with self.assertRaises(ValueError):
             rewards.RewardConfig(reference="nearly")
 

@@ -18,7 +18,9 @@ suffix, language, path) and a rollout fills it with a completion. Its reward, as
     counted example really exercises the completed code;
   - other tasks: similarity to the original code (`reference="edit"`: edit similarity; "exact": exact match;
     "edit+line": the mean of the edit similarity and whether the first line is exactly the original's, what a
-    one-line ghost text needs; "none": 0), the verifiable answer every infill task has.
+    one-line ghost text needs; "edit+line+exact": the mean of those two and whole-span exact match, so a multi-line
+    answer is paid for being right to the end and a right first line for stopping there; "none": 0), the verifiable
+    answer every infill task has.
 - gaming: an empty completion (the original is not empty), a completion that copies the start of the suffix or the
   end of the prefix verbatim (and is not the original), or degenerate repetition (a line three times, a short token
   unit many times; not when the original repeats the same way) gets reward -gaming_penalty, whatever else it does.
@@ -51,14 +53,14 @@ DOCTEST_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docte
 PYTHON = ("python",)
 TS_JS = ("typescript", "javascript")
 PROBE_LINE = "raise RuntimeError('unmask probe')"
-REFERENCES = ("edit", "exact", "edit+line", "none")  # RewardConfig.reference
+REFERENCES = ("edit", "exact", "edit+line", "edit+line+exact", "none")  # RewardConfig.reference
 
 
 @dataclass(frozen=True)
 class RewardConfig:
     test_weight: float = 2.0  # Weight of correctness (the test pass rate), as in the paper.
     format_weight: float = 0.5  # Weight of the format/syntax score (1 parses, 0.5 syntax error).
-    reference: str = "edit"  # Correctness of tasks without tests: "edit", "exact", "edit+line" or "none".
+    reference: str = "edit"  # Correctness of tasks without tests: one of REFERENCES.
     gaming_penalty: float = 1.0  # Gamed completions get -gaming_penalty.
     min_copy_chars: int = 8  # Shorter completions are never called copies (a lone `)` is a syntax error, not gaming).
     test_timeout: float = 5.0  # Seconds per doctest run (one run covers one completion's examples).
@@ -266,6 +268,8 @@ class RewardScorer:
                 correctness = float(exact)
             elif cfg.reference == "edit+line":
                 correctness = (sim + float(first_line_exact(completion, task["target"]))) / 2
+            elif cfg.reference == "edit+line+exact":
+                correctness = (sim + float(first_line_exact(completion, task["target"])) + float(exact)) / 3
             else:
                 correctness = 0.0
             row = Reward(0.0, parses, compiles, fmt, correctness, similarity=sim, exact=exact, gaming=gaming,
