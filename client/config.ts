@@ -43,7 +43,7 @@ export interface UnmaskConfig {
   readonly latencyBudgetMs: number;
   /** Mix the cache n-gram model of the document's tokens into the server's sampler (server/engine/ngram-cache.ts). */
   readonly cacheNgram: boolean;
-  /** Other open documents of the language family whose tokens the cache also counts (0: only the document at hand). */
+  /** Other open documents of the language family whose tokens the cache also counts and the copy looks in (0: only the document at hand). */
   readonly cacheNgramOpenDocuments: number;
   /** Canvas tokens for snippets of other open documents, used only by a model trained with them (0: none). */
   readonly relatedContextTokens: number;

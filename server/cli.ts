@@ -21,7 +21,7 @@ import { MAX_CACHE_ORDER, MIN_CACHE_ORDER } from './engine/ngram-cache';
 import { DEFAULT_SAMPLER_OPTIONS, resolveSamplerOptions } from './engine/options';
 import type { SamplerOptions } from './engine/types';
 import { completionGate, rankedCompletions, withCopyCandidate } from './protocol/candidates';
-import { COPY_LEAD_MIN_MATCH, COPY_MIN_MATCH, copyMatch, withCopyRow } from './protocol/copy-candidate';
+import { COPY_LEAD_MIN_MATCH, COPY_MIN_MATCH, type CopySource, copyMatch, withCopyRow } from './protocol/copy-candidate';
 import { type CompletionQuery, complete, MIN_LINE_CONFIDENCE, MULTILINE_MODES, type MultilineMode } from './protocol/completion';
 import { defaultConfig } from './protocol/config';
 import { RELATED_TOKENS, relatedExcerpt, SNIPPET_DOCUMENTS, withinBudget } from './protocol/document-tokens';
@@ -67,7 +67,7 @@ Options:
                        default ${defaultConfig().cacheNgram ? 'on' : 'off'}); in batch mode it counts a task's before/after when given
   --cache-ngram-weight X  the most weight the cache gets, 0 to 1 (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramWeight})
   --cache-ngram-order N   its longest n-gram, ${MIN_CACHE_ORDER} to ${MAX_CACHE_ORDER} (default ${DEFAULT_SAMPLER_OPTIONS.cacheNgramOrder})
-  --cache-ngram-open-documents N  how many of a batch task's related texts the cache counts too, 0 to ${MAX_OPEN_DOCUMENTS}, as the
+  --cache-ngram-open-documents N  how many of a task's related texts the cache counts and the copy candidate looks in, 0 to ${MAX_OPEN_DOCUMENTS}, as the
                        editor's other open documents (unmask.cacheNgramOpenDocuments; default ${defaultConfig().cacheNgramOpenDocuments})
   --related-context-tokens N  canvas tokens that snippets of other files may take, out of the text's (the chunks most
                        like the code before the cursor, from the first ${SNIPPET_DOCUMENTS} related texts; unmask.relatedContextTokens;
@@ -207,12 +207,19 @@ function openDocuments(args: Args): number {
 }
 
 /**
- * The token ids of a task's related texts (other open files, most recent first) as the server hands them to a
- * request (document-tokens.ts: each one's start, as for a document opened and not edited; RELATED_TOKENS in all):
- * the first `documents` to the cache n-gram model, and the first SNIPPET_DOCUMENTS as the snippets' sources when the
- * model reads snippets and --related-context-tokens is not 0. Each text is encoded once.
+ * What a task's related texts (other open files, most recent first) give a request, as the server hands them over
+ * (document-tokens.ts: each one's start, as for a document opened and not edited; RELATED_TOKENS in all): token ids of
+ * the first `documents` to the cache n-gram model (none when the cache is off), the first SNIPPET_DOCUMENTS as the
+ * snippets' sources when the model reads snippets and --related-context-tokens is not 0, and the first `documents`
+ * as text to the copy candidate (DocumentTokens.relatedTexts). Each text is encoded once.
  */
-function relatedQuery(model: LoadedModel, options: SamplerOptions, texts: readonly string[], documents: number): Pick<CompletionQuery, 'related' | 'snippetSources'> {
+function relatedQuery(
+  model: LoadedModel,
+  options: SamplerOptions,
+  texts: readonly string[],
+  documents: number,
+): { query: Pick<CompletionQuery, 'related' | 'snippetSources'>; others: string[] } {
+  const cached = options.cacheNgram ? documents : 0;
   const snippets = model.facts.relatedContext && (options.relatedContextTokens ?? 0) > 0 ? SNIPPET_DOCUMENTS : 0;
   const excerpts = texts.slice(0, Math.max(documents, snippets)).map((text) => relatedExcerpt(model.codec, text));
   const within = (count: number): Int32Array[] =>
@@ -220,9 +227,10 @@ function relatedQuery(model: LoadedModel, options: SamplerOptions, texts: readon
       excerpts.slice(0, count).flatMap((excerpt) => excerpt ?? []),
       RELATED_TOKENS,
     );
-  const related = within(documents);
+  const related = within(cached);
   const snippetSources = within(snippets);
-  return { ...(related.length > 0 ? { related } : {}), ...(snippetSources.length > 0 ? { snippetSources } : {}) };
+  const others = excerpts.slice(0, documents).flatMap((excerpt) => (excerpt ? [model.codec.decode(Array.from(excerpt.ids))] : []));
+  return { query: { ...(related.length > 0 ? { related } : {}), ...(snippetSources.length > 0 ? { snippetSources } : {}) }, others };
 }
 
 /** The texts of the --related files, read before the model loads so that a bad path is a usage error. */
@@ -343,7 +351,7 @@ type Candidate = Pick<CandidateItem, 'text' | 'logProb' | 'meanConfidence' | 'sy
 async function generate(
   model: LoadedModel,
   query: CompletionQuery,
-  file: { before: string; after: string },
+  file: CopySource,
   options: SamplerOptions,
   syntax: SyntaxChecker,
   copyMinMatch: number,
@@ -457,11 +465,12 @@ async function single(args: Args, file: string): Promise<void> {
   const syntax = newSyntaxChecker();
   try {
     // Like the editor's other open documents, not timed: their tokens are ready before a request (document-tokens.ts).
-    const related = relatedQuery(model, options, others, options.cacheNgram ? openDocuments(args) : 0);
+    const related = relatedQuery(model, options, others, openDocuments(args));
     const started = performance.now();
-    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args), minLineConfidence: minLineConfidence(args), ...related };
+    const query = { prefix: window.prefix, suffix: window.suffix, languageId, maxTokens, multiline: multiline(args), minLineConfidence: minLineConfidence(args), ...related.query };
     const clock = { now: wallClockMs, startedAt: wallClockMs() };
-    const outcome = await generate(model, query, { before: text.slice(0, offset), after: text.slice(offset) }, options, syntax, copyMinMatch(args), clock);
+    const source = { before: text.slice(0, offset), after: text.slice(offset), ...(related.others.length > 0 ? { others: related.others } : {}) };
+    const outcome = await generate(model, query, source, options, syntax, copyMinMatch(args), clock);
     const totalMs = performance.now() - started;
     const order = unmaskingOrder(outcome.result.trace);
     if (args.json) {
@@ -540,7 +549,7 @@ async function batch(args: Args): Promise<void> {
   const copyMin = copyMinMatch(args);
   const lines = multiline(args);
   const lineConfidence = minLineConfidence(args);
-  const documents = options.cacheNgram ? openDocuments(args) : 0;
+  const documents = openDocuments(args);
   const out = args.out && args.out !== '-' ? openOut(args.out) : process.stdout;
   let model: LoadedModel;
   try {
@@ -602,12 +611,16 @@ async function batch(args: Args): Promise<void> {
       }
       try {
         // In the editor the other documents' tokens are ready before a request (document-tokens.ts): not timed.
-        const related = Array.isArray(task.related) ? relatedQuery(model, options, task.related as string[], documents) : {};
+        const related = Array.isArray(task.related) ? relatedQuery(model, options, task.related as string[], documents) : { query: {}, others: [] };
         const started = performance.now();
         const clock = { now: wallClockMs, startedAt: wallClockMs() };
         const prefix = task.prefix as string;
         const suffix = task.suffix as string;
-        const file = { before: (task.before as string | undefined) ?? prefix, after: (task.after as string | undefined) ?? suffix };
+        const file = {
+          before: (task.before as string | undefined) ?? prefix,
+          after: (task.after as string | undefined) ?? suffix,
+          ...(related.others.length > 0 ? { others: related.others } : {}),
+        };
         // The cache n-gram model counts the file around the hole as far as the editor's window reaches.
         const around = windowAround(file.before + file.after, file.before.length);
         const document = file.before.endsWith(prefix) && file.after.startsWith(suffix) ? { before: around.prefix, after: around.suffix } : undefined;
@@ -621,7 +634,7 @@ async function batch(args: Args): Promise<void> {
             multiline: lines,
             minLineConfidence: lineConfidence,
             ...(document ? { document } : {}),
-            ...related,
+            ...related.query,
           },
           file,
           options,

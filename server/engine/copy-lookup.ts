@@ -54,3 +54,45 @@ export function copyFromFile(prefix: string, suffix: string): CopyMatch | undefi
   if (line.trim() === '') return undefined;
   return { text: line, matchLength: length };
 }
+
+/**
+ * Longest tail of the prefix looked for in other files, in characters: a run this long is as specific as a run gets,
+ * and each bisection step scans every other text once.
+ */
+export const MAX_OTHER_RUN = 256;
+
+/**
+ * The copy from other open files: the longest tail of `prefix` (at most MAX_OTHER_RUN characters) that occurs in one
+ * of `others` (most recent first; the first text wins a tie), and what followed it there up to the end of its line.
+ * Code repeats across the files of a project too: imports, keyword definitions, the same call in a sibling module.
+ * Undefined when no tail occurs or the copy is blank.
+ */
+export function copyFromOtherFiles(prefix: string, others: readonly string[]): CopyMatch | undefined {
+  let best: { length: number; text: string } | undefined;
+  const hi = Math.min(prefix.length, MAX_OTHER_RUN);
+  for (const text of others) {
+    // Only a longer run than the best so far can win: bisect over (best, hi].
+    let lo = best?.length ?? 0;
+    let found: number | undefined;
+    let top = hi;
+    while (lo < top) {
+      const mid = Math.floor((lo + top + 1) / 2);
+      const start = text.indexOf(prefix.slice(prefix.length - mid));
+      if (start >= 0) {
+        lo = mid;
+        found = start;
+      } else {
+        top = mid - 1;
+      }
+    }
+    if (found !== undefined && lo > (best?.length ?? 0)) {
+      const rest = text.slice(found + lo);
+      const newline = rest.indexOf('\n');
+      const line = newline >= 0 ? rest.slice(0, newline) : rest;
+      // A blank continuation copies nothing; a longer run elsewhere may still copy something.
+      if (line.trim() !== '') best = { length: lo, text: line };
+    }
+    if (best?.length === hi) break;
+  }
+  return best ? { text: best.text, matchLength: best.length } : undefined;
+}

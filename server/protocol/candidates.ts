@@ -14,7 +14,7 @@ import type { SamplerOptions } from '../engine/types';
 import type { LoadedDiscriminator } from '../runtime/discriminator';
 import type { SyntaxChecker } from '../runtime/syntax';
 import { type CompletionModel, type CompletionOutcome, type CompletionQuery, complete, denoiserOf, dropRepeatedLines } from './completion';
-import { COPY_MIN_MATCH, copyMatch, leadingCopy, withCopyRow } from './copy-candidate';
+import { COPY_MIN_MATCH, type CopySource, copyMatch, leadingCopy, withCopyRow } from './copy-candidate';
 import type { CandidateItem } from './messages';
 
 export interface RankedOutcome {
@@ -142,13 +142,13 @@ export interface InlineRows {
 }
 
 /**
- * Ranked candidates with the copy candidate (copy-candidate.ts) among them when the document repeats a run ending at
- * the cursor (first when it leads, else second), and the gate's numbers for the first of them (gate-features.ts): what
+ * Ranked candidates with the copy candidate (copy-candidate.ts) among them when the document, or another open one,
+ * repeats a run ending at the cursor (first when it leads, else second), and the gate's numbers for the first of them (gate-features.ts): what
  * inline completions and the CLI show. The candidates panel and the fills list the model's own rows.
  */
 export function withCopyCandidate(
   ranked: Pick<RankedOutcome, 'candidates' | 'best'>,
-  file: { readonly before: string; readonly after: string },
+  file: CopySource,
   copyMinMatch = COPY_MIN_MATCH,
 ): InlineRows {
   const { candidates } = ranked;

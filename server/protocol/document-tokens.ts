@@ -206,6 +206,8 @@ interface Pass {
 
 export class DocumentTokens {
   private readonly entries = new Map<string, Entry>();
+  /** Excerpts decoded to text (relatedTexts), kept while the excerpt is: a pass replaces it. */
+  private readonly decoded = new WeakMap<NonNullable<Entry['excerpt']>, string>();
   private clock = 0;
   private pass?: Pass;
   private holds = 0;
@@ -308,11 +310,37 @@ export class DocumentTokens {
    * for counting n-grams), `tokens` in all. Encodes nothing.
    */
   related(uri: string, languageId: string, documents: number, tokens = RELATED_TOKENS): Int32Array[] {
+    return withinBudget(
+      this.pickRelated(uri, languageId, documents).map((entry) => entry.excerpt!),
+      tokens,
+    );
+  }
+
+  /**
+   * The same documents' excerpts as text (what the copy candidate looks in, copy-candidate.ts), decoded once per pass
+   * and kept with the excerpt, so a request decodes nothing it did before.
+   */
+  relatedTexts(uri: string, languageId: string, documents: number): string[] {
     const codec = this.options.codec();
-    if (!codec || documents <= 0 || tokens <= 0) return [];
+    if (!codec) return [];
+    return this.pickRelated(uri, languageId, documents).map((entry) => {
+      const excerpt = entry.excerpt!;
+      let text = this.decoded.get(excerpt);
+      if (text === undefined) {
+        text = codec.decode(Array.from(excerpt.ids));
+        this.decoded.set(excerpt, text);
+      }
+      return text;
+    });
+  }
+
+  /** Up to `documents` other open documents of the language family with ids under the loaded codec, most recent first. */
+  private pickRelated(uri: string, languageId: string, documents: number): Entry[] {
+    const codec = this.options.codec();
+    if (!codec || documents <= 0) return [];
     const current = this.codecId(codec);
     const family = languageFamily(languageId);
-    const picked = [...this.entries.values()]
+    return [...this.entries.values()]
       .filter((entry) => {
         if (entry.uri === uri || entry.excerpt?.codec !== current) return false;
         const document = this.options.lookup(entry.uri);
@@ -320,10 +348,6 @@ export class DocumentTokens {
       })
       .sort((a, b) => b.touched - a.touched)
       .slice(0, documents);
-    return withinBudget(
-      picked.map((entry) => entry.excerpt!),
-      tokens,
-    );
   }
 
   private touch(uri: string, anchor: number | undefined): void {

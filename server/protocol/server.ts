@@ -34,7 +34,7 @@ import { type LoadedModel, loadModel } from '../runtime/model';
 import { SyntaxChecker } from '../runtime/syntax';
 import { BudgetReserve } from './budget-reserve';
 import { bestHoleFill, completionGate, type HoleFill, rankedCompletions, withCopyCandidate } from './candidates';
-import { copyMatch, withCopyRow } from './copy-candidate';
+import { copyMatch, type CopySource, withCopyRow } from './copy-candidate';
 import { describeGate, gateScore, worthShowing } from './gate';
 import { complete } from './completion';
 import { DocumentTokens, SNIPPET_DOCUMENTS } from './document-tokens';
@@ -174,6 +174,16 @@ export function startServer(connection: Connection, options: ServerOptions): voi
   }
 
   /**
+   * The document around the cursor with the texts of the other open documents the copy candidate also looks in
+   * (copy-candidate.ts): the excerpts the cache n-gram model counts (unmask.cacheNgramOpenDocuments), as text, whatever
+   * the cache's own setting.
+   */
+  function copySource(file: { readonly before: string; readonly after: string }, uri: string, languageId: string): CopySource {
+    const others = tokens.relatedTexts(uri, languageId, config.cacheNgramOpenDocuments);
+    return others.length > 0 ? { ...file, others } : file;
+  }
+
+  /**
    * Token ids of other open documents of the language family that snippets may come from, for a model trained with
    * them (unmask.relatedContextTokens, engine/related-context.ts), whatever the cache n-gram settings; undefined when
    * the model reads none, the setting is 0, or there are none yet.
@@ -298,14 +308,14 @@ export function startServer(connection: Connection, options: ServerOptions): voi
         if (rows > 1) {
           const options = resolveSamplerOptions(samplerOverrides(config, { candidates: rows, latencyBudgetMs }));
           const ranked = await rankedCompletions(model, query, source.file, options, hooks, syntax, log);
-          const inline = withCopyCandidate(ranked, source.file);
+          const inline = withCopyCandidate(ranked, copySource(source.file, uri, document.languageId));
           // As you type, the best row alone is shown; an explicit request lists them all for Alt+] / Alt+[.
           texts = inline.candidates.slice(0, explicit ? undefined : 1).map((c) => c.text);
           gate = inline.gate;
           result = ranked.result;
         } else {
           const outcome = await complete(model, query, resolveSamplerOptions(samplerOverrides(config, { latencyBudgetMs })), hooks);
-          const copy = copyMatch(source.file);
+          const copy = copyMatch(copySource(source.file, uri, document.languageId));
           texts = withCopyRow(outcome.texts, copy, (t) => t, (t) => t).slice(0, explicit ? undefined : 1);
           gate = completionGate(outcome, copy, source.file.before);
           result = outcome.result;

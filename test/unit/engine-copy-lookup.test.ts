@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { copyFromFile, longestRepeatedTail } from '../../server/engine/copy-lookup';
+import { copyFromFile, copyFromOtherFiles, longestRepeatedTail, MAX_OTHER_RUN } from '../../server/engine/copy-lookup';
 
 interface CopyCase {
   prefix: string;
@@ -33,5 +33,33 @@ describe('the copy-from-file lookup', () => {
 
   it('finds nothing in text that never repeats', () => {
     assert.equal(copyFromFile('qwerty', 'uiop'), undefined);
+  });
+});
+
+describe('the copy from other open files', () => {
+  const prefix = "import {_, str} from '../../compile/codegen'\n\nconst def: CodeKe";
+  const sibling = "import type {CodeKeywordDefinition} from '../../types'\n\nconst def: CodeKeywordDefinition = {\n  keyword: 'enum',\n";
+
+  it('continues the longest tail of the prefix the way another file did, to the end of that line', () => {
+    assert.deepEqual(copyFromOtherFiles(prefix, ['nothing here', sibling]), { text: 'ywordDefinition = {', matchLength: "'\n\nconst def: CodeKe".length });
+  });
+
+  it('takes the file with the longest run, the most recent one on a tie', () => {
+    const shorter = 'def: CodeKeyOther\n';
+    const same = "'\n\nconst def: CodeKeywordSchema\n";
+    assert.equal(copyFromOtherFiles(prefix, [shorter, sibling])?.text, 'ywordDefinition = {');
+    assert.equal(copyFromOtherFiles(prefix, [same, sibling])?.text, 'ywordSchema', 'the first of two equal runs');
+  });
+
+  it('skips a blank continuation, and finds nothing without a shared tail or other files', () => {
+    assert.equal(copyFromOtherFiles('x = 1\ny = ', ['y = \n']), undefined);
+    assert.equal(copyFromOtherFiles('qwerty', ['uiop']), undefined);
+    assert.equal(copyFromOtherFiles(prefix, []), undefined);
+  });
+
+  it('looks for at most MAX_OTHER_RUN characters of the prefix', () => {
+    let seed = 7;
+    const long = Array.from({ length: MAX_OTHER_RUN * 2 }, () => String.fromCharCode(97 + ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 26))).join('');
+    assert.deepEqual(copyFromOtherFiles(long, [`${long}b\n`]), { text: 'b', matchLength: MAX_OTHER_RUN });
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { COPY_LEAD_MIN_MATCH, copyMatch, leadingCopy, withCopyRow } from '../../server/protocol/copy-candidate';
+import { COPY_LEAD_MIN_MATCH, copyMatch, leadingCopy, OTHER_FILE_MIN_MATCH, withCopyRow } from '../../server/protocol/copy-candidate';
 
 const before = 'result = compute(items, key=len, reverse=True)\nprint(result)\nother = compute(items, ';
 const file = { before, after: ')\nprint(other)\n' };
@@ -46,5 +46,19 @@ describe('the copy candidate', () => {
     assert.equal(leadingCopy(short('c()'), 'a()'), undefined, 'the gate judges the model row');
     assert.deepEqual(leadingCopy(short('a()'), 'a( )'), short('a()'));
     assert.deepEqual(leadingCopy(short('c()'), undefined), short('c()'), 'nothing else to show');
+  });
+
+  it('copies from another open file when its run is long enough and longer than the document\'s own', () => {
+    const here = { before: 'x = 1\nresult = compute(items, ', after: ')\n' };
+    const other = 'y = 2\nresult = compute(items, key=len)\n';
+    // '\nresult = compute(items, ' (25 characters) recurs in the other file only; the document repeats nothing.
+    assert.deepEqual(copyMatch({ ...here, others: [other] }, 4), { text: 'key=len', matchLength: 25 });
+    assert.equal(copyMatch(here, 4), undefined, 'no other files: no copy');
+    assert.equal(copyMatch({ ...here, others: [other] }, 0), undefined, 'copy off');
+    const short = { before: 'x = 1\nr = f(', after: ')\n', others: ['r = f(a, b)\n'] };
+    assert.ok(' r = f('.length < OTHER_FILE_MIN_MATCH);
+    assert.equal(copyMatch(short, 4), undefined, 'a short run across files is chance');
+    // The document's own run is as long as the other file's: the document's copy.
+    assert.equal(copyMatch({ ...file, others: ['x = compute(items, flag)\n'] }, 4)?.text, 'key=len, reverse=True');
   });
 });

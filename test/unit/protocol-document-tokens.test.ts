@@ -283,6 +283,27 @@ describe('encoding documents off the request path', () => {
     assert.ok(encodes() > 0);
   });
 
+  it('hands the copy candidate the same excerpts as text, decoded once per pass', () => {
+    const { loop, docs, tokens, codec } = setup();
+    let decodes = 0;
+    const counting = { ...codec, decode: (ids: readonly number[]) => (decodes++, codec.decode(ids)) };
+    const counted = new DocumentTokens({ lookup: docs.lookup, codec: () => counting, schedule: loop.schedule, now: loop.now, delay: loop.delay });
+    const text = code(40);
+    docs.open('file:///a.py', 'python', text);
+    docs.open('file:///b.py', 'python', 'x = 1\n');
+    docs.open('file:///c.ts', 'typescript', 'let y = 2;\n');
+    for (const t of [tokens, counted]) {
+      t.opened('file:///a.py');
+      t.opened('file:///c.ts');
+    }
+    loop.drain();
+    assert.deepEqual(tokens.relatedTexts('file:///b.py', 'python', 3), [text], 'the other Python document, not the TypeScript one');
+    assert.deepEqual(tokens.relatedTexts('file:///b.py', 'python', 0), []);
+    assert.deepEqual(counted.relatedTexts('file:///b.py', 'python', 3), [text]);
+    assert.deepEqual(counted.relatedTexts('file:///b.py', 'python', 3), [text]);
+    assert.equal(decodes, 1, 'the second request decodes nothing');
+  });
+
   it('starts over on a newer version, and keeps ids of the version it finished', () => {
     const { loop, docs, tokens } = setup({ msPerEncode: 1 });
     docs.open('file:///a.py', 'python', code(300, 'old'));
