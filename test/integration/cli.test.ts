@@ -136,6 +136,23 @@ describe('the command line', () => {
     assert.equal(cli(['--batch', tasks, ...common, '--cache-ngram-open-documents', '9']).code, 2);
   });
 
+  it('offers the copy candidate from a batch task\'s related texts, as many as --cache-ngram-open-documents', () => {
+    const tasks = path.join(dir, 'related-copy.jsonl');
+    const other = "def a(items):\n    result = compute_total(items, scale=2, label='zq-unique')\n    return result\n";
+    const task = { id: 'copy', prefix: 'import os\n\ndef b(items):\n    result = compute_total(items, ', suffix: '\n', language: 'python', related: [other] };
+    fs.writeFileSync(tasks, JSON.stringify(task));
+    const copies = (extra: string[]) => {
+      const run = cli(['--batch', tasks, '--steps', '2', '--candidates', '2', ...common, ...extra]);
+      assert.equal(run.code, 0, run.stderr);
+      const [result] = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      return (result.candidates as { text: string; source?: string }[]).filter((c) => c.source === 'copy').map((c) => c.text);
+    };
+    // "\n    result = compute_total(items, " recurs only in the other file: what followed it there is offered.
+    assert.deepEqual(copies([]), ["scale=2, label='zq-unique')"]);
+    assert.deepEqual(copies(['--cache-ngram-open-documents', '0']), [], 'no other documents: no copy from them');
+    assert.deepEqual(copies(['--copy-min-match', '0']), [], 'copy off');
+  });
+
   it('places snippets of a batch task\'s related texts in the canvas of a model trained with them, and says how many', () => {
     // The tiny fixture declares the layout (unmask.related_context); the test model, like the shipped one, does not.
     const reads = writeTinyModel(tempDir('cli-related'), { metadata: { 'unmask.related_context': '{"layout": "file_sep", "max_tokens": 128}' } });
