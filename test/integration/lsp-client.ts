@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import {
   ConfigurationRequest,
   DidChangeConfigurationNotification,
+  DidCloseTextDocumentNotification,
   DidOpenTextDocumentNotification,
   InitializeRequest,
   InitializedNotification,
@@ -130,6 +131,10 @@ export class TestClient {
 
   async open(uri: string, languageId: string, text: string, version = 1): Promise<void> {
     await this.connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId, version, text } });
+  }
+
+  async close(uri: string): Promise<void> {
+    await this.connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri } });
   }
 
   async stop(): Promise<void> {

@@ -246,6 +246,38 @@ describe('the language server', () => {
     assert.ok(!client.logs.slice(since).some((l) => l.includes('error:') || l.includes(' failed')), client.logs.slice(since).join('\n'));
   });
 
+  it('offers the copy from another open document of the language family when the text before the cursor recurs there', async () => {
+    const sibling = 'file:///work/sibling.py';
+    await client.open(sibling, 'python', "def a(items):\n    result = compute_total(items, scale=2, label='zq-unique')\n    return result\n");
+    const caller = 'file:///work/caller.py';
+    const text = 'import os\n\n\ndef b(items):\n    result = compute_total(items, ';
+    await client.open(caller, 'python', text);
+    const explicit = async (): Promise<string[]> =>
+      itemsOf(
+        await client.connection.sendRequest(InlineCompletionRequest.type, {
+          textDocument: { uri: caller },
+          position: { line: 4, character: text.split('\n')[4].length },
+          context: { triggerKind: InlineCompletionTriggerKind.Invoked },
+        }),
+      ).map((i) => (typeof i.insertText === 'string' ? i.insertText : i.insertText.value));
+    // An item replaces the cursor's line from its start; the sibling is encoded in the background once opened.
+    const copied = (items: string[]): boolean => items.some((t) => t === "    result = compute_total(items, scale=2, label='zq-unique')");
+    try {
+      let offered = await explicit();
+      for (let tries = 0; !copied(offered) && tries < 50; tries++) {
+        await new Promise((r) => setTimeout(r, 100));
+        offered = await explicit();
+      }
+      assert.ok(copied(offered), JSON.stringify(offered));
+      await client.changeSettings({ cacheNgramOpenDocuments: 0 });
+      assert.ok(!(await explicit()).some((t) => t.includes('zq-unique')), 'no other documents: no copy from them');
+    } finally {
+      await client.changeSettings({ cacheNgramOpenDocuments: 3 });
+      await client.close(caller);
+      await client.close(sibling);
+    }
+  });
+
   it('cancels a request whose token is cancelled, and a previous inline request when a new one arrives', async () => {
     // Long generations (64 steps of a 64-token span): the tiny model finishes 8 steps in the inference worker before
     // the cancellation has crossed the pipe, and an answer that was ready first is a valid answer.
