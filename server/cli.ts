@@ -43,7 +43,7 @@ const HELP = `Usage:
                                                    before?, after?, related?} (before/after: the whole file around
                                                    the hole, for the candidates' syntax check; default prefix/suffix;
                                                    related: texts of other open files, most recent first, for the
-                                                   cache n-gram model and the snippets of other files)
+                                                   cache n-gram model, the copy candidate and the snippets)
 
 Options:
   --line N             line of the cursor, 1-based
@@ -72,8 +72,8 @@ Options:
   --related-context-tokens N  canvas tokens that snippets of other files may take, out of the text's (the chunks most
                        like the code before the cursor, from the first ${SNIPPET_DOCUMENTS} related texts; unmask.relatedContextTokens;
                        default ${defaultConfig().relatedContextTokens}; 0: none). Only a model trained with them (unmask.related_context) uses them
-  --related FILE       another open file (repeatable, most recent first): for the cache n-gram model and the
-                       snippets, as a batch task's related texts
+  --related FILE       another open file (repeatable, most recent first): for the cache n-gram model, the copy
+                       candidate and the snippets, as a batch task's related texts
   --seed N             random seed (default 0)
   --context-tokens N   tokens of context around the cursor (default ${defaultConfig().contextTokens})
   --latency-budget MS  cut the denoising steps so that each completion is done about MS ms after its task
