@@ -3,7 +3,7 @@
  * the cursor that occurs elsewhere in the same file often continues the way it continued there. This finds that
  * occurrence and copies what followed it up to the end of its line. It is the recipe's baseline row
  * (models/recipe/unmask/metrics.py `copy_from_file`, kind "single-line") in TypeScript, so the extension's copy candidate
- * and the eval's baseline are the same text. Pure: no I/O.
+ * and the eval's baseline are the same text. `copyFromOtherFiles` looks the same way in other open files. Pure: no I/O.
  */
 
 export interface CopyMatch {
@@ -14,25 +14,17 @@ export interface CopyMatch {
 }
 
 /**
- * The longest tail of `prefix` that also occurs in `text` (= prefix + suffix) other than at the end of the prefix
- * itself, and where that occurrence starts: the nearest one before the cursor, else the first one after it.
- * A tail that recurs with length L recurs with every shorter length (its own tails), so the length is bisected.
+ * The longest tail of `prefix` longer than `shortest` and at most `longest` characters that `find` locates, and where
+ * (`find`: a start position, or -1). A tail found with length L is found with every shorter length (its own tails),
+ * so the length is bisected. `shortest` must be 0 or a length known to be found (a floor that needs no check).
  */
-export function longestRepeatedTail(prefix: string, text: string): { length: number; start: number } {
-  const end = prefix.length;
-  const where = (length: number): number => {
-    const tail = prefix.slice(end - length);
-    // lastIndexOf's position is where a match may start at the latest: ending before the cursor's own tail does.
-    const before = end - 1 - length >= 0 ? text.lastIndexOf(tail, end - 1 - length) : -1;
-    if (before >= 0) return before;
-    return text.indexOf(tail, end - length + 1);
-  };
-  let lo = 0;
-  let hi = end;
+function longestFoundTail(prefix: string, shortest: number, longest: number, find: (tail: string) => number): { length: number; start: number } {
+  let lo = shortest;
+  let hi = longest;
   let best = { length: 0, start: -1 };
   while (lo < hi) {
     const mid = Math.floor((lo + hi + 1) / 2);
-    const start = where(mid);
+    const start = find(prefix.slice(prefix.length - mid));
     if (start >= 0) {
       lo = mid;
       best = { length: mid, start };
@@ -43,16 +35,33 @@ export function longestRepeatedTail(prefix: string, text: string): { length: num
   return best;
 }
 
+/** `text` from `at` up to the end of its line (the newline not included); undefined when that is blank. */
+function lineFrom(text: string, at: number): string | undefined {
+  const newline = text.indexOf('\n', at);
+  const line = newline >= 0 ? text.slice(at, newline) : text.slice(at);
+  return line.trim() === '' ? undefined : line;
+}
+
+/**
+ * The longest tail of `prefix` that also occurs in `text` (= prefix + suffix) other than at the end of the prefix
+ * itself, and where that occurrence starts: the nearest one before the cursor, else the first one after it.
+ */
+export function longestRepeatedTail(prefix: string, text: string): { length: number; start: number } {
+  const end = prefix.length;
+  return longestFoundTail(prefix, 0, end, (tail) => {
+    // lastIndexOf's position is where a match may start at the latest: ending before the cursor's own tail does.
+    const before = end - 1 - tail.length >= 0 ? text.lastIndexOf(tail, end - 1 - tail.length) : -1;
+    if (before >= 0) return before;
+    return text.indexOf(tail, end - tail.length + 1);
+  });
+}
+
 /** The copy for a cursor between `prefix` and `suffix`; undefined when nothing recurs or the copy is blank. */
 export function copyFromFile(prefix: string, suffix: string): CopyMatch | undefined {
   const text = prefix + suffix;
   const { length, start } = longestRepeatedTail(prefix, text);
-  if (length === 0) return undefined;
-  const rest = text.slice(start + length);
-  const newline = rest.indexOf('\n');
-  const line = newline >= 0 ? rest.slice(0, newline) : rest;
-  if (line.trim() === '') return undefined;
-  return { text: line, matchLength: length };
+  const line = length > 0 ? lineFrom(text, start + length) : undefined;
+  return line === undefined ? undefined : { text: line, matchLength: length };
 }
 
 /**
@@ -68,31 +77,15 @@ export const MAX_OTHER_RUN = 256;
  * Undefined when no tail occurs or the copy is blank.
  */
 export function copyFromOtherFiles(prefix: string, others: readonly string[]): CopyMatch | undefined {
-  let best: { length: number; text: string } | undefined;
-  const hi = Math.min(prefix.length, MAX_OTHER_RUN);
+  const longest = Math.min(prefix.length, MAX_OTHER_RUN);
+  let best: CopyMatch | undefined;
   for (const text of others) {
-    // Only a longer run than the best so far can win: bisect over (best, hi].
-    let lo = best?.length ?? 0;
-    let found: number | undefined;
-    let top = hi;
-    while (lo < top) {
-      const mid = Math.floor((lo + top + 1) / 2);
-      const start = text.indexOf(prefix.slice(prefix.length - mid));
-      if (start >= 0) {
-        lo = mid;
-        found = start;
-      } else {
-        top = mid - 1;
-      }
-    }
-    if (found !== undefined && lo > (best?.length ?? 0)) {
-      const rest = text.slice(found + lo);
-      const newline = rest.indexOf('\n');
-      const line = newline >= 0 ? rest.slice(0, newline) : rest;
-      // A blank continuation copies nothing; a longer run elsewhere may still copy something.
-      if (line.trim() !== '') best = { length: lo, text: line };
-    }
-    if (best?.length === hi) break;
+    // Only a longer run than the best so far can win: that length is the floor of the bisection.
+    const { length, start } = longestFoundTail(prefix, best?.matchLength ?? 0, longest, (tail) => text.indexOf(tail));
+    // A blank continuation copies nothing; a longer run elsewhere may still copy something.
+    const line = length > 0 ? lineFrom(text, start + length) : undefined;
+    if (line !== undefined) best = { text: line, matchLength: length };
+    if (best?.matchLength === longest) break;
   }
-  return best ? { text: best.text, matchLength: best.length } : undefined;
+  return best;
 }

@@ -310,8 +310,10 @@ export class DocumentTokens {
    * for counting n-grams), `tokens` in all. Encodes nothing.
    */
   related(uri: string, languageId: string, documents: number, tokens = RELATED_TOKENS): Int32Array[] {
+    const codec = this.options.codec();
+    if (!codec) return [];
     return withinBudget(
-      this.pickRelated(uri, languageId, documents).map((entry) => entry.excerpt!),
+      this.pickRelated(codec, uri, languageId, documents).map((entry) => entry.excerpt!),
       tokens,
     );
   }
@@ -323,7 +325,7 @@ export class DocumentTokens {
   relatedTexts(uri: string, languageId: string, documents: number): string[] {
     const codec = this.options.codec();
     if (!codec) return [];
-    return this.pickRelated(uri, languageId, documents).map((entry) => {
+    return this.pickRelated(codec, uri, languageId, documents).map((entry) => {
       const excerpt = entry.excerpt!;
       let text = this.decoded.get(excerpt);
       if (text === undefined) {
@@ -335,9 +337,8 @@ export class DocumentTokens {
   }
 
   /** Up to `documents` other open documents of the language family with ids under the loaded codec, most recent first. */
-  private pickRelated(uri: string, languageId: string, documents: number): Entry[] {
-    const codec = this.options.codec();
-    if (!codec || documents <= 0) return [];
+  private pickRelated(codec: TextCodec, uri: string, languageId: string, documents: number): Entry[] {
+    if (documents <= 0) return [];
     const current = this.codecId(codec);
     const family = languageFamily(languageId);
     return [...this.entries.values()]
