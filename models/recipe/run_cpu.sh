@@ -49,6 +49,11 @@ test -s "$OUT/ar/stable.pt"  # warmup-stable-decay leaves the peak-lr model a la
     --corpus-dir $DATA/corpus-smoke --device cpu --threads "$THREADS" --batch-size 4 --pool-size 16 --pool-batch 16 \
     --teacher-steps 8 --disc-warmup 2 --max-steps 6 --log-every 2 --eval-every 6 --eval-examples 16
 "$PY" -m scripts.export_disc --run "$OUT/distill" --out "$OUT/student" --fp32 --corpus-dir $DATA/corpus-smoke
+# Reward-guided sampling (issue 13 item 2) with that discriminator, next to the unguided rows, on the eval's tasks.
+"$PY" -m scripts.eval_heldout --ckpt "$OUT/mdm/ckpt.pt" --disc "$OUT/distill/disc.pt" --corpus-dir $DATA/corpus-smoke \
+    --tasks-file "$OUT/tasks.jsonl" --tasks 8 --steps 4 --strategies confidence --nll-batches 0 --batch-size 8 \
+    --threads "$THREADS" --out "$OUT/eval-guided.json"
+grep -q '"mdm-guided"' "$OUT/eval-guided.json"
 "$PY" -m scripts.train_rl --init-from "$OUT/mdm/ckpt.pt" --run-name rl --runs-dir "$OUT" \
     --train $DATA/corpus-smoke/train.jsonl.gz --valid $DATA/corpus-smoke/valid.jsonl.gz --pool-per-cell 4 \
     --eval-per-cell 1 --max-tested 0 --max-span-tokens 16 --prompts-per-step 2 --group-size 4 --max-steps 2 \

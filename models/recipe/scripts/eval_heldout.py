@@ -11,7 +11,8 @@ extension's CLI at 8 steps and the editor's defaults, next to the copy-from-file
   `--ar-ckpt runs/<ar>/ckpt.pt` for the AR baseline; the tasks are data/eval/heldout.jsonl (scripts.data_tasks
   cuts them when missing: single-line, multi-line 2-4 lines, rest-of-line with the cursor inside a token), which
   `node dist/cli.js --batch models/recipe/data/eval/heldout.jsonl --out results.jsonl` (from the repository root) also reads as it is.
-  HumanEval-Infilling with executed tests is eval_humaneval.py.
+  HumanEval-Infilling with executed tests is eval_humaneval.py. With --ckpt, `--disc runs/<distill>/disc.pt` adds
+  rows 'mdm-guided': the same settings with DiDi-Instruct's reward-guided sampling (unmask/guided.py; issue 13).
 
 The decoding sweep (36 tasks, 4 strategies x 8 step counts, the AR baseline and the NLL; 349 s measured on one
 free CPU core for the CPU-trained 4 x 256 model, up to about 10 minutes for a model that writes longer spans):
@@ -60,7 +61,7 @@ from typing import Optional
 import torch
 
 from scripts import data_tasks
-from unmask import common, report, sample
+from unmask import common, guided, report, sample
 from unmask import tasks as tasks_lib
 from unmask.canvas import ar_prompt, bucket_for, denoiser_canvas, editor_span_tokens
 from unmask.card import replace_section
@@ -103,8 +104,11 @@ def task_seed(seed: int, task_id: str) -> int:
 
 
 def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOptions, fixed_bucket: Optional[int],
-                 batch_size: int, seed: int, cache: dict) -> tuple[list[dict], float]:
-    """Fills every task with the denoiser; returns (per task {completion, order, nfe}, seconds).
+                 batch_size: int, seed: int, cache: dict, disc=None,
+                 guidance: Optional[guided.GuidanceOptions] = None) -> tuple[list[dict], float]:
+    """Fills every task with the denoiser; returns (per task {completion, order, nfe}, seconds). With `disc` and
+    `guidance` (--disc), guided.guided_denoise's reward-guided sampling instead of sample.denoise; the seconds then
+    include the discriminator's calls and gradients.
 
     More steps than a span has masks decode exactly like as many steps as masks (one commit per step either way, and
     each task has its own random stream), so such a task reuses the result cached under min(steps, span) and its
@@ -115,7 +119,7 @@ def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOption
     for i, task in enumerate(task_list):
         bucket = bucket_for(task["target_tokens"], m.buckets, fixed_bucket)
         key = (i, options.strategy, min(options.steps, bucket), options.temperature, options.top_p, options.top_k,
-               options.threshold, options.eos_fill, options.eos_after_code)
+               options.threshold, options.eos_fill, options.eos_after_code, guidance)
         if key in cache:
             out[i], seconds[i] = cache[key]
             continue
@@ -126,7 +130,11 @@ def run_denoiser(m: Loaded, task_list: list[dict], options: sample.SamplerOption
         canvas = torch.tensor([ids for _, ids in batch], dtype=torch.long, device=m.device)  # [B, T]
         generators = [torch.Generator().manual_seed(task_seed(seed, task_list[i]["id"])) for i, _ in batch]
         t0 = time.time()
-        result = sample.denoise(m.denoiser_fn, canvas, m.mask_id, m.eos_id, options, generators, m.banned_ids)
+        if guidance is None:
+            result = sample.denoise(m.denoiser_fn, canvas, m.mask_id, m.eos_id, options, generators, m.banned_ids)
+        else:
+            result = guided.guided_denoise(m.denoiser_fn, disc, canvas, m.mask_id, m.eos_id, options, generators,
+                                           m.banned_ids, guidance=guidance)
         share = (time.time() - t0) / len(batch)
         for row, (i, _) in enumerate(batch):
             start, bucket, key = meta[i]
@@ -299,6 +307,15 @@ def parse_args(argv=None):
       help="masked-diffusion checkpoint (runs/<name>/ckpt.pt) decoded with sample.py (optional: without it, only "
            "--onnx-cli, --ar-ckpt and --copy-baseline rows)")
     a("--ar-ckpt", default=None, help="AR baseline checkpoint scored on the same tasks (optional)")
+    a("--disc", default=None,
+      help="with --ckpt: DiDi-Instruct discriminator (runs/<distill>/disc.pt); adds rows 'mdm-guided', the same "
+           "settings with reward-guided sampling (unmask/guided.py), next to the unguided 'mdm' rows")
+    a("--guidance-tilt", type=float, default=guided.GuidanceOptions.tilt,
+      help="with --disc: strength h of the gradient tilt in the first half of the steps (0: no tilt)")
+    a("--guidance-candidates", type=int, default=guided.GuidanceOptions.candidates,
+      help="with --disc: candidate commits M scored by the discriminator per reranked step (1: no reranking)")
+    a("--guidance-select", default=guided.GuidanceOptions.select, choices=["sample", "argmax"],
+      help="with --disc: keep a reranked step's candidate drawn from softmax(scores), or the best-scored")
     a("--tasks-file", default=tasks_lib.DEFAULT_OUT, help="tasks JSONL from scripts.data_tasks (made if missing)")
     a("--per-cell", type=int, default=100, help="when the tasks file is made here: tasks per (language group, kind)")
     a("--calibration-set", action="store_true",
@@ -423,6 +440,11 @@ def main(argv=None) -> dict:
     if not (args.ckpt or args.ar_ckpt or args.onnx_cli or args.copy_baseline):
         raise SystemExit("eval: nothing to score; give --ckpt, --ar-ckpt, --onnx-cli or --copy-baseline")
     mdm = load(args.ckpt, device, args.tokenizer) if args.ckpt else None
+    if args.disc and mdm is None:
+        raise SystemExit("eval: --disc guides the --ckpt denoiser's sampling; give --ckpt too")
+    disc = guided.load_disc(args.disc, device) if args.disc else None
+    guidance = (guided.GuidanceOptions(tilt=args.guidance_tilt, candidates=args.guidance_candidates,
+                                       select=args.guidance_select) if disc is not None else None)
     if mdm is not None and mdm.kind != "mdm":
         raise SystemExit(f"eval: {args.ckpt} is a {mdm.kind!r} checkpoint; --ckpt takes the denoiser")
     ar = load(args.ar_ckpt, device, args.tokenizer) if args.ar_ckpt else None
@@ -481,6 +503,14 @@ def main(argv=None) -> dict:
                 runs.append(score_run("mdm", task_list, outputs, syntax, original_ok, seconds,
                                       {"model": "mdm", "strategy": strategy, "steps": steps}))
                 print(f"eval: mdm {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
+            if guidance is not None:
+                outputs, seconds = run_denoiser(mdm, task_list, options, fixed_bucket, args.batch_size, args.seed,
+                                                decoded, disc, guidance)
+                runs.append(score_run("mdm-guided", task_list, outputs, syntax, original_ok, seconds,
+                                      {"model": "mdm-guided", "strategy": strategy, "steps": steps,
+                                       "guidance": {"tilt": guidance.tilt, "candidates": guidance.candidates,
+                                                    "select": guidance.select}}))
+                print(f"eval: mdm guided {strategy} {steps} steps: {seconds:.1f} s", file=sys.stderr)
             copy_mins = parse_list(args.cli_copy_min_match, int) or [None]
             for copy_min in (copy_mins if args.onnx_cli else []):
                 extra = ({} if copy_min is None else {"copy_min_match": copy_min}) | setting_record(args)
