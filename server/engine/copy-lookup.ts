@@ -15,8 +15,9 @@ export interface CopyMatch {
 
 /**
  * The longest tail of `prefix` longer than `shortest` and at most `longest` characters that `find` locates, and where
- * (`find`: a start position, or -1). A tail found with length L is found with every shorter length (its own tails),
- * so the length is bisected. `shortest` must be 0 or a length known to be found (a floor that needs no check).
+ * (`find`: a start position, or -1); length 0 when no tail in that range is found. A tail found with length L is
+ * found with every shorter length (its own tails), so the length is bisected; lengths up to `shortest` are never
+ * tried (copyFromOtherFiles passes the best run so far, from another text, which only a longer one can beat).
  */
 function longestFoundTail(prefix: string, shortest: number, longest: number, find: (tail: string) => number): { length: number; start: number } {
   let lo = shortest;
