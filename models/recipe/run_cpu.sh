@@ -52,7 +52,7 @@ test -s "$OUT/ar/stable.pt"  # warmup-stable-decay leaves the peak-lr model a la
 # Reward-guided sampling (issue 13 item 2) with that discriminator, next to the unguided rows, on the eval's tasks.
 "$PY" -m scripts.eval_heldout --ckpt "$OUT/mdm/ckpt.pt" --disc "$OUT/distill/disc.pt" --corpus-dir $DATA/corpus-smoke \
     --tasks-file "$OUT/tasks.jsonl" --tasks 8 --steps 4 --strategies confidence --nll-batches 0 --batch-size 8 \
-    --threads "$THREADS" --out "$OUT/eval-guided.json"
+    --threads "$THREADS" --out "$OUT/eval-guided.json" --markdown "$OUT/eval-guided.md"
 grep -q '"mdm-guided"' "$OUT/eval-guided.json"
 "$PY" -m scripts.train_rl --init-from "$OUT/mdm/ckpt.pt" --run-name rl --runs-dir "$OUT" \
     --train $DATA/corpus-smoke/train.jsonl.gz --valid $DATA/corpus-smoke/valid.jsonl.gz --pool-per-cell 4 \

@@ -583,6 +583,7 @@ def main(argv=None) -> dict:
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     body = report.markdown(result)
+    os.makedirs(os.path.dirname(os.path.abspath(args.markdown)), exist_ok=True)
     with open(args.markdown, "w", encoding="utf-8") as f:
         f.write(body)
     if args.card:
