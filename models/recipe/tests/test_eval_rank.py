@@ -34,6 +34,20 @@ class Rankings(unittest.TestCase):
         self.assertAlmostEqual(t["log-prob sum"]["first_line_exact"], 0.0)
         self.assertAlmostEqual(t["best"]["first_line_exact"], 2 / 3, msg="the upper bound: right where any row is")
         self.assertNotIn("reward", t, "no discriminator: no reward ranking")
+        self.assertNotIn("pll", t, "no --rescore: no rescored rankings")
+
+    def test_rescored_rankings_when_every_row_has_them(self):
+        # pll puts task 1's right second row first and keeps the others' order; ltr prefers the last rows.
+        pll = [[-2.0, -0.5, -1.0], [-0.1, -0.2], [-1.0, -1.0]]
+        for a, scores in zip(self.answers[:3], pll):
+            for i, (r, s) in enumerate(zip(a["candidates"], scores)):
+                r["pll"] = s
+                r["ltr"] = float(i)
+        t = self.table()
+        self.assertAlmostEqual(t["pll"]["first_line_exact"], 2 / 3, msg="tasks 1 and 2 right")
+        self.assertAlmostEqual(t["ltr"]["first_line_exact"], 1 / 3, msg="task 1's last row only")
+        del self.answers[0]["candidates"][1]["ltr"]
+        self.assertNotIn("ltr", self.table(), "a row without the score drops its ranking")
 
     def test_reward_ranking_when_every_row_has_one(self):
         for a in self.answers[:3]:
