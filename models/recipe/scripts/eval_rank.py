@@ -20,7 +20,7 @@ Rankings (each orders one task's N rows; the first is scored):
     best            the row whose first line is right when any is (then the best edit similarity): the upper bound
 Rows are the model's only (--copy-min-match 0): the copy candidate is not ranked.
 
-Rescoring the rows with the PyTorch checkpoint the ONNX model was exported from (fp32, the full softmax; ~2 s a task
+Rescoring the rows with the PyTorch checkpoint the ONNX model was exported from (fp32, the full softmax; ~1.8 s a task
 at 4 rows on 2 threads):
     python -m scripts.eval_rank --tasks-file data/eval/heldout.jsonl --candidates 4 --rescore weights/cpu-rl17-line.pt
 """
