@@ -46,14 +46,14 @@ def pseudo_log_likelihood(denoise: Denoise, canvas: list[int], span: list[int], 
     tokens = [canvas[p] for p in span]
     n = scored_length(tokens, eos_id)
     base = torch.tensor(canvas)
-    rows, positions = [], []
+    rows = []
     for g in range(min(groups, n)):
         x = base.clone()
         x[[span[k] for k in range(g, n, groups)]] = mask_id
         rows.append(x)
-        positions.append(torch.tensor(span[:n]))
     ids = torch.stack(rows)  # [G, T]
-    logits = denoise(ids, torch.stack(positions), _span_mask(len(canvas), span).expand(len(rows), -1))  # [G, n, V]
+    positions = torch.tensor(span[:n]).expand(len(rows), -1)  # [G, n]: every canvas reads every scored position
+    logits = denoise(ids, positions, _span_mask(len(canvas), span).expand(len(rows), -1))  # [G, n, V]
     logp = torch.log_softmax(logits.float(), -1)
     target = torch.tensor(tokens[:n])
     return [logp[k % groups, k, target[k]].item() for k in range(n)]
