@@ -398,6 +398,9 @@ def parse_args(argv=None):
       help="with --onnx-cli: the CLI's --related-context-tokens (unmask.relatedContextTokens: canvas tokens for chunks "
            "of the other open files, for a model trained with them, train_pretrain --p-related; 0: none); default: the "
            "CLI's")
+    a("--cli-context-tokens", type=int, default=None, metavar="N",
+      help="with --onnx-cli: the CLI's --context-tokens (unmask.contextTokens: tokens of text around the cursor, capped "
+           "by the model's max_seq_len less the span); default: the CLI's")
     a("--open-files", type=int, default=None, metavar="N",
       help="with --onnx-cli: give each task N other files of its package and language family from --test as the "
            "editor's other open documents (onnx_cli.other_open_files), for the cache n-gram model and the related "

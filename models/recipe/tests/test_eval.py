@@ -860,6 +860,11 @@ class CacheNgramThroughTheCli(unittest.TestCase):
         self.assertEqual(setting_flags(args), ["--multiline", "always"])
         self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **setting_record(args)}), "onnx model only multiline always")
 
+    def test_the_context_budget_reaches_the_cli_and_names_the_row(self):
+        args = argparse.Namespace(cli_context_tokens=440)
+        self.assertEqual(setting_flags(args), ["--context-tokens", "440"])
+        self.assertEqual(run_label({"model": "onnx", "copy_min_match": 0, **setting_record(args)}), "onnx model only context 440")
+
     def test_none_given_leaves_the_cli_at_its_defaults(self):
         self.assertEqual(setting_flags(argparse.Namespace()), [])
         self.assertEqual(setting_record(argparse.Namespace(cli_cache_ngram=None)), {})

@@ -64,14 +64,15 @@ def model_rows(args, tasks: list[dict], extra: tuple[str, ...] = ()) -> tuple[di
 
 
 def setting_flags(args) -> list[str]:
-    """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline, --cli-min-line-confidence and
-    --cli-related-context-tokens options (none given: the CLI's defaults)."""
+    """The CLI's flags for the eval's --cli-cache-ngram*, --cli-multiline, --cli-min-line-confidence,
+    --cli-related-context-tokens and --cli-context-tokens options (none given: the CLI's defaults)."""
     flags = []
     for option, flag in (("cli_cache_ngram", "--cache-ngram"), ("cli_cache_ngram_weight", "--cache-ngram-weight"),
                          ("cli_cache_ngram_order", "--cache-ngram-order"),
                          ("cli_cache_ngram_open_documents", "--cache-ngram-open-documents"),
                          ("cli_multiline", "--multiline"), ("cli_min_line_confidence", "--min-line-confidence"),
-                         ("cli_related_context_tokens", "--related-context-tokens")):
+                         ("cli_related_context_tokens", "--related-context-tokens"),
+                         ("cli_context_tokens", "--context-tokens")):
         if getattr(args, option, None) is not None:
             flags += [flag, str(getattr(args, option))]
     return flags
@@ -84,7 +85,7 @@ def setting_record(args) -> dict:
         ("cache_ngram_order", "cli_cache_ngram_order"),
         ("cache_ngram_open_documents", "cli_cache_ngram_open_documents"),
         ("multiline", "cli_multiline"), ("min_line_confidence", "cli_min_line_confidence"),
-        ("related_context_tokens", "cli_related_context_tokens"),
+        ("related_context_tokens", "cli_related_context_tokens"), ("context_tokens", "cli_context_tokens"),
         ("open_files", "open_files")) if getattr(args, option, None) is not None}
 
 

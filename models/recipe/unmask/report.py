@@ -80,6 +80,8 @@ def run_label(run: dict) -> str:
             if run.get(key) is not None)
     if run.get("multiline"):
         copy += f" multiline {run['multiline']}"
+    if run.get("context_tokens") is not None:
+        copy += f" context {run['context_tokens']}"
     if run.get("candidates"):
         return f"{run['model']} x{run['candidates']} {run['pick']}{copy}"
     if run["model"] == "onnx":
