@@ -8,6 +8,9 @@ The gate's calibration set (scripts/eval_calibrate.py): other holes of the same 
 overlapping a held-out eval task:
     python -m scripts.data_tasks --per-cell 150 --seed 1 --exclude data/eval/heldout.jsonl --id-prefix cal- \
         --out data/eval/gate-calibration.jsonl
+The same holes with the context a longer window reads (a model trained at T = 512: 440 tokens around each hole
+instead of 184), for comparing it with a 256-token model on the same tasks:
+    python -m scripts.data_tasks --rewindow data/eval/heldout.jsonl --max-seq-len 512 --out runs/heldout-512.jsonl
 """
 from __future__ import annotations
 
@@ -46,6 +49,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="a tasks JSONL whose holes are not cut again: no task overlaps one of them (the gate's "
                              "calibration set is cut around the held-out eval's tasks)")
     parser.add_argument("--id-prefix", default="", help="put this in front of every task id (e.g. 'cal-')")
+    parser.add_argument("--rewindow", default=None, metavar="TASKS",
+                        help="cut nothing new: write this tasks JSONL's holes again, their prefix and suffix windowed "
+                             "from the whole file for --max-seq-len (the cutting flags other than --max-span-tokens, "
+                             "--reserved-tokens and --prefix-share do not apply)")
     args = parser.parse_args(argv)
 
     context_tokens = args.max_seq_len - args.max_span_tokens - args.reserved_tokens
@@ -56,6 +63,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     if unknown:
         parser.error(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(ALL_KINDS)}")
     counter = TokenCounter(args.tokenizer)
+    if args.rewindow:
+        with open(args.rewindow, encoding="utf-8") as f:
+            tasks = [tasks_lib.rewindow_task(json.loads(line), counter, context_tokens, args.prefix_share)
+                     for line in f if line.strip()]
+        write_tasks(args.out, tasks)
+        print(f"tasks: wrote {len(tasks)} tasks of {args.rewindow} to {args.out} (context {context_tokens} tokens)")
+        return
     records = list(read_jsonl_gz(args.test))
     exclude = None
     if args.exclude:
@@ -63,12 +77,16 @@ def main(argv: Optional[list[str]] = None) -> None:
             exclude = excluded_holes(json.loads(line) for line in f if line.strip())
     tasks = build_tasks(records, counter, args.per_cell, args.seed, args.max_span_tokens, context_tokens,
                         args.prefix_share, kinds, args.max_per_file, exclude, args.id_prefix)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        for task in tasks:
-            f.write(json.dumps(key_order(task), ensure_ascii=False) + "\n")
+    write_tasks(args.out, tasks)
     print(f"tasks: wrote {len(tasks)} tasks to {args.out} (context {context_tokens} tokens, "
           f"spans <= {args.max_span_tokens} tokens)")
+
+
+def write_tasks(path: str, tasks: list[dict]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for task in tasks:
+            f.write(json.dumps(key_order(task), ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

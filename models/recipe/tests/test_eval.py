@@ -748,6 +748,27 @@ class TaskCutting(unittest.TestCase):
         self.assertTrue(tasks_mod.overlaps_any(first[0], tasks_mod.Hole(first[0]["start"], first[0]["start"] + 1),
                                                exclude), "the check itself sees an overlap")
 
+    def test_rewindowing_keeps_the_holes_and_reads_more_context(self):
+        # data_tasks --rewindow: a longer window's model is measured on the same holes with the context it can read.
+        first = tasks_mod.build_tasks(sample_records(), self.counter, per_cell=2, seed=0, max_span_tokens=24,
+                                      context_tokens=20)
+        same = [tasks_mod.rewindow_task(t, self.counter, 20, 0.75) for t in first]
+        self.assertEqual(same, first, "the budget a task was cut with gives it back unchanged")
+        wider = [tasks_mod.rewindow_task(t, self.counter, 80, 0.75) for t in first]
+        grew = 0
+        for old, new in zip(first, wider):
+            self.assertEqual({k: v for k, v in new.items() if k not in ("prefix", "suffix")},
+                             {k: v for k, v in old.items() if k not in ("prefix", "suffix")})
+            self.assertTrue(new["prefix"].endswith(old["prefix"]) and new["suffix"].startswith(old["suffix"]))
+            self.assertTrue(new["file"][:new["start"]].endswith(new["prefix"]))
+            self.assertTrue(new["file"][new["end"]:].startswith(new["suffix"]))
+            self.assertLessEqual(self.counter.count(new["prefix"]) + self.counter.count(new["suffix"]), 80)
+            grew += len(new["prefix"]) + len(new["suffix"]) > len(old["prefix"]) + len(old["suffix"])
+        self.assertGreater(grew, len(first) // 2)
+        moved = {**first[0], "start": first[0]["start"] + 1}
+        with self.assertRaisesRegex(ValueError, "is not the target"):
+            tasks_mod.rewindow_task(moved, self.counter, 80, 0.75)
+
     def test_files_are_taken_one_package_at_a_time(self):
         files = [{"package": "big"} for _ in range(6)] + [{"package": "small"}, {"package": "tiny"}]
         order = tasks_mod.package_balanced_order(files, random.Random(0))

@@ -246,6 +246,18 @@ def make_task(record: dict, hole: Hole, kind: str, counter: TokenCounter, contex
     }
 
 
+def rewindow_task(task: dict, counter: TokenCounter, context_tokens: int, prefix_share: float) -> dict:
+    """The same hole with its prefix and suffix cut again from the whole file for another context budget (a model
+    with a longer window is measured on the holes the shorter one was, with the context it can read). make_task's
+    windowing, so rewindowing at the budget a task was cut with gives the task back unchanged."""
+    text = task["file"]
+    if text[task["start"]:task["end"]] != task["target"]:
+        raise ValueError(f"task {task.get('id')}: file[start:end] is not the target; the task was not cut from this file")
+    prefix, suffix = text[:task["start"]], text[task["end"]:]
+    n_prefix, n_suffix = split_context(counter.count(prefix), counter.count(suffix), context_tokens, prefix_share)
+    return {**task, "prefix": window_prefix(prefix, counter, n_prefix), "suffix": window_suffix(suffix, counter, n_suffix)}
+
+
 def read_jsonl_gz(path: str) -> Iterable[dict]:
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
