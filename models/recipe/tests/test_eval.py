@@ -765,6 +765,8 @@ class TaskCutting(unittest.TestCase):
             self.assertLessEqual(self.counter.count(new["prefix"]) + self.counter.count(new["suffix"]), 80)
             grew += len(new["prefix"]) + len(new["suffix"]) > len(old["prefix"]) + len(old["suffix"])
         self.assertGreater(grew, len(first) // 2)
+        # An RL pool's own keys (split, tests) survive the rewrite; the whole file stays last.
+        self.assertEqual(list(tasks_mod.key_order({"split": "train", **first[0]}))[-2:], ["split", "file"])
         moved = {**first[0], "start": first[0]["start"] + 1}
         with self.assertRaisesRegex(ValueError, "is not the target"):
             tasks_mod.rewindow_task(moved, self.counter, 80, 0.75)

@@ -330,7 +330,9 @@ def build_tasks(records: list[dict], counter: TokenCounter, per_cell: int, seed:
 
 
 def key_order(task: dict) -> dict:
-    """Readable key order in the JSONL file: the batch-mode keys first, the whole file last."""
+    """Readable key order in the JSONL file: the batch-mode keys first, then any others (an RL pool's split and
+    tests, kept when --rewindow rewrites one), the whole file last."""
     first = ["id", "language", "kind", "prefix", "suffix", "target", "target_tokens", "package", "version", "path",
-             "start", "end", "file"]
-    return {k: task[k] for k in first if k in task}
+             "start", "end"]
+    rest = [k for k in task if k not in first and k != "file"]
+    return {k: task[k] for k in [*first, *rest, "file"] if k in task}
