@@ -29,7 +29,7 @@ from unmask import onnx_export as export
 from unmask import kbest_head
 from unmask import ort_session
 from unmask import sample
-from unmask.cached import ContextEncoder, cached_logits, span_layout
+from unmask.cached import ContextEncoder, SharedContext, cached_logits, span_layout
 from unmask.model import build_model
 
 V, T = 300, 80
@@ -98,6 +98,65 @@ class CachedModulesTest(unittest.TestCase):
             ContextEncoder(tiny_model("full"))
         with self.assertRaises(ValueError):
             cached_logits(self.model, self.ids, torch.tensor([[0], [0], [0]]), HOLES)
+
+
+class SharedContextTest(unittest.TestCase):
+    """RL's rollouts and scored passes (scripts/train_rl.py) run rows grouped by context through SharedContext: the
+    full forward's logits and gradients, for rows of several prompts of different lengths, right-padded."""
+
+    def batch(self):
+        g = torch.Generator().manual_seed(2)
+        rows, spans = [], []
+        for length, start, size in ((T, 10, 16), (T - 20, 30, 8)):  # two prompts, the second shorter
+            base = torch.randint(5, V, (length,), generator=g)
+            for r in range(3):  # three rollouts of each, different span tokens
+                row = base.clone()
+                row[start:start + size] = torch.randint(5, V, (size,), generator=g)
+                row[start + r] = 1  # some still masked
+                rows.append(row)
+                spans.append((length, start, size))
+        ids = torch.zeros(len(rows), T, dtype=torch.long)
+        span = torch.zeros(len(rows), T, dtype=torch.bool)
+        keypad = torch.ones(len(rows), T, dtype=torch.bool)
+        positions = torch.zeros(len(rows), 16, dtype=torch.long)
+        for i, (row, (length, start, size)) in enumerate(zip(rows, spans)):
+            ids[i, :length] = row
+            keypad[i, :length] = False
+            span[i, start:start + size] = True
+            positions[i, :size] = torch.arange(start, start + size)
+        order = torch.tensor([3, 0, 4, 1, 5, 2])  # prompts interleaved: groups need not be contiguous
+        return ids[order], span[order], keypad[order], positions[order]
+
+    def test_matches_the_full_forward_with_padding_and_several_prompts(self):
+        model = tiny_model()
+        ids, span, keypad, positions = self.batch()
+        with torch.no_grad():
+            ref = model(ids, positions, span_mask=span, key_padding_mask=keypad)
+            shared = SharedContext(model, ids, span, keypad)
+            got = shared.logits(ids, positions)
+            self.assertEqual(len(shared.groups), 2)
+            valid = positions > 0
+            self.assertLess(rel_l2(got[valid], ref[valid]), 1e-5)
+            other = ids.clone()  # the sampler's next step: other span tokens, the same cache
+            other[span] = 1
+            ref2 = model(other, positions, span_mask=span, key_padding_mask=keypad)
+            self.assertLess(rel_l2(shared.logits(other, positions)[valid], ref2[valid]), 1e-5)
+
+    def test_gradients_match_the_full_forward(self):
+        ids, span, keypad, positions = self.batch()
+        valid = positions > 0
+        grads = []
+        for use_shared in (False, True):
+            model = tiny_model()
+            if use_shared:
+                logits = SharedContext(model, ids, span, keypad).logits(ids, positions)
+            else:
+                logits = model(ids, positions, span_mask=span, key_padding_mask=keypad)
+            targets = ids.gather(1, positions)
+            loss = -(logits.log_softmax(-1).gather(2, targets[..., None]).squeeze(-1) * valid).sum()
+            loss.backward()
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        self.assertLess(rel_l2(grads[1], grads[0]), 1e-4)
 
 
 class CachedExportTest(unittest.TestCase):

@@ -314,6 +314,35 @@ class CoupledGRPO(unittest.TestCase):
         self.assertLess(after[1].sum().item(), before[1].sum().item())
 
 
+    def test_the_shared_context_scorer_gives_the_full_scorers_proxy(self):
+        from unmask.model import build_model
+
+        torch.manual_seed(0)
+        model = build_model({"kind": "mdm", "n_layer": 2, "d_model": 32, "n_head": 2, "d_ff": 64, "vocab_size": 40,
+                             "max_seq_len": 32, "attention": "context_only"}).eval()
+        N, T, S = 5, 20, 6
+        prompt_a, prompt_b = torch.randint(11, 40, (T,)), torch.randint(11, 40, (T,))
+        ids = torch.stack([prompt_a, prompt_a, prompt_b, prompt_a, prompt_b])
+        starts, sizes, lengths = [4, 4, 9, 4, 9], [6, 6, 4, 6, 4], [20, 20, 16, 20, 16]
+        span = torch.zeros(N, T, dtype=torch.bool)
+        keypad = torch.zeros(N, T, dtype=torch.bool)
+        positions = torch.zeros(N, S, dtype=torch.long)
+        valid = torch.zeros(N, S, dtype=torch.bool)
+        for i in range(N):
+            span[i, starts[i]:starts[i] + sizes[i]] = True
+            keypad[i, lengths[i]:] = True
+            ids[i, lengths[i]:] = 0
+            ids[i, starts[i]:starts[i] + sizes[i]] = torch.randint(11, 40, (sizes[i],))  # each rollout its own fill
+            positions[i, :sizes[i]] = torch.arange(starts[i], starts[i] + sizes[i])
+            valid[i, :sizes[i]] = True
+        r = rl.Rollouts(ids, span, keypad, positions, valid, valid.clone(), ids.gather(1, positions), [""] * N)
+        masks = rl.draw_masks(valid, 0.2, 0.8, False, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            full = rl.proxy_logps(rl.SpanLogProbs(model), r, slice(0, N), *masks, 1, torch.device("cpu"))
+            shared = rl.proxy_logps(rl.SpanLogProbs(model, shared_context=True), r, slice(0, N), *masks, 1,
+                                    torch.device("cpu"))
+        self.assertTrue(torch.allclose(shared[valid], full[valid], atol=1e-4), (shared - full)[valid].abs().max())
+
 class EndToEnd(unittest.TestCase):
     def test_one_rl_step_on_a_random_model_logs_and_saves_a_loadable_checkpoint(self):
         from unmask.model import build_model
