@@ -28,7 +28,9 @@ One RL step:
    and a fully masked span: three forward passes, context never masked. The per-token log-probability proxy
    (apple/ml-diffucoder's selective_log_softmax; "p" are log-probabilities of the rollout's token):
        proxy = (logp_full + (M1 ? logp_M1 / t : logp_M2 / (1 - t))) / 2
-   so every completion token is scored exactly once with real context, plus once fully masked. --decoupled draws M2
+   so every completion token is scored exactly once with real context, plus once fully masked. With a context_only model
+   the G rollouts of a prompt and their 3G scored canvases share one context pass (cached.SharedContext; exact, ~4x
+   cheaper a step on the CPU; --no-shared-context runs every canvas whole). --decoupled draws M2
    independently at rate 1 - t instead (same three passes; same formula, proxy = (logp_full + M1 logp_M1 / t +
    M2 logp_M2 / (1 - t)) / 2, equal in expectation): the paper's de-coupled baseline.
 4. --inner-steps optimizer updates on the batch (a fresh mask pair per update, drawn before the first; the ratio is
