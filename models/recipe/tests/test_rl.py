@@ -155,6 +155,17 @@ class Doctests(unittest.TestCase):
         self.assertEqual([r.reward for r in rows], [2.5, 2.5, 0.5, 0.25])
         self.assertFalse(rows[3].parses)
 
+    def test_a_group_that_writes_the_same_completion_runs_its_tests_once(self):
+        task = doctest_task()
+        completions = [TOTAL_LINE, "    total = a - b\n", TOTAL_LINE, TOTAL_LINE, "    total = a - b\n"]
+        with rewards.RewardScorer(rewards.RewardConfig(test_workers=1, test_timeout=20.0)) as scorer:
+            submitted = []
+            submit = scorer.pool.submit
+            scorer.pool.submit = lambda *a, **k: submitted.append(a) or submit(*a, **k)
+            rows = scorer.score([task] * 5, completions)
+        self.assertEqual(len(submitted), 2)
+        self.assertEqual([r.tests_passed for r in rows], [2, 0, 2, 2, 0])
+
     def test_a_completion_that_hangs_is_killed_at_the_timeout_and_fails(self):
         task = doctest_task()
         with rewards.RewardScorer(rewards.RewardConfig(test_workers=1, test_timeout=1.5)) as scorer:

@@ -236,11 +236,13 @@ class RewardScorer:
         return not (Counter(answer.get("diagnostics", [])) - self._original_diagnostics[key])
 
     def score(self, tasks: list[dict], completions: list[str]) -> list[Reward]:
-        """One Reward per (task, completion); the doctests of all rows run in parallel."""
+        """One Reward per (task, completion); the doctests of all rows run in parallel, once per distinct filled file
+        (a group's rollouts often write the same completion)."""
 
         cfg = self.config
         rows: list[Reward] = []
         pending = []  # (row index, future of run_doctests, counted example indices)
+        runs: dict[str, object] = {}  # filled file -> its future: the same file passes the same examples
         for i, (task, completion) in enumerate(zip(tasks, completions)):
             sim = edit_similarity(completion, task["target"])
             exact = exact_match(completion, task["target"])
@@ -277,8 +279,9 @@ class RewardScorer:
             if tests:
                 row.tests_total = len(tests["examples"])
                 if gaming is None and parses and compiles is not False:
-                    future = self.pool.submit(run_doctests, source, tests, cfg.test_timeout)
-                    pending.append((i, future, tests["examples"]))
+                    if source not in runs:
+                        runs[source] = self.pool.submit(run_doctests, source, tests, cfg.test_timeout)
+                    pending.append((i, runs[source], tests["examples"]))
             rows.append(row)
         for i, future, counted in pending:
             passed = future.result()
