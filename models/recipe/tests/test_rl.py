@@ -205,6 +205,8 @@ class RewardWeights(unittest.TestCase):
             row = self.score([completion], reference="edit+line+exact")[0]
             self.assertAlmostEqual(row.reward, 2.0 * (row.similarity + line + whole) / 3 + 0.5)
         self.assertEqual(self.score([exact], reference="edit+line+exact")[0].reward, 2.5)
+        # line: the first line alone, right or wrong; what follows it does not count.
+        self.assertEqual([self.score([c], reference="line")[0].reward for c in (near, same_line, exact)], [0.5, 2.5, 2.5])
         with self.assertRaises(ValueError):
             rewards.RewardConfig(reference="nearly")
 

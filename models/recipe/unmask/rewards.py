@@ -16,8 +16,8 @@ suffix, language, path) and a rollout fills it with a completion. Its reward, as
     contains the hole, run by doctest_runner.py in a child process with a 5 s timeout, only when the file compiles.
     Only examples that pass on the original file and fail when the hole is replaced by `raise` are kept, so every
     counted example really exercises the completed code;
-  - other tasks: similarity to the original code (`reference="edit"`: edit similarity; "exact": exact match;
-    "edit+line": the mean of the edit similarity and whether the first line is exactly the original's, what a
+  - other tasks: similarity to the original code (`reference="edit"`: edit similarity; "exact": exact match; "line":
+    whether the first line is exactly the original's, alone; "edit+line": the mean of the edit similarity and whether the first line is exactly the original's, what a
     one-line ghost text needs; "edit+line+exact": the mean of those two and whole-span exact match, so a multi-line
     answer is paid for being right to the end and a right first line for stopping there; "none": 0), the verifiable
     answer every infill task has.
@@ -53,7 +53,7 @@ DOCTEST_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docte
 PYTHON = ("python",)
 TS_JS = ("typescript", "javascript")
 PROBE_LINE = "raise RuntimeError('unmask probe')"
-REFERENCES = ("edit", "exact", "edit+line", "edit+line+exact", "none")  # RewardConfig.reference
+REFERENCES = ("edit", "exact", "line", "edit+line", "edit+line+exact", "none")  # RewardConfig.reference
 
 
 @dataclass(frozen=True)
@@ -268,6 +268,8 @@ class RewardScorer:
                 correctness = sim
             elif cfg.reference == "exact":
                 correctness = float(exact)
+            elif cfg.reference == "line":
+                correctness = float(first_line_exact(completion, task["target"]))
             elif cfg.reference == "edit+line":
                 correctness = (sim + float(first_line_exact(completion, task["target"]))) / 2
             elif cfg.reference == "edit+line+exact":
