@@ -180,20 +180,20 @@ def canvases(m: Loaded, task_list: list[dict], repeat: int, pad_id: int, bucket:
     return ids, span, keypad, torch.tensor(starts), torch.tensor(sizes)
 
 
-def model_fn_for(model: nn.Module, keypad: torch.Tensor, context_only: bool, device: torch.device,
-                 shared_context: bool = False):
-    """The sampler's model function over a fixed padded batch: (ids [B, T], positions [B, P], span [B, T]) -> logits
-    [B, P, V] (bf16 autocast on CUDA). With shared_context (a context_only model) the contexts are encoded once, at
-    the first call, and every step runs only span tokens (cached.SharedContext): the context does not change while
-    the sampler fills the span."""
-    shared: list[SharedContext] = []
+def model_fn_for(model: nn.Module, ids: torch.Tensor, span: torch.Tensor, keypad: torch.Tensor, context_only: bool,
+                 device: torch.device, shared_context: bool = False):
+    """The sampler's model function over the padded batch `ids` [B, T] (span, keypad [B, T]): (ids, positions [B, P],
+    span) -> logits [B, P, V] (bf16 autocast on CUDA). With shared_context (a context_only model) the contexts are
+    encoded once, here, and every step runs only span tokens (cached.SharedContext): the context does not change
+    while the sampler fills the span."""
+    if shared_context and context_only:
+        with common.autocast(device):
+            shared = SharedContext(model, ids, span, keypad)
 
     def fn(ids, positions, span):
         with common.autocast(device):
             if shared_context and context_only:
-                if not shared:
-                    shared.append(SharedContext(model, ids, span, keypad))
-                return shared[0].logits(ids, positions)
+                return shared.logits(ids, positions)
             return model(ids, positions, span_mask=span if context_only else None, key_padding_mask=keypad)
 
     return fn
@@ -205,7 +205,7 @@ def rollout(m: Loaded, model: nn.Module, task_list: list[dict], repeat: int, opt
             shared_context: bool = False) -> Rollouts:
     ids, span, keypad, starts, sizes = canvases(m, task_list, repeat, m.pad_id, bucket)
     ids, span, keypad = ids.to(device), span.to(device), keypad.to(device)
-    fn = model_fn_for(model, keypad, m.context_only, device, shared_context)
+    fn = model_fn_for(model, ids, span, keypad, m.context_only, device, shared_context)
     # The sampler draws row r's random numbers from its own stream; the streams are seeded from `generator`.
     seeds = torch.randint(0, 2**62, (ids.shape[0],), generator=generator).tolist()
     streams = [torch.Generator().manual_seed(s) for s in seeds]

@@ -326,7 +326,6 @@ class CoupledGRPO(unittest.TestCase):
         self.assertGreater(after[0].sum().item(), before[0].sum().item())
         self.assertLess(after[1].sum().item(), before[1].sum().item())
 
-
     def test_the_shared_context_scorer_gives_the_full_scorers_proxy(self):
         from unmask.model import build_model
 
@@ -355,6 +354,7 @@ class CoupledGRPO(unittest.TestCase):
             shared = rl.proxy_logps(rl.SpanLogProbs(model, shared_context=True), r, slice(0, N), *masks, 1,
                                     torch.device("cpu"))
         self.assertTrue(torch.allclose(shared[valid], full[valid], atol=1e-4), (shared - full)[valid].abs().max())
+
 
 class EndToEnd(unittest.TestCase):
     def test_one_rl_step_on_a_random_model_logs_and_saves_a_loadable_checkpoint(self):

@@ -118,18 +118,12 @@ def span_layout(holes, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def cached_logits(model: Transformer, input_ids: torch.Tensor, positions: torch.Tensor, holes) -> torch.Tensor:
     """The two-module computation of model(input_ids, positions, span_mask): logits [B,P,V]. `holes` is the span
-    layout shared by every row; `positions` must lie in it. Rows whose context equals row 0's share one cache."""
+    layout shared by every row; `positions` must lie in it. Rows with the same context share one cache."""
     B, T = input_ids.shape
-    pos, mask = span_layout(holes, T)
-    context = input_ids[:1] if bool((input_ids[:, ~mask] == input_ids[:1, ~mask]).all()) else input_ids
-    span_mask = mask.expand(context.shape[0], T)
-    past_key, past_value = ContextEncoder(model)(context, span_mask)
-    index_in_span = torch.full((T,), -1, dtype=torch.long)
-    index_in_span[pos] = torch.arange(len(pos))
-    out_idx = index_in_span[positions]
-    if bool((out_idx < 0).any()):
+    _, mask = span_layout(holes, T)
+    if not bool(mask[positions].all()):
         raise ValueError("cached_logits: a requested position lies outside the holes")
-    return SpanStep(model)(input_ids[:, pos], pos.expand(B, -1), past_key, past_value, ~span_mask, out_idx)
+    return SharedContext(model, input_ids, mask.expand(B, T)).logits(input_ids, positions)
 
 
 class SharedContext:

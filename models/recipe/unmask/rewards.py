@@ -17,8 +17,8 @@ suffix, language, path) and a rollout fills it with a completion. Its reward, as
     Only examples that pass on the original file and fail when the hole is replaced by `raise` are kept, so every
     counted example really exercises the completed code;
   - other tasks: similarity to the original code (`reference="edit"`: edit similarity; "exact": exact match; "line":
-    whether the first line is exactly the original's, alone; "edit+line": the mean of the edit similarity and whether the first line is exactly the original's, what a
-    one-line ghost text needs; "edit+line+exact": the mean of those two and whole-span exact match, so a multi-line
+    whether the first line is exactly the original's, what a one-line ghost text needs; "edit+line": the mean of the
+    edit similarity and that first-line match; "edit+line+exact": the mean of those two and whole-span exact match, so a multi-line
     answer is paid for being right to the end and a right first line for stopping there; "none": 0), the verifiable
     answer every infill task has.
 - gaming: an empty completion (the original is not empty), a completion that copies the start of the suffix or the
@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
@@ -242,7 +242,7 @@ class RewardScorer:
         cfg = self.config
         rows: list[Reward] = []
         pending = []  # (row index, future of run_doctests, counted example indices)
-        runs: dict[str, object] = {}  # filled file -> its future: the same file passes the same examples
+        runs: dict[str, Future] = {}  # filled file -> its future: the same file passes the same examples
         for i, (task, completion) in enumerate(zip(tasks, completions)):
             sim = edit_similarity(completion, task["target"])
             exact = exact_match(completion, task["target"])
