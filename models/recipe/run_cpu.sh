@@ -27,6 +27,10 @@ TINY=(--n-layer 2 --d-model 64 --n-head 2 --d-ff 256 --max-seq-len 128 --batch-s
 "$PY" -m scripts.train_pretrain --objective ar --run-name ar "${TINY[@]}" --schedule wsd
 test -s "$OUT/ar/stable.pt"  # warmup-stable-decay leaves the peak-lr model a later session continues from
 
+# How fast this CPU trains (fp32 and bf16 autocast, the --cpu-precision every stage takes), on the tiny size.
+"$PY" -m scripts.train_bench --threads "$THREADS" --size 2x64 --max-seq-len 128 --batch-sizes 4 --steps 2 \
+    --peak-seconds 0.2 --corpus-dir $DATA/corpus-smoke --tokenizer $DATA/tokenizer-smoke/tokenizer.json
+
 # 3. Export.
 "$PY" -m scripts.export_onnx --ckpt "$OUT/mdm/ckpt.pt" --out "$OUT/model" --id unmask-smoke --fp32 \
     --corpus-dir $DATA/corpus-smoke

@@ -592,7 +592,7 @@ def distill(args, teacher: nn.Module, tckpt: dict, train: common.TokenStream, va
 
 def main(argv=None):
     args = parse_args(argv)
-    env = common.setup_runtime(args.device, args.threads)
+    env = common.setup_runtime(args.device, args.threads, args.cpu_precision)
     common.seed_everything(args.seed + env.rank)
     teacher, tckpt = checkpoint.load_model(args.teacher, env.device)
     if teacher.config["kind"] != "mdm":

@@ -125,7 +125,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    env = common.setup_runtime(args.device, args.threads)
+    env = common.setup_runtime(args.device, args.threads, args.cpu_precision)
     dev = env.device
     common.seed_everything(args.seed + env.rank)
     special = common.read_special_ids(args.tokenizer)

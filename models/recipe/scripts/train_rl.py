@@ -460,7 +460,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    env = common.setup_runtime(args.device, args.threads)
+    env = common.setup_runtime(args.device, args.threads, args.cpu_precision)
     dev = env.device
     common.seed_everything(args.seed + env.rank)
     out_dir = Path(args.runs_dir) / args.run_name

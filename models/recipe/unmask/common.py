@@ -210,11 +210,28 @@ class Dist:
         return self.rank == 0
 
 
-def setup_runtime(device: str = "auto", threads: int = 0) -> Dist:
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 dot products natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo's flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# Set once per process by setup_runtime: whether training steps on the CPU run under bf16 autocast (see autocast).
+_cpu_bf16 = False
+
+
+def setup_runtime(device: str = "auto", threads: int = 0, cpu_precision: str = "fp32") -> Dist:
     """Picks the device and, under torchrun (RANK/WORLD_SIZE/LOCAL_RANK set), joins the process group.
 
     device: "auto" (CUDA if available), "cpu" or "cuda". threads: torch CPU threads (0 keeps torch's default).
+    cpu_precision: "fp32", "bf16" (bf16 autocast for the CPU's training steps) or "auto" (bf16 where cpu_has_bf16).
     """
+    global _cpu_bf16
+    _cpu_bf16 = cpu_precision == "bf16" or (cpu_precision == "auto" and cpu_has_bf16())
     if threads > 0:
         torch.set_num_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -235,10 +252,15 @@ def setup_runtime(device: str = "auto", threads: int = 0) -> Dist:
     return Dist(rank, local_rank, world, dev)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a no-op context on CPU (CPU training stays fp32)."""
+def autocast(device: torch.device, evaluating: bool = False):
+    """bf16 autocast on CUDA. On the CPU, bf16 autocast for training when setup_runtime chose it (--cpu-precision):
+    on a CPU with native bf16 dot products a training step runs ~3x faster than in fp32 (models/README.md, "Training
+    on this machine's CPU"); the weights, the optimizer and the loss stay fp32. Evaluations on the CPU (`evaluating`)
+    stay fp32, so validation numbers compare with every earlier CPU run's."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if _cpu_bf16 and not evaluating:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     import contextlib
 
     return contextlib.nullcontext()
@@ -252,4 +274,8 @@ def add_run_args(add) -> None:
     add("--seed", type=int, default=0, help="random seed (each DDP rank adds its rank)")
     add("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train")
+    add("--cpu-precision", choices=["auto", "bf16", "fp32"], default="auto",
+        help="CPU training steps: bf16 autocast (fp32 weights, optimizer and loss) or fp32; auto: bf16 where the CPU "
+             "has native bf16 dot products (avx512_bf16 or amx_bf16), ~3x the fp32 tokens/s on the 2-core Zen 5 "
+             "machine; CPU validation stays fp32 either way")
 

@@ -68,7 +68,7 @@ def masked_bits(model: nn.Module, kind: str, batches: list[dict], device) -> dic
     if kind == "mdm":
         obj = MDMObjective(model)
         for batch in batches:
-            with common.autocast(device):
+            with common.autocast(device, evaluating=True):
                 per_ex, b = mdm_step(obj, batch, device)  # [B]
             n_span = b["span"].sum(1).float()  # [B]
             infill = b["whole"] == 0  # [B] bool
@@ -81,7 +81,7 @@ def masked_bits(model: nn.Module, kind: str, batches: list[dict], device) -> dic
         obj = ARObjective(model)
         for batch in batches:
             b = to_device(batch, device)
-            with common.autocast(device):
+            with common.autocast(device, evaluating=True):
                 ce = obj(b["inp"], b["tgt"])  # [B, T]
             real = b["tgt"] != -100  # [B, T] bool
             tot += ce[real].sum().item()
