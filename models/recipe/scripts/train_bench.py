@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -43,6 +42,7 @@ def matmul_peak(dtype: torch.dtype, seconds: float) -> float:
 
 
 def step_flops(cfg: dict, real_tokens: int, masked_tokens: int, T: int) -> float:
+    """FLOPs of one training step (forward and backward) over a batch with these token counts (module docstring)."""
     d, L, ff, V = cfg["d_model"], cfg["n_layer"], cfg["d_ff"], cfg["vocab_size"]
     per_token = L * (2 * (4 * d * d + 2 * d * ff) + 4 * T * d)
     return 3.0 * (real_tokens * per_token + masked_tokens * 2 * d * V)
@@ -77,7 +77,9 @@ def main(argv=None) -> list[dict]:
     rows = []
     for B in (int(x) for x in args.batch_sizes.split(",")):
         rng = np.random.default_rng(0)
-        ex = Examples(stream, special, newline, args.max_seq_len, rng, 0.15, 0.5, 0.05, 0.0, 0.5, 0.0, 0.3)
+        # The CPU recipe's canvases: 15% whole-window, half line-aligned spans, 5% empty, half loose buckets, 30% rest of line.
+        ex = Examples(stream, special, newline, args.max_seq_len, rng, p_whole=0.15, p_line=0.5, p_empty=0.05,
+                      fim_rate=0.0, p_loose=0.5, spm_rate=0.0, p_rest=0.3)
         batches = [to_device(mdm_batch(ex, B, 1e-3, rng, special["pad"], special["mask"]), torch.device("cpu"))
                    for _ in range(args.steps + 1)]
         for precision in args.precisions.split(","):

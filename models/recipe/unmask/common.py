@@ -277,5 +277,5 @@ def add_run_args(add) -> None:
     add("--cpu-precision", choices=["auto", "bf16", "fp32"], default="auto",
         help="CPU training steps: bf16 autocast (fp32 weights, optimizer and loss) or fp32; auto: bf16 where the CPU "
              "has native bf16 dot products (avx512_bf16 or amx_bf16), ~3x the fp32 tokens/s on the 2-core Zen 5 "
-             "machine; CPU validation stays fp32 either way")
+             "machine; the validation ELBO or bits (loss_eval) stay fp32 either way")
 
