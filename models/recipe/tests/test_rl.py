@@ -166,6 +166,17 @@ class Doctests(unittest.TestCase):
         self.assertEqual(len(submitted), 2)
         self.assertEqual([r.tests_passed for r in rows], [2, 0, 2, 2, 0])
 
+    def test_tasks_that_fill_the_same_file_but_test_other_examples_run_their_own_tests(self):
+        task = doctest_task()
+        other = dict(task, tests=dict(task["tests"], docstring=">>> add(1, 1)\n2\n"))  # one example, not three
+        with rewards.RewardScorer(rewards.RewardConfig(test_workers=1, test_timeout=20.0)) as scorer:
+            submitted = []
+            submit = scorer.pool.submit
+            scorer.pool.submit = lambda *a, **k: submitted.append(a) or submit(*a, **k)
+            rows = scorer.score([task, other], [TOTAL_LINE, TOTAL_LINE])
+        self.assertEqual(len(submitted), 2)
+        self.assertEqual([r.tests_passed for r in rows], [2, 1])
+
     def test_a_completion_that_hangs_is_killed_at_the_timeout_and_fails(self):
         task = doctest_task()
         with rewards.RewardScorer(rewards.RewardConfig(test_workers=1, test_timeout=1.5)) as scorer:

@@ -242,7 +242,9 @@ class RewardScorer:
         cfg = self.config
         rows: list[Reward] = []
         pending = []  # (row index, future of run_doctests, counted example indices)
-        runs: dict[str, Future] = {}  # filled file -> its future: the same file passes the same examples
+        # run_doctests' inputs -> its future: the same file under the same docstring passes the same examples. (Two
+        # tasks can fill the same file yet test different functions, so the file alone is not the key.)
+        runs: dict[tuple, Future] = {}
         for i, (task, completion) in enumerate(zip(tasks, completions)):
             sim = edit_similarity(completion, task["target"])
             exact = exact_match(completion, task["target"])
@@ -281,9 +283,10 @@ class RewardScorer:
             if tests:
                 row.tests_total = len(tests["examples"])
                 if gaming is None and parses and compiles is not False:
-                    if source not in runs:
-                        runs[source] = self.pool.submit(run_doctests, source, tests, cfg.test_timeout)
-                    pending.append((i, runs[source], tests["examples"]))
+                    key = (source, tests["module"], tests["filename"], tests["docstring"])
+                    if key not in runs:
+                        runs[key] = self.pool.submit(run_doctests, source, tests, cfg.test_timeout)
+                    pending.append((i, runs[key], tests["examples"]))
             rows.append(row)
         for i, future, counted in pending:
             passed = future.result()
