@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from unmask import common
-from unmask.data import Examples, mdm_batch, to_device
-from unmask.loss_eval import MDMObjective
+from unmask.data import Examples, mdm_batch
+from unmask.loss_eval import MDMObjective, mdm_step
 from unmask.model import build_model
 
 
@@ -63,6 +63,7 @@ def main(argv=None) -> list[dict]:
     a("--out", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    cpu = torch.device("cpu")
     layers, width = (int(x) for x in args.size.lower().split("x"))
     special = common.read_special_ids(args.tokenizer)
     V = common.load_tokenizer(args.tokenizer).get_vocab_size()
@@ -80,8 +81,7 @@ def main(argv=None) -> list[dict]:
         # The CPU recipe's canvases: 15% whole-window, half line-aligned spans, 5% empty, half loose buckets, 30% rest of line.
         ex = Examples(stream, special, newline, args.max_seq_len, rng, p_whole=0.15, p_line=0.5, p_empty=0.05,
                       fim_rate=0.0, p_loose=0.5, spm_rate=0.0, p_rest=0.3)
-        batches = [to_device(mdm_batch(ex, B, 1e-3, rng, special["pad"], special["mask"]), torch.device("cpu"))
-                   for _ in range(args.steps + 1)]
+        batches = [mdm_batch(ex, B, 1e-3, rng, special["pad"], special["mask"]) for _ in range(args.steps + 1)]
         for precision in args.precisions.split(","):
             torch.manual_seed(0)
             model = build_model(cfg)
@@ -89,10 +89,10 @@ def main(argv=None) -> list[dict]:
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
             common.setup_runtime("cpu", args.threads, precision)
             times, flops, real, sup = [], [], [], []
-            for i, b in enumerate(batches):
+            for i, batch in enumerate(batches):
                 t = time.perf_counter()
-                with common.autocast(torch.device("cpu")):
-                    per_ex = obj(b["xt"], b["x0"], b["masked"], b["span"], b["keypad"], 1.0 / b["t"].float())
+                with common.autocast(cpu):
+                    per_ex, b = mdm_step(obj, batch, cpu)  # [B]; the batch as tensors
                 (per_ex.sum() / b["span"].sum()).backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
