@@ -169,6 +169,27 @@ def npm_licence(package_json: bytes) -> str | None:
 
 # ------------------------------------------------------------------------------------------------------- filtering
 
+def decide_licence(source: dict, found: str | None, found_in: str | None) -> tuple[str, str]:
+    """Returns (licence, where it was read) from what the package's metadata said (`found`, read from `found_in`) and
+    the manifest's `licence_declared`; raises when neither names an open-source licence.
+
+    Free-form Debian copyright files (CPython, Jinja2) name no licence in a parseable field, and some (Matplotlib's)
+    only say "same as upstream": the manifest then declares it, and says where a person read it."""
+    name = f"{source['name']}@{source['version']}"
+    declared = source.get("licence_declared")
+    if found is None or (declared and found.lower().startswith("same as upstream")):
+        if not declared:
+            raise RuntimeError(f"{name}: no licence found in its metadata; add \"licence_declared\" to its entry in "
+                               f"the manifest")
+        said = "" if found is None else f": {found!r}"
+        return declared, (f"licence_declared in the manifest ({found_in or 'the package has no copyright file'} names "
+                          f"no machine-readable licence{said})")
+    if found.upper().startswith(("SEE LICENSE", "UNLICENSED", "UNKNOWN", "SAME AS UPSTREAM")):
+        raise RuntimeError(f"{name}: licence {found!r} is not an open-source licence identifier; read it and drop the "
+                           f"package or declare it")
+    return found, found_in
+
+
 def selected(path: str, source: dict) -> bool:
     """True when the source's include globs select `path` and none of its exclude globs do."""
     return (any(fnmatch.fnmatchcase(path, g) for g in source["include"])
@@ -282,18 +303,7 @@ def build(sources: list[dict], args) -> tuple[dict, dict, dict]:
             kept["languages"][language] = kept["languages"].get(language, 0) + 1
         if kept["files"] == 0:
             raise RuntimeError(f"{name}@{source['version']}: no file survived the filters; check its include globs")
-        if licence is None:
-            # Free-form Debian copyright files (CPython, Jinja2) name no licence in a parseable field: the manifest
-            # then declares it, and says where it was read by a person.
-            if not source.get("licence_declared"):
-                raise RuntimeError(f"{name}@{source['version']}: no licence found in its metadata; add "
-                                   f"\"licence_declared\" to its entry in the manifest")
-            licence = source["licence_declared"]
-            licence_from = (f"licence_declared in the manifest ({licence_from or 'the package has no copyright file'}"
-                            f" names no machine-readable licence)")
-        if licence.upper().startswith(("SEE LICENSE", "UNLICENSED", "UNKNOWN")):
-            raise RuntimeError(f"{name}@{source['version']}: licence {licence!r} is not an open-source licence "
-                               f"identifier; read it and drop the package or declare it")
+        licence, licence_from = decide_licence(source, licence, licence_from)
         measured[name] = {"licence": licence, "licence_from": licence_from, **kept}
         log(f"{name}@{source['version']} [{source['split']}]: {kept['files']} files, {kept['bytes'] / 1e6:.2f} MB, "
             f"licence {measured[name]['licence']}")

@@ -55,6 +55,9 @@ def parse_args(argv=None):
     a("--objective", choices=["mdm", "ar"], required=True, help="masked diffusion denoiser or causal FIM baseline")
     common.add_run_args(a)
     a("--corpus-dir", default=str(common.CORPUS_DIR), help="folder with {train,valid}.jsonl.gz")
+    a("--valid-dir", default=None,
+      help="folder whose valid.jsonl.gz validates instead of --corpus-dir's: a grown corpus validated on the split "
+           "the earlier runs used, so the curves compare (default: --corpus-dir)")
     a("--tokenizer", default=str(common.TOKENIZER_PATH), help="tokenizer.json (its vocabulary size sets V)")
     a("--token-cache", default=None, help="folder for the uint16 token streams (default: next to the corpus)")
     a("--n-layer", type=int, default=4, help="transformer blocks")
@@ -132,7 +135,7 @@ def main(argv=None):
     vocab_size = common.load_tokenizer(args.tokenizer).get_vocab_size()
     newline = common.newline_table(args.tokenizer, vocab_size)
     train = common.token_stream("train", args.corpus_dir, args.tokenizer, args.token_cache)
-    valid = common.token_stream("valid", args.corpus_dir, args.tokenizer, args.token_cache)
+    valid = common.token_stream("valid", args.valid_dir or args.corpus_dir, args.tokenizer, args.token_cache)
 
     config = {"kind": args.objective, "n_layer": args.n_layer, "d_model": args.d_model, "n_head": args.n_head,
               "d_ff": args.d_ff, "vocab_size": vocab_size, "max_seq_len": args.max_seq_len,
