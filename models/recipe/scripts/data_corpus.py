@@ -1,8 +1,11 @@
 """Corpus stage: real Python and TypeScript/JavaScript source code, fetched by name@version, filtered, deduplicated
 and split into train/valid/test.
 
-Full build (39 packages, ~1 minute with a cold cache, 15 s of CPU; rewrites the measured fields of sources.json):
-    python -m scripts.data_corpus
+Full build (every source of sources.json: 234 packages, 35 s with the archives cached; rewrites the measured fields
+of sources.json):
+    python -m scripts.data_corpus --out data/corpus-g24
+The corpus the shipped model was trained on (the 91 sources from before session 24 added 143):
+    python -m scripts.data_corpus --out data/corpus-grown --added-by 23
 Smoke build for CI (the few small packages marked "smoke" in sources.json, under a minute, into data/corpus-smoke/):
     python -m scripts.data_corpus --smoke
 
@@ -167,8 +170,6 @@ def npm_licence(package_json: bytes) -> str | None:
     return lic
 
 
-# ------------------------------------------------------------------------------------------------------- filtering
-
 def decide_licence(source: dict, found: str | None, found_in: str | None) -> tuple[str, str]:
     """Returns (licence, where it was read) from what the package's metadata said (`found`, read from `found_in`) and
     the manifest's `licence_declared`; raises when neither names an open-source licence.
@@ -189,6 +190,8 @@ def decide_licence(source: dict, found: str | None, found_in: str | None) -> tup
                            f"package or declare it")
     return found, found_in
 
+
+# ------------------------------------------------------------------------------------------------------- filtering
 
 def selected(path: str, source: dict) -> bool:
     """True when the source's include globs select `path` and none of its exclude globs do."""
@@ -352,9 +355,17 @@ def write_outputs(records: dict, stats: dict, out: Path, archive: bool) -> None:
                 tar.add(out / n, arcname=n)
 
 
+def select_sources(sources: list[dict], smoke: bool, added_by: int | None) -> list[dict]:
+    """The manifest's sources a build reads: the "smoke" ones for --smoke, and with --added-by only those added by that
+    session or earlier (sources without "added" predate session 24, the first to record it)."""
+    return [s for s in sources if (s.get("smoke") or not smoke) and (added_by is None or s.get("added", 0) <= added_by)]
+
+
 def update_manifest(manifest_path: Path, manifest: dict, measured: dict) -> None:
     """Rewrites the measured fields (licence, files, bytes, languages) of every source, keeping the spec fields."""
     for source in manifest["sources"]:
+        if source["name"] not in measured:  # left out of this build (--added-by)
+            continue
         m = measured[source["name"]]
         source.update({"licence": m["licence"], "licence_from": m["licence_from"], "files": m["files"],
                        "bytes": m["bytes"], "languages": dict(sorted(m["languages"].items()))})
@@ -381,6 +392,10 @@ def main(argv=None) -> None:
     p.add_argument("--no-manifest-update", action="store_true",
                    help="do not rewrite the measured fields of the manifest after a full build")
     p.add_argument("--no-archive", action="store_true", help="do not write corpus.tar")
+    p.add_argument("--added-by", type=int, default=None,
+                   help="build only the sources added by this session or earlier (a source's \"added\" field; "
+                        "sources without one predate session 24): --added-by 23 rebuilds the 91-source corpus of "
+                        "data/corpus-grown that the shipped model was trained on (default: every source)")
     args = p.parse_args(argv)
     if args.valid_frac is None:
         args.valid_frac = 0.1 if args.smoke else 0.02
@@ -388,7 +403,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     manifest_path = Path(args.manifest)
     manifest = json.loads(manifest_path.read_text())
-    sources = [s for s in manifest["sources"] if s.get("smoke") or not args.smoke]
+    sources = select_sources(manifest["sources"], args.smoke, args.added_by)
     names = [s["name"] for s in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"{manifest_path}: a package is listed twice")

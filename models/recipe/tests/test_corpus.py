@@ -1,12 +1,12 @@
 """The corpus stage (scripts/data_corpus.py): the licence decision (what the package says, what the manifest declares,
-what is refused) and the stable valid split.
+what is refused), the stable valid split and which sources a build reads.
 
 Run from models/recipe/: python -m unittest tests.test_corpus
 """
 
 import unittest
 
-from scripts.data_corpus import decide_licence, is_valid
+from scripts.data_corpus import decide_licence, is_valid, select_sources
 
 DEB = {"name": "python3-example", "version": "1.0-1", "registry": "debian"}
 
@@ -40,12 +40,27 @@ class DecideLicence(unittest.TestCase):
 
 class ValidSplit(unittest.TestCase):
     def test_the_coin_is_a_fixed_hash_of_package_and_path(self):
-        # Every build must put an old file in the split it was in before: session 24 grew the corpus by 144 packages
+        # Every build must put an old file in the split it was in before: session 24 grew the corpus by 143 packages
         # and still validated on the old valid files. These are the files that land in valid under today's hash; a
         # change to the hash would reshuffle train and valid and fail here.
         picked = [i for i in range(2000) if is_valid("requests", f"src/m{i}.py", 0.02)]
         self.assertEqual(len(picked), 36)
         self.assertEqual(picked[:5], [53, 114, 115, 182, 253])
+
+
+class SelectSources(unittest.TestCase):
+    SOURCES = [{"name": "old", "smoke": True}, {"name": "old2"}, {"name": "new", "added": 24},
+               {"name": "newer", "added": 25, "smoke": True}]
+
+    def names(self, smoke, added_by):
+        return [s["name"] for s in select_sources(self.SOURCES, smoke, added_by)]
+
+    def test_added_by_leaves_out_later_sources(self):
+        self.assertEqual(self.names(False, None), ["old", "old2", "new", "newer"])
+        self.assertEqual(self.names(False, 23), ["old", "old2"])  # the corpus before session 24
+        self.assertEqual(self.names(False, 24), ["old", "old2", "new"])
+        self.assertEqual(self.names(True, None), ["old", "newer"])
+        self.assertEqual(self.names(True, 24), ["old"])
 
 
 if __name__ == "__main__":
