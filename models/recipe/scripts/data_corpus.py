@@ -362,9 +362,10 @@ def select_sources(sources: list[dict], smoke: bool, added_by: int | None) -> li
 
 
 def update_manifest(manifest_path: Path, manifest: dict, measured: dict) -> None:
-    """Rewrites the measured fields (licence, files, bytes, languages) of every source, keeping the spec fields."""
+    """Rewrites the measured fields (licence, files, bytes, languages) of every source this build read, keeping the
+    spec fields; sources it left out (--added-by) keep theirs."""
     for source in manifest["sources"]:
-        if source["name"] not in measured:  # left out of this build (--added-by)
+        if source["name"] not in measured:
             continue
         m = measured[source["name"]]
         source.update({"licence": m["licence"], "licence_from": m["licence_from"], "files": m["files"],
