@@ -4,9 +4,12 @@ what is refused), the stable valid split and which sources a build reads.
 Run from models/recipe/: python -m unittest tests.test_corpus
 """
 
+import json
+import tempfile
 import unittest
+from pathlib import Path
 
-from scripts.data_corpus import decide_licence, is_valid, select_sources
+from scripts.data_corpus import decide_licence, is_valid, select_sources, update_manifest
 
 DEB = {"name": "python3-example", "version": "1.0-1", "registry": "debian"}
 
@@ -61,6 +64,18 @@ class SelectSources(unittest.TestCase):
         self.assertEqual(self.names(False, 24), ["old", "old2", "new"])
         self.assertEqual(self.names(True, None), ["old", "newer"])
         self.assertEqual(self.names(True, 24), ["old"])
+
+    def test_a_partial_build_rewrites_only_the_sources_it_read(self):
+        manifest = {"sources": [{"name": "old", "licence": "MIT", "files": 3}, {"name": "new", "added": 24,
+                                                                               "licence": "BSD", "files": 9}]}
+        measured = {"old": {"licence": "Expat", "licence_from": "copyright", "files": 4, "bytes": 10,
+                            "languages": {"python": 4}}}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sources.json"
+            update_manifest(path, manifest, measured)  # the build of --added-by 23 read "old" alone
+            written = json.loads(path.read_text())["sources"]
+        self.assertEqual((written[0]["licence"], written[0]["files"]), ("Expat", 4))
+        self.assertEqual(written[1], {"name": "new", "added": 24, "licence": "BSD", "files": 9})
 
 
 if __name__ == "__main__":
